@@ -1,0 +1,131 @@
+/* The model level: MLPs of linear layers with ReLU between them, their losses, and
+ * optimizers, each living on one device. Parameters of a model sit in one flat buffer,
+ * layer after layer, weight (out, in) then bias (out), so that gradient reduction and the
+ * optimizer see one contiguous range per layer (a bucket) and one for the whole model. */
+#ifndef CLPAR_MODEL_H
+#define CLPAR_MODEL_H
+
+#include "clpar/ops.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLPAR_MAX_LAYERS 32
+
+/* Layer sizes, e.g. 784,256,128,10: nlayers linear layers, sizes[0] inputs,
+ * sizes[nlayers] outputs. */
+typedef struct {
+    int nlayers;
+    size_t sizes[CLPAR_MAX_LAYERS + 1];
+} clpar_mlp_shape;
+
+/* Parses "784,256,128,10" (at least two positive sizes). CLPAR_EINVAL names the problem. */
+clpar_status clpar_mlp_shape_parse(clpar_mlp_shape *shape, const char *text);
+/* Writes "784,256,128,10" into buf. */
+void clpar_mlp_shape_format(const clpar_mlp_shape *shape, char *buf, size_t n);
+size_t clpar_mlp_shape_param_count(const clpar_mlp_shape *shape);
+/* Offset (in floats) of layer l's weight in the flat layout; its bias follows the weight. */
+size_t clpar_mlp_shape_weight_offset(const clpar_mlp_shape *shape, int l);
+size_t clpar_mlp_shape_bias_offset(const clpar_mlp_shape *shape, int l);
+/* Floats in layer l's range (weight and bias). */
+size_t clpar_mlp_shape_layer_count(const clpar_mlp_shape *shape, int l);
+
+/* Fills params (param_count floats) as PyTorch's nn.Linear default does, weights and biases
+ * uniform in +-1/sqrt(fan_in), from a generator seeded with `seed` alone. */
+void clpar_mlp_init_params(float *params, const clpar_mlp_shape *shape, uint64_t seed);
+
+typedef enum { CLPAR_LOSS_XENT, CLPAR_LOSS_MSE } clpar_loss_kind;
+
+typedef struct clpar_mlp clpar_mlp;
+
+/* Allocates one replica on d for batches of up to max_rows rows: parameters, gradients,
+ * saved activations and loss buffers, all on d. Parameters start at zero. The caller
+ * owns *out (clpar_mlp_free) and must keep d alive longer. */
+clpar_status clpar_mlp_init(clpar_device *d, const clpar_mlp_shape *shape, size_t max_rows,
+                            clpar_mlp **out);
+void clpar_mlp_free(clpar_mlp *m);
+
+const clpar_mlp_shape *clpar_mlp_get_shape(const clpar_mlp *m);
+clpar_device *clpar_mlp_device(const clpar_mlp *m);
+cl_mem clpar_mlp_params(const clpar_mlp *m); /* flat parameters, borrowed */
+cl_mem clpar_mlp_grads(const clpar_mlp *m);  /* flat gradients, same layout, borrowed */
+cl_mem clpar_mlp_output(const clpar_mlp *m); /* last forward's output (rows, sizes[L]) */
+
+/* Blocking copies of all parameters (or gradients) between host and device. */
+clpar_status clpar_mlp_set_params(clpar_mlp *m, const float *params);
+clpar_status clpar_mlp_get_params(clpar_mlp *m, float *params);
+clpar_status clpar_mlp_get_grads(clpar_mlp *m, float *grads);
+
+/* Queues a copy of a batch to the device: x (rows, in), and labels (rows) for the
+ * cross-entropy loss or targets (rows, out) for MSE; either may be NULL. The copies do not
+ * block, so the host arrays must stay unchanged until the device has run them (after the
+ * next clpar_mlp_read_loss or clpar_device_finish). */
+clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels,
+                              const float *targets, size_t rows);
+
+/* Forward over the uploaded rows; saves each layer's input for backward. */
+clpar_status clpar_mlp_forward(clpar_mlp *m, size_t rows);
+
+/* Per-row losses of the last forward, and the output gradient of
+ * sum(row losses) / (total_rows [x outputs, for MSE]): with total_rows the global batch,
+ * gradients of shards and micro-batches add up to the full batch's mean-loss gradient.
+ * total_rows <= 0 computes the losses only (evaluation). */
+clpar_status clpar_mlp_loss(clpar_mlp *m, clpar_loss_kind kind, size_t rows, double total_rows);
+
+/* Called by backward after it has queued layer l's weight and bias gradients; `event`
+ * completes when they are written (borrowed, valid during the call). */
+typedef clpar_status (*clpar_grad_ready_fn)(void *user, int layer, cl_event event);
+
+/* Backward from the loss gradient through every layer, last to first. beta = 0 overwrites
+ * the gradients, beta = 1 adds to them (gradient accumulation). */
+clpar_status clpar_mlp_backward(clpar_mlp *m, size_t rows, float beta, clpar_grad_ready_fn ready,
+                                void *user);
+
+/* Waits for the device and returns the sum of the last clpar_mlp_loss's row losses in
+ * double, summed in row order. */
+clpar_status clpar_mlp_read_loss(clpar_mlp *m, size_t rows, double *sum);
+
+/* Queues a non-blocking read of the last clpar_mlp_loss's row losses into dst (rows
+ * floats); dst must stay valid until the compute queue has finished. */
+clpar_status clpar_mlp_read_loss_async(clpar_mlp *m, size_t rows, float *dst);
+
+/* Waits and reads the output (rows, sizes[L]) of the last forward. */
+clpar_status clpar_mlp_read_output(clpar_mlp *m, float *out, size_t rows);
+
+/* ---- optimizers ---- */
+
+typedef enum { CLPAR_OPTIM_SGD, CLPAR_OPTIM_ADAM, CLPAR_OPTIM_ADAMW } clpar_optim_kind;
+
+typedef struct {
+    clpar_optim_kind kind;
+    float lr;
+    float momentum, dampening; /* SGD */
+    int nesterov;              /* SGD */
+    float weight_decay;
+    float beta1, beta2, eps; /* Adam, AdamW */
+} clpar_optim_config;
+
+/* PyTorch's defaults for kind: SGD lr 1e-3 (PyTorch 2's default), momentum 0; Adam lr 1e-3,
+ * betas (0.9, 0.999), eps 1e-8, weight decay 0; AdamW the same with weight decay 1e-2. */
+clpar_optim_config clpar_optim_defaults(clpar_optim_kind kind);
+/* "sgd", "adam", "adamw" */
+clpar_status clpar_optim_kind_parse(const char *text, clpar_optim_kind *kind);
+
+typedef struct clpar_optim clpar_optim;
+
+/* Optimizer state (momentum or Adam moments) for n parameters on d, zeroed. The caller
+ * owns *out (clpar_optim_free). */
+clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, size_t n,
+                              clpar_optim **out);
+void clpar_optim_free(clpar_optim *o);
+/* Queues one update of params from grads (n floats each) on the compute queue. */
+clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_event *event);
+long clpar_optim_steps_taken(const clpar_optim *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

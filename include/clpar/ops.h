@@ -1,0 +1,94 @@
+/* The ops level: clpar's OpenCL kernels and the CLBlast GEMMs of linear layers, as plain
+ * functions. Outputs come first, then inputs, then sizes; shapes are row-major and noted
+ * beside each call. Every call enqueues on the device's compute queue (in order, so it runs
+ * after everything queued there before) and returns at once; when `event` is not NULL it
+ * receives an event for the last command enqueued, which the caller releases. Every
+ * cl_mem belongs to the caller. Offsets and counts are in floats. */
+#ifndef CLPAR_OPS_H
+#define CLPAR_OPS_H
+
+#include "clpar/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y (rows, cols) += b[boff .. boff + cols) broadcast over rows */
+clpar_status clpar_op_bias_add(clpar_device *d, cl_mem y, cl_mem b, size_t boff, size_t rows,
+                               size_t cols, cl_event *event);
+/* y (n) = max(x, 0); y may be x */
+clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n,
+                                   cl_event *event);
+/* dx (n) = dy * (y > 0) where y is relu_forward's output; dx may be dy */
+clpar_status clpar_op_relu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_mem y, size_t n,
+                                    cl_event *event);
+/* out[ooff + c] = beta out[ooff + c] + sum_r x[r, c]; x (rows, cols) */
+clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x, size_t rows,
+                             size_t cols, float beta, cl_event *event);
+/* x[off + i] *= a, i < n */
+clpar_status clpar_op_scale(clpar_device *d, cl_mem x, size_t off, float a, size_t n,
+                            cl_event *event);
+/* y[yoff + i] += a x[xoff + i], i < n */
+clpar_status clpar_op_axpy(clpar_device *d, cl_mem y, size_t yoff, float a, cl_mem x,
+                           size_t xoff, size_t n, cl_event *event);
+
+/* loss (rows) = per-row softmax cross-entropy of logits z (rows, classes), labels (rows) int */
+clpar_status clpar_op_xent_forward(clpar_device *d, cl_mem loss, cl_mem z, cl_mem labels,
+                                   size_t rows, size_t classes, cl_event *event);
+/* dz (rows, classes) = scale (softmax(z) - onehot(labels)) */
+clpar_status clpar_op_xent_backward(clpar_device *d, cl_mem dz, cl_mem z, cl_mem labels,
+                                    size_t rows, size_t classes, float scale, cl_event *event);
+/* loss (rows) = per-row sum of squared errors of y against t, both (rows, cols) */
+clpar_status clpar_op_mse_forward(clpar_device *d, cl_mem loss, cl_mem y, cl_mem t, size_t rows,
+                                  size_t cols, cl_event *event);
+/* dy (n) = scale 2 (y - t) */
+clpar_status clpar_op_mse_backward(clpar_device *d, cl_mem dy, cl_mem y, cl_mem t, size_t n,
+                                   float scale, cl_event *event);
+
+/* torch.optim.SGD's hyper-parameters (defaults: all zero, nesterov off) */
+typedef struct {
+    float lr, momentum, dampening, weight_decay;
+    int nesterov;
+} clpar_sgd_params;
+
+/* torch.optim.Adam / AdamW's hyper-parameters; decoupled = 1 is AdamW */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    int decoupled;
+} clpar_adam_params;
+
+/* One SGD step over p, g, buf (n each). `first` marks the first step, which copies the
+ * gradient into the momentum buffer as PyTorch does. */
+clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t n,
+                               const clpar_sgd_params *hp, int first, cl_event *event);
+/* One Adam/AdamW step over p, g, m, v (n each); step counts from 1. */
+clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v,
+                                size_t n, const clpar_adam_params *hp, long step,
+                                cl_event *event);
+
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major, through CLBlast's SGEMM; op(A) is
+ * (m, k), op(B) is (k, n). A CLBlast failure returns its own code. */
+clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n,
+                           size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                           size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
+                           size_t ldc, cl_event *event);
+
+/* Linear layer forward with PyTorch's conventions: y (rows, out) = x (rows, in) W^T + b,
+ * W (out, in) at w[woff], b (out) at bias[boff]. */
+clpar_status clpar_op_linear_forward(clpar_device *d, cl_mem y, cl_mem x, cl_mem w, size_t woff,
+                                     cl_mem bias, size_t boff, size_t rows, size_t in,
+                                     size_t out, cl_event *event);
+/* Linear layer backward from dy (rows, out):
+ *   dW (out, in) at dw[dwoff] = beta dW + dy^T x
+ *   db (out) at db[dboff]     = beta db + colsum(dy)
+ *   dx (rows, in)             = dy W            (skipped when dx is NULL)
+ * beta = 1 accumulates into existing gradients (micro-batches), 0 overwrites. */
+clpar_status clpar_op_linear_backward(clpar_device *d, cl_mem dx, cl_mem dw, size_t dwoff,
+                                      cl_mem db, size_t dboff, cl_mem dy, cl_mem x, cl_mem w,
+                                      size_t woff, size_t rows, size_t in, size_t out,
+                                      float beta, cl_event *event);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

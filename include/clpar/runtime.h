@@ -1,0 +1,97 @@
+/* The OpenCL runtime level: every platform and device found, with stable indices; one
+ * context per platform shared by its devices; programs built once per context and device;
+ * and the device handle a rank works through (its own in-order compute queue, a separate
+ * transfer queue, its kernels, and an account of the bytes it has allocated). */
+#ifndef CLPAR_RUNTIME_H
+#define CLPAR_RUNTIME_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clpar/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct clpar_runtime clpar_runtime;
+typedef struct clpar_device clpar_device;
+
+typedef struct {
+    int index;    /* stable index: platforms in ICD order, then devices in platform order */
+    int platform; /* platform index */
+    char platform_name[128];
+    char name[128];
+    char vendor[128];
+    char version[64]; /* CL_DEVICE_VERSION, e.g. "OpenCL 3.0 PoCL ..." */
+    cl_device_type type;
+    unsigned compute_units;
+    unsigned clock_mhz;
+    uint64_t global_mem;
+    uint64_t max_alloc;
+    cl_platform_id platform_id;
+    cl_device_id device_id;
+} clpar_device_info;
+
+/* Enumerates every platform and device. *out is owned by the caller; free it with
+ * clpar_runtime_free after every clpar_device made from it has been freed. */
+clpar_status clpar_runtime_init(clpar_runtime **out);
+void clpar_runtime_free(clpar_runtime *rt);
+
+int clpar_runtime_device_count(const clpar_runtime *rt);
+/* Borrowed pointer, valid while rt lives; NULL for an index out of range. */
+const clpar_device_info *clpar_runtime_device_info(const clpar_runtime *rt, int index);
+/* "cpu", "gpu", "accelerator" or "other" */
+const char *clpar_device_type_name(cl_device_type type);
+
+/* Parses a device spec: "all", "cpu", "gpu", or a comma list of indices that may repeat
+ * ("0,0,0" puts three ranks on device 0). Writes at most cap indices to indices[] and
+ * the number selected to *count. An empty spec, an unknown index or a class that matches
+ * nothing is CLPAR_ENODEV with a message naming it. */
+clpar_status clpar_runtime_parse_spec(const clpar_runtime *rt, const char *spec, int *indices,
+                                      int cap, int *count);
+
+/* Opens device `index` for one rank: creates (or shares) its platform's context, builds
+ * (or reuses) clpar's programs for it, and makes two in-order queues with profiling on,
+ * one for compute and one for transfers. Several handles may open the same device; each
+ * gets its own queues and kernels. *out is owned by the caller: clpar_device_free. */
+clpar_status clpar_device_init(clpar_runtime *rt, int index, clpar_device **out);
+/* Waits for both queues, then releases them; buffers allocated through the device must
+ * have been released already. */
+void clpar_device_free(clpar_device *d);
+
+const clpar_device_info *clpar_device_get_info(const clpar_device *d);
+clpar_runtime *clpar_device_runtime(const clpar_device *d);
+cl_context clpar_device_context(const clpar_device *d);
+cl_command_queue clpar_device_compute_queue(const clpar_device *d);
+cl_command_queue clpar_device_transfer_queue(const clpar_device *d);
+
+/* Allocates a device buffer of `bytes` (read-write). Fails with CLPAR_EDEVMEM, naming the
+ * size and the device, when the request exceeds the device's maximum allocation or its
+ * remaining global memory. The caller owns *out and returns it with clpar_device_release. */
+clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem *out);
+/* Releases a buffer from clpar_device_alloc and takes its bytes off the account; NULL is a
+ * no-op. */
+void clpar_device_release(clpar_device *d, cl_mem m);
+/* Bytes currently allocated through this handle. */
+size_t clpar_device_allocated_bytes(const clpar_device *d);
+
+/* Blocking copies on the compute queue, ordered after all work queued there before. */
+clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size_t bytes,
+                                const void *src);
+clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t offset,
+                               size_t bytes);
+/* Waits until both queues are empty. */
+clpar_status clpar_device_finish(clpar_device *d);
+/* Makes later work on the compute queue wait for `events` (which must belong to this
+ * device's context); the events are not released. */
+clpar_status clpar_device_wait_events(clpar_device *d, cl_uint n, const cl_event *events);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,40 @@
+/* Status codes shared by every clpar call: 0 is success, negative is an error.
+ * OpenCL's own codes (-1..-72) and CLBlast's (-1024.., -2039..-2050) pass through
+ * unchanged, so a failing clEnqueue or CLBlast call is reported with its real number;
+ * clpar's own errors live at -3000 and below. One table gives name and message. */
+#ifndef CLPAR_STATUS_H
+#define CLPAR_STATUS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int clpar_status;
+
+#define CLPAR_OK 0
+#define CLPAR_EINVAL (-3001)   /* an argument or option is out of range or malformed */
+#define CLPAR_ENOMEM (-3002)   /* host memory allocation failed */
+#define CLPAR_EIO (-3003)      /* a file could not be opened, read or written */
+#define CLPAR_EFORMAT (-3004)  /* a file's contents are malformed or truncated */
+#define CLPAR_ENODEV (-3005)   /* no such device, or the spec selects none */
+#define CLPAR_ESHAPE (-3006)   /* tensor shapes disagree with the model */
+#define CLPAR_EBUILD (-3007)   /* an OpenCL program failed to build (see the detail message) */
+#define CLPAR_EDEVMEM (-3008)  /* the device cannot hold an allocation of that size */
+#define CLPAR_ECLBLAST (-3009) /* CLBlast failed with a code of its own */
+
+/* Short symbolic name of a status ("CL_OUT_OF_RESOURCES", "CLPAR_EINVAL", ...).
+ * Never NULL; the string is static. */
+const char *clpar_status_name(clpar_status status);
+
+/* One-sentence description of a status. Never NULL; the string is static. */
+const char *clpar_status_message(clpar_status status);
+
+/* The detailed message of the last error raised on the calling thread, naming the file,
+ * device or option involved ("train-images-idx3-ubyte.gz: bad magic 0x00000000").
+ * Valid until the next failing clpar call on this thread. Empty when none. */
+const char *clpar_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,63 @@
+/* The trainer level: a training run over a data set with any strategy, epoch by epoch, in
+ * the data order the options fix; evaluation; saving. The command-line tool is a thin
+ * layer over this. */
+#ifndef CLPAR_TRAINER_H
+#define CLPAR_TRAINER_H
+
+#include "clpar/data.h"
+#include "clpar/strategy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    clpar_mlp_shape shape;
+    clpar_loss_kind loss;
+    clpar_optim_config optim;
+    clpar_reduce_mode reduce;
+    size_t batch; /* global batch of one optimizer step, whatever the strategy */
+    int dp;       /* data-parallel replicas */
+    int accum;    /* micro-batches per replica and step */
+    int shuffle;
+    uint64_t seed;
+    const int *devices; /* device index of each rank (>= dp entries; may repeat) */
+    int ndevices;
+    const char *init_path; /* model file to start from, or NULL for the seeded init */
+} clpar_trainer_config;
+
+typedef struct clpar_trainer clpar_trainer;
+
+/* Checks the configuration against the data set (sizes, batch, ranks, devices; each error
+ * names the option), opens the devices and builds the replicas. train is borrowed and must
+ * outlive the trainer. The caller owns *out (clpar_trainer_free). */
+clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *cfg,
+                                const clpar_dataset *train, clpar_trainer **out);
+void clpar_trainer_free(clpar_trainer *tr);
+
+typedef struct {
+    long step;      /* optimizer steps done, this one included */
+    long epoch;     /* epoch of this step, from 0 */
+    size_t rows;    /* samples in this step's batch */
+    double loss;    /* its mean loss */
+    int epoch_done; /* this step was the epoch's last */
+} clpar_step_info;
+
+/* One optimizer step on the next batch: with shuffling off, batch i of an epoch holds samples
+ * [i B, (i + 1) B) and the last, partial batch is used too. */
+clpar_status clpar_trainer_step(clpar_trainer *tr, clpar_step_info *info);
+long clpar_trainer_steps_per_epoch(const clpar_trainer *tr);
+
+clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds, double *loss,
+                                    double *accuracy);
+/* The full model (rank 0's), param_count floats. */
+clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params);
+/* Rank `rank`'s copy, to check that replicas agree. */
+clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params);
+clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path);
+void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_dp_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

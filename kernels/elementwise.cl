@@ -1,0 +1,55 @@
+/* Element-wise kernels of the linear layers and of gradient bookkeeping. One work-item per
+ * element (or per column for colsum); global sizes are rounded up to the work-group size,
+ * so every kernel checks its bound. */
+#pragma OPENCL FP_CONTRACT OFF
+
+/* y[r, c] += b[boff + c] for y of shape (rows, cols) */
+__kernel void bias_add(__global float *y, __global const float *b, const uint boff,
+                       const uint rows, const uint cols) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)rows * cols) return;
+    y[i] += b[boff + i % cols];
+}
+
+/* y = max(x, 0); y may be x */
+__kernel void relu_forward(__global float *y, __global const float *x, const uint n) {
+    const size_t i = get_global_id(0);
+    if (i >= n) return;
+    const float v = x[i];
+    y[i] = v > 0.0f ? v : 0.0f;
+}
+
+/* dx = dy * (y > 0), from the saved output y of relu_forward; dx may be dy */
+__kernel void relu_backward(__global float *dx, __global const float *dy,
+                            __global const float *y, const uint n) {
+    const size_t i = get_global_id(0);
+    if (i >= n) return;
+    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* out[ooff + c] = beta * out[ooff + c] + sum_r x[r, c], x of shape (rows, cols).
+ * The bias gradient; beta = 1 accumulates over micro-batches. Rows are summed in order,
+ * so the result is the same on every device. */
+__kernel void colsum(__global float *out, const uint ooff, __global const float *x,
+                     const uint rows, const uint cols, const float beta) {
+    const size_t c = get_global_id(0);
+    if (c >= cols) return;
+    float s = 0.0f;
+    for (uint r = 0; r < rows; r++) s += x[(size_t)r * cols + c];
+    out[ooff + c] = beta == 0.0f ? s : beta * out[ooff + c] + s;
+}
+
+/* x[off + i] *= a */
+__kernel void scale(__global float *x, const uint off, const float a, const uint n) {
+    const size_t i = get_global_id(0);
+    if (i >= n) return;
+    x[off + i] *= a;
+}
+
+/* y[yoff + i] += a * x[xoff + i] */
+__kernel void axpy(__global float *y, const uint yoff, const float a, __global const float *x,
+                   const uint xoff, const uint n) {
+    const size_t i = get_global_id(0);
+    if (i >= n) return;
+    y[yoff + i] += a * x[xoff + i];
+}

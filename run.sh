@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# clpar quick start: installs what is missing (Debian 12), builds, then
+#   ./run.sh train [clpar-train options]   trains the default MLP on Fashion-MNIST
+#   ./run.sh test                          runs the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
+libclblast-dev libcriterion-dev zlib1g-dev libcjson-dev dataset-fashion-mnist oclgrind"
+
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "run.sh: installing$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "run.sh: missing packages; install them with:" >&2
+    echo "  sudo apt-get install -y$missing" >&2
+    exit 1
+  fi
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
+cmd="${1:-train}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  train)
+    exec ./build/clpar-train --dp auto --epochs 10 "$@" ;;
+  test)
+    cd build && exec ctest --output-on-failure "$@" ;;
+  *)
+    echo "usage: ./run.sh train [clpar-train options] | ./run.sh test [ctest options]" >&2
+    exit 2 ;;
+esac

@@ -1,0 +1,180 @@
+/* Host-staged sum-all-reduce across devices of any context, in a fixed order. */
+#include "clpar/comm.h"
+#include "../runtime/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    cl_event read, write; /* one reduction of one range on one rank */
+} copy_pair;
+
+typedef struct {
+    clpar_device *dev;
+    cl_mem pinned; /* CL_MEM_ALLOC_HOST_PTR, mapped for the allreduce's lifetime */
+    float *host;
+    copy_pair *pairs;
+    int npairs, cap;
+    cl_event pending_read; /* read queued by begin, not yet finished */
+    size_t pending_off, pending_len;
+} rank_state;
+
+struct clpar_allreduce {
+    int n;
+    size_t count;
+    rank_state *ranks;
+    float *sum;
+};
+
+clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count,
+                                  clpar_allreduce **out) {
+    *out = NULL;
+    clpar_allreduce *ar = calloc(1, sizeof *ar);
+    if (!ar) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    ar->n = n;
+    ar->count = count;
+    ar->ranks = calloc((size_t)n, sizeof *ar->ranks);
+    ar->sum = malloc((count ? count : 1) * sizeof(float));
+    if (!ar->ranks || !ar->sum) {
+        clpar_allreduce_free(ar);
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    }
+    for (int r = 0; r < n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        rs->dev = devs[r];
+        cl_int err;
+        size_t bytes = (count ? count : 1) * sizeof(float);
+        rs->pinned = clCreateBuffer(devs[r]->context, CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE,
+                                    bytes, NULL, &err);
+        if (err == CL_SUCCESS)
+            rs->host = clEnqueueMapBuffer(devs[r]->transfer, rs->pinned, CL_TRUE,
+                                          CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL, NULL,
+                                          &err);
+        if (err != CL_SUCCESS) {
+            clpar_allreduce_free(ar);
+            return clpar_error(err, "device %d (%s): pinned staging of %zu bytes failed: %s",
+                               devs[r]->info->index, devs[r]->info->name, bytes,
+                               clpar_status_name(err));
+        }
+    }
+    *out = ar;
+    return CLPAR_OK;
+}
+
+static void release_pairs(rank_state *rs) {
+    for (int i = 0; i < rs->npairs; i++) {
+        if (rs->pairs[i].read) clReleaseEvent(rs->pairs[i].read);
+        if (rs->pairs[i].write) clReleaseEvent(rs->pairs[i].write);
+    }
+    rs->npairs = 0;
+}
+
+void clpar_allreduce_free(clpar_allreduce *ar) {
+    if (!ar) return;
+    for (int r = 0; ar->ranks && r < ar->n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        if (rs->dev) clFinish(rs->dev->transfer);
+        release_pairs(rs);
+        free(rs->pairs);
+        if (rs->pending_read) clReleaseEvent(rs->pending_read);
+        if (rs->host) {
+            clEnqueueUnmapMemObject(rs->dev->transfer, rs->pinned, rs->host, 0, NULL, NULL);
+            clFinish(rs->dev->transfer);
+        }
+        if (rs->pinned) clReleaseMemObject(rs->pinned);
+    }
+    free(ar->ranks);
+    free(ar->sum);
+    free(ar);
+}
+
+clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
+                                   size_t len, cl_event after) {
+    if (rank < 0 || rank >= ar->n || off + len > ar->count)
+        return clpar_error(CLPAR_EINVAL, "allreduce range [%zu, %zu) of rank %d out of bounds",
+                           off, off + len, rank);
+    rank_state *rs = &ar->ranks[rank];
+    if (rs->pending_read)
+        return clpar_error(CLPAR_EINVAL, "allreduce: rank %d began a range twice", rank);
+    CL_CHECK(clEnqueueReadBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
+                                 len * sizeof(float), rs->host + off, after ? 1 : 0,
+                                 after ? &after : NULL, &rs->pending_read),
+             "clEnqueueReadBuffer(gradients)");
+    CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
+    rs->pending_off = off;
+    rs->pending_len = len;
+    return CLPAR_OK;
+}
+
+static clpar_status push_pair(rank_state *rs, cl_event read, cl_event write) {
+    if (rs->npairs == rs->cap) {
+        int cap = rs->cap ? 2 * rs->cap : 16;
+        copy_pair *p = realloc(rs->pairs, (size_t)cap * sizeof *p);
+        if (!p) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+        rs->pairs = p;
+        rs->cap = cap;
+    }
+    rs->pairs[rs->npairs++] = (copy_pair){read, write};
+    return CLPAR_OK;
+}
+
+clpar_status clpar_allreduce_finish(clpar_allreduce *ar, cl_mem const *bufs, size_t off,
+                                    size_t len) {
+    for (int r = 0; r < ar->n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        if (!rs->pending_read || rs->pending_off != off || rs->pending_len != len)
+            return clpar_error(CLPAR_EINVAL, "allreduce: rank %d has not begun range [%zu, %zu)",
+                               r, off, off + len);
+    }
+    float *sum = ar->sum + off;
+    for (int r = 0; r < ar->n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        /* one context per wait: events of different platforms cannot be waited on together */
+        CL_CHECK(clWaitForEvents(1, &rs->pending_read), "clWaitForEvents(gradient read)");
+        const float *src = rs->host + off;
+        if (r == 0) memcpy(sum, src, len * sizeof(float));
+        else
+            for (size_t i = 0; i < len; i++) sum[i] += src[i];
+    }
+    for (int r = 0; r < ar->n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        cl_event write;
+        CL_CHECK(clEnqueueWriteBuffer(rs->dev->transfer, bufs[r], CL_FALSE, off * sizeof(float),
+                                      len * sizeof(float), sum, 0, NULL, &write),
+                 "clEnqueueWriteBuffer(reduced gradients)");
+        CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
+        clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
+        if (st == CLPAR_OK) st = push_pair(rs, rs->pending_read, write);
+        if (st != CLPAR_OK) {
+            clReleaseEvent(write);
+            return st;
+        }
+        rs->pending_read = NULL;
+    }
+    return CLPAR_OK;
+}
+
+clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,
+                                     double *window_ns, double *exposed_ns) {
+    double window = 0, exposed = 0;
+    for (int r = 0; r < ar->n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        for (int i = 0; i < rs->npairs; i++) {
+            cl_ulong start = 0, end = 0;
+            CL_CHECK(clGetEventProfilingInfo(rs->pairs[i].read, CL_PROFILING_COMMAND_START,
+                                             sizeof start, &start, NULL),
+                     "clGetEventProfilingInfo");
+            CL_CHECK(clGetEventProfilingInfo(rs->pairs[i].write, CL_PROFILING_COMMAND_END,
+                                             sizeof end, &end, NULL),
+                     "clGetEventProfilingInfo");
+            if (end < start) continue;
+            window += (double)(end - start);
+            cl_ulong ce = compute_end ? compute_end[r] : 0;
+            if (end > ce) exposed += (double)(end - (start > ce ? start : ce));
+        }
+        release_pairs(rs);
+    }
+    if (window_ns) *window_ns = window;
+    if (exposed_ns) *exposed_ns = exposed;
+    return CLPAR_OK;
+}

@@ -1,0 +1,90 @@
+/* Optimizers with PyTorch's semantics over a flat parameter range on one device. */
+#include "clpar/model.h"
+#include "../runtime/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct clpar_optim {
+    clpar_device *dev;
+    clpar_optim_config cfg;
+    size_t n;
+    cl_mem s0, s1; /* SGD: momentum buffer; Adam: exp_avg, exp_avg_sq */
+    long steps;
+};
+
+clpar_optim_config clpar_optim_defaults(clpar_optim_kind kind) {
+    clpar_optim_config c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.lr = 1e-3f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    c.weight_decay = kind == CLPAR_OPTIM_ADAMW ? 1e-2f : 0.0f;
+    return c;
+}
+
+clpar_status clpar_optim_kind_parse(const char *text, clpar_optim_kind *kind) {
+    if (!strcmp(text, "sgd")) *kind = CLPAR_OPTIM_SGD;
+    else if (!strcmp(text, "adam")) *kind = CLPAR_OPTIM_ADAM;
+    else if (!strcmp(text, "adamw")) *kind = CLPAR_OPTIM_ADAMW;
+    else return clpar_error(CLPAR_EINVAL, "unknown optimizer '%s' (sgd, adam, adamw)", text);
+    return CLPAR_OK;
+}
+
+clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, size_t n,
+                              clpar_optim **out) {
+    *out = NULL;
+    clpar_optim *o = calloc(1, sizeof *o);
+    if (!o) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    o->dev = d;
+    o->cfg = *cfg;
+    o->n = n;
+    clpar_status st = CLPAR_OK;
+    int need = cfg->kind == CLPAR_OPTIM_SGD ? (cfg->momentum != 0.0f) : 2;
+    float zero = 0.0f;
+    if (need >= 1 && (st = clpar_device_alloc(d, n * sizeof(float), &o->s0)) == CLPAR_OK) {
+        cl_int e = clEnqueueFillBuffer(d->compute, o->s0, &zero, sizeof zero, 0, n * sizeof(float),
+                                       0, NULL, NULL);
+        if (e != CL_SUCCESS) st = clpar_cl_error(e, "clEnqueueFillBuffer");
+    }
+    if (st == CLPAR_OK && need >= 2 &&
+        (st = clpar_device_alloc(d, n * sizeof(float), &o->s1)) == CLPAR_OK) {
+        cl_int e = clEnqueueFillBuffer(d->compute, o->s1, &zero, sizeof zero, 0, n * sizeof(float),
+                                       0, NULL, NULL);
+        if (e != CL_SUCCESS) st = clpar_cl_error(e, "clEnqueueFillBuffer");
+    }
+    if (st != CLPAR_OK) {
+        clpar_optim_free(o);
+        return st;
+    }
+    *out = o;
+    return CLPAR_OK;
+}
+
+void clpar_optim_free(clpar_optim *o) {
+    if (!o) return;
+    clFinish(o->dev->compute);
+    clpar_device_release(o->dev, o->s0);
+    clpar_device_release(o->dev, o->s1);
+    free(o);
+}
+
+clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_event *event) {
+    const clpar_optim_config *c = &o->cfg;
+    o->steps++;
+    if (c->kind == CLPAR_OPTIM_SGD) {
+        clpar_sgd_params hp = {c->lr, c->momentum, c->dampening, c->weight_decay, c->nesterov};
+        /* without momentum the buffer is never read; pass grads to keep the argument valid */
+        return clpar_op_sgd_step(o->dev, params, grads, o->s0 ? o->s0 : grads, o->n, &hp,
+                                 o->steps == 1, event);
+    }
+    clpar_adam_params hp = {c->lr,  c->beta1, c->beta2, c->eps, c->weight_decay,
+                            c->kind == CLPAR_OPTIM_ADAMW};
+    return clpar_op_adam_step(o->dev, params, grads, o->s0, o->s1, o->n, &hp, o->steps, event);
+}
+
+long clpar_optim_steps_taken(const clpar_optim *o) {
+    return o->steps;
+}

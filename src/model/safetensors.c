@@ -1,0 +1,374 @@
+/* safetensors reading (validated as the reference implementation does) and atomic writing. */
+#include "clpar/safetensors.h"
+#include "../runtime/internal.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The reference implementation refuses headers over 100 MB. */
+#define MAX_HEADER (100u * 1000u * 1000u)
+
+struct clpar_st {
+    unsigned char *bytes; /* the whole file */
+    size_t size;
+    size_t data_start;
+    int n;
+    clpar_st_tensor *tensors;
+    cJSON *meta;
+};
+
+static int dtype_size(const char *dt) {
+    static const struct {
+        const char *name;
+        int size;
+    } table[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
+                 {"I16", 2}, {"I8", 1},  {"U64", 8}, {"U32", 4},  {"U16", 2}, {"U8", 1},
+                 {"BOOL", 1}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(table[i].name, dt)) return table[i].size;
+    return 0;
+}
+
+void clpar_st_free(clpar_st *st) {
+    if (!st) return;
+    free(st->bytes);
+    free(st->tensors);
+    cJSON_Delete(st->meta);
+    free(st);
+}
+
+static int cmp_begin(const void *a, const void *b) {
+    const clpar_st_tensor *x = *(clpar_st_tensor *const *)a, *y = *(clpar_st_tensor *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static clpar_status parse_tensor(const char *path, const cJSON *item, clpar_st_tensor *t) {
+    if (strlen(item->string) >= sizeof t->name)
+        return clpar_error(CLPAR_EFORMAT, "%s: tensor name too long", path);
+    snprintf(t->name, sizeof t->name, "%s", item->string);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(item, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
+    if (!cJSON_IsObject(item) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off))
+        return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' lacks dtype, shape or data_offsets",
+                           path, t->name);
+    int es = dtype_size(dt->valuestring);
+    if (!es)
+        return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' has unknown dtype '%s'", path, t->name,
+                           dt->valuestring);
+    snprintf(t->dtype, sizeof t->dtype, "%s", dt->valuestring);
+    t->ndim = cJSON_GetArraySize(sh);
+    if (t->ndim > CLPAR_ST_MAX_DIMS)
+        return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' has %d dimensions (max %d)", path,
+                           t->name, t->ndim, CLPAR_ST_MAX_DIMS);
+    size_t bytes = (size_t)es;
+    int i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, sh) {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9.0e15 ||
+            v->valuedouble != (double)(uint64_t)v->valuedouble)
+            return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' has a bad shape", path, t->name);
+        t->shape[i] = (size_t)v->valuedouble;
+        if (t->shape[i] && bytes > SIZE_MAX / t->shape[i])
+            return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' size overflows", path, t->name);
+        bytes *= t->shape[i];
+        i++;
+    }
+    if (cJSON_GetArraySize(off) != 2)
+        return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' data_offsets is not [begin, end]", path,
+                           t->name);
+    double b = cJSON_GetArrayItem(off, 0)->valuedouble, e = cJSON_GetArrayItem(off, 1)->valuedouble;
+    if (!cJSON_IsNumber(cJSON_GetArrayItem(off, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(off, 1)) ||
+        b < 0 || e < b || e > 9.0e15 || b != (double)(uint64_t)b || e != (double)(uint64_t)e)
+        return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' has invalid data_offsets", path,
+                           t->name);
+    t->begin = (size_t)b;
+    t->end = (size_t)e;
+    if (t->end - t->begin != bytes)
+        return clpar_error(CLPAR_EFORMAT,
+                           "%s: tensor '%s' spans %zu bytes but its dtype and shape need %zu",
+                           path, t->name, t->end - t->begin, bytes);
+    return CLPAR_OK;
+}
+
+static clpar_status parse(const char *path, clpar_st *st) {
+    if (st->size < 8)
+        return clpar_error(CLPAR_EFORMAT, "%s: truncated (%zu bytes, no header size)", path,
+                           st->size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | st->bytes[i];
+    if (hlen > MAX_HEADER)
+        return clpar_error(CLPAR_EFORMAT, "%s: header size %llu exceeds the 100 MB limit", path,
+                           (unsigned long long)hlen);
+    if (hlen > st->size - 8)
+        return clpar_error(CLPAR_EFORMAT,
+                           "%s: truncated (header of %llu bytes, file of %zu bytes)", path,
+                           (unsigned long long)hlen, st->size);
+    if (hlen < 2 || st->bytes[8] != '{')
+        return clpar_error(CLPAR_EFORMAT, "%s: header does not start with '{'", path);
+    st->data_start = 8 + (size_t)hlen;
+    cJSON *root = cJSON_ParseWithLength((const char *)st->bytes + 8, (size_t)hlen);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return clpar_error(CLPAR_EFORMAT, "%s: header is not a valid JSON object", path);
+    }
+    int count = cJSON_GetArraySize(root);
+    st->tensors = calloc((size_t)count + 1, sizeof *st->tensors);
+    clpar_st_tensor **order = calloc((size_t)count + 1, sizeof *order);
+    clpar_status rc = CLPAR_OK;
+    if (!st->tensors || !order) rc = clpar_error(CLPAR_ENOMEM, "out of host memory");
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root) {
+        if (rc != CLPAR_OK) break;
+        if (!strcmp(item->string, "__metadata__")) {
+            if (!cJSON_IsObject(item)) {
+                rc = clpar_error(CLPAR_EFORMAT, "%s: __metadata__ is not an object", path);
+                break;
+            }
+            const cJSON *kv;
+            cJSON_ArrayForEach(kv, item) if (!cJSON_IsString(kv)) {
+                rc = clpar_error(CLPAR_EFORMAT, "%s: __metadata__ value '%s' is not a string",
+                                 path, kv->string);
+                break;
+            }
+            if (rc == CLPAR_OK) st->meta = cJSON_Duplicate(item, 1);
+            continue;
+        }
+        for (int j = 0; j < st->n && rc == CLPAR_OK; j++)
+            if (!strcmp(st->tensors[j].name, item->string))
+                rc = clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' appears twice", path,
+                                 item->string);
+        if (rc == CLPAR_OK) rc = parse_tensor(path, item, &st->tensors[st->n]);
+        if (rc == CLPAR_OK) {
+            order[st->n] = &st->tensors[st->n];
+            st->n++;
+        }
+    }
+    cJSON_Delete(root);
+    if (rc == CLPAR_OK) {
+        /* Contiguous, non-overlapping, and covering the data section exactly. */
+        qsort(order, (size_t)st->n, sizeof *order, cmp_begin);
+        size_t pos = 0;
+        for (int i = 0; i < st->n && rc == CLPAR_OK; i++) {
+            if (order[i]->begin != pos)
+                rc = clpar_error(CLPAR_EFORMAT,
+                                 "%s: tensor '%s' starts at byte %zu, expected %zu (data must be "
+                                 "contiguous)",
+                                 path, order[i]->name, order[i]->begin, pos);
+            pos = order[i]->end;
+        }
+        if (rc == CLPAR_OK && pos != st->size - st->data_start)
+            rc = clpar_error(CLPAR_EFORMAT,
+                             "%s: data section is %zu bytes but the tensors cover %zu%s", path,
+                             st->size - st->data_start, pos,
+                             pos > st->size - st->data_start ? " (truncated file)" : "");
+    }
+    free(order);
+    return rc;
+}
+
+clpar_status clpar_st_read(const char *path, clpar_st **out) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return clpar_error(CLPAR_EIO, "%s: %s", path, strerror(errno));
+    clpar_st *st = calloc(1, sizeof *st);
+    struct stat sb;
+    if (!st || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        free(st);
+        return clpar_error(CLPAR_EIO, "%s: not a regular file", path);
+    }
+    st->size = (size_t)sb.st_size;
+    st->bytes = malloc(st->size ? st->size : 1);
+    if (!st->bytes || fread(st->bytes, 1, st->size, f) != st->size) {
+        fclose(f);
+        clpar_st_free(st);
+        return clpar_error(CLPAR_EIO, "%s: read failed", path);
+    }
+    fclose(f);
+    clpar_status rc = parse(path, st);
+    if (rc != CLPAR_OK) {
+        clpar_st_free(st);
+        return rc;
+    }
+    *out = st;
+    return CLPAR_OK;
+}
+
+int clpar_st_count(const clpar_st *st) {
+    return st->n;
+}
+const clpar_st_tensor *clpar_st_get(const clpar_st *st, int i) {
+    return i >= 0 && i < st->n ? &st->tensors[i] : NULL;
+}
+const clpar_st_tensor *clpar_st_find(const clpar_st *st, const char *name) {
+    for (int i = 0; i < st->n; i++)
+        if (!strcmp(st->tensors[i].name, name)) return &st->tensors[i];
+    return NULL;
+}
+const void *clpar_st_data(const clpar_st *st, const clpar_st_tensor *t) {
+    return st->bytes + st->data_start + t->begin;
+}
+const char *clpar_st_metadata(const clpar_st *st, const char *key) {
+    const cJSON *v = st->meta ? cJSON_GetObjectItemCaseSensitive(st->meta, key) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static clpar_status write_all(int fd, const void *buf, size_t n, const char *path) {
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return clpar_error(CLPAR_EIO, "%s: write failed: %s", path, strerror(errno));
+        p += w;
+        n -= (size_t)w;
+    }
+    return CLPAR_OK;
+}
+
+clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int n,
+                            const char *const *meta, int nmeta) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    if (nmeta > 0) {
+        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
+        for (int i = 0; i + 1 < 2 * nmeta; i += 2) cJSON_AddStringToObject(m, meta[i], meta[i + 1]);
+    }
+    size_t pos = 0;
+    for (int i = 0; i < n; i++) {
+        cJSON *t = cJSON_AddObjectToObject(root, entries[i].name);
+        cJSON_AddStringToObject(t, "dtype", "F32");
+        cJSON *sh = cJSON_AddArrayToObject(t, "shape");
+        size_t count = 1;
+        for (int d = 0; d < entries[i].ndim; d++) {
+            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)entries[i].shape[d]));
+            count *= entries[i].shape[d];
+        }
+        cJSON *off = cJSON_AddArrayToObject(t, "data_offsets");
+        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)pos));
+        pos += count * sizeof(float);
+        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)pos));
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!json) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    size_t jlen = strlen(json);
+    size_t hlen = (jlen + 7) / 8 * 8; /* pad with spaces so the data is 8-byte aligned */
+    char *header = malloc(8 + hlen);
+    if (!header) {
+        free(json);
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    }
+    for (int i = 0; i < 8; i++) header[i] = (char)((uint64_t)hlen >> (8 * i));
+    memcpy(header + 8, json, jlen);
+    memset(header + 8 + jlen, ' ', hlen - jlen);
+    free(json);
+
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) {
+        free(header);
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    clpar_status rc = CLPAR_OK;
+    if (fd < 0) rc = clpar_error(CLPAR_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (rc == CLPAR_OK) rc = write_all(fd, header, 8 + hlen, tmp);
+    for (int i = 0; i < n && rc == CLPAR_OK; i++) {
+        size_t count = 1;
+        for (int d = 0; d < entries[i].ndim; d++) count *= entries[i].shape[d];
+        rc = write_all(fd, entries[i].data, count * sizeof(float), tmp);
+    }
+    if (rc == CLPAR_OK && fsync(fd) != 0)
+        rc = clpar_error(CLPAR_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && rc == CLPAR_OK)
+        rc = clpar_error(CLPAR_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (rc == CLPAR_OK && rename(tmp, path) != 0)
+        rc = clpar_error(CLPAR_EIO, "%s: rename failed: %s", path, strerror(errno));
+    if (rc != CLPAR_OK) {
+        unlink(tmp);
+    } else {
+        /* make the rename itself durable */
+        char *dcopy = strdup(path);
+        int dfd = dcopy ? open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dcopy);
+    }
+    free(tmp);
+    free(header);
+    return rc;
+}
+
+clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape,
+                              const float *params) {
+    int L = shape->nlayers;
+    clpar_st_entry entries[2 * CLPAR_MAX_LAYERS];
+    char names[2 * CLPAR_MAX_LAYERS][32];
+    for (int l = 0; l < L; l++) {
+        /* nn.Sequential(Linear, ReLU, Linear, ...): Linear l is module 2l */
+        snprintf(names[2 * l], sizeof names[0], "%d.weight", 2 * l);
+        snprintf(names[2 * l + 1], sizeof names[0], "%d.bias", 2 * l);
+        entries[2 * l] = (clpar_st_entry){names[2 * l], 2, {shape->sizes[l + 1], shape->sizes[l]},
+                                          params + clpar_mlp_shape_weight_offset(shape, l)};
+        entries[2 * l + 1] = (clpar_st_entry){names[2 * l + 1], 1, {shape->sizes[l + 1]},
+                                              params + clpar_mlp_shape_bias_offset(shape, l)};
+    }
+    char sizes[512];
+    clpar_mlp_shape_format(shape, sizes, sizeof sizes);
+    const char *meta[] = {"format", "pt", "clpar.model", sizes};
+    return clpar_st_write(path, entries, 2 * L, meta, 2);
+}
+
+clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape, float *params) {
+    clpar_st *st;
+    TRY(clpar_st_read(path, &st));
+    clpar_status rc = CLPAR_OK;
+    for (int l = 0; l < shape->nlayers && rc == CLPAR_OK; l++) {
+        for (int b = 0; b < 2 && rc == CLPAR_OK; b++) {
+            char name[32];
+            snprintf(name, sizeof name, "%d.%s", 2 * l, b ? "bias" : "weight");
+            const clpar_st_tensor *t = clpar_st_find(st, name);
+            size_t out = shape->sizes[l + 1], in = shape->sizes[l];
+            char want[64];
+            if (b) snprintf(want, sizeof want, "[%zu]", out);
+            else snprintf(want, sizeof want, "[%zu, %zu]", out, in);
+            if (!t) {
+                rc = clpar_error(CLPAR_ESHAPE, "%s: no tensor '%s' (model %s expects shape %s)",
+                                 path, name, "layer", want);
+                break;
+            }
+            int ok = !strcmp(t->dtype, "F32") && t->ndim == (b ? 1 : 2) && t->shape[0] == out &&
+                     (b || t->shape[1] == in);
+            if (!ok) {
+                char got[128] = "";
+                size_t u = 0;
+                for (int d = 0; d < t->ndim && u < sizeof got; d++)
+                    u += (size_t)snprintf(got + u, sizeof got - u, "%s%zu", d ? ", " : "",
+                                          t->shape[d]);
+                rc = clpar_error(CLPAR_ESHAPE,
+                                 "%s: tensor '%s' is %s [%s], the model needs F32 %s", path,
+                                 name, t->dtype, got, want);
+                break;
+            }
+            memcpy(params + (b ? clpar_mlp_shape_bias_offset(shape, l)
+                               : clpar_mlp_shape_weight_offset(shape, l)),
+                   clpar_st_data(st, t), t->end - t->begin);
+        }
+    }
+    if (rc == CLPAR_OK && clpar_st_count(st) != 2 * shape->nlayers)
+        rc = clpar_error(CLPAR_ESHAPE, "%s: holds %d tensors, the model has %d", path,
+                         clpar_st_count(st), 2 * shape->nlayers);
+    clpar_st_free(st);
+    return rc;
+}

@@ -1,0 +1,194 @@
+/* Every kernel of kernels/ against a double-precision host reference, on fresh random
+ * inputs and sizes that are not multiples of any work-group size. */
+#include "common.h"
+
+#include <math.h>
+#include <string.h>
+
+#define ROWS 37
+#define COLS 13
+
+Test(kernels, bias_add) {
+    clpar_device *d = t_device(0);
+    float y[ROWS * COLS], b[COLS + 3];
+    double ref[ROWS * COLS];
+    t_fill(y, ROWS * COLS, 1, -2, 2);
+    t_fill(b, COLS + 3, 2, -1, 1);
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < COLS; c++) ref[r * COLS + c] = (double)y[r * COLS + c] + b[3 + c];
+    cl_mem my = t_upload(d, y, ROWS * COLS), mb = t_upload(d, b, COLS + 3);
+    T_OK(clpar_op_bias_add(d, my, mb, 3, ROWS, COLS, NULL));
+    float *got = t_download(d, my, ROWS * COLS);
+    cr_assert_lt(t_rel_l2_d(got, ref, ROWS * COLS), 1e-6);
+    free(got);
+    clpar_device_release(d, my);
+    clpar_device_release(d, mb);
+}
+
+Test(kernels, relu_forward_backward) {
+    clpar_device *d = t_device(0);
+    const size_t n = 1001;
+    float x[1001], dy[1001];
+    t_fill(x, n, 3, -1, 1);
+    t_fill(dy, n, 4, -1, 1);
+    cl_mem mx = t_upload(d, x, n), my, mdy = t_upload(d, dy, n), mdx;
+    T_OK(clpar_device_alloc(d, n * 4, &my));
+    T_OK(clpar_device_alloc(d, n * 4, &mdx));
+    T_OK(clpar_op_relu_forward(d, my, mx, n, NULL));
+    T_OK(clpar_op_relu_backward(d, mdx, mdy, my, n, NULL));
+    float *y = t_download(d, my, n), *dx = t_download(d, mdx, n);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(y[i], x[i] > 0 ? x[i] : 0.0f);
+        cr_assert_eq(dx[i], x[i] > 0 ? dy[i] : 0.0f);
+    }
+    free(y);
+    free(dx);
+    clpar_device_release(d, mx);
+    clpar_device_release(d, my);
+    clpar_device_release(d, mdy);
+    clpar_device_release(d, mdx);
+}
+
+Test(kernels, colsum_overwrite_and_accumulate) {
+    clpar_device *d = t_device(0);
+    float x[ROWS * COLS], out[COLS + 5];
+    t_fill(x, ROWS * COLS, 5, -1, 1);
+    t_fill(out, COLS + 5, 6, -1, 1);
+    cl_mem mx = t_upload(d, x, ROWS * COLS), mo = t_upload(d, out, COLS + 5);
+    T_OK(clpar_op_colsum(d, mo, 5, mx, ROWS, COLS, 1.0f, NULL));
+    float *got = t_download(d, mo, COLS + 5);
+    double ref[COLS + 5];
+    for (int c = 0; c < COLS + 5; c++) ref[c] = out[c];
+    for (int c = 0; c < COLS; c++)
+        for (int r = 0; r < ROWS; r++) ref[5 + c] += x[r * COLS + c];
+    cr_assert_lt(t_rel_l2_d(got, ref, COLS + 5), 1e-6);
+    for (int c = 0; c < 5; c++) cr_assert_eq(got[c], out[c], "colsum wrote outside its range");
+    free(got);
+    T_OK(clpar_op_colsum(d, mo, 5, mx, ROWS, COLS, 0.0f, NULL));
+    got = t_download(d, mo, COLS + 5);
+    for (int c = 0; c < COLS; c++) ref[5 + c] -= out[5 + c];
+    cr_assert_lt(t_rel_l2_d(got + 5, ref + 5, COLS), 1e-6);
+    free(got);
+    clpar_device_release(d, mx);
+    clpar_device_release(d, mo);
+}
+
+Test(kernels, scale_and_axpy) {
+    clpar_device *d = t_device(0);
+    const size_t n = 333;
+    float x[340], y[340];
+    t_fill(x, 340, 7, -1, 1);
+    t_fill(y, 340, 8, -1, 1);
+    cl_mem mx = t_upload(d, x, 340), my = t_upload(d, y, 340);
+    T_OK(clpar_op_axpy(d, my, 4, 0.75f, mx, 2, n, NULL));
+    T_OK(clpar_op_scale(d, mx, 1, -3.0f, n, NULL));
+    float *gx = t_download(d, mx, 340), *gy = t_download(d, my, 340);
+    double rx[340], ry[340];
+    for (int i = 0; i < 340; i++) rx[i] = x[i], ry[i] = y[i];
+    for (size_t i = 0; i < n; i++) ry[4 + i] += 0.75 * x[2 + i];
+    for (size_t i = 0; i < n; i++) rx[1 + i] *= -3.0;
+    cr_assert_lt(t_rel_l2_d(gx, rx, 340), 1e-7);
+    cr_assert_lt(t_rel_l2_d(gy, ry, 340), 1e-6);
+    free(gx);
+    free(gy);
+    clpar_device_release(d, mx);
+    clpar_device_release(d, my);
+}
+
+Test(kernels, softmax_cross_entropy) {
+    clpar_device *d = t_device(0);
+    enum { R = 29, C = 11 };
+    float z[R * C];
+    int labels[R];
+    t_fill(z, R * C, 9, -30, 30); /* large logits: the max must be subtracted */
+    z[0] = 90.0f;                 /* exp(90) overflows float without it */
+    for (int r = 0; r < R; r++) labels[r] = (r * 7) % C;
+    cl_mem mz = t_upload(d, z, R * C), ml, mloss, mdz;
+    T_OK(clpar_device_alloc(d, sizeof labels, &ml));
+    T_OK(clpar_device_write(d, ml, 0, sizeof labels, labels));
+    T_OK(clpar_device_alloc(d, R * 4, &mloss));
+    T_OK(clpar_device_alloc(d, R * C * 4, &mdz));
+    const float scale = 1.0f / 50;
+    T_OK(clpar_op_xent_forward(d, mloss, mz, ml, R, C, NULL));
+    T_OK(clpar_op_xent_backward(d, mdz, mz, ml, R, C, scale, NULL));
+    float *loss = t_download(d, mloss, R), *dz = t_download(d, mdz, R * C);
+    double rl[R], rdz[R * C];
+    for (int r = 0; r < R; r++) {
+        double m = -INFINITY, s = 0;
+        for (int c = 0; c < C; c++) m = fmax(m, z[r * C + c]);
+        for (int c = 0; c < C; c++) s += exp((double)z[r * C + c] - m);
+        rl[r] = m + log(s) - z[r * C + labels[r]];
+        for (int c = 0; c < C; c++)
+            rdz[r * C + c] = scale * (exp((double)z[r * C + c] - m) / s - (c == labels[r]));
+    }
+    for (int r = 0; r < R; r++) cr_assert(isfinite(loss[r]));
+    cr_assert_lt(t_rel_l2_d(loss, rl, R), 1e-5);
+    cr_assert_lt(t_rel_l2_d(dz, rdz, R * C), 1e-5);
+    free(loss);
+    free(dz);
+    clpar_device_release(d, mz);
+    clpar_device_release(d, ml);
+    clpar_device_release(d, mloss);
+    clpar_device_release(d, mdz);
+}
+
+Test(kernels, mse) {
+    clpar_device *d = t_device(0);
+    enum { R = 23, C = 5 };
+    float y[R * C], t[R * C];
+    t_fill(y, R * C, 10, -2, 2);
+    t_fill(t, R * C, 11, -2, 2);
+    cl_mem my = t_upload(d, y, R * C), mt = t_upload(d, t, R * C), mloss, mdy;
+    T_OK(clpar_device_alloc(d, R * 4, &mloss));
+    T_OK(clpar_device_alloc(d, R * C * 4, &mdy));
+    const float scale = 1.0f / (R * C);
+    T_OK(clpar_op_mse_forward(d, mloss, my, mt, R, C, NULL));
+    T_OK(clpar_op_mse_backward(d, mdy, my, mt, R * C, scale, NULL));
+    float *loss = t_download(d, mloss, R), *dy = t_download(d, mdy, R * C);
+    double rl[R] = {0}, rdy[R * C];
+    for (int i = 0; i < R * C; i++) {
+        double e = (double)y[i] - t[i];
+        rl[i / C] += e * e;
+        rdy[i] = scale * 2.0 * e;
+    }
+    cr_assert_lt(t_rel_l2_d(loss, rl, R), 1e-6);
+    cr_assert_lt(t_rel_l2_d(dy, rdy, R * C), 1e-6);
+    free(loss);
+    free(dy);
+    clpar_device_release(d, my);
+    clpar_device_release(d, mt);
+    clpar_device_release(d, mloss);
+    clpar_device_release(d, mdy);
+}
+
+Test(kernels, gemm_all_transposes) {
+    clpar_device *d = t_device(0);
+    enum { M = 19, N = 23, K = 17 };
+    float a[M * K], b[K * N], c[M * N];
+    t_fill(a, M * K, 12, -1, 1);
+    t_fill(b, K * N, 13, -1, 1);
+    t_fill(c, M * N, 14, -1, 1);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* op(A) (M, K): stored (K, M) when transposed; likewise B */
+            cl_mem ma = t_upload(d, a, M * K), mb = t_upload(d, b, K * N),
+                   mc = t_upload(d, c, M * N);
+            T_OK(clpar_op_gemm(d, ta, tb, M, N, K, 0.5f, ma, 0, ta ? M : K, mb, 0, tb ? K : N,
+                               2.0f, mc, 0, N, NULL));
+            float *got = t_download(d, mc, M * N);
+            double ref[M * N];
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++)
+                        s += (double)(ta ? a[k * M + i] : a[i * K + k]) *
+                             (tb ? b[j * K + k] : b[k * N + j]);
+                    ref[i * N + j] = 0.5 * s + 2.0 * c[i * N + j];
+                }
+            cr_assert_lt(t_rel_l2_d(got, ref, M * N), 1e-5, "transposes %d %d", ta, tb);
+            free(got);
+            clpar_device_release(d, ma);
+            clpar_device_release(d, mb);
+            clpar_device_release(d, mc);
+        }
+}

@@ -1,0 +1,63 @@
+/* Helpers shared by the command-line tools. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int cli_fail(const char *prog, clpar_status st) {
+    const char *detail = clpar_last_error();
+    fprintf(stderr, "%s: error: %s\n", prog, *detail ? detail : clpar_status_message(st));
+    return 1;
+}
+
+int cli_usage_error(const char *prog, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: error: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see --help)\n");
+    va_end(ap);
+    return 2;
+}
+
+int cli_long(const char *prog, const char *opt, const char *s, long min, long max, long *out) {
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno) {
+        cli_usage_error(prog, "%s expects an integer, got '%s'", opt, s);
+        return 1;
+    }
+    if (v < min || v > max) {
+        cli_usage_error(prog, "%s %ld is out of range (%ld..%ld)", opt, v, min, max);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_double(const char *prog, const char *opt, const char *s, double min, double *out) {
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v)) {
+        cli_usage_error(prog, "%s expects a number, got '%s'", opt, s);
+        return 1;
+    }
+    if (v < min) {
+        cli_usage_error(prog, "%s %g must be at least %g", opt, v, min);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,18 @@
+/* Helpers shared by the command-line tools: option values with one-line errors. */
+#ifndef CLPAR_CLI_H
+#define CLPAR_CLI_H
+
+#include "clpar/clpar.h"
+
+/* Prints "PROG: error: MESSAGE" from the status and its detail message; returns 1. */
+int cli_fail(const char *prog, clpar_status st);
+/* Prints "PROG: error: FORMAT..."; returns 2 (usage errors). */
+int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses an integer in [min, max] for option opt; prints the error and returns non-zero. */
+int cli_long(const char *prog, const char *opt, const char *s, long min, long max, long *out);
+/* Parses a finite real >= min for option opt. */
+int cli_double(const char *prog, const char *opt, const char *s, double min, double *out);
+/* Monotonic seconds. */
+double cli_now(void);
+
+#endif

@@ -1,0 +1,174 @@
+/* clpar-devices: lists every OpenCL device with the index clpar's device specs use, and with
+ * --bench measures SGEMM throughput and host<->device bandwidth per device. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *prog = "clpar-devices";
+
+static void usage(void) {
+    printf("usage: clpar-devices [--json] [--bench] [--devices SPEC] [--size N]\n"
+           "Lists the OpenCL devices clpar can use, with the indices that --devices takes.\n"
+           "  --json          print JSON instead of a table\n"
+           "  --bench         also measure CLBlast SGEMM GFLOP/s (N x N x N) and host-to-device\n"
+           "                  and device-to-host bandwidth of each device\n"
+           "  --devices SPEC  only these devices: all (default), cpu, gpu, or indices like 0,2\n"
+           "  --size N        SGEMM size for --bench (default 1024)\n"
+           "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
+           "POCL_MAX_PTHREAD_COUNT=1\n");
+}
+
+typedef struct {
+    double gflops, h2d_gbs, d2h_gbs;
+} bench_result;
+
+static clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_result *res) {
+    clpar_device *d;
+    clpar_status st = clpar_device_init(rt, index, &d);
+    if (st != CLPAR_OK) return st;
+    cl_mem a = NULL, b = NULL, c = NULL, big = NULL;
+    size_t bytes = n * n * sizeof(float);
+    float *host = calloc(n * n, sizeof(float));
+    if (!host) st = CLPAR_ENOMEM;
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &a);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &b);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &c);
+    for (size_t i = 0; host && i < n * n; i++) host[i] = (float)(i % 17) * 0.01f;
+    if (st == CLPAR_OK) st = clpar_device_write(d, a, 0, bytes, host);
+    if (st == CLPAR_OK) st = clpar_device_write(d, b, 0, bytes, host);
+    /* one untimed call compiles CLBlast's kernels for this device */
+    if (st == CLPAR_OK)
+        st = clpar_op_gemm(d, 0, 0, n, n, n, 1.0f, a, 0, n, b, 0, n, 0.0f, c, 0, n, NULL);
+    if (st == CLPAR_OK) st = clpar_device_finish(d);
+    int reps = 0;
+    double t0 = cli_now(), t = 0;
+    while (st == CLPAR_OK && (reps < 3 || t < 1.0) && reps < 100) {
+        st = clpar_op_gemm(d, 0, 0, n, n, n, 1.0f, a, 0, n, b, 0, n, 0.0f, c, 0, n, NULL);
+        if (st == CLPAR_OK) st = clpar_device_finish(d);
+        reps++;
+        t = cli_now() - t0;
+    }
+    if (st == CLPAR_OK) res->gflops = 2.0 * n * n * n * reps / t / 1e9;
+    size_t tb = 64u << 20;
+    float *hb = malloc(tb);
+    if (!hb && st == CLPAR_OK) st = CLPAR_ENOMEM;
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, tb, &big);
+    if (hb) memset(hb, 1, tb);
+    if (st == CLPAR_OK) st = clpar_device_write(d, big, 0, tb, hb); /* first touch */
+    t0 = cli_now();
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++) st = clpar_device_write(d, big, 0, tb, hb);
+    if (st == CLPAR_OK) res->h2d_gbs = 3.0 * tb / (cli_now() - t0) / 1e9;
+    t0 = cli_now();
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++) st = clpar_device_read(d, hb, big, 0, tb);
+    if (st == CLPAR_OK) res->d2h_gbs = 3.0 * tb / (cli_now() - t0) / 1e9;
+    free(hb);
+    free(host);
+    clpar_device_release(d, a);
+    clpar_device_release(d, b);
+    clpar_device_release(d, c);
+    clpar_device_release(d, big);
+    clpar_device_free(d);
+    return st;
+}
+
+static void json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+int main(int argc, char **argv) {
+    int json = 0, bench = 0;
+    const char *spec = "all";
+    long size = 1024;
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"bench", no_argument, 0, 'b'},
+                                         {"devices", required_argument, 0, 'd'},
+                                         {"size", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'b': bench = 1; break;
+        case 'd': spec = optarg; break;
+        case 's':
+            if (cli_long(prog, "--size", optarg, 16, 8192, &size)) return 2;
+            break;
+        case 'h': usage(); return 0;
+        default: return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    clpar_runtime *rt;
+    clpar_status st = clpar_runtime_init(&rt);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    int idx[256], n;
+    st = clpar_runtime_parse_spec(rt, spec, idx, 256, &n);
+    if (st != CLPAR_OK) {
+        clpar_runtime_free(rt);
+        return cli_fail(prog, st);
+    }
+    bench_result *res = calloc((size_t)n, sizeof *res);
+    for (int i = 0; i < n && bench && res; i++) {
+        st = bench_device(rt, idx[i], (size_t)size, &res[i]);
+        if (st != CLPAR_OK) {
+            free(res);
+            clpar_runtime_free(rt);
+            return cli_fail(prog, st);
+        }
+    }
+    if (json) printf("[\n");
+    else {
+        printf("%-5s %-28s %-40s %-5s %-24s %-14s %4s %6s %10s %10s", "index", "platform",
+               "device", "type", "vendor", "opencl", "cus", "mhz", "mem_mib", "maxalloc");
+        if (bench) printf(" %9s %8s %8s", "sgemm_gf", "h2d_gbs", "d2h_gbs");
+        printf("\n");
+    }
+    for (int i = 0; i < n; i++) {
+        const clpar_device_info *d = clpar_runtime_device_info(rt, idx[i]);
+        char ver[64];
+        /* "OpenCL 3.0 PoCL ..." -> "3.0" for the table */
+        if (sscanf(d->version, "OpenCL %63s", ver) != 1) snprintf(ver, sizeof ver, "%s", d->version);
+        if (json) {
+            printf("  {\"index\": %d, \"platform\": ", d->index);
+            json_string(d->platform_name);
+            printf(", \"platform_index\": %d, \"name\": ", d->platform);
+            json_string(d->name);
+            printf(", \"type\": \"%s\", \"vendor\": ", clpar_device_type_name(d->type));
+            json_string(d->vendor);
+            printf(", \"opencl_version\": ");
+            json_string(d->version);
+            printf(", \"compute_units\": %u, \"clock_mhz\": %u, \"global_mem_bytes\": %llu, "
+                   "\"max_alloc_bytes\": %llu",
+                   d->compute_units, d->clock_mhz, (unsigned long long)d->global_mem,
+                   (unsigned long long)d->max_alloc);
+            if (bench)
+                printf(", \"sgemm_size\": %ld, \"sgemm_gflops\": %.2f, \"h2d_gbs\": %.3f, "
+                       "\"d2h_gbs\": %.3f",
+                       size, res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
+            printf("}%s\n", i + 1 < n ? "," : "");
+        } else {
+            printf("%-5d %-28.28s %-40.40s %-5s %-24.24s %-14.14s %4u %6u %10llu %10llu",
+                   d->index, d->platform_name, d->name, clpar_device_type_name(d->type),
+                   d->vendor, ver, d->compute_units, d->clock_mhz,
+                   (unsigned long long)(d->global_mem >> 20),
+                   (unsigned long long)(d->max_alloc >> 20));
+            if (bench) printf(" %9.2f %8.3f %8.3f", res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
+            printf("\n");
+        }
+    }
+    if (json) printf("]\n");
+    free(res);
+    clpar_runtime_free(rt);
+    return 0;
+}

@@ -1,0 +1,310 @@
+/* clpar-train: trains an MLP on Fashion-MNIST or the synthetic regression set across the
+ * OpenCL devices of --devices, with data parallelism and gradient accumulation. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *prog = "clpar-train";
+
+static void usage(void) {
+    printf(
+        "usage: clpar-train [options]\n"
+        "Trains an MLP (Linear layers with ReLU between them) on OpenCL devices.\n"
+        "\n"
+        "Data and model:\n"
+        "  --data SRC          fashion-mnist (default; " CLPAR_FASHION_MNIST_DIR "),\n"
+        "                      synthetic (the seed's 10-input, 5-target regression), or a\n"
+        "                      folder holding Fashion-MNIST's IDX files (.gz or plain)\n"
+        "  --model SIZES       layer sizes, default 784,256,128,10 (synthetic: 10,5)\n"
+        "  --loss xent|mse     default xent (synthetic: mse)\n"
+        "  --init FILE         start from a safetensors model (PyTorch nn.Sequential names)\n"
+        "  --save FILE         write the trained model as safetensors\n"
+        "Optimization:\n"
+        "  --optim sgd|adam|adamw   default adam\n"
+        "  --lr X              learning rate (default 1e-3; sgd: 0.01)\n"
+        "  --momentum X        SGD momentum (default 0)\n"
+        "  --weight-decay X    default 0 (adamw: 0.01)\n"
+        "  --batch B           global batch of one optimizer step (default 128)\n"
+        "  --epochs E          epochs (default 3), or\n"
+        "  --steps S           optimizer steps in total\n"
+        "  --seed N            initialization, shuffling and synthetic data (default 0)\n"
+        "  --shuffle on|off    default on\n"
+        "Parallelism:\n"
+        "  --devices SPEC      all (default), cpu, gpu, or indices such as 0,1 or 0,0,0;\n"
+        "                      rank i runs on the i-th device of the spec\n"
+        "  --dp N|auto         data-parallel replicas (default 1; auto: one per device)\n"
+        "  --accum K           micro-batches per replica and step (default 1)\n"
+        "  --grad-reduce mean|sum  mean of the batch (default) or sum of micro-batch means\n"
+        "Output:\n"
+        "  --log FILE.csv      one row per step: step,epoch,loss,samples_per_sec\n"
+        "  --quiet             only the final summary\n"
+        "  --help\n"
+        "\n"
+        "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
+        "POCL_MAX_PTHREAD_COUNT=1 clpar-train --dp 2\n");
+}
+
+typedef struct {
+    const char *data, *model, *init, *save, *log, *devices;
+    clpar_optim_kind optim;
+    double lr, momentum, weight_decay;
+    int lr_set, wd_set, loss_set;
+    clpar_loss_kind loss;
+    long batch, epochs, steps, seed, dp, accum;
+    int shuffle, quiet;
+    clpar_reduce_mode reduce;
+} options;
+
+enum { O_DATA = 256, O_MODEL, O_LOSS, O_OPTIM, O_LR, O_MOM, O_WD, O_BATCH, O_EPOCHS, O_STEPS,
+       O_SEED, O_SHUFFLE, O_DEVICES, O_INIT, O_SAVE, O_LOG, O_DP, O_ACCUM, O_REDUCE, O_QUIET,
+       O_HELP };
+
+static int parse_options(int argc, char **argv, options *o) {
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA},     {"model", required_argument, 0, O_MODEL},
+        {"loss", required_argument, 0, O_LOSS},     {"optim", required_argument, 0, O_OPTIM},
+        {"lr", required_argument, 0, O_LR},         {"momentum", required_argument, 0, O_MOM},
+        {"weight-decay", required_argument, 0, O_WD}, {"batch", required_argument, 0, O_BATCH},
+        {"epochs", required_argument, 0, O_EPOCHS}, {"steps", required_argument, 0, O_STEPS},
+        {"seed", required_argument, 0, O_SEED},     {"shuffle", required_argument, 0, O_SHUFFLE},
+        {"devices", required_argument, 0, O_DEVICES}, {"init", required_argument, 0, O_INIT},
+        {"save", required_argument, 0, O_SAVE},     {"log", required_argument, 0, O_LOG},
+        {"dp", required_argument, 0, O_DP},         {"accum", required_argument, 0, O_ACCUM},
+        {"grad-reduce", required_argument, 0, O_REDUCE}, {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, O_HELP},           {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA: o->data = optarg; break;
+        case O_MODEL: o->model = optarg; break;
+        case O_LOSS:
+            if (!strcmp(optarg, "xent")) o->loss = CLPAR_LOSS_XENT;
+            else if (!strcmp(optarg, "mse")) o->loss = CLPAR_LOSS_MSE;
+            else return cli_usage_error(prog, "--loss must be xent or mse, got '%s'", optarg);
+            o->loss_set = 1;
+            break;
+        case O_OPTIM:
+            if (clpar_optim_kind_parse(optarg, &o->optim) != CLPAR_OK)
+                return cli_usage_error(prog, "--optim must be sgd, adam or adamw, got '%s'",
+                                       optarg);
+            break;
+        case O_LR:
+            if (cli_double(prog, "--lr", optarg, 0, &o->lr)) return 2;
+            o->lr_set = 1;
+            break;
+        case O_MOM:
+            if (cli_double(prog, "--momentum", optarg, 0, &o->momentum)) return 2;
+            break;
+        case O_WD:
+            if (cli_double(prog, "--weight-decay", optarg, 0, &o->weight_decay)) return 2;
+            o->wd_set = 1;
+            break;
+        case O_BATCH:
+            if (cli_long(prog, "--batch", optarg, 1, 1L << 24, &o->batch)) return 2;
+            break;
+        case O_EPOCHS:
+            if (cli_long(prog, "--epochs", optarg, 1, 1L << 20, &o->epochs)) return 2;
+            break;
+        case O_STEPS:
+            if (cli_long(prog, "--steps", optarg, 1, 1L << 40, &o->steps)) return 2;
+            break;
+        case O_SEED:
+            if (cli_long(prog, "--seed", optarg, 0, 1L << 62, &o->seed)) return 2;
+            break;
+        case O_SHUFFLE:
+            if (!strcmp(optarg, "on")) o->shuffle = 1;
+            else if (!strcmp(optarg, "off")) o->shuffle = 0;
+            else return cli_usage_error(prog, "--shuffle must be on or off, got '%s'", optarg);
+            break;
+        case O_DEVICES: o->devices = optarg; break;
+        case O_INIT: o->init = optarg; break;
+        case O_SAVE: o->save = optarg; break;
+        case O_LOG: o->log = optarg; break;
+        case O_DP:
+            if (!strcmp(optarg, "auto")) o->dp = 0; /* one replica per device of the spec */
+            else if (cli_long(prog, "--dp", optarg, 1, 64, &o->dp)) return 2;
+            break;
+        case O_ACCUM:
+            if (cli_long(prog, "--accum", optarg, 1, 1L << 20, &o->accum)) return 2;
+            break;
+        case O_REDUCE:
+            if (!strcmp(optarg, "mean")) o->reduce = CLPAR_REDUCE_MEAN;
+            else if (!strcmp(optarg, "sum")) o->reduce = CLPAR_REDUCE_SUM;
+            else return cli_usage_error(prog, "--grad-reduce must be mean or sum, got '%s'", optarg);
+            break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_HELP: usage(); exit(0);
+        default:
+            if (optopt) return cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]);
+            return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+static clpar_status load_data(const options *o, clpar_dataset *train, clpar_dataset *test) {
+    if (!strcmp(o->data, "synthetic"))
+        return clpar_dataset_synthetic((uint64_t)o->seed, 1000, 200, train, test);
+    const char *dir = strcmp(o->data, "fashion-mnist") ? o->data : CLPAR_FASHION_MNIST_DIR;
+    return clpar_dataset_load_fashion_mnist(dir, train, test);
+}
+
+static void format_time(double s, char *buf, size_t n) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+int main(int argc, char **argv) {
+    options o = {.data = "fashion-mnist", .devices = "all", .optim = CLPAR_OPTIM_ADAM,
+                 .batch = 128, .epochs = 0, .dp = 1, .accum = 1, .shuffle = 1,
+                 .reduce = CLPAR_REDUCE_MEAN};
+    int rc = parse_options(argc, argv, &o);
+    if (rc) return rc;
+    if (o.steps && o.epochs) return cli_usage_error(prog, "give --epochs or --steps, not both");
+    if (!o.steps && !o.epochs) o.epochs = 3;
+    int synthetic = !strcmp(o.data, "synthetic");
+    if (!o.model) o.model = synthetic ? "10,5" : "784,256,128,10";
+    if (!o.loss_set) o.loss = synthetic ? CLPAR_LOSS_MSE : CLPAR_LOSS_XENT;
+
+    clpar_trainer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    clpar_status st = clpar_mlp_shape_parse(&cfg.shape, o.model);
+    if (st != CLPAR_OK) return cli_usage_error(prog, "--model: %s", clpar_last_error());
+    cfg.loss = o.loss;
+    cfg.optim = clpar_optim_defaults(o.optim);
+    cfg.optim.lr = o.lr_set ? (float)o.lr : (o.optim == CLPAR_OPTIM_SGD ? 0.01f : 1e-3f);
+    cfg.optim.momentum = (float)o.momentum;
+    if (o.wd_set) cfg.optim.weight_decay = (float)o.weight_decay;
+    cfg.reduce = o.reduce;
+    cfg.batch = (size_t)o.batch;
+    cfg.dp = (int)o.dp;
+    cfg.accum = (int)o.accum;
+    cfg.shuffle = o.shuffle;
+    cfg.seed = (uint64_t)o.seed;
+    cfg.init_path = o.init;
+
+    clpar_dataset train, test;
+    st = load_data(&o, &train, &test);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    clpar_runtime *rt = NULL;
+    clpar_trainer *tr = NULL;
+    FILE *log = NULL;
+    int devices[256], ndev = 0;
+    st = clpar_runtime_init(&rt);
+    if (st == CLPAR_OK) st = clpar_runtime_parse_spec(rt, o.devices, devices, 256, &ndev);
+    if (st == CLPAR_OK) {
+        if (cfg.dp == 0) cfg.dp = ndev < 64 ? ndev : 64;
+        cfg.devices = devices;
+        cfg.ndevices = ndev;
+        st = clpar_trainer_init(rt, &cfg, &train, &tr);
+    }
+    if (st != CLPAR_OK) {
+        rc = cli_fail(prog, st);
+        goto done;
+    }
+    if (o.log && !(log = fopen(o.log, "w"))) {
+        fprintf(stderr, "%s: error: %s: cannot open for writing\n", prog, o.log);
+        rc = 1;
+        goto done;
+    }
+    if (log) fprintf(log, "step,epoch,loss,samples_per_sec\n");
+
+    long per_epoch = clpar_trainer_steps_per_epoch(tr);
+    long total = o.steps ? o.steps : o.epochs * per_epoch;
+    int tty = isatty(STDOUT_FILENO) && !o.quiet;
+    if (!o.quiet) {
+        printf("clpar-train: %s, model %s, %zu train / %zu test samples, batch %ld, %ld steps "
+               "(%ld per epoch)\n",
+               synthetic ? "synthetic" : "fashion-mnist", o.model, train.n, test.n, o.batch,
+               total, per_epoch);
+        for (int r = 0; r < cfg.dp; r++) {
+            const clpar_device_info *di = clpar_runtime_device_info(rt, devices[r]);
+            printf("  rank %d: device %d, %s (%s)\n", r, di->index, di->name, di->platform_name);
+        }
+    }
+    double t_start = cli_now(), t_train = 0;
+    size_t samples = 0, epoch_samples = 0;
+    double epoch_loss = 0, t_epoch = cli_now();
+    for (long s = 0; s < total; s++) {
+        clpar_step_info info;
+        double t0 = cli_now();
+        st = clpar_trainer_step(tr, &info);
+        double dt = cli_now() - t0;
+        if (st != CLPAR_OK) {
+            if (tty) printf("\n");
+            rc = cli_fail(prog, st);
+            goto done;
+        }
+        t_train += dt;
+        samples += info.rows;
+        epoch_samples += info.rows;
+        epoch_loss += info.loss * (double)info.rows;
+        double sps = (double)info.rows / dt;
+        if (log) fprintf(log, "%ld,%ld,%.6f,%.1f\n", info.step, info.epoch, info.loss, sps);
+        if (tty) {
+            char left[32];
+            format_time((double)(total - info.step) * t_train / (double)info.step, left,
+                        sizeof left);
+            printf("\repoch %ld  step %ld/%ld  loss %.4f  %.0f samples/s  %s left   ",
+                   info.epoch + 1, info.step, total, info.loss, (double)samples / t_train, left);
+            fflush(stdout);
+        } else if (!o.quiet && (info.step % 100 == 0 || info.step == total)) {
+            printf("step %ld/%ld epoch %ld loss %.4f %.0f samples/s\n", info.step, total,
+                   info.epoch + 1, info.loss, (double)samples / t_train);
+        }
+        if (info.epoch_done || info.step == total) {
+            double tl, ta;
+            st = clpar_trainer_evaluate(tr, &test, &tl, &ta);
+            if (st != CLPAR_OK) {
+                rc = cli_fail(prog, st);
+                goto done;
+            }
+            if (!o.quiet) {
+                if (tty) printf("\r\033[K");
+                printf("epoch %ld: train loss %.4f, test loss %.4f", info.epoch + 1,
+                       epoch_loss / (double)epoch_samples, tl);
+                if (cfg.loss == CLPAR_LOSS_XENT) printf(", test accuracy %.4f", ta);
+                printf(", %.1f s\n", cli_now() - t_epoch);
+            }
+            epoch_samples = 0;
+            epoch_loss = 0;
+            t_epoch = cli_now();
+        }
+    }
+    double tl, ta;
+    st = clpar_trainer_evaluate(tr, &test, &tl, &ta);
+    if (st == CLPAR_OK && o.save) st = clpar_trainer_save(tr, o.save);
+    if (st != CLPAR_OK) {
+        rc = cli_fail(prog, st);
+        goto done;
+    }
+    printf("done: %ld steps in %.1f s (%.0f samples/s), test loss %.4f", total,
+           cli_now() - t_start, (double)samples / t_train, tl);
+    if (cfg.loss == CLPAR_LOSS_XENT) printf(", test accuracy %.4f", ta);
+    printf("\n");
+    clpar_dp_stats ds;
+    clpar_trainer_get_stats(tr, &ds);
+    if (cfg.dp > 1 && ds.reduce_window_ns > 0)
+        printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",
+               ds.reduce_window_ns / 1e6 / (double)ds.steps / cfg.dp,
+               100.0 * (1.0 - ds.reduce_exposed_ns / ds.reduce_window_ns));
+    if (o.save && !o.quiet) printf("saved %s\n", o.save);
+done:
+    if (log && fclose(log) != 0 && rc == 0) {
+        fprintf(stderr, "%s: error: %s: write failed\n", prog, o.log);
+        rc = 1;
+    }
+    clpar_trainer_free(tr);
+    clpar_runtime_free(rt);
+    clpar_dataset_free(&train);
+    clpar_dataset_free(&test);
+    return rc;
+}
