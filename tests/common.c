@@ -28,7 +28,8 @@ clpar_device *t_device(int i) {
 void t_fill(float *x, size_t n, uint64_t seed, double lo, double hi) {
     clpar_rng r;
     clpar_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * clpar_rng_uniform(&r));
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(lo + (hi - lo) * clpar_rng_uniform(&r));
 }
 
 double t_rel_l2(const float *a, const float *b, size_t n) {

@@ -23,11 +23,11 @@ cl_mem t_upload(clpar_device *d, const float *x, size_t n);
 /* Reads n floats of m into a new host array (caller frees). */
 float *t_download(clpar_device *d, cl_mem m, size_t n);
 /* Asserts st == CLPAR_OK, printing the detail message when not. */
-#define T_OK(call)                                                                             \
-    do {                                                                                       \
-        clpar_status st__ = (call);                                                            \
-        cr_assert_eq(st__, CLPAR_OK, "%s -> %s: %s", #call, clpar_status_name(st__),           \
-                     clpar_last_error());                                                      \
+#define T_OK(call)                                                                                 \
+    do {                                                                                           \
+        clpar_status st__ = (call);                                                                \
+        cr_assert_eq(st__, CLPAR_OK, "%s -> %s: %s", #call, clpar_status_name(st__),               \
+                     clpar_last_error());                                                          \
     } while (0)
 /* A path under the test's temporary folder. */
 const char *t_tmp(const char *name);

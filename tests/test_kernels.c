@@ -15,7 +15,8 @@ Test(kernels, bias_add) {
     t_fill(y, ROWS * COLS, 1, -2, 2);
     t_fill(b, COLS + 3, 2, -1, 1);
     for (int r = 0; r < ROWS; r++)
-        for (int c = 0; c < COLS; c++) ref[r * COLS + c] = (double)y[r * COLS + c] + b[3 + c];
+        for (int c = 0; c < COLS; c++)
+            ref[r * COLS + c] = (double)y[r * COLS + c] + b[3 + c];
     cl_mem my = t_upload(d, y, ROWS * COLS), mb = t_upload(d, b, COLS + 3);
     T_OK(clpar_op_bias_add(d, my, mb, 3, ROWS, COLS, NULL));
     float *got = t_download(d, my, ROWS * COLS);
@@ -58,15 +59,19 @@ Test(kernels, colsum_overwrite_and_accumulate) {
     T_OK(clpar_op_colsum(d, mo, 5, mx, ROWS, COLS, 1.0f, NULL));
     float *got = t_download(d, mo, COLS + 5);
     double ref[COLS + 5];
-    for (int c = 0; c < COLS + 5; c++) ref[c] = out[c];
+    for (int c = 0; c < COLS + 5; c++)
+        ref[c] = out[c];
     for (int c = 0; c < COLS; c++)
-        for (int r = 0; r < ROWS; r++) ref[5 + c] += x[r * COLS + c];
+        for (int r = 0; r < ROWS; r++)
+            ref[5 + c] += x[r * COLS + c];
     cr_assert_lt(t_rel_l2_d(got, ref, COLS + 5), 1e-6);
-    for (int c = 0; c < 5; c++) cr_assert_eq(got[c], out[c], "colsum wrote outside its range");
+    for (int c = 0; c < 5; c++)
+        cr_assert_eq(got[c], out[c], "colsum wrote outside its range");
     free(got);
     T_OK(clpar_op_colsum(d, mo, 5, mx, ROWS, COLS, 0.0f, NULL));
     got = t_download(d, mo, COLS + 5);
-    for (int c = 0; c < COLS; c++) ref[5 + c] -= out[5 + c];
+    for (int c = 0; c < COLS; c++)
+        ref[5 + c] -= out[5 + c];
     cr_assert_lt(t_rel_l2_d(got + 5, ref + 5, COLS), 1e-6);
     free(got);
     clpar_device_release(d, mx);
@@ -84,9 +89,12 @@ Test(kernels, scale_and_axpy) {
     T_OK(clpar_op_scale(d, mx, 1, -3.0f, n, NULL));
     float *gx = t_download(d, mx, 340), *gy = t_download(d, my, 340);
     double rx[340], ry[340];
-    for (int i = 0; i < 340; i++) rx[i] = x[i], ry[i] = y[i];
-    for (size_t i = 0; i < n; i++) ry[4 + i] += 0.75 * x[2 + i];
-    for (size_t i = 0; i < n; i++) rx[1 + i] *= -3.0;
+    for (int i = 0; i < 340; i++)
+        rx[i] = x[i], ry[i] = y[i];
+    for (size_t i = 0; i < n; i++)
+        ry[4 + i] += 0.75 * x[2 + i];
+    for (size_t i = 0; i < n; i++)
+        rx[1 + i] *= -3.0;
     cr_assert_lt(t_rel_l2_d(gx, rx, 340), 1e-7);
     cr_assert_lt(t_rel_l2_d(gy, ry, 340), 1e-6);
     free(gx);
@@ -102,7 +110,8 @@ Test(kernels, softmax_cross_entropy) {
     int labels[R];
     t_fill(z, R * C, 9, -30, 30); /* large logits: the max must be subtracted */
     z[0] = 90.0f;                 /* exp(90) overflows float without it */
-    for (int r = 0; r < R; r++) labels[r] = (r * 7) % C;
+    for (int r = 0; r < R; r++)
+        labels[r] = (r * 7) % C;
     cl_mem mz = t_upload(d, z, R * C), ml, mloss, mdz;
     T_OK(clpar_device_alloc(d, sizeof labels, &ml));
     T_OK(clpar_device_write(d, ml, 0, sizeof labels, labels));
@@ -115,13 +124,16 @@ Test(kernels, softmax_cross_entropy) {
     double rl[R], rdz[R * C];
     for (int r = 0; r < R; r++) {
         double m = -INFINITY, s = 0;
-        for (int c = 0; c < C; c++) m = fmax(m, z[r * C + c]);
-        for (int c = 0; c < C; c++) s += exp((double)z[r * C + c] - m);
+        for (int c = 0; c < C; c++)
+            m = fmax(m, z[r * C + c]);
+        for (int c = 0; c < C; c++)
+            s += exp((double)z[r * C + c] - m);
         rl[r] = m + log(s) - z[r * C + labels[r]];
         for (int c = 0; c < C; c++)
             rdz[r * C + c] = scale * (exp((double)z[r * C + c] - m) / s - (c == labels[r]));
     }
-    for (int r = 0; r < R; r++) cr_assert(isfinite(loss[r]));
+    for (int r = 0; r < R; r++)
+        cr_assert(isfinite(loss[r]));
     cr_assert_lt(t_rel_l2_d(loss, rl, R), 1e-5);
     cr_assert_lt(t_rel_l2_d(dz, rdz, R * C), 1e-5);
     free(loss);
@@ -173,8 +185,8 @@ Test(kernels, gemm_all_transposes) {
             /* op(A) (M, K): stored (K, M) when transposed; likewise B */
             cl_mem ma = t_upload(d, a, M * K), mb = t_upload(d, b, K * N),
                    mc = t_upload(d, c, M * N);
-            T_OK(clpar_op_gemm(d, ta, tb, M, N, K, 0.5f, ma, 0, ta ? M : K, mb, 0, tb ? K : N,
-                               2.0f, mc, 0, N, NULL));
+            T_OK(clpar_op_gemm(d, ta, tb, M, N, K, 0.5f, ma, 0, ta ? M : K, mb, 0, tb ? K : N, 2.0f,
+                               mc, 0, N, NULL));
             float *got = t_download(d, mc, M * N);
             double ref[M * N];
             for (int i = 0; i < M; i++)

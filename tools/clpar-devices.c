@@ -36,7 +36,8 @@ static clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_r
     if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &a);
     if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &b);
     if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &c);
-    for (size_t i = 0; host && i < n * n; i++) host[i] = (float)(i % 17) * 0.01f;
+    for (size_t i = 0; host && i < n * n; i++)
+        host[i] = (float)(i % 17) * 0.01f;
     if (st == CLPAR_OK) st = clpar_device_write(d, a, 0, bytes, host);
     if (st == CLPAR_OK) st = clpar_device_write(d, b, 0, bytes, host);
     /* one untimed call compiles CLBlast's kernels for this device */
@@ -59,10 +60,12 @@ static clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_r
     if (hb) memset(hb, 1, tb);
     if (st == CLPAR_OK) st = clpar_device_write(d, big, 0, tb, hb); /* first touch */
     t0 = cli_now();
-    for (int i = 0; i < 3 && st == CLPAR_OK; i++) st = clpar_device_write(d, big, 0, tb, hb);
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++)
+        st = clpar_device_write(d, big, 0, tb, hb);
     if (st == CLPAR_OK) res->h2d_gbs = 3.0 * tb / (cli_now() - t0) / 1e9;
     t0 = cli_now();
-    for (int i = 0; i < 3 && st == CLPAR_OK; i++) st = clpar_device_read(d, hb, big, 0, tb);
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++)
+        st = clpar_device_read(d, hb, big, 0, tb);
     if (st == CLPAR_OK) res->d2h_gbs = 3.0 * tb / (cli_now() - t0) / 1e9;
     free(hb);
     free(host);
@@ -77,9 +80,12 @@ static clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_r
 static void json_string(const char *s) {
     putchar('"');
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
     }
     putchar('"');
 }
@@ -88,24 +94,31 @@ int main(int argc, char **argv) {
     int json = 0, bench = 0;
     const char *spec = "all";
     long size = 1024;
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
-                                         {"bench", no_argument, 0, 'b'},
-                                         {"devices", required_argument, 0, 'd'},
-                                         {"size", required_argument, 0, 's'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'},          {"bench", no_argument, 0, 'b'},
+        {"devices", required_argument, 0, 'd'}, {"size", required_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'b': bench = 1; break;
-        case 'd': spec = optarg; break;
+        case 'j':
+            json = 1;
+            break;
+        case 'b':
+            bench = 1;
+            break;
+        case 'd':
+            spec = optarg;
+            break;
         case 's':
             if (cli_long(prog, "--size", optarg, 16, 8192, &size)) return 2;
             break;
-        case 'h': usage(); return 0;
-        default: return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            usage();
+            return 0;
+        default:
+            return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
@@ -127,10 +140,11 @@ int main(int argc, char **argv) {
             return cli_fail(prog, st);
         }
     }
-    if (json) printf("[\n");
+    if (json)
+        printf("[\n");
     else {
-        printf("%-5s %-28s %-40s %-5s %-24s %-14s %4s %6s %10s %10s", "index", "platform",
-               "device", "type", "vendor", "opencl", "cus", "mhz", "mem_mib", "maxalloc");
+        printf("%-5s %-28s %-40s %-5s %-24s %-14s %4s %6s %10s %10s", "index", "platform", "device",
+               "type", "vendor", "opencl", "cus", "mhz", "mem_mib", "maxalloc");
         if (bench) printf(" %9s %8s %8s", "sgemm_gf", "h2d_gbs", "d2h_gbs");
         printf("\n");
     }
@@ -138,7 +152,8 @@ int main(int argc, char **argv) {
         const clpar_device_info *d = clpar_runtime_device_info(rt, idx[i]);
         char ver[64];
         /* "OpenCL 3.0 PoCL ..." -> "3.0" for the table */
-        if (sscanf(d->version, "OpenCL %63s", ver) != 1) snprintf(ver, sizeof ver, "%s", d->version);
+        if (sscanf(d->version, "OpenCL %63s", ver) != 1)
+            snprintf(ver, sizeof ver, "%s", d->version);
         if (json) {
             printf("  {\"index\": %d, \"platform\": ", d->index);
             json_string(d->platform_name);
@@ -158,10 +173,9 @@ int main(int argc, char **argv) {
                        size, res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
             printf("}%s\n", i + 1 < n ? "," : "");
         } else {
-            printf("%-5d %-28.28s %-40.40s %-5s %-24.24s %-14.14s %4u %6u %10llu %10llu",
-                   d->index, d->platform_name, d->name, clpar_device_type_name(d->type),
-                   d->vendor, ver, d->compute_units, d->clock_mhz,
-                   (unsigned long long)(d->global_mem >> 20),
+            printf("%-5d %-28.28s %-40.40s %-5s %-24.24s %-14.14s %4u %6u %10llu %10llu", d->index,
+                   d->platform_name, d->name, clpar_device_type_name(d->type), d->vendor, ver,
+                   d->compute_units, d->clock_mhz, (unsigned long long)(d->global_mem >> 20),
                    (unsigned long long)(d->max_alloc >> 20));
             if (bench) printf(" %9.2f %8.3f %8.3f", res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
             printf("\n");

@@ -12,41 +12,40 @@
 static const char *prog = "clpar-train";
 
 static void usage(void) {
-    printf(
-        "usage: clpar-train [options]\n"
-        "Trains an MLP (Linear layers with ReLU between them) on OpenCL devices.\n"
-        "\n"
-        "Data and model:\n"
-        "  --data SRC          fashion-mnist (default; " CLPAR_FASHION_MNIST_DIR "),\n"
-        "                      synthetic (the seed's 10-input, 5-target regression), or a\n"
-        "                      folder holding Fashion-MNIST's IDX files (.gz or plain)\n"
-        "  --model SIZES       layer sizes, default 784,256,128,10 (synthetic: 10,5)\n"
-        "  --loss xent|mse     default xent (synthetic: mse)\n"
-        "  --init FILE         start from a safetensors model (PyTorch nn.Sequential names)\n"
-        "  --save FILE         write the trained model as safetensors\n"
-        "Optimization:\n"
-        "  --optim sgd|adam|adamw   default adam\n"
-        "  --lr X              learning rate (default 1e-3; sgd: 0.01)\n"
-        "  --momentum X        SGD momentum (default 0)\n"
-        "  --weight-decay X    default 0 (adamw: 0.01)\n"
-        "  --batch B           global batch of one optimizer step (default 128)\n"
-        "  --epochs E          epochs (default 3), or\n"
-        "  --steps S           optimizer steps in total\n"
-        "  --seed N            initialization, shuffling and synthetic data (default 0)\n"
-        "  --shuffle on|off    default on\n"
-        "Parallelism:\n"
-        "  --devices SPEC      all (default), cpu, gpu, or indices such as 0,1 or 0,0,0;\n"
-        "                      rank i runs on the i-th device of the spec\n"
-        "  --dp N|auto         data-parallel replicas (default 1; auto: one per device)\n"
-        "  --accum K           micro-batches per replica and step (default 1)\n"
-        "  --grad-reduce mean|sum  mean of the batch (default) or sum of micro-batch means\n"
-        "Output:\n"
-        "  --log FILE.csv      one row per step: step,epoch,loss,samples_per_sec\n"
-        "  --quiet             only the final summary\n"
-        "  --help\n"
-        "\n"
-        "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
-        "POCL_MAX_PTHREAD_COUNT=1 clpar-train --dp 2\n");
+    printf("usage: clpar-train [options]\n"
+           "Trains an MLP (Linear layers with ReLU between them) on OpenCL devices.\n"
+           "\n"
+           "Data and model:\n"
+           "  --data SRC          fashion-mnist (default; " CLPAR_FASHION_MNIST_DIR "),\n"
+           "                      synthetic (the seed's 10-input, 5-target regression), or a\n"
+           "                      folder holding Fashion-MNIST's IDX files (.gz or plain)\n"
+           "  --model SIZES       layer sizes, default 784,256,128,10 (synthetic: 10,5)\n"
+           "  --loss xent|mse     default xent (synthetic: mse)\n"
+           "  --init FILE         start from a safetensors model (PyTorch nn.Sequential names)\n"
+           "  --save FILE         write the trained model as safetensors\n"
+           "Optimization:\n"
+           "  --optim sgd|adam|adamw   default adam\n"
+           "  --lr X              learning rate (default 1e-3; sgd: 0.01)\n"
+           "  --momentum X        SGD momentum (default 0)\n"
+           "  --weight-decay X    default 0 (adamw: 0.01)\n"
+           "  --batch B           global batch of one optimizer step (default 128)\n"
+           "  --epochs E          epochs (default 3), or\n"
+           "  --steps S           optimizer steps in total\n"
+           "  --seed N            initialization, shuffling and synthetic data (default 0)\n"
+           "  --shuffle on|off    default on\n"
+           "Parallelism:\n"
+           "  --devices SPEC      all (default), cpu, gpu, or indices such as 0,1 or 0,0,0;\n"
+           "                      rank i runs on the i-th device of the spec\n"
+           "  --dp N|auto         data-parallel replicas (default 1; auto: one per device)\n"
+           "  --accum K           micro-batches per replica and step (default 1)\n"
+           "  --grad-reduce mean|sum  mean of the batch (default) or sum of micro-batch means\n"
+           "Output:\n"
+           "  --log FILE.csv      one row per step: step,epoch,loss,samples_per_sec\n"
+           "  --quiet             only the final summary\n"
+           "  --help\n"
+           "\n"
+           "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
+           "POCL_MAX_PTHREAD_COUNT=1 clpar-train --dp 2\n");
 }
 
 typedef struct {
@@ -60,33 +59,70 @@ typedef struct {
     clpar_reduce_mode reduce;
 } options;
 
-enum { O_DATA = 256, O_MODEL, O_LOSS, O_OPTIM, O_LR, O_MOM, O_WD, O_BATCH, O_EPOCHS, O_STEPS,
-       O_SEED, O_SHUFFLE, O_DEVICES, O_INIT, O_SAVE, O_LOG, O_DP, O_ACCUM, O_REDUCE, O_QUIET,
-       O_HELP };
+enum {
+    O_DATA = 256,
+    O_MODEL,
+    O_LOSS,
+    O_OPTIM,
+    O_LR,
+    O_MOM,
+    O_WD,
+    O_BATCH,
+    O_EPOCHS,
+    O_STEPS,
+    O_SEED,
+    O_SHUFFLE,
+    O_DEVICES,
+    O_INIT,
+    O_SAVE,
+    O_LOG,
+    O_DP,
+    O_ACCUM,
+    O_REDUCE,
+    O_QUIET,
+    O_HELP
+};
 
 static int parse_options(int argc, char **argv, options *o) {
-    static const struct option opts[] = {
-        {"data", required_argument, 0, O_DATA},     {"model", required_argument, 0, O_MODEL},
-        {"loss", required_argument, 0, O_LOSS},     {"optim", required_argument, 0, O_OPTIM},
-        {"lr", required_argument, 0, O_LR},         {"momentum", required_argument, 0, O_MOM},
-        {"weight-decay", required_argument, 0, O_WD}, {"batch", required_argument, 0, O_BATCH},
-        {"epochs", required_argument, 0, O_EPOCHS}, {"steps", required_argument, 0, O_STEPS},
-        {"seed", required_argument, 0, O_SEED},     {"shuffle", required_argument, 0, O_SHUFFLE},
-        {"devices", required_argument, 0, O_DEVICES}, {"init", required_argument, 0, O_INIT},
-        {"save", required_argument, 0, O_SAVE},     {"log", required_argument, 0, O_LOG},
-        {"dp", required_argument, 0, O_DP},         {"accum", required_argument, 0, O_ACCUM},
-        {"grad-reduce", required_argument, 0, O_REDUCE}, {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, O_HELP},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", required_argument, 0, O_DATA},
+                                         {"model", required_argument, 0, O_MODEL},
+                                         {"loss", required_argument, 0, O_LOSS},
+                                         {"optim", required_argument, 0, O_OPTIM},
+                                         {"lr", required_argument, 0, O_LR},
+                                         {"momentum", required_argument, 0, O_MOM},
+                                         {"weight-decay", required_argument, 0, O_WD},
+                                         {"batch", required_argument, 0, O_BATCH},
+                                         {"epochs", required_argument, 0, O_EPOCHS},
+                                         {"steps", required_argument, 0, O_STEPS},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"shuffle", required_argument, 0, O_SHUFFLE},
+                                         {"devices", required_argument, 0, O_DEVICES},
+                                         {"init", required_argument, 0, O_INIT},
+                                         {"save", required_argument, 0, O_SAVE},
+                                         {"log", required_argument, 0, O_LOG},
+                                         {"dp", required_argument, 0, O_DP},
+                                         {"accum", required_argument, 0, O_ACCUM},
+                                         {"grad-reduce", required_argument, 0, O_REDUCE},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_DATA: o->data = optarg; break;
-        case O_MODEL: o->model = optarg; break;
+        case O_DATA:
+            o->data = optarg;
+            break;
+        case O_MODEL:
+            o->model = optarg;
+            break;
         case O_LOSS:
-            if (!strcmp(optarg, "xent")) o->loss = CLPAR_LOSS_XENT;
-            else if (!strcmp(optarg, "mse")) o->loss = CLPAR_LOSS_MSE;
-            else return cli_usage_error(prog, "--loss must be xent or mse, got '%s'", optarg);
+            if (!strcmp(optarg, "xent"))
+                o->loss = CLPAR_LOSS_XENT;
+            else if (!strcmp(optarg, "mse"))
+                o->loss = CLPAR_LOSS_MSE;
+            else
+                return cli_usage_error(prog, "--loss must be xent or mse, got '%s'", optarg);
             o->loss_set = 1;
             break;
         case O_OPTIM:
@@ -118,28 +154,48 @@ static int parse_options(int argc, char **argv, options *o) {
             if (cli_long(prog, "--seed", optarg, 0, 1L << 62, &o->seed)) return 2;
             break;
         case O_SHUFFLE:
-            if (!strcmp(optarg, "on")) o->shuffle = 1;
-            else if (!strcmp(optarg, "off")) o->shuffle = 0;
-            else return cli_usage_error(prog, "--shuffle must be on or off, got '%s'", optarg);
+            if (!strcmp(optarg, "on"))
+                o->shuffle = 1;
+            else if (!strcmp(optarg, "off"))
+                o->shuffle = 0;
+            else
+                return cli_usage_error(prog, "--shuffle must be on or off, got '%s'", optarg);
             break;
-        case O_DEVICES: o->devices = optarg; break;
-        case O_INIT: o->init = optarg; break;
-        case O_SAVE: o->save = optarg; break;
-        case O_LOG: o->log = optarg; break;
+        case O_DEVICES:
+            o->devices = optarg;
+            break;
+        case O_INIT:
+            o->init = optarg;
+            break;
+        case O_SAVE:
+            o->save = optarg;
+            break;
+        case O_LOG:
+            o->log = optarg;
+            break;
         case O_DP:
-            if (!strcmp(optarg, "auto")) o->dp = 0; /* one replica per device of the spec */
-            else if (cli_long(prog, "--dp", optarg, 1, 64, &o->dp)) return 2;
+            if (!strcmp(optarg, "auto"))
+                o->dp = 0; /* one replica per device of the spec */
+            else if (cli_long(prog, "--dp", optarg, 1, 64, &o->dp))
+                return 2;
             break;
         case O_ACCUM:
             if (cli_long(prog, "--accum", optarg, 1, 1L << 20, &o->accum)) return 2;
             break;
         case O_REDUCE:
-            if (!strcmp(optarg, "mean")) o->reduce = CLPAR_REDUCE_MEAN;
-            else if (!strcmp(optarg, "sum")) o->reduce = CLPAR_REDUCE_SUM;
-            else return cli_usage_error(prog, "--grad-reduce must be mean or sum, got '%s'", optarg);
+            if (!strcmp(optarg, "mean"))
+                o->reduce = CLPAR_REDUCE_MEAN;
+            else if (!strcmp(optarg, "sum"))
+                o->reduce = CLPAR_REDUCE_SUM;
+            else
+                return cli_usage_error(prog, "--grad-reduce must be mean or sum, got '%s'", optarg);
             break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_HELP: usage(); exit(0);
+        case O_QUIET:
+            o->quiet = 1;
+            break;
+        case O_HELP:
+            usage();
+            exit(0);
         default:
             if (optopt) return cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]);
             return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
@@ -163,8 +219,14 @@ static void format_time(double s, char *buf, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    options o = {.data = "fashion-mnist", .devices = "all", .optim = CLPAR_OPTIM_ADAM,
-                 .batch = 128, .epochs = 0, .dp = 1, .accum = 1, .shuffle = 1,
+    options o = {.data = "fashion-mnist",
+                 .devices = "all",
+                 .optim = CLPAR_OPTIM_ADAM,
+                 .batch = 128,
+                 .epochs = 0,
+                 .dp = 1,
+                 .accum = 1,
+                 .shuffle = 1,
                  .reduce = CLPAR_REDUCE_MEAN};
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
@@ -223,8 +285,8 @@ int main(int argc, char **argv) {
     if (!o.quiet) {
         printf("clpar-train: %s, model %s, %zu train / %zu test samples, batch %ld, %ld steps "
                "(%ld per epoch)\n",
-               synthetic ? "synthetic" : "fashion-mnist", o.model, train.n, test.n, o.batch,
-               total, per_epoch);
+               synthetic ? "synthetic" : "fashion-mnist", o.model, train.n, test.n, o.batch, total,
+               per_epoch);
         for (int r = 0; r < cfg.dp; r++) {
             const clpar_device_info *di = clpar_runtime_device_info(rt, devices[r]);
             printf("  rank %d: device %d, %s (%s)\n", r, di->index, di->name, di->platform_name);
@@ -286,8 +348,8 @@ int main(int argc, char **argv) {
         rc = cli_fail(prog, st);
         goto done;
     }
-    printf("done: %ld steps in %.1f s (%.0f samples/s), test loss %.4f", total,
-           cli_now() - t_start, (double)samples / t_train, tl);
+    printf("done: %ld steps in %.1f s (%.0f samples/s), test loss %.4f", total, cli_now() - t_start,
+           (double)samples / t_train, tl);
     if (cfg.loss == CLPAR_LOSS_XENT) printf(", test accuracy %.4f", ta);
     printf("\n");
     clpar_dp_stats ds;

@@ -43,8 +43,8 @@ void clpar_dataset_free(clpar_dataset *ds);
 void clpar_dataset_order(size_t *order, size_t n, int shuffle, uint64_t seed, long epoch);
 
 /* Copies samples order[first .. first + count) into x (count, in) and labels or targets. */
-void clpar_dataset_gather(const clpar_dataset *ds, const size_t *order, size_t first,
-                          size_t count, float *x, int *labels, float *targets);
+void clpar_dataset_gather(const clpar_dataset *ds, const size_t *order, size_t first, size_t count,
+                          float *x, int *labels, float *targets);
 
 #ifdef __cplusplus
 }

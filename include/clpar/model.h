@@ -63,8 +63,8 @@ clpar_status clpar_mlp_get_grads(clpar_mlp *m, float *grads);
  * cross-entropy loss or targets (rows, out) for MSE; either may be NULL. The copies do not
  * block, so the host arrays must stay unchanged until the device has run them (after the
  * next clpar_mlp_read_loss or clpar_device_finish). */
-clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels,
-                              const float *targets, size_t rows);
+clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels, const float *targets,
+                              size_t rows);
 
 /* Forward over the uploaded rows; saves each layer's input for backward. */
 clpar_status clpar_mlp_forward(clpar_mlp *m, size_t rows);

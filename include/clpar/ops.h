@@ -17,8 +17,7 @@ extern "C" {
 clpar_status clpar_op_bias_add(clpar_device *d, cl_mem y, cl_mem b, size_t boff, size_t rows,
                                size_t cols, cl_event *event);
 /* y (n) = max(x, 0); y may be x */
-clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n,
-                                   cl_event *event);
+clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n, cl_event *event);
 /* dx (n) = dy * (y > 0) where y is relu_forward's output; dx may be dy */
 clpar_status clpar_op_relu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_mem y, size_t n,
                                     cl_event *event);
@@ -29,8 +28,8 @@ clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x,
 clpar_status clpar_op_scale(clpar_device *d, cl_mem x, size_t off, float a, size_t n,
                             cl_event *event);
 /* y[yoff + i] += a x[xoff + i], i < n */
-clpar_status clpar_op_axpy(clpar_device *d, cl_mem y, size_t yoff, float a, cl_mem x,
-                           size_t xoff, size_t n, cl_event *event);
+clpar_status clpar_op_axpy(clpar_device *d, cl_mem y, size_t yoff, float a, cl_mem x, size_t xoff,
+                           size_t n, cl_event *event);
 
 /* loss (rows) = per-row softmax cross-entropy of logits z (rows, classes), labels (rows) int */
 clpar_status clpar_op_xent_forward(clpar_device *d, cl_mem loss, cl_mem z, cl_mem labels,
@@ -62,22 +61,21 @@ typedef struct {
 clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t n,
                                const clpar_sgd_params *hp, int first, cl_event *event);
 /* One Adam/AdamW step over p, g, m, v (n each); step counts from 1. */
-clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v,
-                                size_t n, const clpar_adam_params *hp, long step,
-                                cl_event *event);
+clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v, size_t n,
+                                const clpar_adam_params *hp, long step, cl_event *event);
 
 /* C (m, n) = alpha op(A) op(B) + beta C, row-major, through CLBlast's SGEMM; op(A) is
  * (m, k), op(B) is (k, n). A CLBlast failure returns its own code. */
-clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n,
-                           size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
-                           size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
-                           size_t ldc, cl_event *event);
+clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                           float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                           size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
+                           cl_event *event);
 
 /* Linear layer forward with PyTorch's conventions: y (rows, out) = x (rows, in) W^T + b,
  * W (out, in) at w[woff], b (out) at bias[boff]. */
 clpar_status clpar_op_linear_forward(clpar_device *d, cl_mem y, cl_mem x, cl_mem w, size_t woff,
-                                     cl_mem bias, size_t boff, size_t rows, size_t in,
-                                     size_t out, cl_event *event);
+                                     cl_mem bias, size_t boff, size_t rows, size_t in, size_t out,
+                                     cl_event *event);
 /* Linear layer backward from dy (rows, out):
  *   dW (out, in) at dw[dwoff] = beta dW + dy^T x
  *   db (out) at db[dboff]     = beta db + colsum(dy)
@@ -85,8 +83,8 @@ clpar_status clpar_op_linear_forward(clpar_device *d, cl_mem y, cl_mem x, cl_mem
  * beta = 1 accumulates into existing gradients (micro-batches), 0 overwrites. */
 clpar_status clpar_op_linear_backward(clpar_device *d, cl_mem dx, cl_mem dw, size_t dwoff,
                                       cl_mem db, size_t dboff, cl_mem dy, cl_mem x, cl_mem w,
-                                      size_t woff, size_t rows, size_t in, size_t out,
-                                      float beta, cl_event *event);
+                                      size_t woff, size_t rows, size_t in, size_t out, float beta,
+                                      cl_event *event);
 
 #ifdef __cplusplus
 }

@@ -83,8 +83,7 @@ size_t clpar_device_allocated_bytes(const clpar_device *d);
 /* Blocking copies on the compute queue, ordered after all work queued there before. */
 clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size_t bytes,
                                 const void *src);
-clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t offset,
-                               size_t bytes);
+clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t offset, size_t bytes);
 /* Waits until both queues are empty. */
 clpar_status clpar_device_finish(clpar_device *d);
 /* Makes later work on the compute queue wait for `events` (which must belong to this

@@ -53,8 +53,7 @@ clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int
 
 /* Saves a model's flat parameters under PyTorch nn.Sequential names, with the size list
  * in __metadata__["clpar.model"]. */
-clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape,
-                              const float *params);
+clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape, const float *params);
 /* Loads a model file into flat params (param_count(shape) floats). Every Linear of shape
  * must be present as F32 with the matching shape; CLPAR_ESHAPE says which is not. */
 clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape, float *params);

@@ -46,8 +46,7 @@ clpar_status clpar_dp_step(clpar_dp *dp, const float *x, const int *labels, cons
 
 /* Mean loss and (for cross-entropy) accuracy of rank 0's model over rows samples. */
 clpar_status clpar_dp_evaluate(clpar_dp *dp, const float *x, const int *labels,
-                               const float *targets, size_t rows, double *loss,
-                               double *accuracy);
+                               const float *targets, size_t rows, double *loss, double *accuracy);
 
 /* Blocking copy of rank's parameters (param_count floats). */
 clpar_status clpar_dp_get_params(clpar_dp *dp, int rank, float *params);

@@ -10,13 +10,18 @@ typedef struct {
 } copy_pair;
 
 typedef struct {
+    cl_event read; /* queued by begin, not yet finished */
+    size_t off, len;
+} pending_read;
+
+typedef struct {
     clpar_device *dev;
     cl_mem pinned; /* CL_MEM_ALLOC_HOST_PTR, mapped for the allreduce's lifetime */
     float *host;
     copy_pair *pairs;
     int npairs, cap;
-    cl_event pending_read; /* read queued by begin, not yet finished */
-    size_t pending_off, pending_len;
+    pending_read *pending; /* one per range begun and not finished (a bucket each) */
+    int npending, pcap;
 } rank_state;
 
 struct clpar_allreduce {
@@ -47,9 +52,9 @@ clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count
         rs->pinned = clCreateBuffer(devs[r]->context, CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE,
                                     bytes, NULL, &err);
         if (err == CL_SUCCESS)
-            rs->host = clEnqueueMapBuffer(devs[r]->transfer, rs->pinned, CL_TRUE,
-                                          CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL, NULL,
-                                          &err);
+            rs->host =
+                clEnqueueMapBuffer(devs[r]->transfer, rs->pinned, CL_TRUE,
+                                   CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL, NULL, &err);
         if (err != CL_SUCCESS) {
             clpar_allreduce_free(ar);
             return clpar_error(err, "device %d (%s): pinned staging of %zu bytes failed: %s",
@@ -76,7 +81,9 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
         if (rs->dev) clFinish(rs->dev->transfer);
         release_pairs(rs);
         free(rs->pairs);
-        if (rs->pending_read) clReleaseEvent(rs->pending_read);
+        for (int i = 0; i < rs->npending; i++)
+            clReleaseEvent(rs->pending[i].read);
+        free(rs->pending);
         if (rs->host) {
             clEnqueueUnmapMemObject(rs->dev->transfer, rs->pinned, rs->host, 0, NULL, NULL);
             clFinish(rs->dev->transfer);
@@ -91,18 +98,28 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
 clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
                                    size_t len, cl_event after) {
     if (rank < 0 || rank >= ar->n || off + len > ar->count)
-        return clpar_error(CLPAR_EINVAL, "allreduce range [%zu, %zu) of rank %d out of bounds",
-                           off, off + len, rank);
+        return clpar_error(CLPAR_EINVAL, "allreduce range [%zu, %zu) of rank %d out of bounds", off,
+                           off + len, rank);
     rank_state *rs = &ar->ranks[rank];
-    if (rs->pending_read)
-        return clpar_error(CLPAR_EINVAL, "allreduce: rank %d began a range twice", rank);
+    for (int i = 0; i < rs->npending; i++)
+        if (rs->pending[i].off < off + len && off < rs->pending[i].off + rs->pending[i].len)
+            return clpar_error(CLPAR_EINVAL, "allreduce: rank %d began overlapping ranges", rank);
+    if (rs->npending == rs->pcap) {
+        int cap = rs->pcap ? 2 * rs->pcap : 16;
+        pending_read *p = realloc(rs->pending, (size_t)cap * sizeof *p);
+        if (!p) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+        rs->pending = p;
+        rs->pcap = cap;
+    }
+    pending_read *pr = &rs->pending[rs->npending];
     CL_CHECK(clEnqueueReadBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
                                  len * sizeof(float), rs->host + off, after ? 1 : 0,
-                                 after ? &after : NULL, &rs->pending_read),
+                                 after ? &after : NULL, &pr->read),
              "clEnqueueReadBuffer(gradients)");
     CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
-    rs->pending_off = off;
-    rs->pending_len = len;
+    pr->off = off;
+    pr->len = len;
+    rs->npending++;
     return CLPAR_OK;
 }
 
@@ -120,21 +137,28 @@ static clpar_status push_pair(rank_state *rs, cl_event read, cl_event write) {
 
 clpar_status clpar_allreduce_finish(clpar_allreduce *ar, cl_mem const *bufs, size_t off,
                                     size_t len) {
+    int slot[256];
+    if (ar->n > 256) return clpar_error(CLPAR_EINVAL, "allreduce: more than 256 ranks");
     for (int r = 0; r < ar->n; r++) {
         rank_state *rs = &ar->ranks[r];
-        if (!rs->pending_read || rs->pending_off != off || rs->pending_len != len)
-            return clpar_error(CLPAR_EINVAL, "allreduce: rank %d has not begun range [%zu, %zu)",
-                               r, off, off + len);
+        slot[r] = -1;
+        for (int i = 0; i < rs->npending; i++)
+            if (rs->pending[i].off == off && rs->pending[i].len == len) slot[r] = i;
+        if (slot[r] < 0)
+            return clpar_error(CLPAR_EINVAL, "allreduce: rank %d has not begun range [%zu, %zu)", r,
+                               off, off + len);
     }
     float *sum = ar->sum + off;
     for (int r = 0; r < ar->n; r++) {
         rank_state *rs = &ar->ranks[r];
         /* one context per wait: events of different platforms cannot be waited on together */
-        CL_CHECK(clWaitForEvents(1, &rs->pending_read), "clWaitForEvents(gradient read)");
+        CL_CHECK(clWaitForEvents(1, &rs->pending[slot[r]].read), "clWaitForEvents(gradient read)");
         const float *src = rs->host + off;
-        if (r == 0) memcpy(sum, src, len * sizeof(float));
+        if (r == 0)
+            memcpy(sum, src, len * sizeof(float));
         else
-            for (size_t i = 0; i < len; i++) sum[i] += src[i];
+            for (size_t i = 0; i < len; i++)
+                sum[i] += src[i];
     }
     for (int r = 0; r < ar->n; r++) {
         rank_state *rs = &ar->ranks[r];
@@ -144,12 +168,12 @@ clpar_status clpar_allreduce_finish(clpar_allreduce *ar, cl_mem const *bufs, siz
                  "clEnqueueWriteBuffer(reduced gradients)");
         CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
         clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
-        if (st == CLPAR_OK) st = push_pair(rs, rs->pending_read, write);
+        if (st == CLPAR_OK) st = push_pair(rs, rs->pending[slot[r]].read, write);
         if (st != CLPAR_OK) {
             clReleaseEvent(write);
             return st;
         }
-        rs->pending_read = NULL;
+        rs->pending[slot[r]] = rs->pending[--rs->npending];
     }
     return CLPAR_OK;
 }

@@ -13,8 +13,7 @@ void clpar_dataset_free(clpar_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
-static clpar_status make_split(clpar_rng *rng, const double *teacher, size_t n,
-                               clpar_dataset *ds) {
+static clpar_status make_split(clpar_rng *rng, const double *teacher, size_t n, clpar_dataset *ds) {
     const size_t in = 10, out = 5;
     ds->n = n;
     ds->in = in;
@@ -27,10 +26,12 @@ static clpar_status make_split(clpar_rng *rng, const double *teacher, size_t n,
         return clpar_error(CLPAR_ENOMEM, "out of host memory");
     }
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < in; j++) ds->x[i * in + j] = (float)clpar_rng_normal(rng);
+        for (size_t j = 0; j < in; j++)
+            ds->x[i * in + j] = (float)clpar_rng_normal(rng);
         for (size_t k = 0; k < out; k++) {
             double t = teacher[out * in + k];
-            for (size_t j = 0; j < in; j++) t += teacher[k * in + j] * ds->x[i * in + j];
+            for (size_t j = 0; j < in; j++)
+                t += teacher[k * in + j] * ds->x[i * in + j];
             ds->targets[i * out + k] = (float)(t + 0.1 * clpar_rng_normal(rng));
         }
     }
@@ -46,7 +47,8 @@ clpar_status clpar_dataset_synthetic(uint64_t seed, size_t n_train, size_t n_tes
     clpar_rng rng;
     clpar_rng_seed(&rng, seed ^ 0x5eedda7aull);
     double teacher[5 * 10 + 5]; /* W (5, 10) then b (5) */
-    for (int i = 0; i < 55; i++) teacher[i] = clpar_rng_normal(&rng) / 3.0;
+    for (int i = 0; i < 55; i++)
+        teacher[i] = clpar_rng_normal(&rng) / 3.0;
     TRY(make_split(&rng, teacher, n_train, train));
     clpar_status rc = make_split(&rng, teacher, n_test, test);
     if (rc != CLPAR_OK) clpar_dataset_free(train);
@@ -54,7 +56,8 @@ clpar_status clpar_dataset_synthetic(uint64_t seed, size_t n_train, size_t n_tes
 }
 
 void clpar_dataset_order(size_t *order, size_t n, int shuffle, uint64_t seed, long epoch) {
-    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
     if (!shuffle || n < 2) return;
     clpar_rng rng;
     clpar_rng_seed(&rng, seed * 0x9e3779b97f4a7c15ull + (uint64_t)epoch + 1);
@@ -66,8 +69,8 @@ void clpar_dataset_order(size_t *order, size_t n, int shuffle, uint64_t seed, lo
     }
 }
 
-void clpar_dataset_gather(const clpar_dataset *ds, const size_t *order, size_t first,
-                          size_t count, float *x, int *labels, float *targets) {
+void clpar_dataset_gather(const clpar_dataset *ds, const size_t *order, size_t first, size_t count,
+                          float *x, int *labels, float *targets) {
     for (size_t r = 0; r < count; r++) {
         size_t s = order[first + r];
         memcpy(x + r * ds->in, ds->x + s * ds->in, ds->in * sizeof(float));

@@ -10,8 +10,8 @@
 
 /* Reads a whole IDX file (trying name.gz, then name) into *buf. gzread reads plain files
  * unchanged, so one path serves both. */
-static clpar_status read_file(const char *dir, const char *name, unsigned char **buf,
-                              size_t *len, char *path, size_t pathlen) {
+static clpar_status read_file(const char *dir, const char *name, unsigned char **buf, size_t *len,
+                              char *path, size_t pathlen) {
     snprintf(path, pathlen, "%s/%s.gz", dir, name);
     gzFile f = gzopen(path, "rb");
     if (!f) {
@@ -103,7 +103,8 @@ static clpar_status load_split(const char *dir, const char *prefix, clpar_datase
         ds->labels = malloc(n * sizeof(int));
         ds->targets = NULL;
         if (!ds->x || !ds->labels) rc = clpar_error(CLPAR_ENOMEM, "out of host memory");
-        for (size_t i = 0; rc == CLPAR_OK && i < n * 784; i++) ds->x[i] = img[16 + i] / 255.0f;
+        for (size_t i = 0; rc == CLPAR_OK && i < n * 784; i++)
+            ds->x[i] = img[16 + i] / 255.0f;
         for (size_t i = 0; rc == CLPAR_OK && i < n; i++) {
             if (lab[8 + i] > 9) {
                 rc = clpar_error(CLPAR_EFORMAT, "%s: label %u of sample %zu is not a class 0..9",

@@ -47,14 +47,12 @@ clpar_status clpar_mlp_shape_parse(clpar_mlp_shape *shape, const char *text) {
         p = end;
         if (!*p) break;
         if (*p != ',' || !p[1])
-            return clpar_error(CLPAR_EINVAL, "model size list '%s': malformed near '%s'", text,
-                               p);
+            return clpar_error(CLPAR_EINVAL, "model size list '%s': malformed near '%s'", text, p);
         p++;
     }
     if (n < 2)
-        return clpar_error(CLPAR_EINVAL,
-                           "model size list '%s': needs at least an input and an output size",
-                           text);
+        return clpar_error(
+            CLPAR_EINVAL, "model size list '%s': needs at least an input and an output size", text);
     shape->nlayers = n - 1;
     if (clpar_mlp_shape_param_count(shape) > 0xffffffffu)
         return clpar_error(CLPAR_EINVAL, "model size list '%s': more than 2^32 parameters", text);
@@ -74,7 +72,8 @@ size_t clpar_mlp_shape_layer_count(const clpar_mlp_shape *shape, int l) {
 
 size_t clpar_mlp_shape_weight_offset(const clpar_mlp_shape *shape, int l) {
     size_t off = 0;
-    for (int i = 0; i < l; i++) off += clpar_mlp_shape_layer_count(shape, i);
+    for (int i = 0; i < l; i++)
+        off += clpar_mlp_shape_layer_count(shape, i);
     return off;
 }
 
@@ -94,7 +93,8 @@ void clpar_mlp_init_params(float *params, const clpar_mlp_shape *shape, uint64_t
         double bound = 1.0 / sqrt((double)shape->sizes[l]);
         size_t n = clpar_mlp_shape_layer_count(shape, l);
         float *p = params + clpar_mlp_shape_weight_offset(shape, l);
-        for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * clpar_rng_uniform(&rng) - 1.0) * bound);
+        for (size_t i = 0; i < n; i++)
+            p[i] = (float)((2.0 * clpar_rng_uniform(&rng) - 1.0) * bound);
     }
 }
 
@@ -114,11 +114,12 @@ clpar_status clpar_mlp_init(clpar_device *d, const clpar_mlp_shape *shape, size_
         if (shape->sizes[l] > widest) widest = shape->sizes[l];
     clpar_status st;
     const size_t f = sizeof(float);
-#define ALLOC(mem, bytes)                                                                      \
+#define ALLOC(mem, bytes)                                                                          \
     if ((st = clpar_device_alloc(d, (bytes), &(mem))) != CLPAR_OK) goto fail
     ALLOC(m->params, m->nparams * f);
     ALLOC(m->grads, m->nparams * f);
-    for (int l = 0; l <= L; l++) ALLOC(m->acts[l], max_rows * shape->sizes[l] * f);
+    for (int l = 0; l <= L; l++)
+        ALLOC(m->acts[l], max_rows * shape->sizes[l] * f);
     ALLOC(m->dbuf[0], max_rows * widest * f);
     ALLOC(m->dbuf[1], max_rows * widest * f);
     ALLOC(m->labels, max_rows * sizeof(cl_int));
@@ -131,11 +132,10 @@ clpar_status clpar_mlp_init(clpar_device *d, const clpar_mlp_shape *shape, size_
         goto fail;
     }
     float zero = 0.0f;
-    cl_int err = clEnqueueFillBuffer(d->compute, m->params, &zero, f, 0, m->nparams * f, 0, NULL,
-                                     NULL);
+    cl_int err =
+        clEnqueueFillBuffer(d->compute, m->params, &zero, f, 0, m->nparams * f, 0, NULL, NULL);
     if (err == CL_SUCCESS)
-        err = clEnqueueFillBuffer(d->compute, m->grads, &zero, f, 0, m->nparams * f, 0, NULL,
-                                  NULL);
+        err = clEnqueueFillBuffer(d->compute, m->grads, &zero, f, 0, m->nparams * f, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
         st = clpar_cl_error(err, "clEnqueueFillBuffer");
         goto fail;
@@ -153,7 +153,8 @@ void clpar_mlp_free(clpar_mlp *m) {
     clFinish(d->compute);
     clpar_device_release(d, m->params);
     clpar_device_release(d, m->grads);
-    for (int l = 0; l <= m->shape.nlayers; l++) clpar_device_release(d, m->acts[l]);
+    for (int l = 0; l <= m->shape.nlayers; l++)
+        clpar_device_release(d, m->acts[l]);
     clpar_device_release(d, m->dbuf[0]);
     clpar_device_release(d, m->dbuf[1]);
     clpar_device_release(d, m->labels);
@@ -196,8 +197,8 @@ static clpar_status check_rows(const clpar_mlp *m, size_t rows) {
     return CLPAR_OK;
 }
 
-clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels,
-                              const float *targets, size_t rows) {
+clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels, const float *targets,
+                              size_t rows) {
     TRY(check_rows(m, rows));
     cl_command_queue q = m->dev->compute;
     const size_t f = sizeof(float);
@@ -211,8 +212,8 @@ clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels,
                  "clEnqueueWriteBuffer(labels)");
     if (targets)
         CL_CHECK(clEnqueueWriteBuffer(q, m->targets, CL_FALSE, 0,
-                                      rows * m->shape.sizes[m->shape.nlayers] * f, targets, 0,
-                                      NULL, NULL),
+                                      rows * m->shape.sizes[m->shape.nlayers] * f, targets, 0, NULL,
+                                      NULL),
                  "clEnqueueWriteBuffer(targets)");
     return CLPAR_OK;
 }
@@ -269,8 +270,8 @@ clpar_status clpar_mlp_backward(clpar_mlp *m, size_t rows, float beta, clpar_gra
         }
         if (l == 0) break;
         cl_mem dx = m->dbuf[1 - cur];
-        TRY(clpar_op_gemm(m->dev, 0, 0, rows, in, out, 1.0f, dy, 0, out, m->params, woff, in,
-                          0.0f, dx, 0, in, NULL));
+        TRY(clpar_op_gemm(m->dev, 0, 0, rows, in, out, 1.0f, dy, 0, out, m->params, woff, in, 0.0f,
+                          dx, 0, in, NULL));
         TRY(clpar_op_relu_backward(m->dev, dx, dx, m->acts[l], rows * in, NULL));
         cur = 1 - cur;
     }
@@ -281,7 +282,8 @@ clpar_status clpar_mlp_read_loss(clpar_mlp *m, size_t rows, double *sum) {
     TRY(check_rows(m, rows));
     TRY(clpar_device_read(m->dev, m->loss_host, m->loss, 0, rows * sizeof(float)));
     double s = 0.0;
-    for (size_t i = 0; i < rows; i++) s += m->loss_host[i];
+    for (size_t i = 0; i < rows; i++)
+        s += m->loss_host[i];
     *sum = s;
     return CLPAR_OK;
 }

@@ -26,10 +26,14 @@ clpar_optim_config clpar_optim_defaults(clpar_optim_kind kind) {
 }
 
 clpar_status clpar_optim_kind_parse(const char *text, clpar_optim_kind *kind) {
-    if (!strcmp(text, "sgd")) *kind = CLPAR_OPTIM_SGD;
-    else if (!strcmp(text, "adam")) *kind = CLPAR_OPTIM_ADAM;
-    else if (!strcmp(text, "adamw")) *kind = CLPAR_OPTIM_ADAMW;
-    else return clpar_error(CLPAR_EINVAL, "unknown optimizer '%s' (sgd, adam, adamw)", text);
+    if (!strcmp(text, "sgd"))
+        *kind = CLPAR_OPTIM_SGD;
+    else if (!strcmp(text, "adam"))
+        *kind = CLPAR_OPTIM_ADAM;
+    else if (!strcmp(text, "adamw"))
+        *kind = CLPAR_OPTIM_ADAMW;
+    else
+        return clpar_error(CLPAR_EINVAL, "unknown optimizer '%s' (sgd, adam, adamw)", text);
     return CLPAR_OK;
 }
 
@@ -80,8 +84,8 @@ clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_ev
         return clpar_op_sgd_step(o->dev, params, grads, o->s0 ? o->s0 : grads, o->n, &hp,
                                  o->steps == 1, event);
     }
-    clpar_adam_params hp = {c->lr,  c->beta1, c->beta2, c->eps, c->weight_decay,
-                            c->kind == CLPAR_OPTIM_ADAMW};
+    clpar_adam_params hp = {c->lr,  c->beta1,        c->beta2,
+                            c->eps, c->weight_decay, c->kind == CLPAR_OPTIM_ADAMW};
     return clpar_op_adam_step(o->dev, params, grads, o->s0, o->s1, o->n, &hp, o->steps, event);
 }
 

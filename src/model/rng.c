@@ -11,7 +11,8 @@ static uint64_t splitmix64(uint64_t *x) {
 }
 
 void clpar_rng_seed(clpar_rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
 }
 
 static uint64_t rotl(uint64_t x, int k) {
@@ -44,7 +45,8 @@ double clpar_rng_normal(clpar_rng *r) {
 uint64_t clpar_rng_below(clpar_rng *r, uint64_t n) {
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t v;
-    do v = clpar_rng_next(r);
+    do
+        v = clpar_rng_next(r);
     while (v >= limit);
     return v % n;
 }

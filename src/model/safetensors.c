@@ -28,9 +28,9 @@ static int dtype_size(const char *dt) {
     static const struct {
         const char *name;
         int size;
-    } table[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
-                 {"I16", 2}, {"I8", 1},  {"U64", 8}, {"U32", 4},  {"U16", 2}, {"U8", 1},
-                 {"BOOL", 1}};
+    } table[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8},
+                 {"I32", 4}, {"I16", 2}, {"I8", 1},  {"U64", 8},  {"U32", 4},
+                 {"U16", 2}, {"U8", 1},  {"BOOL", 1}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, dt)) return table[i].size;
     return 0;
@@ -85,16 +85,17 @@ static clpar_status parse_tensor(const char *path, const cJSON *item, clpar_st_t
         return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' data_offsets is not [begin, end]", path,
                            t->name);
     double b = cJSON_GetArrayItem(off, 0)->valuedouble, e = cJSON_GetArrayItem(off, 1)->valuedouble;
-    if (!cJSON_IsNumber(cJSON_GetArrayItem(off, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(off, 1)) ||
-        b < 0 || e < b || e > 9.0e15 || b != (double)(uint64_t)b || e != (double)(uint64_t)e)
+    if (!cJSON_IsNumber(cJSON_GetArrayItem(off, 0)) ||
+        !cJSON_IsNumber(cJSON_GetArrayItem(off, 1)) || b < 0 || e < b || e > 9.0e15 ||
+        b != (double)(uint64_t)b || e != (double)(uint64_t)e)
         return clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' has invalid data_offsets", path,
                            t->name);
     t->begin = (size_t)b;
     t->end = (size_t)e;
     if (t->end - t->begin != bytes)
         return clpar_error(CLPAR_EFORMAT,
-                           "%s: tensor '%s' spans %zu bytes but its dtype and shape need %zu",
-                           path, t->name, t->end - t->begin, bytes);
+                           "%s: tensor '%s' spans %zu bytes but its dtype and shape need %zu", path,
+                           t->name, t->end - t->begin, bytes);
     return CLPAR_OK;
 }
 
@@ -103,14 +104,14 @@ static clpar_status parse(const char *path, clpar_st *st) {
         return clpar_error(CLPAR_EFORMAT, "%s: truncated (%zu bytes, no header size)", path,
                            st->size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | st->bytes[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | st->bytes[i];
     if (hlen > MAX_HEADER)
         return clpar_error(CLPAR_EFORMAT, "%s: header size %llu exceeds the 100 MB limit", path,
                            (unsigned long long)hlen);
     if (hlen > st->size - 8)
-        return clpar_error(CLPAR_EFORMAT,
-                           "%s: truncated (header of %llu bytes, file of %zu bytes)", path,
-                           (unsigned long long)hlen, st->size);
+        return clpar_error(CLPAR_EFORMAT, "%s: truncated (header of %llu bytes, file of %zu bytes)",
+                           path, (unsigned long long)hlen, st->size);
     if (hlen < 2 || st->bytes[8] != '{')
         return clpar_error(CLPAR_EFORMAT, "%s: header does not start with '{'", path);
     st->data_start = 8 + (size_t)hlen;
@@ -134,8 +135,8 @@ static clpar_status parse(const char *path, clpar_st *st) {
             }
             const cJSON *kv;
             cJSON_ArrayForEach(kv, item) if (!cJSON_IsString(kv)) {
-                rc = clpar_error(CLPAR_EFORMAT, "%s: __metadata__ value '%s' is not a string",
-                                 path, kv->string);
+                rc = clpar_error(CLPAR_EFORMAT, "%s: __metadata__ value '%s' is not a string", path,
+                                 kv->string);
                 break;
             }
             if (rc == CLPAR_OK) st->meta = cJSON_Duplicate(item, 1);
@@ -143,8 +144,8 @@ static clpar_status parse(const char *path, clpar_st *st) {
         }
         for (int j = 0; j < st->n && rc == CLPAR_OK; j++)
             if (!strcmp(st->tensors[j].name, item->string))
-                rc = clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' appears twice", path,
-                                 item->string);
+                rc =
+                    clpar_error(CLPAR_EFORMAT, "%s: tensor '%s' appears twice", path, item->string);
         if (rc == CLPAR_OK) rc = parse_tensor(path, item, &st->tensors[st->n]);
         if (rc == CLPAR_OK) {
             order[st->n] = &st->tensors[st->n];
@@ -239,7 +240,8 @@ clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int
     if (!root) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     if (nmeta > 0) {
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
-        for (int i = 0; i + 1 < 2 * nmeta; i += 2) cJSON_AddStringToObject(m, meta[i], meta[i + 1]);
+        for (int i = 0; i + 1 < 2 * nmeta; i += 2)
+            cJSON_AddStringToObject(m, meta[i], meta[i + 1]);
     }
     size_t pos = 0;
     for (int i = 0; i < n; i++) {
@@ -266,7 +268,8 @@ clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int
         free(json);
         return clpar_error(CLPAR_ENOMEM, "out of host memory");
     }
-    for (int i = 0; i < 8; i++) header[i] = (char)((uint64_t)hlen >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        header[i] = (char)((uint64_t)hlen >> (8 * i));
     memcpy(header + 8, json, jlen);
     memset(header + 8 + jlen, ' ', hlen - jlen);
     free(json);
@@ -284,7 +287,8 @@ clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int
     if (rc == CLPAR_OK) rc = write_all(fd, header, 8 + hlen, tmp);
     for (int i = 0; i < n && rc == CLPAR_OK; i++) {
         size_t count = 1;
-        for (int d = 0; d < entries[i].ndim; d++) count *= entries[i].shape[d];
+        for (int d = 0; d < entries[i].ndim; d++)
+            count *= entries[i].shape[d];
         rc = write_all(fd, entries[i].data, count * sizeof(float), tmp);
     }
     if (rc == CLPAR_OK && fsync(fd) != 0)
@@ -310,8 +314,7 @@ clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int
     return rc;
 }
 
-clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape,
-                              const float *params) {
+clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape, const float *params) {
     int L = shape->nlayers;
     clpar_st_entry entries[2 * CLPAR_MAX_LAYERS];
     char names[2 * CLPAR_MAX_LAYERS][32];
@@ -319,9 +322,13 @@ clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape,
         /* nn.Sequential(Linear, ReLU, Linear, ...): Linear l is module 2l */
         snprintf(names[2 * l], sizeof names[0], "%d.weight", 2 * l);
         snprintf(names[2 * l + 1], sizeof names[0], "%d.bias", 2 * l);
-        entries[2 * l] = (clpar_st_entry){names[2 * l], 2, {shape->sizes[l + 1], shape->sizes[l]},
+        entries[2 * l] = (clpar_st_entry){names[2 * l],
+                                          2,
+                                          {shape->sizes[l + 1], shape->sizes[l]},
                                           params + clpar_mlp_shape_weight_offset(shape, l)};
-        entries[2 * l + 1] = (clpar_st_entry){names[2 * l + 1], 1, {shape->sizes[l + 1]},
+        entries[2 * l + 1] = (clpar_st_entry){names[2 * l + 1],
+                                              1,
+                                              {shape->sizes[l + 1]},
                                               params + clpar_mlp_shape_bias_offset(shape, l)};
     }
     char sizes[512];
@@ -341,8 +348,10 @@ clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape, fl
             const clpar_st_tensor *t = clpar_st_find(st, name);
             size_t out = shape->sizes[l + 1], in = shape->sizes[l];
             char want[64];
-            if (b) snprintf(want, sizeof want, "[%zu]", out);
-            else snprintf(want, sizeof want, "[%zu, %zu]", out, in);
+            if (b)
+                snprintf(want, sizeof want, "[%zu]", out);
+            else
+                snprintf(want, sizeof want, "[%zu, %zu]", out, in);
             if (!t) {
                 rc = clpar_error(CLPAR_ESHAPE, "%s: no tensor '%s' (model %s expects shape %s)",
                                  path, name, "layer", want);
@@ -356,9 +365,8 @@ clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape, fl
                 for (int d = 0; d < t->ndim && u < sizeof got; d++)
                     u += (size_t)snprintf(got + u, sizeof got - u, "%s%zu", d ? ", " : "",
                                           t->shape[d]);
-                rc = clpar_error(CLPAR_ESHAPE,
-                                 "%s: tensor '%s' is %s [%s], the model needs F32 %s", path,
-                                 name, t->dtype, got, want);
+                rc = clpar_error(CLPAR_ESHAPE, "%s: tensor '%s' is %s [%s], the model needs F32 %s",
+                                 path, name, t->dtype, got, want);
                 break;
             }
             memcpy(params + (b ? clpar_mlp_shape_bias_offset(shape, l)

@@ -4,39 +4,38 @@
 
 #include <clblast_c.h>
 
-clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n,
-                           size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
-                           size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
-                           size_t ldc, cl_event *event) {
+clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                           float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                           size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
+                           cl_event *event) {
     if (m == 0 || n == 0) return CLPAR_OK;
     if (k == 0) /* CLBlast rejects k = 0; C = beta C is all that is left */
         return beta == 1.0f ? CLPAR_OK : clpar_op_scale(d, c, c_off, beta, m * n, event);
     cl_event ev = NULL;
-    CLBlastStatusCode s = CLBlastSgemm(
-        CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-        trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, b,
-        b_off, ldb, beta, c, c_off, ldc, &d->compute, event ? &ev : NULL);
+    CLBlastStatusCode s =
+        CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                     trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
+                     lda, b, b_off, ldb, beta, c, c_off, ldc, &d->compute, event ? &ev : NULL);
     if (s != CLBlastSuccess)
         return clpar_error((clpar_status)s,
-                           "CLBlastSgemm(%zux%zux%zu) on device %d (%s) failed: %s (%d)", m, n,
-                           k, d->info->index, d->info->name, clpar_status_name(s), (int)s);
+                           "CLBlastSgemm(%zux%zux%zu) on device %d (%s) failed: %s (%d)", m, n, k,
+                           d->info->index, d->info->name, clpar_status_name(s), (int)s);
     if (event) *event = ev;
     return CLPAR_OK;
 }
 
 clpar_status clpar_op_linear_forward(clpar_device *d, cl_mem y, cl_mem x, cl_mem w, size_t woff,
-                                     cl_mem bias, size_t boff, size_t rows, size_t in,
-                                     size_t out, cl_event *event) {
+                                     cl_mem bias, size_t boff, size_t rows, size_t in, size_t out,
+                                     cl_event *event) {
     /* y (rows, out) = x (rows, in) . W^T, W stored (out, in) */
-    TRY(clpar_op_gemm(d, 0, 1, rows, out, in, 1.0f, x, 0, in, w, woff, in, 0.0f, y, 0, out,
-                      NULL));
+    TRY(clpar_op_gemm(d, 0, 1, rows, out, in, 1.0f, x, 0, in, w, woff, in, 0.0f, y, 0, out, NULL));
     return clpar_op_bias_add(d, y, bias, boff, rows, out, event);
 }
 
 clpar_status clpar_op_linear_backward(clpar_device *d, cl_mem dx, cl_mem dw, size_t dwoff,
                                       cl_mem db, size_t dboff, cl_mem dy, cl_mem x, cl_mem w,
-                                      size_t woff, size_t rows, size_t in, size_t out,
-                                      float beta, cl_event *event) {
+                                      size_t woff, size_t rows, size_t in, size_t out, float beta,
+                                      cl_event *event) {
     /* dW (out, in) = beta dW + dy^T (out, rows) . x (rows, in) */
     TRY(clpar_op_gemm(d, 1, 0, out, in, rows, 1.0f, dy, 0, out, x, 0, in, beta, dw, dwoff, in,
                       NULL));

@@ -17,13 +17,12 @@ static clpar_status launch(clpar_device *d, clpar_kernel_id id, cl_int argerr, s
     if (argerr != CL_SUCCESS) return clpar_cl_error(argerr, name);
     if (n == 0) {
         /* Nothing to compute, but callers may still wait on the event. */
-        if (event)
-            CL_CHECK(clEnqueueMarkerWithWaitList(d->compute, 0, NULL, event), name);
+        if (event) CL_CHECK(clEnqueueMarkerWithWaitList(d->compute, 0, NULL, event), name);
         return CLPAR_OK;
     }
     size_t global = (n + d->wg - 1) / d->wg * d->wg;
-    CL_CHECK(clEnqueueNDRangeKernel(d->compute, d->kernels[id], 1, NULL, &global, &d->wg, 0,
-                                    NULL, event),
+    CL_CHECK(clEnqueueNDRangeKernel(d->compute, d->kernels[id], 1, NULL, &global, &d->wg, 0, NULL,
+                                    event),
              name);
     return CLPAR_OK;
 }
@@ -37,8 +36,7 @@ clpar_status clpar_op_bias_add(clpar_device *d, cl_mem y, cl_mem b, size_t boff,
     return launch(d, CLPAR_K_bias_add, e, rows * cols, "bias_add", event);
 }
 
-clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n,
-                                   cl_event *event) {
+clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n, cl_event *event) {
     TRY(check_u32(n, "relu size"));
     cl_kernel k = d->kernels[CLPAR_K_relu_forward];
     cl_uint nn = (cl_uint)n;
@@ -74,14 +72,14 @@ clpar_status clpar_op_scale(clpar_device *d, cl_mem x, size_t off, float a, size
     return launch(d, CLPAR_K_scale, e, n, "scale", event);
 }
 
-clpar_status clpar_op_axpy(clpar_device *d, cl_mem y, size_t yoff, float a, cl_mem x,
-                           size_t xoff, size_t n, cl_event *event) {
+clpar_status clpar_op_axpy(clpar_device *d, cl_mem y, size_t yoff, float a, cl_mem x, size_t xoff,
+                           size_t n, cl_event *event) {
     TRY(check_u32(yoff + n, "axpy range"));
     TRY(check_u32(xoff + n, "axpy range"));
     cl_kernel k = d->kernels[CLPAR_K_axpy];
     cl_uint yo = (cl_uint)yoff, xo = (cl_uint)xoff, nn = (cl_uint)n;
-    cl_int e = ARG(k, 0, y) | ARG(k, 1, yo) | ARG(k, 2, a) | ARG(k, 3, x) | ARG(k, 4, xo) |
-               ARG(k, 5, nn);
+    cl_int e =
+        ARG(k, 0, y) | ARG(k, 1, yo) | ARG(k, 2, a) | ARG(k, 3, x) | ARG(k, 4, xo) | ARG(k, 5, nn);
     return launch(d, CLPAR_K_axpy, e, n, "axpy", event);
 }
 
@@ -129,14 +127,13 @@ clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, 
     cl_uint nn = (cl_uint)n;
     cl_int nest = hp->nesterov, fst = first;
     cl_int e = ARG(k, 0, p) | ARG(k, 1, g) | ARG(k, 2, buf) | ARG(k, 3, nn) | ARG(k, 4, hp->lr) |
-               ARG(k, 5, hp->momentum) | ARG(k, 6, hp->dampening) |
-               ARG(k, 7, hp->weight_decay) | ARG(k, 8, nest) | ARG(k, 9, fst);
+               ARG(k, 5, hp->momentum) | ARG(k, 6, hp->dampening) | ARG(k, 7, hp->weight_decay) |
+               ARG(k, 8, nest) | ARG(k, 9, fst);
     return launch(d, CLPAR_K_sgd_step, e, n, "sgd_step", event);
 }
 
-clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v,
-                                size_t n, const clpar_adam_params *hp, long step,
-                                cl_event *event) {
+clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v, size_t n,
+                                const clpar_adam_params *hp, long step, cl_event *event) {
     TRY(check_u32(n, "adam size"));
     if (step < 1) return clpar_error(CLPAR_EINVAL, "adam step %ld must count from 1", step);
     cl_kernel k = d->kernels[CLPAR_K_adam_step];

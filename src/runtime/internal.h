@@ -9,18 +9,18 @@
 #include <stdbool.h>
 
 /* The kernels of kernels/ (.cl files), in one list so the device can create them all at once. */
-#define CLPAR_KERNELS(X)                                                                       \
-    X(bias_add, "elementwise")                                                                 \
-    X(relu_forward, "elementwise")                                                             \
-    X(relu_backward, "elementwise")                                                            \
-    X(colsum, "elementwise")                                                                   \
-    X(scale, "elementwise")                                                                    \
-    X(axpy, "elementwise")                                                                     \
-    X(xent_forward, "loss")                                                                    \
-    X(xent_backward, "loss")                                                                   \
-    X(mse_forward, "loss")                                                                     \
-    X(mse_backward, "loss")                                                                    \
-    X(sgd_step, "optim")                                                                       \
+#define CLPAR_KERNELS(X)                                                                           \
+    X(bias_add, "elementwise")                                                                     \
+    X(relu_forward, "elementwise")                                                                 \
+    X(relu_backward, "elementwise")                                                                \
+    X(colsum, "elementwise")                                                                       \
+    X(scale, "elementwise")                                                                        \
+    X(axpy, "elementwise")                                                                         \
+    X(xent_forward, "loss")                                                                        \
+    X(xent_backward, "loss")                                                                       \
+    X(mse_forward, "loss")                                                                         \
+    X(mse_backward, "loss")                                                                        \
+    X(sgd_step, "optim")                                                                           \
     X(adam_step, "optim")
 
 typedef enum {
@@ -62,16 +62,16 @@ clpar_status clpar_error(clpar_status status, const char *fmt, ...)
 /* Same for an OpenCL call that failed: "clEnqueueNDRangeKernel(relu) failed: ..." */
 clpar_status clpar_cl_error(cl_int err, const char *what);
 
-#define CL_CHECK(call, what)                                                                   \
-    do {                                                                                       \
-        cl_int err_ = (call);                                                                  \
-        if (err_ != CL_SUCCESS) return clpar_cl_error(err_, what);                             \
+#define CL_CHECK(call, what)                                                                       \
+    do {                                                                                           \
+        cl_int err_ = (call);                                                                      \
+        if (err_ != CL_SUCCESS) return clpar_cl_error(err_, what);                                 \
     } while (0)
 
-#define TRY(call)                                                                              \
-    do {                                                                                       \
-        clpar_status st_ = (call);                                                             \
-        if (st_ != CLPAR_OK) return st_;                                                       \
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        clpar_status st_ = (call);                                                                 \
+        if (st_ != CLPAR_OK) return st_;                                                           \
     } while (0)
 
 /* The embedded kernel sources (generated at build time from kernels/ (.cl files)). */

@@ -12,7 +12,8 @@ static const char *program_names[CLPAR_PROGRAM_COUNT] = {"elementwise", "loss", 
 
 static void get_string(cl_device_id d, cl_device_info what, char *buf, size_t n) {
     char tmp[1024] = "";
-    if (clGetDeviceInfo(d, what, sizeof tmp, tmp, NULL) != CL_SUCCESS) snprintf(tmp, sizeof tmp, "?");
+    if (clGetDeviceInfo(d, what, sizeof tmp, tmp, NULL) != CL_SUCCESS)
+        snprintf(tmp, sizeof tmp, "?");
     tmp[sizeof tmp - 1] = 0;
     snprintf(buf, n, "%s", tmp);
 }
@@ -152,12 +153,9 @@ clpar_status clpar_runtime_parse_spec(const clpar_runtime *rt, const char *spec,
                                       int cap, int *count) {
     *count = 0;
     if (!spec || !*spec) return clpar_error(CLPAR_ENODEV, "empty device spec");
-    if (!strcmp(spec, "all"))
-        return select_type(rt, CL_DEVICE_TYPE_ALL, spec, indices, cap, count);
-    if (!strcmp(spec, "gpu"))
-        return select_type(rt, CL_DEVICE_TYPE_GPU, spec, indices, cap, count);
-    if (!strcmp(spec, "cpu"))
-        return select_type(rt, CL_DEVICE_TYPE_CPU, spec, indices, cap, count);
+    if (!strcmp(spec, "all")) return select_type(rt, CL_DEVICE_TYPE_ALL, spec, indices, cap, count);
+    if (!strcmp(spec, "gpu")) return select_type(rt, CL_DEVICE_TYPE_GPU, spec, indices, cap, count);
+    if (!strcmp(spec, "cpu")) return select_type(rt, CL_DEVICE_TYPE_CPU, spec, indices, cap, count);
     if (!strcmp(spec, "accelerator"))
         return select_type(rt, CL_DEVICE_TYPE_ACCELERATOR, spec, indices, cap, count);
     int n = 0;

@@ -12,7 +12,8 @@ typedef struct {
     const char *message;
 } status_entry;
 
-#define E(code, msg) {code, #code, msg}
+#define E(code, msg)                                                                               \
+    { code, #code, msg }
 static const status_entry status_table[] = {
     E(CLPAR_OK, "success"),
     E(CLPAR_EINVAL, "invalid argument"),

@@ -74,7 +74,8 @@ clpar_status clpar_dp_init(clpar_device *const *devs, const clpar_dp_config *cfg
         dp->devs[r] = devs[r];
         st = clpar_mlp_init(devs[r], &cfg->shape, dp->micro_cap, &dp->models[r]);
         if (st == CLPAR_OK) st = clpar_mlp_set_params(dp->models[r], params);
-        if (st == CLPAR_OK) st = clpar_optim_init(devs[r], &cfg->optim, dp->nparams, &dp->optims[r]);
+        if (st == CLPAR_OK)
+            st = clpar_optim_init(devs[r], &cfg->optim, dp->nparams, &dp->optims[r]);
         if (st == CLPAR_OK) dp->grads[r] = clpar_mlp_grads(dp->models[r]);
     }
     if (st == CLPAR_OK && n > 1) st = clpar_allreduce_init(dp->devs, n, dp->nparams, &dp->ar);
@@ -158,8 +159,7 @@ clpar_status clpar_dp_step(clpar_dp *dp, const float *x, const int *labels, cons
                            c->loss ? "targets" : "labels");
     /* Every rank's forward and backward is queued before the host waits on anything. */
     for (int r = 0; r < n; r++) {
-        TRY(enqueue_rank(dp, r, x, labels, targets, rows,
-                         split_start(rows, (size_t)n, (size_t)r)));
+        TRY(enqueue_rank(dp, r, x, labels, targets, rows, split_start(rows, (size_t)n, (size_t)r)));
         CL_CHECK(clFlush(dp->devs[r]->compute), "clFlush(compute)");
     }
     if (n > 1) {
@@ -173,9 +173,11 @@ clpar_status clpar_dp_step(clpar_dp *dp, const float *x, const int *labels, cons
         TRY(clpar_optim_step(dp->optims[r], clpar_mlp_params(dp->models[r]), dp->grads[r], NULL));
         CL_CHECK(clFlush(dp->devs[r]->compute), "clFlush(compute)");
     }
-    for (int r = 0; r < n; r++) TRY(clpar_device_finish(dp->devs[r]));
+    for (int r = 0; r < n; r++)
+        TRY(clpar_device_finish(dp->devs[r]));
     double sum = 0.0;
-    for (size_t i = 0; i < rows; i++) sum += dp->row_loss[i];
+    for (size_t i = 0; i < rows; i++)
+        sum += dp->row_loss[i];
     size_t outw = c->shape.sizes[c->shape.nlayers];
     *loss = sum / (double)rows / (c->loss == CLPAR_LOSS_MSE ? (double)outw : 1.0);
     if (n > 1) {
@@ -194,8 +196,7 @@ clpar_status clpar_dp_step(clpar_dp *dp, const float *x, const int *labels, cons
 }
 
 clpar_status clpar_dp_evaluate(clpar_dp *dp, const float *x, const int *labels,
-                               const float *targets, size_t rows, double *loss,
-                               double *accuracy) {
+                               const float *targets, size_t rows, double *loss, double *accuracy) {
     const clpar_dp_config *c = &dp->cfg;
     clpar_mlp *m = dp->models[0];
     size_t in = c->shape.sizes[0], outw = c->shape.sizes[c->shape.nlayers];

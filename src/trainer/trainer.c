@@ -63,7 +63,8 @@ static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset 
 void clpar_trainer_free(clpar_trainer *tr) {
     if (!tr) return;
     clpar_dp_free(tr->dp);
-    for (int i = 0; i < tr->ndevs; i++) clpar_device_free(tr->devs[i]);
+    for (int i = 0; i < tr->ndevs; i++)
+        clpar_device_free(tr->devs[i]);
     free(tr->order);
     free(tr->bx);
     free(tr->btargets);
@@ -93,15 +94,17 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *c
         (train->targets && !tr->btargets))
         st = clpar_error(CLPAR_ENOMEM, "out of host memory");
     if (st == CLPAR_OK) {
-        if (cfg->init_path) st = clpar_model_load(cfg->init_path, &cfg->shape, params);
-        else clpar_mlp_init_params(params, &cfg->shape, cfg->seed);
+        if (cfg->init_path)
+            st = clpar_model_load(cfg->init_path, &cfg->shape, params);
+        else
+            clpar_mlp_init_params(params, &cfg->shape, cfg->seed);
     }
     for (int r = 0; r < cfg->dp && st == CLPAR_OK; r++) {
         st = clpar_device_init(rt, cfg->devices[r], &tr->devs[r]);
         if (st == CLPAR_OK) tr->ndevs++;
     }
     if (st == CLPAR_OK) {
-        clpar_dp_config dc = {cfg->shape, cfg->loss, cfg->optim, cfg->reduce,
+        clpar_dp_config dc = {cfg->shape, cfg->loss,  cfg->optim, cfg->reduce,
                               cfg->dp,    cfg->accum, b};
         st = clpar_dp_init(tr->devs, &dc, params, &tr->dp);
     }

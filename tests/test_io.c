@@ -1,0 +1,326 @@
+/* Files and devices given by the user: safetensors round trip and every malformed file,
+ * Fashion-MNIST IDX files (good, gzip'd, plain, and broken), device specs, allocations the
+ * device cannot hold. Each error must name the problem. */
+#include "common.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static unsigned char *read_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n + 1);
+    cr_assert_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+Test(safetensors, model_round_trip) {
+    clpar_mlp_shape s;
+    T_OK(clpar_mlp_shape_parse(&s, "7,5,3"));
+    size_t n = clpar_mlp_shape_param_count(&s);
+    float *p = malloc(n * 4), *q = malloc(n * 4);
+    clpar_mlp_init_params(p, &s, 3);
+    const char *path = t_tmp("rt.safetensors");
+    T_OK(clpar_model_save(path, &s, p));
+    T_OK(clpar_model_load(path, &s, q));
+    cr_assert(!memcmp(p, q, n * 4));
+    clpar_st *st;
+    T_OK(clpar_st_read(path, &st));
+    cr_assert_eq(clpar_st_count(st), 4);
+    const clpar_st_tensor *w2 = clpar_st_find(st, "2.weight");
+    cr_assert(w2 && w2->ndim == 2 && w2->shape[0] == 3 && w2->shape[1] == 5);
+    cr_assert_str_eq(w2->dtype, "F32");
+    cr_assert_str_eq(clpar_st_metadata(st, "clpar.model"), "7,5,3");
+    clpar_st_free(st);
+    /* the header is padded so the data is 8-byte aligned, as the reference writer does */
+    size_t len;
+    unsigned char *b = read_bytes(path, &len);
+    uint64_t h = 0;
+    memcpy(&h, b, 8);
+    cr_assert_eq(h % 8, 0);
+    cr_assert_eq(len, 8 + h + n * 4);
+    free(b);
+    unlink(path);
+    free(p);
+    free(q);
+}
+
+/* Writes a file with the given header text and data size, then expects CLPAR_EFORMAT. */
+static void expect_bad(const char *header, size_t data_bytes, const char *why) {
+    size_t hl = strlen(header);
+    unsigned char *buf = calloc(1, 8 + hl + data_bytes);
+    uint64_t h = hl;
+    memcpy(buf, &h, 8);
+    memcpy(buf + 8, header, hl);
+    const char *path = t_tmp("bad.safetensors");
+    write_bytes(path, buf, 8 + hl + data_bytes);
+    clpar_st *st = NULL;
+    clpar_status rc = clpar_st_read(path, &st);
+    cr_expect_eq(rc, CLPAR_EFORMAT, "%s: accepted (status %d)", why, rc);
+    cr_expect(strstr(clpar_last_error(), path) != NULL, "%s: message '%s' lacks the path", why,
+              clpar_last_error());
+    cr_expect_null(st);
+    unlink(path);
+    free(buf);
+}
+
+Test(safetensors, rejects_malformed_files) {
+    const char *ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    expect_bad(ok, 4, "truncated data");
+    expect_bad(ok, 12, "trailing bytes after the data");
+    expect_bad("[1,2]", 0, "header not an object");
+    expect_bad(" {\"a\":1}", 0, "header not starting with {");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]", 8, "broken JSON");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+               "shape does not match offsets");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
+               "gap at the start");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,
+               "end before begin");
+    expect_bad("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+               "unknown dtype");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+               "\"data_offsets\":[0,8]}}",
+               8, "overflowing shape");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+               12, "overlapping tensors");
+    expect_bad("{\"__metadata__\":{\"k\":3}}", 0, "non-string metadata");
+    /* header size larger than the file, and larger than the 100 MB limit */
+    unsigned char small[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};
+    const char *path = t_tmp("huge.safetensors");
+    write_bytes(path, small, 10);
+    clpar_st *st;
+    cr_expect_eq(clpar_st_read(path, &st), CLPAR_EFORMAT);
+    small[4] = 1;
+    write_bytes(path, small, 10);
+    cr_expect_eq(clpar_st_read(path, &st), CLPAR_EFORMAT);
+    write_bytes(path, small, 5);
+    cr_expect_eq(clpar_st_read(path, &st), CLPAR_EFORMAT);
+    unlink(path);
+    cr_expect_eq(clpar_st_read(t_tmp("does-not-exist"), &st), CLPAR_EIO);
+}
+
+Test(safetensors, model_shape_mismatch_is_named) {
+    clpar_mlp_shape s, other;
+    T_OK(clpar_mlp_shape_parse(&s, "7,5,3"));
+    T_OK(clpar_mlp_shape_parse(&other, "7,6,3"));
+    float p[64];
+    clpar_mlp_init_params(p, &s, 1);
+    const char *path = t_tmp("shape.safetensors");
+    T_OK(clpar_model_save(path, &s, p));
+    float q[128];
+    cr_expect_eq(clpar_model_load(path, &other, q), CLPAR_ESHAPE);
+    cr_expect(strstr(clpar_last_error(), "0.weight"), "message: %s", clpar_last_error());
+    T_OK(clpar_mlp_shape_parse(&other, "7,5,3,2"));
+    cr_expect_eq(clpar_model_load(path, &other, q), CLPAR_ESHAPE);
+    unlink(path);
+}
+
+Test(safetensors, failed_write_leaves_existing_file) {
+    clpar_mlp_shape s;
+    T_OK(clpar_mlp_shape_parse(&s, "3,2"));
+    float p[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const char *path = t_tmp("keep.safetensors");
+    T_OK(clpar_model_save(path, &s, p));
+    cr_expect_neq(clpar_model_save("/nonexistent-dir/x.safetensors", &s, p), CLPAR_OK);
+    float q[8];
+    T_OK(clpar_model_load(path, &s, q));
+    cr_expect(!memcmp(p, q, sizeof p));
+    unlink(path);
+}
+
+/* ---- Fashion-MNIST IDX files ---- */
+
+static void be32(unsigned char *p, uint32_t v) {
+    p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v;
+}
+
+/* Writes a small IDX data set (n images) into dir, gzip'd or plain, with optional faults. */
+static void write_idx(const char *dir, const char *split, uint32_t n, int gz, uint32_t magic,
+                      uint32_t rows, uint32_t label_count, size_t cut) {
+    size_t ilen = 16 + (size_t)n * rows * 28, llen = 8 + label_count;
+    unsigned char *img = calloc(1, ilen), *lab = calloc(1, llen);
+    be32(img, magic);
+    be32(img + 4, n);
+    be32(img + 8, rows);
+    be32(img + 12, 28);
+    for (size_t i = 16; i < ilen; i++)
+        img[i] = (unsigned char)(i * 7);
+    be32(lab, 0x801);
+    be32(lab + 4, label_count);
+    for (size_t i = 8; i < llen; i++)
+        lab[i] = (unsigned char)(i % 10);
+    char path[1024];
+    const char *kinds[2] = {"images-idx3-ubyte", "labels-idx1-ubyte"};
+    unsigned char *data[2] = {img, lab};
+    size_t lens[2] = {ilen - cut, llen};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s-%s%s", dir, split, kinds[k], gz ? ".gz" : "");
+        if (gz) {
+            gzFile f = gzopen(path, "wb");
+            gzwrite(f, data[k], (unsigned)lens[k]);
+            gzclose(f);
+        } else {
+            write_bytes(path, data[k], lens[k]);
+        }
+    }
+    free(img);
+    free(lab);
+}
+
+static const char *fresh_dir(const char *name) {
+    const char *dir = t_tmp(name);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    return dir;
+}
+
+Test(data, idx_gzip_and_plain_load) {
+    const char *dir = fresh_dir("idx-ok");
+    write_idx(dir, "train", 5, 1, 0x803, 28, 5, 0);
+    write_idx(dir, "t10k", 3, 0, 0x803, 28, 3, 0);
+    clpar_dataset tr, te;
+    T_OK(clpar_dataset_load_fashion_mnist(dir, &tr, &te));
+    cr_assert_eq(tr.n, 5);
+    cr_assert_eq(te.n, 3);
+    cr_assert_eq(tr.in, 784);
+    cr_assert_float_eq(tr.x[0], (unsigned char)(16 * 7) / 255.0f, 1e-7);
+    cr_assert_eq(tr.labels[2], 0);
+    clpar_dataset_free(&tr);
+    clpar_dataset_free(&te);
+}
+
+static void expect_bad_idx(const char *dir, const char *needle) {
+    clpar_dataset tr, te;
+    clpar_status rc = clpar_dataset_load_fashion_mnist(dir, &tr, &te);
+    cr_expect(rc == CLPAR_EFORMAT || rc == CLPAR_EIO, "accepted a broken data set in %s", dir);
+    cr_expect(strstr(clpar_last_error(), needle), "message '%s' lacks '%s'", clpar_last_error(),
+              needle);
+}
+
+Test(data, idx_faults_are_named) {
+    const char *dir = fresh_dir("idx-magic");
+    write_idx(dir, "train", 5, 1, 0x1234, 28, 5, 0);
+    write_idx(dir, "t10k", 3, 1, 0x803, 28, 3, 0);
+    expect_bad_idx(dir, "bad magic");
+    dir = fresh_dir("idx-count");
+    write_idx(dir, "train", 5, 1, 0x803, 28, 4, 0);
+    write_idx(dir, "t10k", 3, 1, 0x803, 28, 3, 0);
+    expect_bad_idx(dir, "labels");
+    dir = fresh_dir("idx-size");
+    write_idx(dir, "train", 5, 0, 0x803, 27, 5, 0);
+    write_idx(dir, "t10k", 3, 0, 0x803, 28, 3, 0);
+    expect_bad_idx(dir, "28x28");
+    dir = fresh_dir("idx-trunc");
+    write_idx(dir, "train", 5, 1, 0x803, 28, 5, 100);
+    write_idx(dir, "t10k", 3, 1, 0x803, 28, 3, 0);
+    expect_bad_idx(dir, "train-images");
+    dir = fresh_dir("idx-missing");
+    write_idx(dir, "train", 5, 1, 0x803, 28, 5, 0);
+    expect_bad_idx(dir, "t10k-images");
+    /* a gzip stream cut short */
+    dir = fresh_dir("idx-cutgz");
+    write_idx(dir, "train", 50, 1, 0x803, 28, 50, 0);
+    write_idx(dir, "t10k", 3, 1, 0x803, 28, 3, 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    size_t n;
+    unsigned char *b = read_bytes(path, &n);
+    write_bytes(path, b, n / 2);
+    free(b);
+    expect_bad_idx(dir, "train-images");
+}
+
+Test(data, order_is_sequential_or_seeded) {
+    size_t a[100], b[100], c[100];
+    clpar_dataset_order(a, 100, 0, 5, 3);
+    for (size_t i = 0; i < 100; i++)
+        cr_assert_eq(a[i], i);
+    clpar_dataset_order(a, 100, 1, 5, 1);
+    clpar_dataset_order(b, 100, 1, 5, 1);
+    clpar_dataset_order(c, 100, 1, 5, 2);
+    cr_assert(!memcmp(a, b, sizeof a), "same seed and epoch, different order");
+    cr_assert(memcmp(a, c, sizeof a), "epochs share an order");
+    int seen[100] = {0};
+    for (size_t i = 0; i < 100; i++)
+        seen[a[i]]++;
+    for (size_t i = 0; i < 100; i++)
+        cr_assert_eq(seen[i], 1, "not a permutation");
+}
+
+Test(data, synthetic_is_seeded) {
+    clpar_dataset a, at, b, bt;
+    T_OK(clpar_dataset_synthetic(3, 50, 10, &a, &at));
+    T_OK(clpar_dataset_synthetic(3, 50, 10, &b, &bt));
+    cr_assert_eq(a.in, 10);
+    cr_assert_eq(a.out, 5);
+    cr_assert(!memcmp(a.x, b.x, 50 * 10 * 4));
+    cr_assert(!memcmp(a.targets, b.targets, 50 * 5 * 4));
+    clpar_dataset_free(&a);
+    clpar_dataset_free(&at);
+    clpar_dataset_free(&b);
+    clpar_dataset_free(&bt);
+}
+
+/* ---- devices ---- */
+
+Test(devices, specs) {
+    clpar_runtime *rt = t_runtime();
+    int idx[16], n;
+    T_OK(clpar_runtime_parse_spec(rt, "0,0,0", idx, 16, &n));
+    cr_assert_eq(n, 3);
+    cr_assert(idx[0] == 0 && idx[2] == 0);
+    T_OK(clpar_runtime_parse_spec(rt, "all", idx, 16, &n));
+    cr_assert_eq(n, clpar_runtime_device_count(rt));
+    T_OK(clpar_runtime_parse_spec(rt, "cpu", idx, 16, &n));
+    cr_assert_geq(n, 1);
+    cr_expect_eq(clpar_runtime_parse_spec(rt, "", idx, 16, &n), CLPAR_ENODEV);
+    cr_expect_eq(clpar_runtime_parse_spec(rt, "99", idx, 16, &n), CLPAR_ENODEV);
+    cr_expect(strstr(clpar_last_error(), "99"), "%s", clpar_last_error());
+    cr_expect_eq(clpar_runtime_parse_spec(rt, "0,,1", idx, 16, &n), CLPAR_ENODEV);
+    cr_expect_eq(clpar_runtime_parse_spec(rt, "0,", idx, 16, &n), CLPAR_ENODEV);
+    cr_expect_eq(clpar_runtime_parse_spec(rt, "-1", idx, 16, &n), CLPAR_ENODEV);
+    cr_expect_eq(clpar_runtime_parse_spec(rt, "gpu", idx, 16, &n), CLPAR_ENODEV,
+                 "PoCL has no GPU, 'gpu' must select nothing");
+}
+
+Test(devices, allocation_too_large_is_named) {
+    clpar_device *d = t_device(0);
+    const clpar_device_info *info = clpar_device_get_info(d);
+    cl_mem m = NULL;
+    size_t before = clpar_device_allocated_bytes(d);
+    clpar_status rc = clpar_device_alloc(d, (size_t)info->max_alloc + 4096, &m);
+    cr_expect_eq(rc, CLPAR_EDEVMEM);
+    cr_expect_null(m);
+    char want[64];
+    snprintf(want, sizeof want, "%zu bytes", (size_t)info->max_alloc + 4096);
+    cr_expect(strstr(clpar_last_error(), want), "message '%s' lacks the size", clpar_last_error());
+    cr_expect(strstr(clpar_last_error(), info->name), "message lacks the device");
+    T_OK(clpar_device_alloc(d, 1000, &m));
+    cr_expect_eq(clpar_device_allocated_bytes(d), before + 1000);
+    clpar_device_release(d, m);
+    cr_expect_eq(clpar_device_allocated_bytes(d), before);
+}
+
+Test(status, table) {
+    cr_expect_str_eq(clpar_status_name(CLPAR_EFORMAT), "CLPAR_EFORMAT");
+    cr_expect_str_eq(clpar_status_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
+    cr_expect_str_eq(clpar_status_message(CLPAR_OK), "success");
+    cr_expect_str_eq(clpar_status_name(-2046), "CLBLAST_ERROR");
+    cr_expect_str_eq(clpar_status_name(-99999), "CLPAR_UNKNOWN");
+}

@@ -1,0 +1,227 @@
+/* Linear layers against a double-precision reference, and a finite-difference check of
+ * every gradient of a whole MLP with both losses. */
+#include "common.h"
+
+#include <math.h>
+#include <string.h>
+
+Test(linear, forward_backward_against_reference) {
+    clpar_device *d = t_device(0);
+    enum { R = 13, IN = 21, OUT = 9, OFF = 5 };
+    float x[R * IN], w[OFF + OUT * IN + OUT], dy[R * OUT], g0[OFF + OUT * IN + OUT];
+    t_fill(x, R * IN, 1, -1, 1);
+    t_fill(w, OFF + OUT * IN + OUT, 2, -0.5, 0.5);
+    t_fill(dy, R * OUT, 3, -1, 1);
+    t_fill(g0, OFF + OUT * IN + OUT, 4, -1, 1);
+    const size_t np = OFF + OUT * IN + OUT, woff = OFF, boff = OFF + OUT * IN;
+    cl_mem mx = t_upload(d, x, R * IN), mw = t_upload(d, w, np), mdy = t_upload(d, dy, R * OUT);
+    cl_mem mg = t_upload(d, g0, np), my, mdx;
+    T_OK(clpar_device_alloc(d, R * OUT * 4, &my));
+    T_OK(clpar_device_alloc(d, R * IN * 4, &mdx));
+    T_OK(clpar_op_linear_forward(d, my, mx, mw, woff, mw, boff, R, IN, OUT, NULL));
+    /* beta = 1: gradients accumulate onto g0 */
+    T_OK(clpar_op_linear_backward(d, mdx, mg, woff, mg, boff, mdy, mx, mw, woff, R, IN, OUT, 1.0f,
+                                  NULL));
+    float *y = t_download(d, my, R * OUT), *dx = t_download(d, mdx, R * IN),
+          *g = t_download(d, mg, np);
+    double ry[R * OUT], rdx[R * IN], rg[OFF + OUT * IN + OUT];
+    for (int r = 0; r < R; r++)
+        for (int o = 0; o < OUT; o++) {
+            double s = w[boff + o];
+            for (int i = 0; i < IN; i++)
+                s += (double)x[r * IN + i] * w[woff + o * IN + i];
+            ry[r * OUT + o] = s;
+        }
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < IN; i++) {
+            double s = 0;
+            for (int o = 0; o < OUT; o++)
+                s += (double)dy[r * OUT + o] * w[woff + o * IN + i];
+            rdx[r * IN + i] = s;
+        }
+    for (size_t k = 0; k < np; k++)
+        rg[k] = g0[k];
+    for (int o = 0; o < OUT; o++) {
+        for (int i = 0; i < IN; i++)
+            for (int r = 0; r < R; r++)
+                rg[woff + o * IN + i] += (double)dy[r * OUT + o] * x[r * IN + i];
+        for (int r = 0; r < R; r++)
+            rg[boff + o] += dy[r * OUT + o];
+    }
+    cr_expect_lt(t_rel_l2_d(y, ry, R * OUT), 1e-6);
+    cr_expect_lt(t_rel_l2_d(dx, rdx, R * IN), 1e-6);
+    cr_expect_lt(t_rel_l2_d(g, rg, np), 1e-6);
+    for (int k = 0; k < OFF; k++)
+        cr_expect_eq(g[k], g0[k], "wrote before its offset");
+    free(y);
+    free(dx);
+    free(g);
+    clpar_device_release(d, mx);
+    clpar_device_release(d, mw);
+    clpar_device_release(d, mdy);
+    clpar_device_release(d, mg);
+    clpar_device_release(d, my);
+    clpar_device_release(d, mdx);
+}
+
+/* Mean loss of the MLP in double on the host. */
+static double host_loss(const clpar_mlp_shape *s, const double *p, const float *x,
+                        const int *labels, const float *t, int rows, clpar_loss_kind kind) {
+    double act[64], next[64], total = 0;
+    for (int r = 0; r < rows; r++) {
+        for (size_t i = 0; i < s->sizes[0]; i++)
+            act[i] = x[r * s->sizes[0] + i];
+        for (int l = 0; l < s->nlayers; l++) {
+            size_t in = s->sizes[l], out = s->sizes[l + 1];
+            const double *w = p + clpar_mlp_shape_weight_offset(s, l);
+            const double *b = p + clpar_mlp_shape_bias_offset(s, l);
+            for (size_t o = 0; o < out; o++) {
+                double v = b[o];
+                for (size_t i = 0; i < in; i++)
+                    v += w[o * in + i] * act[i];
+                next[o] = (l + 1 < s->nlayers && v < 0) ? 0 : v;
+            }
+            memcpy(act, next, out * sizeof(double));
+        }
+        size_t C = s->sizes[s->nlayers];
+        if (kind == CLPAR_LOSS_XENT) {
+            double m = act[0], z = 0;
+            for (size_t c = 1; c < C; c++)
+                m = fmax(m, act[c]);
+            for (size_t c = 0; c < C; c++)
+                z += exp(act[c] - m);
+            total += m + log(z) - act[labels[r]];
+        } else {
+            for (size_t c = 0; c < C; c++)
+                total += pow(act[c] - t[r * C + c], 2) / (double)C;
+        }
+    }
+    return total / rows;
+}
+
+static void gradcheck(clpar_loss_kind kind) {
+    clpar_mlp_shape s;
+    T_OK(clpar_mlp_shape_parse(&s, "5,8,6,3"));
+    enum { R = 7 };
+    size_t n = clpar_mlp_shape_param_count(&s);
+    float *p = malloc(n * 4), *g = malloc(n * 4), x[R * 5], t[R * 3];
+    int labels[R] = {0, 2, 1, 1, 0, 2, 2};
+    clpar_mlp_init_params(p, &s, 42);
+    t_fill(x, R * 5, 43, -2, 2);
+    t_fill(t, R * 3, 44, -1, 1);
+    clpar_mlp *m;
+    T_OK(clpar_mlp_init(t_device(0), &s, R, &m));
+    T_OK(clpar_mlp_set_params(m, p));
+    T_OK(clpar_mlp_upload(m, x, labels, t, R));
+    T_OK(clpar_mlp_forward(m, R));
+    T_OK(clpar_mlp_loss(m, kind, R, R));
+    T_OK(clpar_mlp_backward(m, R, 0.0f, NULL, NULL));
+    T_OK(clpar_mlp_get_grads(m, g));
+    double *pd = malloc(n * sizeof(double)), *num = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++)
+        pd[i] = p[i];
+    const double h = 1e-6;
+    for (size_t i = 0; i < n; i++) {
+        double keep = pd[i];
+        pd[i] = keep + h;
+        double up = host_loss(&s, pd, x, labels, t, R, kind);
+        pd[i] = keep - h;
+        double down = host_loss(&s, pd, x, labels, t, R, kind);
+        pd[i] = keep;
+        num[i] = (up - down) / (2 * h);
+    }
+    double e = t_rel_l2_d(g, num, n);
+    cr_expect_lt(e, 1e-4, "gradient differs from finite differences by %g", e);
+    for (int l = 0; l < s.nlayers; l++) {
+        size_t off = clpar_mlp_shape_weight_offset(&s, l), cnt = clpar_mlp_shape_layer_count(&s, l);
+        double el = t_rel_l2_d(g + off, num + off, cnt);
+        cr_expect_lt(el, 1e-4, "layer %d gradient differs by %g", l, el);
+    }
+    free(p);
+    free(g);
+    free(pd);
+    free(num);
+    clpar_mlp_free(m);
+}
+
+Test(gradcheck, mlp_cross_entropy) {
+    gradcheck(CLPAR_LOSS_XENT);
+}
+
+Test(gradcheck, mlp_mse) {
+    gradcheck(CLPAR_LOSS_MSE);
+}
+
+/* SGD with nesterov and dampening, against the PyTorch formulas in double. */
+Test(optim, sgd_nesterov_dampening_against_reference) {
+    clpar_device *d = t_device(0);
+    enum { N = 77 };
+    float p[N], g[N];
+    t_fill(p, N, 5, -1, 1);
+    double rp[N], buf[N];
+    for (int i = 0; i < N; i++)
+        rp[i] = p[i];
+    cl_mem mp = t_upload(d, p, N), mg;
+    T_OK(clpar_device_alloc(d, N * 4, &mg));
+    clpar_optim_config c = clpar_optim_defaults(CLPAR_OPTIM_SGD);
+    c.lr = 0.05f;
+    c.momentum = 0.8f;
+    c.dampening = 0.3f;
+    c.nesterov = 1;
+    c.weight_decay = 0.02f;
+    clpar_optim *o;
+    T_OK(clpar_optim_init(d, &c, N, &o));
+    for (int s = 0; s < 4; s++) {
+        t_fill(g, N, 100 + s, -1, 1);
+        T_OK(clpar_device_write(d, mg, 0, sizeof g, g));
+        T_OK(clpar_optim_step(o, mp, mg, NULL));
+        for (int i = 0; i < N; i++) {
+            double dp = g[i] + (double)c.weight_decay * rp[i];
+            buf[i] = s == 0 ? dp : c.momentum * buf[i] + (1 - (double)c.dampening) * dp;
+            dp = dp + c.momentum * buf[i];
+            rp[i] -= c.lr * dp;
+        }
+    }
+    float *got = t_download(d, mp, N);
+    cr_expect_lt(t_rel_l2_d(got, rp, N), 1e-6);
+    cr_expect_eq(clpar_optim_steps_taken(o), 4);
+    free(got);
+    clpar_optim_free(o);
+    clpar_device_release(d, mp);
+    clpar_device_release(d, mg);
+}
+
+Test(model, init_follows_nn_linear_bounds_and_seed) {
+    clpar_mlp_shape s;
+    T_OK(clpar_mlp_shape_parse(&s, "100,30,4"));
+    size_t n = clpar_mlp_shape_param_count(&s);
+    cr_assert_eq(n, 100 * 30 + 30 + 30 * 4 + 4);
+    float *a = malloc(n * 4), *b = malloc(n * 4), *c = malloc(n * 4);
+    clpar_mlp_init_params(a, &s, 7);
+    clpar_mlp_init_params(b, &s, 7);
+    clpar_mlp_init_params(c, &s, 8);
+    cr_assert(!memcmp(a, b, n * 4), "same seed, different weights");
+    cr_assert(memcmp(a, c, n * 4), "different seeds, same weights");
+    double max0 = 0, max1 = 0;
+    for (size_t i = 0; i < clpar_mlp_shape_layer_count(&s, 0); i++)
+        max0 = fmax(max0, fabs(a[i]));
+    for (size_t i = clpar_mlp_shape_weight_offset(&s, 1); i < n; i++)
+        max1 = fmax(max1, fabs(a[i]));
+    cr_expect(max0 <= 0.1 && max0 > 0.09, "layer 0 bound 1/sqrt(100), max %g", max0);
+    cr_expect(max1 <= 1 / sqrt(30.0) && max1 > 0.8 / sqrt(30.0), "layer 1 max %g", max1);
+    free(a);
+    free(b);
+    free(c);
+}
+
+Test(model, size_list_parsing) {
+    clpar_mlp_shape s;
+    T_OK(clpar_mlp_shape_parse(&s, "784,256,128,10"));
+    cr_assert_eq(s.nlayers, 3);
+    cr_assert_eq(s.sizes[3], 10);
+    const char *bad[] = {"", "784", "784,,10", "784,0,10", "784,-5,10", "a,b", "784,10,", "10,5x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_expect_eq(clpar_mlp_shape_parse(&s, bad[i]), CLPAR_EINVAL, "'%s' accepted", bad[i]);
+        cr_expect(strlen(clpar_last_error()) > 0);
+    }
+}
