@@ -1,7 +1,10 @@
-/* Host-staged sum-all-reduce across devices of any context, in a fixed order. */
+/* Host-staged sum-all-reduce across devices of any context, in a fixed order, run as a
+ * collective by one host thread per rank. */
 #include "clpar/comm.h"
 #include "../runtime/internal.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +32,8 @@ struct clpar_allreduce {
     size_t count;
     rank_state *ranks;
     float *sum;
+    pthread_barrier_t meet;
+    atomic_int failed;
 };
 
 clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count,
@@ -38,6 +43,7 @@ clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count
     if (!ar) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     ar->n = n;
     ar->count = count;
+    pthread_barrier_init(&ar->meet, NULL, (unsigned)n);
     ar->ranks = calloc((size_t)n, sizeof *ar->ranks);
     ar->sum = malloc((count ? count : 1) * sizeof(float));
     if (!ar->ranks || !ar->sum) {
@@ -92,7 +98,20 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
     }
     free(ar->ranks);
     free(ar->sum);
+    pthread_barrier_destroy(&ar->meet);
     free(ar);
+}
+
+void clpar_allreduce_reset(clpar_allreduce *ar) {
+    atomic_store(&ar->failed, 0);
+    for (int r = 0; r < ar->n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        for (int i = 0; i < rs->npending; i++) {
+            clWaitForEvents(1, &rs->pending[i].read);
+            clReleaseEvent(rs->pending[i].read);
+        }
+        rs->npending = 0;
+    }
 }
 
 clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
@@ -135,46 +154,55 @@ static clpar_status push_pair(rank_state *rs, cl_event read, cl_event write) {
     return CLPAR_OK;
 }
 
-clpar_status clpar_allreduce_finish(clpar_allreduce *ar, cl_mem const *bufs, size_t off,
-                                    size_t len) {
-    int slot[256];
-    if (ar->n > 256) return clpar_error(CLPAR_EINVAL, "allreduce: more than 256 ranks");
-    for (int r = 0; r < ar->n; r++) {
-        rank_state *rs = &ar->ranks[r];
-        slot[r] = -1;
-        for (int i = 0; i < rs->npending; i++)
-            if (rs->pending[i].off == off && rs->pending[i].len == len) slot[r] = i;
-        if (slot[r] < 0)
-            return clpar_error(CLPAR_EINVAL, "allreduce: rank %d has not begun range [%zu, %zu)", r,
-                               off, off + len);
+static int find_pending(const rank_state *rs, size_t off, size_t len) {
+    for (int i = 0; i < rs->npending; i++)
+        if (rs->pending[i].off == off && rs->pending[i].len == len) return i;
+    return -1;
+}
+
+clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
+                                    size_t len, int ok) {
+    rank_state *rs = &ar->ranks[rank];
+    int slot = find_pending(rs, off, len);
+    clpar_status st = CLPAR_OK;
+    if (ok && slot < 0)
+        st = clpar_error(CLPAR_EINVAL, "allreduce: rank %d has not begun range [%zu, %zu)", rank,
+                         off, off + len);
+    if (ok && st == CLPAR_OK) {
+        /* waiting here, on the rank's own thread, also lets drivers that execute in the
+         * waiting thread run this device's backward */
+        cl_int err = clWaitForEvents(1, &rs->pending[slot].read);
+        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clWaitForEvents(gradient read)");
     }
-    float *sum = ar->sum + off;
-    for (int r = 0; r < ar->n; r++) {
-        rank_state *rs = &ar->ranks[r];
-        /* one context per wait: events of different platforms cannot be waited on together */
-        CL_CHECK(clWaitForEvents(1, &rs->pending[slot[r]].read), "clWaitForEvents(gradient read)");
-        const float *src = rs->host + off;
-        if (r == 0)
-            memcpy(sum, src, len * sizeof(float));
-        else
-            for (size_t i = 0; i < len; i++)
+    if (!ok || st != CLPAR_OK) atomic_store(&ar->failed, 1);
+    pthread_barrier_wait(&ar->meet);
+    int failed = atomic_load(&ar->failed);
+    if (!failed) {
+        /* this rank's share of the range, summed over ranks in a fixed order */
+        size_t a = off + len * (size_t)rank / (size_t)ar->n;
+        size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
+        float *sum = ar->sum;
+        memcpy(sum + a, ar->ranks[0].host + a, (b - a) * sizeof(float));
+        for (int r = 1; r < ar->n; r++) {
+            const float *src = ar->ranks[r].host;
+            for (size_t i = a; i < b; i++)
                 sum[i] += src[i];
-    }
-    for (int r = 0; r < ar->n; r++) {
-        rank_state *rs = &ar->ranks[r];
-        cl_event write;
-        CL_CHECK(clEnqueueWriteBuffer(rs->dev->transfer, bufs[r], CL_FALSE, off * sizeof(float),
-                                      len * sizeof(float), sum, 0, NULL, &write),
-                 "clEnqueueWriteBuffer(reduced gradients)");
-        CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
-        clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
-        if (st == CLPAR_OK) st = push_pair(rs, rs->pending[slot[r]].read, write);
-        if (st != CLPAR_OK) {
-            clReleaseEvent(write);
-            return st;
         }
-        rs->pending[slot[r]] = rs->pending[--rs->npending];
     }
+    pthread_barrier_wait(&ar->meet);
+    if (failed) return st != CLPAR_OK ? st : clpar_error(CLPAR_EABORTED, "another rank failed");
+    cl_event write;
+    CL_CHECK(clEnqueueWriteBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
+                                  len * sizeof(float), ar->sum + off, 0, NULL, &write),
+             "clEnqueueWriteBuffer(reduced gradients)");
+    CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
+    st = clpar_device_wait_events(rs->dev, 1, &write);
+    if (st == CLPAR_OK) st = push_pair(rs, rs->pending[slot].read, write);
+    if (st != CLPAR_OK) {
+        clReleaseEvent(write);
+        return st;
+    }
+    rs->pending[slot] = rs->pending[--rs->npending];
     return CLPAR_OK;
 }
 

@@ -36,9 +36,9 @@ clpar_status clpar_mlp_shape_parse(clpar_mlp_shape *shape, const char *text) {
         errno = 0;
         char *end;
         unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v == 0 || v > (1ull << 24))
+        if (errno || v == 0 || v > (1ull << 30))
             return clpar_error(CLPAR_EINVAL,
-                               "model size list '%s': size %.*s out of range (1..16777216)", text,
+                               "model size list '%s': size %.*s out of range (1..2^30)", text,
                                (int)(end - p), p);
         if (n > CLPAR_MAX_LAYERS)
             return clpar_error(CLPAR_EINVAL, "model size list '%s': more than %d layers", text,

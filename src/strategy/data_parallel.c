@@ -2,6 +2,7 @@
  * overlapped with backward, identical updates on every replica. */
 #include "clpar/strategy.h"
 #include "../runtime/internal.h"
+#include "../runtime/workers.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,9 @@ struct clpar_dp {
     clpar_optim **optims;
     cl_mem *grads; /* models[r]'s gradient buffer, for the all-reduce */
     clpar_allreduce *ar;
-    cl_event *bwd_end; /* per rank: the event that ends its last backward */
-    float *row_loss;   /* per-row losses of the current step */
+    clpar_workers *workers; /* one host thread per rank */
+    cl_event *bwd_end;      /* per rank: the event that ends its last backward */
+    float *row_loss;        /* per-row losses of the current step */
     float *eval_out;
     clpar_dp_stats stats;
 };
@@ -30,6 +32,7 @@ static size_t split_start(size_t total, size_t parts, size_t i) {
 
 void clpar_dp_free(clpar_dp *dp) {
     if (!dp) return;
+    clpar_workers_free(dp->workers);
     clpar_allreduce_free(dp->ar);
     for (int r = 0; r < dp->cfg.ranks; r++) {
         if (dp->optims) clpar_optim_free(dp->optims[r]);
@@ -79,6 +82,7 @@ clpar_status clpar_dp_init(clpar_device *const *devs, const clpar_dp_config *cfg
         if (st == CLPAR_OK) dp->grads[r] = clpar_mlp_grads(dp->models[r]);
     }
     if (st == CLPAR_OK && n > 1) st = clpar_allreduce_init(dp->devs, n, dp->nparams, &dp->ar);
+    if (st == CLPAR_OK && n > 1) st = clpar_workers_init(n, &dp->workers);
     if (st != CLPAR_OK) {
         clpar_dp_free(dp);
         return st;
@@ -147,6 +151,41 @@ static clpar_status enqueue_rank(clpar_dp *dp, int r, const float *x, const int 
     return CLPAR_OK;
 }
 
+typedef struct {
+    clpar_dp *dp;
+    const float *x, *targets;
+    const int *labels;
+    size_t rows;
+} step_args;
+
+/* One rank's whole step, on its own host thread: forward and backward of its shard, the
+ * bucket reductions as collectives with the other ranks, the update, and a wait. */
+static clpar_status rank_step(void *ctx, int r) {
+    const step_args *a = ctx;
+    clpar_dp *dp = a->dp;
+    const clpar_dp_config *c = &dp->cfg;
+    clpar_device *d = dp->devs[r];
+    clpar_status st = enqueue_rank(dp, r, a->x, a->labels, a->targets, a->rows,
+                                   split_start(a->rows, (size_t)c->ranks, (size_t)r));
+    if (st == CLPAR_OK && clFlush(d->compute) != CL_SUCCESS)
+        st = clpar_error(CLPAR_EINVAL, "clFlush(compute) failed on rank %d", r);
+    if (c->ranks > 1) {
+        const clpar_mlp_shape *s = &c->shape;
+        /* buckets in the order backward produces them, last layer first; every rank takes
+         * part in every bucket even after a failure, so none is left waiting */
+        for (int l = s->nlayers - 1; l >= 0; l--) {
+            clpar_status b =
+                clpar_allreduce_bucket(dp->ar, r, dp->grads[r], clpar_mlp_shape_weight_offset(s, l),
+                                       clpar_mlp_shape_layer_count(s, l), st == CLPAR_OK);
+            if (st == CLPAR_OK) st = b;
+        }
+    }
+    if (st == CLPAR_OK)
+        st = clpar_optim_step(dp->optims[r], clpar_mlp_params(dp->models[r]), dp->grads[r], NULL);
+    if (st == CLPAR_OK) st = clpar_device_finish(d);
+    return st;
+}
+
 clpar_status clpar_dp_step(clpar_dp *dp, const float *x, const int *labels, const float *targets,
                            size_t rows, double *loss) {
     const clpar_dp_config *c = &dp->cfg;
@@ -157,24 +196,13 @@ clpar_status clpar_dp_step(clpar_dp *dp, const float *x, const int *labels, cons
     if (c->loss == CLPAR_LOSS_XENT ? !labels : !targets)
         return clpar_error(CLPAR_EINVAL, "the %s loss needs %s", c->loss ? "mse" : "xent",
                            c->loss ? "targets" : "labels");
-    /* Every rank's forward and backward is queued before the host waits on anything. */
-    for (int r = 0; r < n; r++) {
-        TRY(enqueue_rank(dp, r, x, labels, targets, rows, split_start(rows, (size_t)n, (size_t)r)));
-        CL_CHECK(clFlush(dp->devs[r]->compute), "clFlush(compute)");
+    step_args args = {dp, x, targets, labels, rows};
+    if (n == 1) {
+        TRY(rank_step(&args, 0));
+    } else {
+        clpar_allreduce_reset(dp->ar);
+        TRY(clpar_workers_run(dp->workers, rank_step, &args));
     }
-    if (n > 1) {
-        const clpar_mlp_shape *s = &c->shape;
-        /* Buckets in the order backward produces them, last layer first. */
-        for (int l = s->nlayers - 1; l >= 0; l--)
-            TRY(clpar_allreduce_finish(dp->ar, dp->grads, clpar_mlp_shape_weight_offset(s, l),
-                                       clpar_mlp_shape_layer_count(s, l)));
-    }
-    for (int r = 0; r < n; r++) {
-        TRY(clpar_optim_step(dp->optims[r], clpar_mlp_params(dp->models[r]), dp->grads[r], NULL));
-        CL_CHECK(clFlush(dp->devs[r]->compute), "clFlush(compute)");
-    }
-    for (int r = 0; r < n; r++)
-        TRY(clpar_device_finish(dp->devs[r]));
     double sum = 0.0;
     for (size_t i = 0; i < rows; i++)
         sum += dp->row_loss[i];

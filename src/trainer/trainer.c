@@ -88,10 +88,22 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *c
     tr->bx = malloc(b * train->in * sizeof(float));
     tr->blabels = train->labels ? malloc(b * sizeof(int)) : NULL;
     tr->btargets = train->targets ? malloc(b * train->out * sizeof(float)) : NULL;
-    float *params = malloc(tr->nparams * sizeof(float));
     clpar_status st = CLPAR_OK;
-    if (!tr->order || !tr->bx || !params || (train->labels && !tr->blabels) ||
-        (train->targets && !tr->btargets))
+    /* Fail on the device's limits before touching host memory of the same size. */
+    for (int r = 0; r < cfg->dp && st == CLPAR_OK; r++) {
+        const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r]);
+        if (!di)
+            st = clpar_error(CLPAR_ENODEV, "no device %d", cfg->devices[r]);
+        else if ((uint64_t)tr->nparams * sizeof(float) > di->max_alloc)
+            st = clpar_error(CLPAR_EDEVMEM,
+                             "device %d (%s): cannot allocate %zu bytes for the parameters "
+                             "(max allocation %llu)",
+                             di->index, di->name, tr->nparams * sizeof(float),
+                             (unsigned long long)di->max_alloc);
+    }
+    float *params = st == CLPAR_OK ? malloc(tr->nparams * sizeof(float)) : NULL;
+    if (st == CLPAR_OK && (!tr->order || !tr->bx || !params || (train->labels && !tr->blabels) ||
+                           (train->targets && !tr->btargets)))
         st = clpar_error(CLPAR_ENOMEM, "out of host memory");
     if (st == CLPAR_OK) {
         if (cfg->init_path)
