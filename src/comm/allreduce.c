@@ -190,7 +190,10 @@ clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, s
         }
     }
     pthread_barrier_wait(&ar->meet);
-    if (failed) return st != CLPAR_OK ? st : clpar_error(CLPAR_EABORTED, "another rank failed");
+    if (failed) {
+        if (!ok) return CLPAR_EABORTED; /* keep the rank's own message */
+        return st != CLPAR_OK ? st : clpar_error(CLPAR_EABORTED, "another rank failed");
+    }
     cl_event write;
     CL_CHECK(clEnqueueWriteBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
                                   len * sizeof(float), ar->sum + off, 0, NULL, &write),

@@ -3,6 +3,13 @@
 #include "../runtime/internal.h"
 
 #include <clblast_c.h>
+#include <pthread.h>
+
+/* CLBlast 1.5 is not safe when two threads compile its kernels at once (seen as
+ * std::bad_alloc and crashes), and on some drivers its calls run the GEMM before they
+ * return, so a lock on every call would serialize the devices. Calls are locked until the
+ * device handle has been warmed up (clpar_op_gemm_warmup), which compiles everything once. */
+static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
 
 clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                            float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
@@ -12,16 +19,37 @@ clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, 
     if (k == 0) /* CLBlast rejects k = 0; C = beta C is all that is left */
         return beta == 1.0f ? CLPAR_OK : clpar_op_scale(d, c, c_off, beta, m * n, event);
     cl_event ev = NULL;
+    int locked = !d->clblast_warm;
+    if (locked) pthread_mutex_lock(&clblast_lock);
     CLBlastStatusCode s =
         CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                      trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
                      lda, b, b_off, ldb, beta, c, c_off, ldc, &d->compute, event ? &ev : NULL);
+    if (locked) pthread_mutex_unlock(&clblast_lock);
     if (s != CLBlastSuccess)
         return clpar_error((clpar_status)s,
                            "CLBlastSgemm(%zux%zux%zu) on device %d (%s) failed: %s (%d)", m, n, k,
                            d->info->index, d->info->name, clpar_status_name(s), (int)s);
     if (event) *event = ev;
     return CLPAR_OK;
+}
+
+clpar_status clpar_op_gemm_warmup(clpar_device *d) {
+    if (d->clblast_warm) return CLPAR_OK;
+    cl_mem buf;
+    TRY(clpar_device_alloc(d, 64 * sizeof(float), &buf));
+    float zero = 0.0f;
+    cl_int err = clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, 0, 64 * sizeof(float), 0,
+                                     NULL, NULL);
+    clpar_status st = err == CL_SUCCESS ? CLPAR_OK : clpar_cl_error(err, "clEnqueueFillBuffer");
+    /* every transpose pair the layers use, at a size small enough for any path */
+    for (int t = 0; t < 4 && st == CLPAR_OK; t++)
+        st = clpar_op_gemm(d, t & 1, t >> 1, 4, 4, 4, 1.0f, buf, 0, 4, buf, 16, 4, 0.0f, buf, 32, 4,
+                           NULL);
+    if (st == CLPAR_OK) st = clpar_device_finish(d);
+    clpar_device_release(d, buf);
+    if (st == CLPAR_OK) d->clblast_warm = true;
+    return st;
 }
 
 clpar_status clpar_op_linear_forward(clpar_device *d, cl_mem y, cl_mem x, cl_mem w, size_t woff,

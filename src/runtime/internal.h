@@ -52,7 +52,8 @@ struct clpar_device {
     cl_command_queue transfer;
     cl_kernel kernels[CLPAR_K_COUNT];
     size_t allocated;
-    size_t wg; /* work-group size used for 1-D kernels */
+    size_t wg;         /* work-group size used for 1-D kernels */
+    bool clblast_warm; /* CLBlast's kernels compiled for this device (see ops/gemm.c) */
 };
 
 /* Sets the thread's detail message and returns status, so errors read

@@ -75,7 +75,9 @@ clpar_status clpar_dp_init(clpar_device *const *devs, const clpar_dp_config *cfg
         st = clpar_error(CLPAR_ENOMEM, "out of host memory");
     for (int r = 0; r < n && st == CLPAR_OK; r++) {
         dp->devs[r] = devs[r];
-        st = clpar_mlp_init(devs[r], &cfg->shape, dp->micro_cap, &dp->models[r]);
+        st = clpar_op_gemm_warmup(devs[r]);
+        if (st == CLPAR_OK)
+            st = clpar_mlp_init(devs[r], &cfg->shape, dp->micro_cap, &dp->models[r]);
         if (st == CLPAR_OK) st = clpar_mlp_set_params(dp->models[r], params);
         if (st == CLPAR_OK)
             st = clpar_optim_init(devs[r], &cfg->optim, dp->nparams, &dp->optims[r]);
