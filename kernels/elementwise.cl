@@ -27,15 +27,16 @@ __kernel void relu_backward(__global float *dx, __global const float *dy,
     dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-/* out[ooff + c] = beta * out[ooff + c] + sum_r x[r, c], x of shape (rows, cols).
- * The bias gradient; beta = 1 accumulates over micro-batches. Rows are summed in order,
- * so the result is the same on every device. */
+/* out[ooff + c] = beta * out[ooff + c] + sum_r x[xoff + r * ldx + c], c < cols: the bias
+ * gradient of a (rows, cols) block of a matrix with row stride ldx; beta = 1 accumulates over
+ * micro-batches. Rows are summed in order, so the result is the same on every device. */
 __kernel void colsum(__global float *out, const uint ooff, __global const float *x,
-                     const uint rows, const uint cols, const float beta) {
+                     const uint xoff, const uint ldx, const uint rows, const uint cols,
+                     const float beta) {
     const size_t c = get_global_id(0);
     if (c >= cols) return;
     float s = 0.0f;
-    for (uint r = 0; r < rows; r++) s += x[(size_t)r * cols + c];
+    for (uint r = 0; r < rows; r++) s += x[xoff + (size_t)r * ldx + c];
     out[ooff + c] = beta == 0.0f ? s : beta * out[ooff + c] + s;
 }
 

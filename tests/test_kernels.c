@@ -56,7 +56,7 @@ Test(kernels, colsum_overwrite_and_accumulate) {
     t_fill(x, ROWS * COLS, 5, -1, 1);
     t_fill(out, COLS + 5, 6, -1, 1);
     cl_mem mx = t_upload(d, x, ROWS * COLS), mo = t_upload(d, out, COLS + 5);
-    T_OK(clpar_op_colsum(d, mo, 5, mx, ROWS, COLS, 1.0f, NULL));
+    T_OK(clpar_op_colsum(d, mo, 5, mx, 0, COLS, ROWS, COLS, 1.0f, NULL));
     float *got = t_download(d, mo, COLS + 5);
     double ref[COLS + 5];
     for (int c = 0; c < COLS + 5; c++)
@@ -68,11 +68,29 @@ Test(kernels, colsum_overwrite_and_accumulate) {
     for (int c = 0; c < 5; c++)
         cr_assert_eq(got[c], out[c], "colsum wrote outside its range");
     free(got);
-    T_OK(clpar_op_colsum(d, mo, 5, mx, ROWS, COLS, 0.0f, NULL));
+    T_OK(clpar_op_colsum(d, mo, 5, mx, 0, COLS, ROWS, COLS, 0.0f, NULL));
     got = t_download(d, mo, COLS + 5);
     for (int c = 0; c < COLS; c++)
         ref[5 + c] -= out[5 + c];
     cr_assert_lt(t_rel_l2_d(got + 5, ref + 5, COLS), 1e-6);
+    free(got);
+    clpar_device_release(d, mx);
+    clpar_device_release(d, mo);
+}
+
+Test(kernels, colsum_of_a_strided_block) {
+    clpar_device *d = t_device(0);
+    enum { LD = 17, C0 = 3, W = 9 };
+    float x[ROWS * LD], out[W];
+    t_fill(x, ROWS * LD, 15, -1, 1);
+    cl_mem mx = t_upload(d, x, ROWS * LD), mo;
+    T_OK(clpar_device_alloc(d, sizeof out, &mo));
+    T_OK(clpar_op_colsum(d, mo, 0, mx, C0, LD, ROWS, W, 0.0f, NULL));
+    float *got = t_download(d, mo, W);
+    double ref[W] = {0};
+    for (int c = 0; c < W; c++)
+        for (int r = 0; r < ROWS; r++) ref[c] += x[r * LD + C0 + c];
+    cr_assert_lt(t_rel_l2_d(got, ref, W), 1e-6);
     free(got);
     clpar_device_release(d, mx);
     clpar_device_release(d, mo);

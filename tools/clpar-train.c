@@ -352,7 +352,7 @@ int main(int argc, char **argv) {
            (double)samples / t_train, tl);
     if (cfg.loss == CLPAR_LOSS_XENT) printf(", test accuracy %.4f", ta);
     printf("\n");
-    clpar_dp_stats ds;
+    clpar_mesh_stats ds;
     clpar_trainer_get_stats(tr, &ds);
     if (cfg.dp > 1 && ds.reduce_window_ns > 0)
         printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",

@@ -1,9 +1,7 @@
 /* The communication level: host-coordinated copies between devices that may sit in
- * different OpenCL contexts or platforms (so no events cross between them). A reduction is
- * a collective: each rank's host thread reads its gradients on its transfer queue into
- * pinned host staging memory, the ranks sum their slices of the range in rank order (so the
- * result does not depend on timing and is bit-identical everywhere), and each writes the
- * sum back on its transfer queue. */
+ * different OpenCL contexts or platforms, so no event crosses between them; only host
+ * memory does. Collectives are called by one host thread per rank. They meet through a
+ * clpar_sync, which can be aborted when any rank fails, so that no thread waits forever. */
 #ifndef CLPAR_COMM_H
 #define CLPAR_COMM_H
 
@@ -13,39 +11,111 @@
 extern "C" {
 #endif
 
+/* ---- host synchronization ---- */
+
+/* One lock and condition shared by the barriers and channels of a group of threads, with an
+ * abort flag: after clpar_sync_abort every wait returns CLPAR_EABORTED. */
+typedef struct clpar_sync clpar_sync;
+clpar_status clpar_sync_init(clpar_sync **out);
+void clpar_sync_free(clpar_sync *s);
+void clpar_sync_abort(clpar_sync *s);
+/* Clears the abort flag; call from one thread while no other waits. */
+void clpar_sync_reset(clpar_sync *s);
+
+/* A reusable barrier for n threads, living on a sync. */
+typedef struct {
+    clpar_sync *sync;
+    int n, arrived;
+    long generation;
+} clpar_barrier;
+void clpar_barrier_init(clpar_barrier *b, clpar_sync *s, int n);
+/* Returns once n threads have arrived, or CLPAR_EABORTED. */
+clpar_status clpar_barrier_wait(clpar_barrier *b);
+
+/* ---- all-reduce ---- */
+
 typedef struct clpar_allreduce clpar_allreduce;
 
 /* Sum-all-reduce of float ranges of one buffer per rank, `count` floats at most, over the
- * n devices devs[] (which may repeat a device or span platforms). Allocates pinned staging
- * (CL_MEM_ALLOC_HOST_PTR, mapped) per rank. The caller owns *out and keeps devs alive. */
-clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count,
+ * n devices devs[] (which may repeat a device or span platforms), meeting through sync.
+ * Allocates pinned staging (CL_MEM_ALLOC_HOST_PTR, mapped) per rank. Ranks read their range
+ * on their transfer queue into staging, sum their share of it over all ranks in order
+ * 0..n-1 (so the result is bit-identical everywhere and independent of timing), and write
+ * the whole sum back on their transfer queue. The caller owns *out and keeps devs alive. */
+clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
                                   clpar_allreduce **out);
 void clpar_allreduce_free(clpar_allreduce *ar);
 
 /* Queues, on rank's transfer queue, the read of buf[off, off + len) into staging, to run
- * once `after` (an event of that rank's context, or NULL) has completed. Returns at once.
- * Only rank's own thread may call this for rank. */
+ * once `after` (an event of that rank's context, or NULL) has completed. Returns at once;
+ * only rank's own thread calls it for rank. Used to start a gradient bucket's reduction
+ * while backward goes on. */
 clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
                                    size_t len, cl_event after);
-
-/* The collective: every rank's thread calls it with the same range, after its begin. Waits
- * for this rank's read, meets the other ranks, sums its share of the range over all ranks
- * in order 0..n-1, meets them again, then queues the write of the whole sum into buf on the
- * transfer queue and makes later work on the compute queue wait for it. ok = 0 tells the
- * others this rank has failed: it still meets them, so none waits forever, and they return
- * CLPAR_EABORTED. */
+/* The collective for a range begun on every rank: waits for this rank's read, meets the
+ * others, sums its share, meets again, queues the write of the sum into buf[off, off + len)
+ * and makes later work on the compute queue wait for it. Ranges are reduced in the same
+ * order on every rank. */
 clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
-                                    size_t len, int ok);
-
-/* Before a step, from one thread: forgets a failure and drops reads left by one. */
+                                    size_t len);
+/* begin + bucket for buf[0, len), then waits until the sum is written: for activations,
+ * whose staging is reused by the next call. */
+clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem buf, size_t len,
+                                 cl_event after);
+/* From one thread between uses: drops reads that a failed reduction left behind. */
 void clpar_allreduce_reset(clpar_allreduce *ar);
-
-/* Timings of the copies since the last call, from OpenCL profiling: the time the reduction
- * windows (read start to write end) spanned in all, and how much of it came after
- * `compute_end[rank]` (device clock, ns) — the part not hidden behind compute. Releases the
- * events of finished reductions; call from one thread once the queues have finished. */
+/* Timings of the reductions since the last call, from OpenCL profiling: the time their
+ * windows (read start to write end) spanned, and how much of it came after
+ * compute_end[rank] (device clock, ns), the part not hidden behind compute. Releases their
+ * events; call from one thread once the queues have finished. compute_end may be NULL. */
 clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,
                                      double *window_ns, double *exposed_ns);
+
+/* ---- all-gather of column slices ---- */
+
+typedef struct clpar_allgather clpar_allgather;
+
+/* Concatenation of column slices: rank r holds a (rows, cols_r) matrix, all ranks receive
+ * the (rows, sum of cols) matrix with rank r's columns at col0_r. At most `count` floats in
+ * the whole matrix. The caller owns *out. */
+clpar_status clpar_allgather_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
+                                  clpar_allgather **out);
+void clpar_allgather_free(clpar_allgather *ag);
+/* The collective: reads local (rows, cols) after `after` on the transfer queue, places it at
+ * columns [col0, col0 + cols) of the shared (rows, total) matrix, meets the others, and
+ * writes the whole matrix into full; returns once full is written. */
+clpar_status clpar_allgather_run(clpar_allgather *ag, int rank, cl_mem local, size_t rows,
+                                 size_t col0, size_t cols, size_t total, cl_mem full,
+                                 cl_event after);
+
+/* ---- point-to-point hand-off ---- */
+
+typedef struct clpar_channel clpar_channel;
+
+/* A one-way channel between two ranks (possibly on different platforms) with `slots`
+ * messages of up to `count` floats in flight; messages are numbered by the sender and the
+ * receiver asks for them by number (message k uses slot k % slots). Bytes sent and the time
+ * copies took are counted. The caller owns *out. */
+clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots, size_t count,
+                                clpar_sync *sync, clpar_channel **out);
+void clpar_channel_free(clpar_channel *c);
+/* Sender: queues the read of src[0, len) on its transfer queue after `after`; returns the
+ * read's event in *pending (the caller completes the send with clpar_channel_post once the
+ * event has completed, so it may queue more compute first). Waits while slot k is full. */
+clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len, cl_event after,
+                                cl_event *pending);
+/* Sender: waits for the read of message k and makes it visible to the receiver. */
+clpar_status clpar_channel_post(clpar_channel *c, long k, cl_event pending);
+/* Receiver: waits for message k and writes it into dst[0, len) (len must match) on its
+ * transfer queue, after the compute queued before and before the compute queued after;
+ * returns once written, freeing the slot. *written, when not NULL, receives the write's
+ * event (the caller releases it). */
+clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len,
+                                cl_event *written);
+/* From one thread while no other uses it: empties every slot (after a failed step). */
+void clpar_channel_reset(clpar_channel *c);
+/* Bytes moved through the channel so far. */
+uint64_t clpar_channel_bytes(const clpar_channel *c);
 
 #ifdef __cplusplus
 }

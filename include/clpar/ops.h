@@ -21,9 +21,10 @@ clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n
 /* dx (n) = dy * (y > 0) where y is relu_forward's output; dx may be dy */
 clpar_status clpar_op_relu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_mem y, size_t n,
                                     cl_event *event);
-/* out[ooff + c] = beta out[ooff + c] + sum_r x[r, c]; x (rows, cols) */
-clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x, size_t rows,
-                             size_t cols, float beta, cl_event *event);
+/* out[ooff + c] = beta out[ooff + c] + sum_r x[xoff + r ldx + c]: column sums of a
+ * (rows, cols) block with row stride ldx (ldx = cols for a whole matrix) */
+clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x, size_t xoff,
+                             size_t ldx, size_t rows, size_t cols, float beta, cl_event *event);
 /* x[off + i] *= a, i < n */
 clpar_status clpar_op_scale(clpar_device *d, cl_mem x, size_t off, float a, size_t n,
                             cl_event *event);

@@ -1,9 +1,17 @@
-/* The strategies level. Data parallelism: N replicas of the whole model, one per rank, each
- * on the device the caller names (ranks may share a device or span platforms). A global
- * batch is split into N shards (sizes differing by at most one), each shard into `accum`
- * micro-batches processed one after another with gradients accumulated; per-layer gradient
- * buckets are all-reduced as soon as backward produces them, while backward continues on
- * earlier layers; then every replica applies the same update. */
+/* The strategies level: a mesh of dp x pp x tp ranks that combines the three strategies.
+ *   data parallelism: dp replicas of the model; the batch is split into dp shards (sizes
+ *     differing by at most one) and per-layer gradient buckets are all-reduced across
+ *     replicas as soon as backward produces them;
+ *   pipeline parallelism: the layers are cut into pp consecutive stages; each replica's shard
+ *     is split into micro-batches that flow through the stages (GPipe or 1F1B), activations
+ *     handed forward and their gradients backward between stages;
+ *   tensor parallelism: each stage's linear layers are sharded over tp ranks, paired as in
+ *     Megatron-LM (column-parallel then row-parallel, one reduction each way per pair; a
+ *     layer left over is column-parallel with a concatenation).
+ * dp = pp = tp = 1 is plain training on one device, and micro-batches on one rank are
+ * gradient accumulation. Every mode computes the update of one device on the whole batch.
+ * Rank numbering: rank = (replica * pp + stage) * tp + shard; each rank has its own host
+ * thread and may sit on any device (devices may repeat or span platforms). */
 #ifndef CLPAR_STRATEGY_H
 #define CLPAR_STRATEGY_H
 
@@ -19,45 +27,93 @@ typedef enum {
     CLPAR_REDUCE_SUM   /* sum of every micro-batch's own mean-loss gradient (the seed's) */
 } clpar_reduce_mode;
 
+typedef enum {
+    CLPAR_SCHEDULE_GPIPE, /* all forwards, then all backwards */
+    CLPAR_SCHEDULE_1F1B   /* after warm-up, one forward then one backward */
+} clpar_schedule;
+
 typedef struct {
     clpar_mlp_shape shape;
     clpar_loss_kind loss;
     clpar_optim_config optim;
     clpar_reduce_mode reduce;
-    int ranks;        /* replicas, >= 1 */
-    int accum;        /* micro-batches per shard, >= 1 */
-    size_t max_batch; /* largest global batch a step will be given */
-} clpar_dp_config;
+    int dp, pp, tp;
+    int micro; /* micro-batches per replica and step (>= 1) */
+    clpar_schedule schedule;
+    int stage_layers[CLPAR_MAX_LAYERS]; /* layers per stage; all zero: balance by FLOPs */
+    size_t max_batch;                   /* largest global batch a step will be given */
+} clpar_mesh_config;
 
-typedef struct clpar_dp clpar_dp;
+typedef struct clpar_mesh clpar_mesh;
 
-/* Builds cfg->ranks replicas on devs[0 .. ranks), all starting from params (param_count
- * floats, copied). The caller keeps the devices alive and owns *out (clpar_dp_free). */
-clpar_status clpar_dp_init(clpar_device *const *devs, const clpar_dp_config *cfg,
-                           const float *params, clpar_dp **out);
-void clpar_dp_free(clpar_dp *dp);
+/* Cuts layers into pp stages of consecutive layers with the most even forward+backward
+ * FLOPs (the largest stage as small as it can be); writes pp counts to layers. */
+clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *layers);
+
+/* Checks cfg (every error names the option: --dp, --pp, --tp, --stages, --micro-batches). */
+clpar_status clpar_mesh_validate(const clpar_mesh_config *cfg);
+
+/* Builds the mesh on devs[0 .. dp pp tp), every replica starting from params (the full
+ * model, param_count floats, copied and sharded). The caller keeps the devices alive and
+ * owns *out (clpar_mesh_free). */
+clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config *cfg,
+                             const float *params, clpar_mesh **out);
+void clpar_mesh_free(clpar_mesh *m);
+const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
 
 /* One optimizer step on a global batch of rows samples: x (rows, in), and labels (rows) or
- * targets (rows, out) for the loss in use. Returns once every replica has updated, with
- * the batch's mean loss in *loss. Rows may be fewer than cfg->ranks x accum: ranks and
- * micro-batches left without rows contribute zero gradient. */
-clpar_status clpar_dp_step(clpar_dp *dp, const float *x, const int *labels, const float *targets,
-                           size_t rows, double *loss);
+ * targets (rows, out). Returns once every rank has updated, with the batch's mean loss. */
+clpar_status clpar_mesh_step(clpar_mesh *m, const float *x, const int *labels, const float *targets,
+                             size_t rows, double *loss);
 
-/* Mean loss and (for cross-entropy) accuracy of rank 0's model over rows samples. */
-clpar_status clpar_dp_evaluate(clpar_dp *dp, const float *x, const int *labels,
-                               const float *targets, size_t rows, double *loss, double *accuracy);
+/* Mean loss and (for labels) accuracy of replica 0 over rows samples, forward only. */
+clpar_status clpar_mesh_evaluate(clpar_mesh *m, const float *x, const int *labels,
+                                 const float *targets, size_t rows, double *loss, double *accuracy);
 
-/* Blocking copy of rank's parameters (param_count floats). */
-clpar_status clpar_dp_get_params(clpar_dp *dp, int rank, float *params);
-int clpar_dp_ranks(const clpar_dp *dp);
+/* The full model of a replica, assembled from its shards (param_count floats). */
+clpar_status clpar_mesh_get_params(clpar_mesh *m, int replica, float *params);
+
+/* What one rank holds: its parameter floats (weights and biases of its shard), and the
+ * bytes it has allocated for parameters, gradients and optimizer state, and for
+ * activations and other working buffers. */
+typedef struct {
+    int replica, stage, shard;
+    int first_layer, layers;
+    size_t param_count;
+    size_t param_bytes;
+    size_t activation_bytes;
+    int activation_slots; /* micro-batches whose activations it can hold at once */
+} clpar_rank_info;
+void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_info *info);
+
+/* One timed piece of work on a device queue, for traces. */
+typedef struct {
+    int rank;
+    int queue;               /* 0 compute, 1 transfer */
+    char name[48];           /* "F m3 L2", "B m0 L1", "send m2", "recv m2", "allreduce L1", ... */
+    char category[16];       /* forward, backward, copy, reduction, optimizer */
+    double start_us, end_us; /* microseconds since the trace began, host clock */
+} clpar_trace_event;
 
 typedef struct {
     long steps;
-    double reduce_window_ns;  /* time the gradient reductions spanned, summed over ranks */
-    double reduce_exposed_ns; /* of which after backward had finished on that rank */
-} clpar_dp_stats;
-void clpar_dp_get_stats(const clpar_dp *dp, clpar_dp_stats *stats);
+    double reduce_window_ns;  /* data-parallel reductions: time spanned, summed over ranks */
+    double reduce_exposed_ns; /* of which after that rank's backward had finished */
+    uint64_t bytes_tp, bytes_pp, bytes_dp; /* moved between host and devices, per kind */
+    double bubble_measured; /* mean over stages of idle / span of the last step's pipeline */
+    double bubble_ideal;    /* (pp - 1) / (micro + pp - 1) */
+} clpar_mesh_stats;
+void clpar_mesh_get_stats(const clpar_mesh *m, clpar_mesh_stats *stats);
+
+/* Bytes that the layout predicts one step moves for tensor parallelism (the Megatron
+ * pairing: one reduction forward and one backward per pair, a gather for a layer left
+ * over), for a global batch of rows. */
+uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *cfg, size_t rows);
+
+/* Turns on recording of trace events (from the next step on); clpar_mesh_trace returns the
+ * events recorded so far (borrowed, valid until the next step or free). */
+void clpar_mesh_set_tracing(clpar_mesh *m, int on);
+const clpar_trace_event *clpar_mesh_trace(const clpar_mesh *m, int *count);
 
 #ifdef __cplusplus
 }

@@ -16,12 +16,17 @@ typedef struct {
     clpar_loss_kind loss;
     clpar_optim_config optim;
     clpar_reduce_mode reduce;
-    size_t batch; /* global batch of one optimizer step, whatever the strategy */
-    int dp;       /* data-parallel replicas */
-    int accum;    /* micro-batches per replica and step */
+    size_t batch;      /* global batch of one optimizer step, whatever the strategy */
+    int dp;            /* data-parallel replicas */
+    int pp;            /* pipeline stages (0 counts as 1) */
+    int tp;            /* tensor-parallel shards per stage (0 counts as 1) */
+    int accum;         /* gradient accumulation: micro-batches per replica and step ... */
+    int micro_batches; /* ... times pipeline micro-batches (0 counts as 1) */
+    clpar_schedule schedule;
+    int stage_layers[CLPAR_MAX_LAYERS]; /* layers per stage, or all zero to balance */
     int shuffle;
     uint64_t seed;
-    const int *devices; /* device index of each rank (>= dp entries; may repeat) */
+    const int *devices; /* device index of each rank (>= dp pp tp entries; may repeat) */
     int ndevices;
     const char *init_path; /* model file to start from, or NULL for the seeded init */
 } clpar_trainer_config;
@@ -55,7 +60,9 @@ clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params);
 /* Rank `rank`'s copy, to check that replicas agree. */
 clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params);
 clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path);
-void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_dp_stats *stats);
+void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_mesh_stats *stats);
+/* The mesh the trainer runs (borrowed). */
+clpar_mesh *clpar_trainer_mesh(const clpar_trainer *tr);
 
 #ifdef __cplusplus
 }

@@ -3,17 +3,15 @@
 #include "clpar/comm.h"
 #include "../runtime/internal.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
-    cl_event read, write; /* one reduction of one range on one rank */
+    cl_event read, write; /* one finished reduction of one range on one rank */
 } copy_pair;
 
 typedef struct {
-    cl_event read; /* queued by begin, not yet finished */
+    cl_event read; /* queued by begin, not yet reduced */
     size_t off, len;
 } pending_read;
 
@@ -23,7 +21,7 @@ typedef struct {
     float *host;
     copy_pair *pairs;
     int npairs, cap;
-    pending_read *pending; /* one per range begun and not finished (a bucket each) */
+    pending_read *pending; /* one per range begun and not reduced (a bucket each) */
     int npending, pcap;
 } rank_state;
 
@@ -32,18 +30,17 @@ struct clpar_allreduce {
     size_t count;
     rank_state *ranks;
     float *sum;
-    pthread_barrier_t meet;
-    atomic_int failed;
+    clpar_barrier meet;
 };
 
-clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count,
+clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
                                   clpar_allreduce **out) {
     *out = NULL;
     clpar_allreduce *ar = calloc(1, sizeof *ar);
     if (!ar) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     ar->n = n;
     ar->count = count;
-    pthread_barrier_init(&ar->meet, NULL, (unsigned)n);
+    clpar_barrier_init(&ar->meet, sync, n);
     ar->ranks = calloc((size_t)n, sizeof *ar->ranks);
     ar->sum = malloc((count ? count : 1) * sizeof(float));
     if (!ar->ranks || !ar->sum) {
@@ -80,15 +77,25 @@ static void release_pairs(rank_state *rs) {
     rs->npairs = 0;
 }
 
+void clpar_allreduce_reset(clpar_allreduce *ar) {
+    for (int r = 0; r < ar->n; r++) {
+        rank_state *rs = &ar->ranks[r];
+        for (int i = 0; i < rs->npending; i++) {
+            clWaitForEvents(1, &rs->pending[i].read);
+            clReleaseEvent(rs->pending[i].read);
+        }
+        rs->npending = 0;
+    }
+}
+
 void clpar_allreduce_free(clpar_allreduce *ar) {
     if (!ar) return;
+    if (ar->ranks) clpar_allreduce_reset(ar);
     for (int r = 0; ar->ranks && r < ar->n; r++) {
         rank_state *rs = &ar->ranks[r];
         if (rs->dev) clFinish(rs->dev->transfer);
         release_pairs(rs);
         free(rs->pairs);
-        for (int i = 0; i < rs->npending; i++)
-            clReleaseEvent(rs->pending[i].read);
         free(rs->pending);
         if (rs->host) {
             clEnqueueUnmapMemObject(rs->dev->transfer, rs->pinned, rs->host, 0, NULL, NULL);
@@ -98,20 +105,7 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
     }
     free(ar->ranks);
     free(ar->sum);
-    pthread_barrier_destroy(&ar->meet);
     free(ar);
-}
-
-void clpar_allreduce_reset(clpar_allreduce *ar) {
-    atomic_store(&ar->failed, 0);
-    for (int r = 0; r < ar->n; r++) {
-        rank_state *rs = &ar->ranks[r];
-        for (int i = 0; i < rs->npending; i++) {
-            clWaitForEvents(1, &rs->pending[i].read);
-            clReleaseEvent(rs->pending[i].read);
-        }
-        rs->npending = 0;
-    }
 }
 
 clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
@@ -134,7 +128,7 @@ clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, si
     CL_CHECK(clEnqueueReadBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
                                  len * sizeof(float), rs->host + off, after ? 1 : 0,
                                  after ? &after : NULL, &pr->read),
-             "clEnqueueReadBuffer(gradients)");
+             "clEnqueueReadBuffer(allreduce)");
     CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
     pr->off = off;
     pr->len = len;
@@ -154,59 +148,68 @@ static clpar_status push_pair(rank_state *rs, cl_event read, cl_event write) {
     return CLPAR_OK;
 }
 
-static int find_pending(const rank_state *rs, size_t off, size_t len) {
-    for (int i = 0; i < rs->npending; i++)
-        if (rs->pending[i].off == off && rs->pending[i].len == len) return i;
-    return -1;
-}
-
-clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
-                                    size_t len, int ok) {
+/* Reduces a begun range; *write receives the write's event (retained for the caller). */
+static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off, size_t len,
+                           cl_event *write_out, int record) {
     rank_state *rs = &ar->ranks[rank];
-    int slot = find_pending(rs, off, len);
-    clpar_status st = CLPAR_OK;
-    if (ok && slot < 0)
-        st = clpar_error(CLPAR_EINVAL, "allreduce: rank %d has not begun range [%zu, %zu)", rank,
-                         off, off + len);
-    if (ok && st == CLPAR_OK) {
-        /* waiting here, on the rank's own thread, also lets drivers that execute in the
-         * waiting thread run this device's backward */
-        cl_int err = clWaitForEvents(1, &rs->pending[slot].read);
-        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clWaitForEvents(gradient read)");
-    }
-    if (!ok || st != CLPAR_OK) atomic_store(&ar->failed, 1);
-    pthread_barrier_wait(&ar->meet);
-    int failed = atomic_load(&ar->failed);
-    if (!failed) {
-        /* this rank's share of the range, summed over ranks in a fixed order */
-        size_t a = off + len * (size_t)rank / (size_t)ar->n;
-        size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
+    int slot = -1;
+    for (int i = 0; i < rs->npending; i++)
+        if (rs->pending[i].off == off && rs->pending[i].len == len) slot = i;
+    if (slot < 0)
+        return clpar_error(CLPAR_EINVAL, "allreduce: rank %d has not begun range [%zu, %zu)", rank,
+                           off, off + len);
+    /* waiting on the rank's own thread also lets drivers that execute commands in the
+     * waiting thread run this device's work */
+    CL_CHECK(clWaitForEvents(1, &rs->pending[slot].read), "clWaitForEvents(allreduce read)");
+    TRY(clpar_barrier_wait(&ar->meet));
+    size_t a = off + len * (size_t)rank / (size_t)ar->n;
+    size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
+    memcpy(ar->sum + a, ar->ranks[0].host + a, (b - a) * sizeof(float));
+    for (int r = 1; r < ar->n; r++) {
+        const float *src = ar->ranks[r].host;
         float *sum = ar->sum;
-        memcpy(sum + a, ar->ranks[0].host + a, (b - a) * sizeof(float));
-        for (int r = 1; r < ar->n; r++) {
-            const float *src = ar->ranks[r].host;
-            for (size_t i = a; i < b; i++)
-                sum[i] += src[i];
-        }
+        for (size_t i = a; i < b; i++)
+            sum[i] += src[i];
     }
-    pthread_barrier_wait(&ar->meet);
-    if (failed) {
-        if (!ok) return CLPAR_EABORTED; /* keep the rank's own message */
-        return st != CLPAR_OK ? st : clpar_error(CLPAR_EABORTED, "another rank failed");
-    }
+    TRY(clpar_barrier_wait(&ar->meet));
     cl_event write;
     CL_CHECK(clEnqueueWriteBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
                                   len * sizeof(float), ar->sum + off, 0, NULL, &write),
-             "clEnqueueWriteBuffer(reduced gradients)");
+             "clEnqueueWriteBuffer(allreduce)");
     CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
-    st = clpar_device_wait_events(rs->dev, 1, &write);
-    if (st == CLPAR_OK) st = push_pair(rs, rs->pending[slot].read, write);
+    clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
+    if (st == CLPAR_OK && record) st = push_pair(rs, rs->pending[slot].read, write);
     if (st != CLPAR_OK) {
         clReleaseEvent(write);
         return st;
     }
+    if (write_out) {
+        clRetainEvent(write);
+        *write_out = write;
+    }
+    if (!record) {
+        clReleaseEvent(rs->pending[slot].read);
+        clReleaseEvent(write);
+    }
     rs->pending[slot] = rs->pending[--rs->npending];
     return CLPAR_OK;
+}
+
+clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
+                                    size_t len) {
+    return reduce(ar, rank, buf, off, len, NULL, 1);
+}
+
+clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem buf, size_t len,
+                                 cl_event after) {
+    TRY(clpar_allreduce_begin(ar, rank, buf, 0, len, after));
+    cl_event write;
+    TRY(reduce(ar, rank, buf, 0, len, &write, 0));
+    cl_int err = clWaitForEvents(1, &write);
+    clReleaseEvent(write);
+    CL_CHECK(err, "clWaitForEvents(allreduce write)");
+    /* the staging is reused by the next call: nobody may sum before all have written */
+    return clpar_barrier_wait(&ar->meet);
 }
 
 clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,

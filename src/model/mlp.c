@@ -261,8 +261,8 @@ clpar_status clpar_mlp_backward(clpar_mlp *m, size_t rows, float beta, clpar_gra
         TRY(clpar_op_gemm(m->dev, 1, 0, out, in, rows, 1.0f, dy, 0, out, m->acts[l], 0, in, beta,
                           m->grads, woff, in, NULL));
         cl_event ev = NULL;
-        TRY(clpar_op_colsum(m->dev, m->grads, clpar_mlp_shape_bias_offset(s, l), dy, rows, out,
-                            beta, ready ? &ev : NULL));
+        TRY(clpar_op_colsum(m->dev, m->grads, clpar_mlp_shape_bias_offset(s, l), dy, 0, out, rows,
+                            out, beta, ready ? &ev : NULL));
         if (ready) {
             clpar_status st = ready(user, l, ev);
             clReleaseEvent(ev);

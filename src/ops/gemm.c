@@ -67,7 +67,7 @@ clpar_status clpar_op_linear_backward(clpar_device *d, cl_mem dx, cl_mem dw, siz
     /* dW (out, in) = beta dW + dy^T (out, rows) . x (rows, in) */
     TRY(clpar_op_gemm(d, 1, 0, out, in, rows, 1.0f, dy, 0, out, x, 0, in, beta, dw, dwoff, in,
                       NULL));
-    TRY(clpar_op_colsum(d, db, dboff, dy, rows, out, beta, dx ? NULL : event));
+    TRY(clpar_op_colsum(d, db, dboff, dy, 0, out, rows, out, beta, dx ? NULL : event));
     if (!dx) return CLPAR_OK;
     /* dx (rows, in) = dy (rows, out) . W (out, in) */
     return clpar_op_gemm(d, 0, 0, rows, in, out, 1.0f, dy, 0, out, w, woff, in, 0.0f, dx, 0, in,

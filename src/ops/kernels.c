@@ -53,13 +53,14 @@ clpar_status clpar_op_relu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_me
     return launch(d, CLPAR_K_relu_backward, e, n, "relu_backward", event);
 }
 
-clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x, size_t rows,
-                             size_t cols, float beta, cl_event *event) {
-    TRY(check_u32(rows * cols, "colsum size"));
+clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x, size_t xoff,
+                             size_t ldx, size_t rows, size_t cols, float beta, cl_event *event) {
+    TRY(check_u32(xoff + rows * ldx, "colsum size"));
     cl_kernel k = d->kernels[CLPAR_K_colsum];
-    cl_uint oo = (cl_uint)ooff, r = (cl_uint)rows, c = (cl_uint)cols;
-    cl_int e = ARG(k, 0, out) | ARG(k, 1, oo) | ARG(k, 2, x) | ARG(k, 3, r) | ARG(k, 4, c) |
-               ARG(k, 5, beta);
+    cl_uint oo = (cl_uint)ooff, xo = (cl_uint)xoff, ld = (cl_uint)ldx, r = (cl_uint)rows,
+            c = (cl_uint)cols;
+    cl_int e = ARG(k, 0, out) | ARG(k, 1, oo) | ARG(k, 2, x) | ARG(k, 3, xo) | ARG(k, 4, ld) |
+               ARG(k, 5, r) | ARG(k, 6, c) | ARG(k, 7, beta);
     return launch(d, CLPAR_K_colsum, e, cols, "colsum", event);
 }
 

@@ -7,14 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_RANKS 64
+#define MAX_RANKS 256
 
 struct clpar_trainer {
     clpar_trainer_config cfg;
     const clpar_dataset *train;
     clpar_device *devs[MAX_RANKS];
     int ndevs;
-    clpar_dp *dp;
+    clpar_mesh *mesh;
     size_t *order;
     long step, epoch;
     size_t pos; /* next sample of the epoch */
@@ -27,21 +27,29 @@ static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset 
     const clpar_mlp_shape *s = &c->shape;
     if (c->batch < 1) return clpar_error(CLPAR_EINVAL, "--batch must be at least 1");
     if (c->dp < 1) return clpar_error(CLPAR_EINVAL, "--dp must be at least 1 (got %d)", c->dp);
-    if (c->dp > MAX_RANKS)
-        return clpar_error(CLPAR_EINVAL, "--dp %d exceeds the limit of %d ranks", c->dp, MAX_RANKS);
+    if (c->pp < 1) return clpar_error(CLPAR_EINVAL, "--pp must be at least 1 (got %d)", c->pp);
+    if (c->tp < 1) return clpar_error(CLPAR_EINVAL, "--tp must be at least 1 (got %d)", c->tp);
     if (c->accum < 1)
         return clpar_error(CLPAR_EINVAL, "--accum must be at least 1 (got %d)", c->accum);
+    if (c->micro_batches < 1)
+        return clpar_error(CLPAR_EINVAL, "--micro-batches must be at least 1 (got %d)",
+                           c->micro_batches);
+    long ranks = (long)c->dp * c->pp * c->tp;
+    if (ranks > MAX_RANKS)
+        return clpar_error(CLPAR_EINVAL, "a mesh of %ld ranks exceeds the limit of %d", ranks,
+                           MAX_RANKS);
     if ((size_t)c->dp > c->batch)
         return clpar_error(CLPAR_EINVAL, "--dp %d is larger than --batch %zu", c->dp, c->batch);
-    if ((size_t)c->dp * (size_t)c->accum > c->batch)
+    if ((size_t)c->accum * (size_t)c->micro_batches > c->batch)
+        return clpar_error(CLPAR_EINVAL, "%s %d is larger than --batch %zu",
+                           c->micro_batches > 1 ? "--micro-batches" : "--accum",
+                           c->accum * c->micro_batches, c->batch);
+    if (c->ndevices < ranks)
         return clpar_error(CLPAR_EINVAL,
-                           "--dp %d x --accum %d micro-batches do not fit in --batch %zu", c->dp,
-                           c->accum, c->batch);
-    if (c->ndevices < c->dp)
-        return clpar_error(CLPAR_EINVAL,
-                           "%d ranks need %d devices, but the device spec names %d (repeat "
-                           "indices, as in 0,0, to put several ranks on one device)",
-                           c->dp, c->dp, c->ndevices);
+                           "%ld ranks (dp %d x pp %d x tp %d) need %ld devices, but the device "
+                           "spec names %d (repeat indices, as in 0,0, to put several ranks on "
+                           "one device)",
+                           ranks, c->dp, c->pp, c->tp, ranks, c->ndevices);
     if (s->sizes[0] != ds->in)
         return clpar_error(CLPAR_ESHAPE, "--model takes %zu inputs but the data has %zu",
                            s->sizes[0], ds->in);
@@ -62,7 +70,7 @@ static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset 
 
 void clpar_trainer_free(clpar_trainer *tr) {
     if (!tr) return;
-    clpar_dp_free(tr->dp);
+    clpar_mesh_free(tr->mesh);
     for (int i = 0; i < tr->ndevs; i++)
         clpar_device_free(tr->devs[i]);
     free(tr->order);
@@ -72,9 +80,14 @@ void clpar_trainer_free(clpar_trainer *tr) {
     free(tr);
 }
 
-clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *cfg,
+clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *user,
                                 const clpar_dataset *train, clpar_trainer **out) {
     *out = NULL;
+    clpar_trainer_config normalized = *user, *cfg = &normalized;
+    /* pipeline and tensor parallelism are off unless asked for */
+    if (!cfg->pp) cfg->pp = 1;
+    if (!cfg->tp) cfg->tp = 1;
+    if (!cfg->micro_batches) cfg->micro_batches = 1;
     TRY(validate(cfg, train));
     clpar_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return clpar_error(CLPAR_ENOMEM, "out of host memory");
@@ -89,16 +102,38 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *c
     tr->blabels = train->labels ? malloc(b * sizeof(int)) : NULL;
     tr->btargets = train->targets ? malloc(b * train->out * sizeof(float)) : NULL;
     clpar_status st = CLPAR_OK;
-    /* Fail on the device's limits before touching host memory of the same size. */
-    for (int r = 0; r < cfg->dp && st == CLPAR_OK; r++) {
+    int ranks = cfg->dp * cfg->pp * cfg->tp;
+    clpar_mesh_config mc;
+    memset(&mc, 0, sizeof mc);
+    mc.shape = cfg->shape;
+    mc.loss = cfg->loss;
+    mc.optim = cfg->optim;
+    mc.reduce = cfg->reduce;
+    mc.dp = cfg->dp;
+    mc.pp = cfg->pp;
+    mc.tp = cfg->tp;
+    mc.micro = cfg->accum * cfg->micro_batches;
+    mc.schedule = cfg->schedule;
+    mc.max_batch = cfg->batch < train->n ? cfg->batch : train->n;
+    int given = 0;
+    for (int p = 0; p < CLPAR_MAX_LAYERS; p++)
+        given |= cfg->stage_layers[p];
+    if (given)
+        memcpy(mc.stage_layers, cfg->stage_layers, sizeof mc.stage_layers);
+    else
+        st = clpar_stages_balance(&cfg->shape, cfg->pp, mc.stage_layers);
+    if (st == CLPAR_OK) st = clpar_mesh_validate(&mc);
+    /* fail on the device's limits before touching host memory of the same size */
+    for (int r = 0; r < ranks && st == CLPAR_OK; r++) {
         const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r]);
         if (!di)
             st = clpar_error(CLPAR_ENODEV, "no device %d", cfg->devices[r]);
-        else if ((uint64_t)tr->nparams * sizeof(float) > di->max_alloc)
+        else if ((uint64_t)tr->nparams * sizeof(float) / (uint64_t)(cfg->tp * cfg->pp) >
+                 di->max_alloc)
             st = clpar_error(CLPAR_EDEVMEM,
                              "device %d (%s): cannot allocate %zu bytes for the parameters "
                              "(max allocation %llu)",
-                             di->index, di->name, tr->nparams * sizeof(float),
+                             di->index, di->name, tr->nparams * sizeof(float) / (size_t)cfg->tp,
                              (unsigned long long)di->max_alloc);
     }
     float *params = st == CLPAR_OK ? malloc(tr->nparams * sizeof(float)) : NULL;
@@ -111,15 +146,11 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *c
         else
             clpar_mlp_init_params(params, &cfg->shape, cfg->seed);
     }
-    for (int r = 0; r < cfg->dp && st == CLPAR_OK; r++) {
+    for (int r = 0; r < ranks && st == CLPAR_OK; r++) {
         st = clpar_device_init(rt, cfg->devices[r], &tr->devs[r]);
         if (st == CLPAR_OK) tr->ndevs++;
     }
-    if (st == CLPAR_OK) {
-        clpar_dp_config dc = {cfg->shape, cfg->loss,  cfg->optim, cfg->reduce,
-                              cfg->dp,    cfg->accum, b};
-        st = clpar_dp_init(tr->devs, &dc, params, &tr->dp);
-    }
+    if (st == CLPAR_OK) st = clpar_mesh_init(tr->devs, &mc, params, &tr->mesh);
     free(params);
     if (st != CLPAR_OK) {
         clpar_trainer_free(tr);
@@ -139,7 +170,7 @@ clpar_status clpar_trainer_step(clpar_trainer *tr, clpar_step_info *info) {
     size_t rows = ds->n - tr->pos < tr->cfg.batch ? ds->n - tr->pos : tr->cfg.batch;
     clpar_dataset_gather(ds, tr->order, tr->pos, rows, tr->bx, tr->blabels, tr->btargets);
     double loss;
-    TRY(clpar_dp_step(tr->dp, tr->bx, tr->blabels, tr->btargets, rows, &loss));
+    TRY(clpar_mesh_step(tr->mesh, tr->bx, tr->blabels, tr->btargets, rows, &loss));
     info->step = ++tr->step;
     info->epoch = tr->epoch;
     info->rows = rows;
@@ -159,15 +190,15 @@ clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds, 
     const clpar_mlp_shape *s = &tr->cfg.shape;
     if (ds->in != s->sizes[0] || ds->out != s->sizes[s->nlayers])
         return clpar_error(CLPAR_ESHAPE, "evaluation data does not fit the model");
-    return clpar_dp_evaluate(tr->dp, ds->x, ds->labels, ds->targets, ds->n, loss, accuracy);
+    return clpar_mesh_evaluate(tr->mesh, ds->x, ds->labels, ds->targets, ds->n, loss, accuracy);
 }
 
 clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params) {
-    return clpar_dp_get_params(tr->dp, 0, params);
+    return clpar_mesh_get_params(tr->mesh, 0, params);
 }
 
 clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params) {
-    return clpar_dp_get_params(tr->dp, rank, params);
+    return clpar_mesh_get_params(tr->mesh, rank, params);
 }
 
 clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path) {
@@ -179,6 +210,10 @@ clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path) {
     return st;
 }
 
-void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_dp_stats *stats) {
-    clpar_dp_get_stats(tr->dp, stats);
+void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_mesh_stats *stats) {
+    clpar_mesh_get_stats(tr->mesh, stats);
+}
+
+clpar_mesh *clpar_trainer_mesh(const clpar_trainer *tr) {
+    return tr->mesh;
 }
