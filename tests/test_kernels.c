@@ -89,7 +89,8 @@ Test(kernels, colsum_of_a_strided_block) {
     float *got = t_download(d, mo, W);
     double ref[W] = {0};
     for (int c = 0; c < W; c++)
-        for (int r = 0; r < ROWS; r++) ref[c] += x[r * LD + C0 + c];
+        for (int r = 0; r < ROWS; r++)
+            ref[c] += x[r * LD + C0 + c];
     cr_assert_lt(t_rel_l2_d(got, ref, W), 1e-6);
     free(got);
     clpar_device_release(d, mx);

@@ -41,6 +41,8 @@ static void usage(void) {
            "  --grad-reduce mean|sum  mean of the batch (default) or sum of micro-batch means\n"
            "Output:\n"
            "  --log FILE.csv      one row per step: step,epoch,loss,samples_per_sec\n"
+           "  --trace FILE.json   Chrome trace of what ran where (Perfetto, chrome://tracing)\n"
+           "  --timeline FILE.svg the last steps as a picture, a lane per device and queue\n"
            "  --quiet             only the final summary\n"
            "  --help\n"
            "\n"
@@ -49,12 +51,13 @@ static void usage(void) {
 }
 
 typedef struct {
-    const char *data, *model, *init, *save, *log, *devices;
+    const char *data, *model, *init, *save, *log, *devices, *trace, *timeline, *stages;
     clpar_optim_kind optim;
     double lr, momentum, weight_decay;
     int lr_set, wd_set, loss_set;
     clpar_loss_kind loss;
-    long batch, epochs, steps, seed, dp, accum;
+    long batch, epochs, steps, seed, dp, accum, pp, tp, micro;
+    clpar_schedule schedule;
     int shuffle, quiet;
     clpar_reduce_mode reduce;
 } options;
@@ -80,7 +83,14 @@ enum {
     O_ACCUM,
     O_REDUCE,
     O_QUIET,
-    O_HELP
+    O_HELP,
+    O_PP,
+    O_TP,
+    O_MICRO,
+    O_SCHEDULE,
+    O_STAGES,
+    O_TRACE,
+    O_TIMELINE
 };
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -105,6 +115,13 @@ static int parse_options(int argc, char **argv, options *o) {
                                          {"grad-reduce", required_argument, 0, O_REDUCE},
                                          {"quiet", no_argument, 0, O_QUIET},
                                          {"help", no_argument, 0, O_HELP},
+                                         {"pp", required_argument, 0, O_PP},
+                                         {"tp", required_argument, 0, O_TP},
+                                         {"micro-batches", required_argument, 0, O_MICRO},
+                                         {"schedule", required_argument, 0, O_SCHEDULE},
+                                         {"stages", required_argument, 0, O_STAGES},
+                                         {"trace", required_argument, 0, O_TRACE},
+                                         {"timeline", required_argument, 0, O_TIMELINE},
                                          {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -193,6 +210,32 @@ static int parse_options(int argc, char **argv, options *o) {
         case O_QUIET:
             o->quiet = 1;
             break;
+        case O_PP:
+            if (cli_long(prog, "--pp", optarg, 1, CLPAR_MAX_LAYERS, &o->pp)) return 2;
+            break;
+        case O_TP:
+            if (cli_long(prog, "--tp", optarg, 1, 256, &o->tp)) return 2;
+            break;
+        case O_MICRO:
+            if (cli_long(prog, "--micro-batches", optarg, 1, 1L << 20, &o->micro)) return 2;
+            break;
+        case O_SCHEDULE:
+            if (!strcmp(optarg, "gpipe"))
+                o->schedule = CLPAR_SCHEDULE_GPIPE;
+            else if (!strcmp(optarg, "1f1b"))
+                o->schedule = CLPAR_SCHEDULE_1F1B;
+            else
+                return cli_usage_error(prog, "--schedule must be gpipe or 1f1b, got '%s'", optarg);
+            break;
+        case O_STAGES:
+            o->stages = optarg;
+            break;
+        case O_TRACE:
+            o->trace = optarg;
+            break;
+        case O_TIMELINE:
+            o->timeline = optarg;
+            break;
         case O_HELP:
             usage();
             exit(0);
@@ -227,7 +270,10 @@ int main(int argc, char **argv) {
                  .dp = 1,
                  .accum = 1,
                  .shuffle = 1,
-                 .reduce = CLPAR_REDUCE_MEAN};
+                 .reduce = CLPAR_REDUCE_MEAN,
+                 .tp = 1,
+                 .micro = 1,
+                 .schedule = CLPAR_SCHEDULE_1F1B};
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
     if (o.steps && o.epochs) return cli_usage_error(prog, "give --epochs or --steps, not both");
@@ -249,6 +295,24 @@ int main(int argc, char **argv) {
     cfg.batch = (size_t)o.batch;
     cfg.dp = (int)o.dp;
     cfg.accum = (int)o.accum;
+    cfg.tp = (int)o.tp;
+    cfg.micro_batches = (int)o.micro;
+    cfg.schedule = o.schedule;
+    if (o.stages) {
+        clpar_mlp_shape st_list; /* the same syntax as a size list: positive integers */
+        char buf[512];
+        snprintf(buf, sizeof buf, "1,%s", o.stages);
+        if (clpar_mlp_shape_parse(&st_list, buf) != CLPAR_OK)
+            return cli_usage_error(prog, "--stages '%s': expected layer counts like 2,1,1",
+                                   o.stages);
+        if (o.pp && o.pp != st_list.nlayers)
+            return cli_usage_error(prog, "--stages lists %d stages but --pp is %ld",
+                                   st_list.nlayers, o.pp);
+        o.pp = st_list.nlayers;
+        for (int p = 0; p < st_list.nlayers; p++)
+            cfg.stage_layers[p] = (int)st_list.sizes[p + 1];
+    }
+    cfg.pp = o.pp ? (int)o.pp : 1;
     cfg.shuffle = o.shuffle;
     cfg.seed = (uint64_t)o.seed;
     cfg.init_path = o.init;
@@ -263,7 +327,7 @@ int main(int argc, char **argv) {
     st = clpar_runtime_init(&rt);
     if (st == CLPAR_OK) st = clpar_runtime_parse_spec(rt, o.devices, devices, 256, &ndev);
     if (st == CLPAR_OK) {
-        if (cfg.dp == 0) cfg.dp = ndev < 64 ? ndev : 64;
+        if (cfg.dp == 0) cfg.dp = ndev / (cfg.pp * cfg.tp) > 0 ? ndev / (cfg.pp * cfg.tp) : 1;
         cfg.devices = devices;
         cfg.ndevices = ndev;
         st = clpar_trainer_init(rt, &cfg, &train, &tr);
@@ -287,19 +351,33 @@ int main(int argc, char **argv) {
                "(%ld per epoch)\n",
                synthetic ? "synthetic" : "fashion-mnist", o.model, train.n, test.n, o.batch, total,
                per_epoch);
-        for (int r = 0; r < cfg.dp; r++) {
+        clpar_mesh *mesh = clpar_trainer_mesh(tr);
+        for (int r = 0; r < cfg.dp * cfg.pp * cfg.tp; r++) {
             const clpar_device_info *di = clpar_runtime_device_info(rt, devices[r]);
-            printf("  rank %d: device %d, %s (%s)\n", r, di->index, di->name, di->platform_name);
+            clpar_rank_info ri;
+            clpar_mesh_rank_info(mesh, r, &ri);
+            printf("  rank %d (replica %d, stage %d layers %d-%d, shard %d): device %d, %s (%s)\n",
+                   r, ri.replica, ri.stage, ri.first_layer, ri.first_layer + ri.layers - 1,
+                   ri.shard, di->index, di->name, di->platform_name);
         }
     }
+    clpar_mesh *mesh = clpar_trainer_mesh(tr);
+    if (o.trace || o.timeline) clpar_mesh_set_tracing(mesh, 1);
+    uint64_t tp_bytes = 0, tp_predicted = 0, pp_bytes = 0;
     double t_start = cli_now(), t_train = 0;
     size_t samples = 0, epoch_samples = 0;
     double epoch_loss = 0, t_epoch = cli_now();
     for (long s = 0; s < total; s++) {
         clpar_step_info info;
+        clpar_mesh_stats before, after;
+        clpar_mesh_get_stats(mesh, &before);
         double t0 = cli_now();
         st = clpar_trainer_step(tr, &info);
         double dt = cli_now() - t0;
+        clpar_mesh_get_stats(mesh, &after);
+        tp_bytes += after.bytes_tp - before.bytes_tp;
+        pp_bytes += after.bytes_pp - before.bytes_pp;
+        tp_predicted += clpar_mesh_predicted_tp_bytes(clpar_mesh_get_config(mesh), info.rows);
         if (st != CLPAR_OK) {
             if (tty) printf("\n");
             rc = cli_fail(prog, st);
@@ -354,10 +432,52 @@ int main(int argc, char **argv) {
     printf("\n");
     clpar_mesh_stats ds;
     clpar_trainer_get_stats(tr, &ds);
+    int nranks = cfg.dp * cfg.pp * cfg.tp;
     if (cfg.dp > 1 && ds.reduce_window_ns > 0)
         printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",
-               ds.reduce_window_ns / 1e6 / (double)ds.steps / cfg.dp,
+               ds.reduce_window_ns / 1e6 / (double)ds.steps / nranks,
                100.0 * (1.0 - ds.reduce_exposed_ns / ds.reduce_window_ns));
+    if (cfg.tp > 1)
+        printf("tensor parallel: %.0f bytes moved per step (the Megatron pairing predicts %.0f)\n",
+               (double)tp_bytes / (double)total, (double)tp_predicted / (double)total);
+    if (cfg.pp > 1) {
+        printf("pipeline: %s, %d micro-batches, bubble %.1f%% measured in the last step, ideal "
+               "(p-1)/(m+p-1) = %.1f%%; %.0f bytes handed between stages per step\n",
+               cfg.schedule == CLPAR_SCHEDULE_GPIPE ? "gpipe" : "1f1b",
+               cfg.accum * cfg.micro_batches, 100.0 * ds.bubble_measured, 100.0 * ds.bubble_ideal,
+               (double)pp_bytes / (double)total);
+        for (int r = 0; r < cfg.pp * cfg.tp; r += cfg.tp) {
+            clpar_rank_info ri;
+            clpar_mesh_rank_info(mesh, r, &ri);
+            printf("  stage %d: layers %d-%d, peak activation memory %.1f KiB (%d micro-batch%s)\n",
+                   ri.stage, ri.first_layer, ri.first_layer + ri.layers - 1,
+                   ri.activation_bytes / 1024.0, ri.activation_slots,
+                   ri.activation_slots == 1 ? "" : "es");
+        }
+    }
+    if (o.trace || o.timeline) {
+        int nev;
+        const clpar_trace_event *ev = clpar_mesh_trace(mesh, &nev);
+        char labels[256][96];
+        const char *lp[256];
+        for (int r = 0; r < nranks && r < 256; r++) {
+            clpar_rank_info ri;
+            clpar_mesh_rank_info(mesh, r, &ri);
+            snprintf(labels[r], sizeof labels[r], "rank %d dev %d (d%d p%d t%d)", r, devices[r],
+                     ri.replica, ri.stage, ri.shard);
+            lp[r] = labels[r];
+        }
+        if (o.trace) st = clpar_trace_write_json(o.trace, ev, nev, lp, nranks);
+        if (st == CLPAR_OK && o.timeline)
+            st = clpar_trace_write_svg(o.timeline, ev, nev, lp, nranks, 2);
+        if (st != CLPAR_OK) {
+            rc = cli_fail(prog, st);
+            goto done;
+        }
+        if (!o.quiet)
+            printf("wrote%s%s%s%s\n", o.trace ? " " : "", o.trace ? o.trace : "",
+                   o.timeline ? " " : "", o.timeline ? o.timeline : "");
+    }
     if (o.save && !o.quiet) printf("saved %s\n", o.save);
 done:
     if (log && fclose(log) != 0 && rc == 0) {

@@ -66,12 +66,19 @@ const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
 clpar_status clpar_mesh_step(clpar_mesh *m, const float *x, const int *labels, const float *targets,
                              size_t rows, double *loss);
 
-/* Mean loss and (for labels) accuracy of replica 0 over rows samples, forward only. */
+/* Mean loss and (for labels) accuracy of replica 0 over rows samples, forward only; loss and
+ * accuracy may be NULL. */
 clpar_status clpar_mesh_evaluate(clpar_mesh *m, const float *x, const int *labels,
                                  const float *targets, size_t rows, double *loss, double *accuracy);
 
+/* The outputs (rows, out) of replica 0 for x (rows, in), forward only. */
+clpar_status clpar_mesh_predict(clpar_mesh *m, const float *x, size_t rows, float *out);
+
 /* The full model of a replica, assembled from its shards (param_count floats). */
 clpar_status clpar_mesh_get_params(clpar_mesh *m, int replica, float *params);
+/* The gradients of the last step (after the reduction across replicas), assembled the same
+ * way. */
+clpar_status clpar_mesh_get_grads(clpar_mesh *m, int replica, float *grads);
 
 /* What one rank holds: its parameter floats (weights and biases of its shard), and the
  * bytes it has allocated for parameters, gradients and optimizer state, and for

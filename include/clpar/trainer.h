@@ -64,6 +64,15 @@ void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_mesh_stats *stats);
 /* The mesh the trainer runs (borrowed). */
 clpar_mesh *clpar_trainer_mesh(const clpar_trainer *tr);
 
+/* Writes trace events as Chrome trace JSON (one process per rank, one thread per queue),
+ * atomically (a temporary file renamed over path). rank_labels names each rank's lane. */
+clpar_status clpar_trace_write_json(const char *path, const clpar_trace_event *events, int n,
+                                    const char *const *rank_labels, int nranks);
+/* Draws the last `last_steps` steps of the trace as an SVG picture, a lane per rank and
+ * queue, idle time left white. */
+clpar_status clpar_trace_write_svg(const char *path, const clpar_trace_event *events, int n,
+                                   const char *const *rank_labels, int nranks, int last_steps);
+
 #ifdef __cplusplus
 }
 #endif

@@ -256,15 +256,17 @@ static clpar_status op_forward(clpar_mesh *M, mrank *k, int m, int nmicro) {
         start = end;
     }
     if (last) {
-        if (c->loss == CLPAR_LOSS_XENT)
+        int has_loss = M->labels || M->targets;
+        if (has_loss && c->loss == CLPAR_LOSS_XENT)
             TRY(clpar_op_xent_forward(k->dev, k->lossbuf, act[k->nl], k->labels[s], R, out, NULL));
-        else
+        else if (has_loss)
             TRY(clpar_op_mse_forward(k->dev, k->lossbuf, act[k->nl], k->targets[s], R, out, NULL));
         if (k->t == 0) {
-            CL_CHECK(clEnqueueReadBuffer(q, k->lossbuf, CL_FALSE, 0, R * sizeof(float),
-                                         M->row_loss + g0, 0, NULL, NULL),
-                     "clEnqueueReadBuffer(loss)");
-            if (M->eval && M->labels)
+            if (has_loss)
+                CL_CHECK(clEnqueueReadBuffer(q, k->lossbuf, CL_FALSE, 0, R * sizeof(float),
+                                             M->row_loss + g0, 0, NULL, NULL),
+                         "clEnqueueReadBuffer(loss)");
+            if (M->eval)
                 CL_CHECK(clEnqueueReadBuffer(q, act[k->nl], CL_FALSE, 0, R * out * sizeof(float),
                                              M->eval_out + g0 * out, 0, NULL, NULL),
                          "clEnqueueReadBuffer(output)");
@@ -829,7 +831,7 @@ clpar_status clpar_mesh_evaluate(clpar_mesh *M, const float *x, const int *label
         k->nev = 0;
     }
     TRY(st);
-    *loss = mean_loss(M, rows);
+    if (loss) *loss = (labels || targets) ? mean_loss(M, rows) : 0.0;
     if (accuracy) {
         size_t out = c->shape.sizes[c->shape.nlayers], correct = 0;
         for (size_t i = 0; labels && i < rows; i++) {
@@ -844,7 +846,13 @@ clpar_status clpar_mesh_evaluate(clpar_mesh *M, const float *x, const int *label
     return CLPAR_OK;
 }
 
-clpar_status clpar_mesh_get_params(clpar_mesh *M, int replica, float *params) {
+clpar_status clpar_mesh_predict(clpar_mesh *M, const float *x, size_t rows, float *out) {
+    TRY(clpar_mesh_evaluate(M, x, NULL, NULL, rows, NULL, NULL));
+    memcpy(out, M->eval_out, rows * M->cfg.shape.sizes[M->cfg.shape.nlayers] * sizeof(float));
+    return CLPAR_OK;
+}
+
+static clpar_status gather(clpar_mesh *M, int replica, float *full, int grads) {
     if (replica < 0 || replica >= M->cfg.dp)
         return clpar_error(CLPAR_EINVAL, "no replica %d of %d", replica, M->cfg.dp);
     for (int r = 0; r < M->n; r++) {
@@ -852,13 +860,21 @@ clpar_status clpar_mesh_get_params(clpar_mesh *M, int replica, float *params) {
         if (k->d != replica) continue;
         float *local = malloc((k->nparams ? k->nparams : 1) * sizeof(float));
         if (!local) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-        clpar_status st =
-            clpar_device_read(k->dev, local, k->params, 0, k->nparams * sizeof(float));
-        if (st == CLPAR_OK) map_params(&M->cfg.shape, k, params, local, 0);
+        clpar_status st = clpar_device_read(k->dev, local, grads ? k->grads : k->params, 0,
+                                            k->nparams * sizeof(float));
+        if (st == CLPAR_OK) map_params(&M->cfg.shape, k, full, local, 0);
         free(local);
         TRY(st);
     }
     return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_get_params(clpar_mesh *M, int replica, float *params) {
+    return gather(M, replica, params, 0);
+}
+
+clpar_status clpar_mesh_get_grads(clpar_mesh *M, int replica, float *grads) {
+    return gather(M, replica, grads, 1);
 }
 
 void clpar_mesh_rank_info(const clpar_mesh *M, int rank, clpar_rank_info *info) {
