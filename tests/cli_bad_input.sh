@@ -49,6 +49,20 @@ expect_error "--optim must be" "$train" "${syn[@]}" --optim lbfgs
 expect_error "--grad-reduce must be" "$train" "${syn[@]}" --grad-reduce max
 expect_error "cannot allocate" "$train" "${syn[@]}" --model "10,40000000,5"
 
+# parallel layouts
+expect_error "--tp 0 is out of range" "$train" "${syn[@]}" --tp 0
+expect_error "--tp 7 is larger than layer 0's 5 output features" "$train" "${syn[@]}" --tp 7 --devices 0,0,0,0,0,0,0
+expect_error "--pp 3 is larger than the model's 1 layers" "$train" "${syn[@]}" --pp 3 --devices 0,0,0
+expect_error "--stages adds up to 3 layers, the model has 2" "$train" "${syn[@]}" --model 10,8,5 --stages 1,2 --devices 0,0
+expect_error "--stages '1,x'" "$train" "${syn[@]}" --stages 1,x
+expect_error "--stages lists 2 stages but --pp is 3" "$train" "${syn[@]}" --model 10,8,8,5 --stages 2,1 --pp 3
+expect_error "--micro-batches 200 is larger than --batch 100" "$train" "${syn[@]}" --micro-batches 200 --batch 100
+expect_error "--micro-batches 0" "$train" "${syn[@]}" --micro-batches 0
+expect_error "--schedule must be" "$train" "${syn[@]}" --schedule zigzag
+expect_error "4 ranks (dp 2 x pp 1 x tp 2) need 4 devices, but the device spec names 3" "$train" "${syn[@]}" --dp 2 --tp 2 --devices 0,1,2
+expect_error "$T/no/trace.json" "$train" "${syn[@]}" --trace "$T/no/trace.json"
+expect_error "$T/no/tl.svg" "$train" "${syn[@]}" --timeline "$T/no/tl.svg"
+
 # data sets: missing folder, wrong magic, truncated, counts that disagree
 expect_error "$T/nodata" "$train" --data "$T/nodata" --steps 1
 mkdir -p "$T/magic" "$T/trunc" "$T/count"

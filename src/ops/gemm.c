@@ -4,6 +4,7 @@
 
 #include <clblast_c.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 /* CLBlast 1.5 is not safe when two threads compile its kernels at once (seen as
  * std::bad_alloc and crashes), and on some drivers its calls run the GEMM before they
@@ -34,8 +35,30 @@ clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, 
     return CLPAR_OK;
 }
 
+/* On CPU devices CLBlast's untuned indirect GEMM (pad, transpose, then the tiled kernel) runs
+ * 2-4x slower than its direct kernel at the sizes of linear layers (measured on PoCL), so
+ * CPU devices use the direct kernel at every size; CLPAR_GEMM_DIRECT=0 or 1 forces the
+ * choice for any device. Must run before CLBlast first compiles for the device. */
+static clpar_status choose_gemm_path(clpar_device *d) {
+    const char *env = getenv("CLPAR_GEMM_DIRECT");
+    int direct = env && *env ? atoi(env) != 0 : (d->info->type & CL_DEVICE_TYPE_CPU) != 0;
+    if (!direct) return CLPAR_OK;
+    const char *names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    size_t values[] = {(size_t)1 << 40};
+    CLBlastStatusCode s = CLBlastOverrideParameters(d->info->device_id, "GemmRoutine",
+                                                    CLBlastPrecisionSingle, 1, names, values);
+    if (s != CLBlastSuccess)
+        return clpar_error((clpar_status)s, "CLBlastOverrideParameters on device %d failed (%d)",
+                           d->info->index, (int)s);
+    return CLPAR_OK;
+}
+
 clpar_status clpar_op_gemm_warmup(clpar_device *d) {
     if (d->clblast_warm) return CLPAR_OK;
+    pthread_mutex_lock(&clblast_lock);
+    clpar_status chosen = choose_gemm_path(d);
+    pthread_mutex_unlock(&clblast_lock);
+    TRY(chosen);
     cl_mem buf;
     TRY(clpar_device_alloc(d, 64 * sizeof(float), &buf));
     float zero = 0.0f;

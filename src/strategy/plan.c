@@ -15,14 +15,15 @@ size_t split_start(size_t total, size_t parts, size_t i) {
 }
 
 static double layer_flops(const clpar_mlp_shape *s, int l) {
-    /* forward 2 in out, backward 4 in out per row; the constant factor does not matter */
-    return 6.0 * (double)s->sizes[l] * (double)s->sizes[l + 1];
+    /* per row: forward 2 in out, backward 2 in out for dW and 2 in out for dx, which the
+     * first layer does not compute */
+    return (l == 0 ? 4.0 : 6.0) * (double)s->sizes[l] * (double)s->sizes[l + 1];
 }
 
 clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *layers) {
     int L = shape->nlayers;
     if (pp < 1 || pp > L)
-        return clpar_error(CLPAR_EINVAL, "--pp %d: the model has %d layers", pp, L);
+        return clpar_error(CLPAR_EINVAL, "--pp %d is larger than the model's %d layers", pp, L);
     /* best[k][i]: the smallest possible largest stage when layers [0, i) form k stages */
     double best[CLPAR_MAX_LAYERS + 1][CLPAR_MAX_LAYERS + 1];
     int cut[CLPAR_MAX_LAYERS + 1][CLPAR_MAX_LAYERS + 1];
