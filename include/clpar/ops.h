@@ -72,11 +72,12 @@ clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, 
                            size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
                            cl_event *event);
 
-/* Compiles CLBlast's kernels for d (once; later calls return at once). Until a device
- * handle is warmed, its GEMM calls are serialized across threads, because CLBlast is not
- * safe when two threads compile at once; call this before driving devices from several
- * host threads. */
-clpar_status clpar_op_gemm_warmup(clpar_device *d);
+/* Compiles and runs every kernel (clpar's and CLBlast's GEMMs) once on d, one device at a
+ * time across the process (later calls return at once). CLBlast is not safe when two
+ * threads compile at once, nor is PoCL when two threads first run the same kernel, so call
+ * this before driving devices from several host threads; until then GEMM calls on d are
+ * serialized. */
+clpar_status clpar_op_warmup(clpar_device *d);
 
 /* Linear layer forward with PyTorch's conventions: y (rows, out) = x (rows, in) W^T + b,
  * W (out, in) at w[woff], b (out) at bias[boff]. */

@@ -9,8 +9,9 @@
 /* CLBlast 1.5 is not safe when two threads compile its kernels at once (seen as
  * std::bad_alloc and crashes), and on some drivers its calls run the GEMM before they
  * return, so a lock on every call would serialize the devices. Calls are locked until the
- * device handle has been warmed up (clpar_op_gemm_warmup), which compiles everything once. */
-static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+ * device handle has been warmed up (clpar_op_warmup), which compiles everything once. */
+static pthread_mutex_t clblast_lock =
+    PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP; /* warm-up calls gemm */
 
 clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                            float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
@@ -53,24 +54,51 @@ static clpar_status choose_gemm_path(clpar_device *d) {
     return CLPAR_OK;
 }
 
-clpar_status clpar_op_gemm_warmup(clpar_device *d) {
+/* Runs every kernel once, with the lock held: besides CLBlast's compiles, PoCL 3.1 creates a
+ * work-group function the first time a kernel runs, and two threads doing that at once for
+ * the same kernel leave its cache inconsistent (an assertion in
+ * pocl_release_dlhandle_cache). */
+static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints) {
+    clpar_sgd_params sgd = {0.1f, 0.9f, 0.0f, 0.0f, 0};
+    clpar_adam_params adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+    for (int t = 0; t < 4; t++) /* every transpose pair the layers use */
+        TRY(clpar_op_gemm(d, t & 1, t >> 1, 4, 4, 4, 1.0f, buf, 0, 4, buf, 16, 4, 0.0f, buf, 32, 4,
+                          NULL));
+    TRY(clpar_op_bias_add(d, buf, buf, 0, 2, 4, NULL));
+    TRY(clpar_op_relu_forward(d, buf, buf, 8, NULL));
+    TRY(clpar_op_relu_backward(d, buf, buf, buf, 8, NULL));
+    TRY(clpar_op_colsum(d, buf, 48, buf, 0, 4, 2, 4, 1.0f, NULL));
+    TRY(clpar_op_scale(d, buf, 0, 1.0f, 8, NULL));
+    TRY(clpar_op_axpy(d, buf, 0, 0.0f, buf, 8, 8, NULL));
+    TRY(clpar_op_xent_forward(d, buf, buf, ints, 2, 4, NULL));
+    TRY(clpar_op_xent_backward(d, buf, buf, ints, 2, 4, 1.0f, NULL));
+    TRY(clpar_op_mse_forward(d, buf, buf, buf, 2, 4, NULL));
+    TRY(clpar_op_mse_backward(d, buf, buf, buf, 8, 1.0f, NULL));
+    TRY(clpar_op_sgd_step(d, buf, buf, buf, 8, &sgd, 1, NULL));
+    TRY(clpar_op_adam_step(d, buf, buf, buf, buf, 8, &adam, 1, NULL));
+    return clpar_device_finish(d);
+}
+
+clpar_status clpar_op_warmup(clpar_device *d) {
     if (d->clblast_warm) return CLPAR_OK;
-    pthread_mutex_lock(&clblast_lock);
-    clpar_status chosen = choose_gemm_path(d);
-    pthread_mutex_unlock(&clblast_lock);
-    TRY(chosen);
-    cl_mem buf;
-    TRY(clpar_device_alloc(d, 64 * sizeof(float), &buf));
+    cl_mem buf = NULL, ints = NULL;
     float zero = 0.0f;
-    cl_int err = clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, 0, 64 * sizeof(float), 0,
-                                     NULL, NULL);
-    clpar_status st = err == CL_SUCCESS ? CLPAR_OK : clpar_cl_error(err, "clEnqueueFillBuffer");
-    /* every transpose pair the layers use, at a size small enough for any path */
-    for (int t = 0; t < 4 && st == CLPAR_OK; t++)
-        st = clpar_op_gemm(d, t & 1, t >> 1, 4, 4, 4, 1.0f, buf, 0, 4, buf, 16, 4, 0.0f, buf, 32, 4,
-                           NULL);
-    if (st == CLPAR_OK) st = clpar_device_finish(d);
+    pthread_mutex_lock(&clblast_lock);
+    clpar_status st = choose_gemm_path(d);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, 64 * sizeof(float), &buf);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, 8 * sizeof(cl_int), &ints);
+    if (st == CLPAR_OK) {
+        cl_int err = clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, 0, 64 * sizeof(float),
+                                         0, NULL, NULL);
+        if (err == CL_SUCCESS)
+            err = clEnqueueFillBuffer(d->compute, ints, &zero, sizeof zero, 0, 8 * sizeof(cl_int),
+                                      0, NULL, NULL);
+        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
+    }
+    if (st == CLPAR_OK) st = run_every_kernel(d, buf, ints);
+    pthread_mutex_unlock(&clblast_lock);
     clpar_device_release(d, buf);
+    clpar_device_release(d, ints);
     if (st == CLPAR_OK) d->clblast_warm = true;
     return st;
 }

@@ -513,7 +513,7 @@ static clpar_status alloc_counted(mrank *k, size_t bytes, cl_mem *m, size_t *acc
 static clpar_status build_rank(clpar_mesh *M, mrank *k, const int *starts, const float *params) {
     const clpar_mesh_config *c = &M->cfg;
     const size_t f = sizeof(float), cap = M->micro_cap;
-    TRY(clpar_op_gemm_warmup(k->dev));
+    TRY(clpar_op_warmup(k->dev));
     k->l0 = starts[k->p];
     k->nl = c->stage_layers[k->p];
     k->nparams = plan_layers(&c->shape, k->l0, k->nl, k->t, c->tp, k->lp);

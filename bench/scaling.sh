@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Scaling on two single-core PoCL devices (the `basic` driver: each device runs in the host
+# thread that drives it; `pthread` devices of one process share one worker pool in PoCL 3.1,
+# so they are measured too, for the record). For each strategy: throughput of two ranks over
+# one device on the same model and batch, medians of three alternating runs.
+#   bench/scaling.sh [BUILD_DIR] [dp|tp|pp|all]
+set -euo pipefail
+B="${1:-build}"
+WHAT="${2:-all}"
+
+rate() { sed -n 's/.*(\([0-9.]*\) samples\/s).*/\1/p' <<<"$1"; }
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# compare LABEL ENV-ASSIGNMENTS... -- ONE-DEVICE-ARGS... -- TWO-RANK-ARGS...
+compare() {
+  local label="$1"
+  shift
+  local envs=() one=() two=() a=() b=() out=""
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  while [ "$1" != "--" ]; do a+=("$1"); shift; done
+  shift
+  b=("$@")
+  for i in 1 2 3; do
+    o=$(env "${envs[@]}" "$B/clpar-train" "${a[@]}" --quiet)
+    out=$(env "${envs[@]}" "$B/clpar-train" "${b[@]}" --quiet)
+    one+=("$(rate "$o")")
+    two+=("$(rate "$out")")
+  done
+  local m1 m2
+  m1=$(median "${one[@]}")
+  m2=$(median "${two[@]}")
+  printf '%s\n  one device %.0f samples/s, two ranks %.0f samples/s: %sx\n' "$label" "$m1" "$m2" "$(ratio "$m2" "$m1")"
+  grep -E "hidden|tensor parallel|pipeline|stage" <<<"$out" | sed 's/^/  /' || true
+}
+
+if [ "$WHAT" = dp ] || [ "$WHAT" = all ]; then
+  m=(--model 784,512,512,10 --batch 256 --steps 60)
+  compare "dp 2, 784,512,512,10, batch 256 (basic devices)" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 -- "${m[@]}" --devices 0,1 --dp 2
+  compare "dp 2, same (pthread devices, POCL_MAX_PTHREAD_COUNT=1)" "POCL_DEVICES=pthread pthread" POCL_MAX_PTHREAD_COUNT=1 -- "${m[@]}" --devices 0 -- "${m[@]}" --devices 0,1 --dp 2
+fi
+if [ "$WHAT" = tp ] || [ "$WHAT" = all ]; then
+  m=(--model 784,2048,2048,10 --batch 128 --steps 10)
+  compare "tp 2, 784,2048,2048,10, batch 128 (basic devices)" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 -- "${m[@]}" --devices 0,1 --tp 2
+fi
+if [ "$WHAT" = pp ] || [ "$WHAT" = all ]; then
+  m=(--model 784,784,784,784,784,10 --batch 256 --steps 30)
+  for s in 1f1b gpipe; do
+    compare "pp 2 --micro-batches 8 --schedule $s, 784,784,784,784,784,10, batch 256 (basic devices)" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 -- "${m[@]}" --devices 0,1 --pp 2 --micro-batches 8 --schedule $s
+  done
+  compare "the same pipeline against one device accumulating the same 8 micro-batches" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 --accum 8 -- "${m[@]}" --devices 0,1 --pp 2 --micro-batches 8
+fi
