@@ -5,6 +5,7 @@
 #include <clblast_c.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* CLBlast 1.5 is not safe when two threads compile its kernels at once (seen as
  * std::bad_alloc and crashes), and on some drivers its calls run the GEMM before they
@@ -36,18 +37,26 @@ clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, 
     return CLPAR_OK;
 }
 
-/* On CPU devices CLBlast's untuned indirect GEMM (pad, transpose, then the tiled kernel) runs
- * 2-4x slower than its direct kernel at the sizes of linear layers (measured on PoCL), so
- * CPU devices use the direct kernel at every size; CLPAR_GEMM_DIRECT=0 or 1 forces the
- * choice for any device. Must run before CLBlast first compiles for the device. */
+/* CLBlast picks its direct GEMM kernel for small products and the indirect one (pad,
+ * transpose, then a tiled kernel) for large ones. CLPAR_GEMM_PATH=direct or indirect forces
+ * one for every size (auto, the default, keeps CLBlast's threshold): on PoCL CPU devices with
+ * untuned parameters either can win by 1.5x depending on the layer sizes, but the indirect
+ * path's helper kernels, run from several host threads on PoCL 3.1's `basic` devices, trip
+ * an assertion in PoCL (pocl_release_dlhandle_cache), so the default is left alone. Must run
+ * before CLBlast first compiles for the device. */
 static clpar_status choose_gemm_path(clpar_device *d) {
-    const char *env = getenv("CLPAR_GEMM_DIRECT");
-    int direct = env && *env ? atoi(env) != 0 : (d->info->type & CL_DEVICE_TYPE_CPU) != 0;
-    if (!direct) return CLPAR_OK;
+        const char *env = getenv("CLPAR_GEMM_PATH");
+        if (!env || !*env) env = "auto";
+    size_t threshold; /* CLBlast takes the indirect path when m n k >= threshold^3 */
+    if (env && !strcmp(env, "direct")) threshold = 65536;
+    else if (env && !strcmp(env, "indirect")) threshold = 1;
+    else if (env && *env && strcmp(env, "auto"))
+        return clpar_error(CLPAR_EINVAL, "CLPAR_GEMM_PATH=%s: expected direct, indirect or auto",
+                           env);
+    else return CLPAR_OK;
     const char *names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-    size_t values[] = {(size_t)1 << 40};
     CLBlastStatusCode s = CLBlastOverrideParameters(d->info->device_id, "GemmRoutine",
-                                                    CLBlastPrecisionSingle, 1, names, values);
+                                                    CLBlastPrecisionSingle, 1, names, &threshold);
     if (s != CLBlastSuccess)
         return clpar_error((clpar_status)s, "CLBlastOverrideParameters on device %d failed (%d)",
                            d->info->index, (int)s);
@@ -61,9 +70,14 @@ static clpar_status choose_gemm_path(clpar_device *d) {
 static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints) {
     clpar_sgd_params sgd = {0.1f, 0.9f, 0.0f, 0.0f, 0};
     clpar_adam_params adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
-    for (int t = 0; t < 4; t++) /* every transpose pair the layers use */
-        TRY(clpar_op_gemm(d, t & 1, t >> 1, 4, 4, 4, 1.0f, buf, 0, 4, buf, 16, 4, 0.0f, buf, 32, 4,
-                          NULL));
+        /* every transpose pair the layers use, at sizes that need padding and that do not */
+    const size_t sizes[3] = {4, 33, 64};
+    for (int s = 0; s < 3; s++)
+        for (int t = 0; t < 4; t++) {
+            size_t n = sizes[s];
+            TRY(clpar_op_gemm(d, t & 1, t >> 1, n, n, n, 1.0f, buf, 0, n, buf, n * n, n, 0.0f, buf,
+                              2 * n * n, n, NULL));
+        }
     TRY(clpar_op_bias_add(d, buf, buf, 0, 2, 4, NULL));
     TRY(clpar_op_relu_forward(d, buf, buf, 8, NULL));
     TRY(clpar_op_relu_backward(d, buf, buf, buf, 8, NULL));
@@ -85,11 +99,11 @@ clpar_status clpar_op_warmup(clpar_device *d) {
     float zero = 0.0f;
     pthread_mutex_lock(&clblast_lock);
     clpar_status st = choose_gemm_path(d);
-    if (st == CLPAR_OK) st = clpar_device_alloc(d, 64 * sizeof(float), &buf);
+        if (st == CLPAR_OK) st = clpar_device_alloc(d, 3 * 64 * 64 * sizeof(float), &buf);
     if (st == CLPAR_OK) st = clpar_device_alloc(d, 8 * sizeof(cl_int), &ints);
     if (st == CLPAR_OK) {
-        cl_int err = clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, 0, 64 * sizeof(float),
-                                         0, NULL, NULL);
+                cl_int err = clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, 0,
+                                         3 * 64 * 64 * sizeof(float), 0, NULL, NULL);
         if (err == CL_SUCCESS)
             err = clEnqueueFillBuffer(d->compute, ints, &zero, sizeof zero, 0, 8 * sizeof(cl_int),
                                       0, NULL, NULL);
