@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,46 +13,54 @@
 static const char *prog = "clpar-train";
 
 static void usage(void) {
-    printf("usage: clpar-train [options]\n"
-           "Trains an MLP (Linear layers with ReLU between them) on OpenCL devices.\n"
-           "\n"
-           "Data and model:\n"
-           "  --data SRC          fashion-mnist (default; " CLPAR_FASHION_MNIST_DIR "),\n"
-           "                      synthetic (the seed's 10-input, 5-target regression), or a\n"
-           "                      folder holding Fashion-MNIST's IDX files (.gz or plain)\n"
-           "  --model SIZES       layer sizes, default 784,256,128,10 (synthetic: 10,5)\n"
-           "  --loss xent|mse     default xent (synthetic: mse)\n"
-           "  --init FILE         start from a safetensors model (PyTorch nn.Sequential names)\n"
-           "  --save FILE         write the trained model as safetensors\n"
-           "Optimization:\n"
-           "  --optim sgd|adam|adamw   default adam\n"
-           "  --lr X              learning rate (default 1e-3; sgd: 0.01)\n"
-           "  --momentum X        SGD momentum (default 0)\n"
-           "  --weight-decay X    default 0 (adamw: 0.01)\n"
-           "  --batch B           global batch of one optimizer step (default 128)\n"
-           "  --epochs E          epochs (default 3), or\n"
-           "  --steps S           optimizer steps in total\n"
-           "  --seed N            initialization, shuffling and synthetic data (default 0)\n"
-           "  --shuffle on|off    default on\n"
-           "Parallelism:\n"
-           "  --devices SPEC      all (default), cpu, gpu, or indices such as 0,1 or 0,0,0;\n"
-           "                      rank i runs on the i-th device of the spec\n"
-           "  --dp N|auto         data-parallel replicas (default 1; auto: one per device)\n"
-           "  --accum K           micro-batches per replica and step (default 1)\n"
-           "  --grad-reduce mean|sum  mean of the batch (default) or sum of micro-batch means\n"
-           "Output:\n"
-           "  --log FILE.csv      one row per step: step,epoch,loss,samples_per_sec\n"
-           "  --trace FILE.json   Chrome trace of what ran where (Perfetto, chrome://tracing)\n"
-           "  --timeline FILE.svg the last steps as a picture, a lane per device and queue\n"
-           "  --quiet             only the final summary\n"
-           "  --help\n"
-           "\n"
-           "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
-           "POCL_MAX_PTHREAD_COUNT=1 clpar-train --dp 2\n");
+    printf(
+        "usage: clpar-train [options]\n"
+        "Trains an MLP (Linear layers with ReLU between them) on OpenCL devices.\n"
+        "\n"
+        "Data and model:\n"
+        "  --data SRC          fashion-mnist (default; " CLPAR_FASHION_MNIST_DIR "),\n"
+        "                      synthetic (the seed's 10-input, 5-target regression), or a\n"
+        "                      folder holding Fashion-MNIST's IDX files (.gz or plain)\n"
+        "  --model SIZES       layer sizes, default 784,256,128,10 (synthetic: 10,5)\n"
+        "  --loss xent|mse     default xent (synthetic: mse)\n"
+        "  --init FILE         start from a safetensors model (PyTorch nn.Sequential names)\n"
+        "  --save FILE         write the trained model as safetensors\n"
+        "Optimization:\n"
+        "  --optim sgd|adam|adamw   default adam\n"
+        "  --lr X              learning rate (default 1e-3; sgd: 0.01)\n"
+        "  --momentum X        SGD momentum (default 0)\n"
+        "  --weight-decay X    default 0 (adamw: 0.01)\n"
+        "  --batch B           global batch of one optimizer step (default 128)\n"
+        "  --epochs E          epochs (default 3), or\n"
+        "  --steps S           optimizer steps in total\n"
+        "  --seed N            initialization, shuffling and synthetic data (default 0)\n"
+        "  --shuffle on|off    default on\n"
+        "Parallelism:\n"
+        "  --devices SPEC      all (default), cpu, gpu, or indices such as 0,1 or 0,0,0;\n"
+        "                      rank i runs on the i-th device of the spec\n"
+        "  --dp N|auto         data-parallel replicas (default 1; auto: one per device)\n"
+        "  --accum K           micro-batches per replica and step (default 1)\n"
+        "  --grad-reduce mean|sum  mean of the batch (default) or sum of micro-batch means\n"
+        "Output:\n"
+        "  --log FILE.csv      one row per step: step,epoch,loss,samples_per_sec\n"
+        "  --checkpoint FILE   write the whole training state (model, optimizer, data position)\n"
+        "                      every --checkpoint-every N steps (default: every epoch) and at\n"
+        "                      the end, atomically\n"
+        "  --resume FILE       continue a checkpointed run to its original total, on any mesh\n"
+        "  --trace FILE.json   Chrome trace of what ran where (Perfetto, chrome://tracing)\n"
+        "  --timeline FILE.svg the last steps as a picture, a lane per device and queue\n"
+        "  --quiet             only the final summary\n"
+        "  --help\n"
+        "\n"
+        "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
+        "POCL_MAX_PTHREAD_COUNT=1 clpar-train --dp 2\n");
 }
 
 typedef struct {
     const char *data, *model, *init, *save, *log, *devices, *trace, *timeline, *stages;
+    const char *checkpoint, *resume;
+    long checkpoint_every;
+    int batch_set, optim_set, data_set;
     clpar_optim_kind optim;
     double lr, momentum, weight_decay;
     int lr_set, wd_set, loss_set;
@@ -90,45 +99,56 @@ enum {
     O_SCHEDULE,
     O_STAGES,
     O_TRACE,
-    O_TIMELINE
+    O_TIMELINE,
+    O_CHECKPOINT,
+    O_CHECKPOINT_EVERY,
+    O_RESUME
 };
 
 static int parse_options(int argc, char **argv, options *o) {
-    static const struct option opts[] = {{"data", required_argument, 0, O_DATA},
-                                         {"model", required_argument, 0, O_MODEL},
-                                         {"loss", required_argument, 0, O_LOSS},
-                                         {"optim", required_argument, 0, O_OPTIM},
-                                         {"lr", required_argument, 0, O_LR},
-                                         {"momentum", required_argument, 0, O_MOM},
-                                         {"weight-decay", required_argument, 0, O_WD},
-                                         {"batch", required_argument, 0, O_BATCH},
-                                         {"epochs", required_argument, 0, O_EPOCHS},
-                                         {"steps", required_argument, 0, O_STEPS},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"shuffle", required_argument, 0, O_SHUFFLE},
-                                         {"devices", required_argument, 0, O_DEVICES},
-                                         {"init", required_argument, 0, O_INIT},
-                                         {"save", required_argument, 0, O_SAVE},
-                                         {"log", required_argument, 0, O_LOG},
-                                         {"dp", required_argument, 0, O_DP},
-                                         {"accum", required_argument, 0, O_ACCUM},
-                                         {"grad-reduce", required_argument, 0, O_REDUCE},
-                                         {"quiet", no_argument, 0, O_QUIET},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {"pp", required_argument, 0, O_PP},
-                                         {"tp", required_argument, 0, O_TP},
-                                         {"micro-batches", required_argument, 0, O_MICRO},
-                                         {"schedule", required_argument, 0, O_SCHEDULE},
-                                         {"stages", required_argument, 0, O_STAGES},
-                                         {"trace", required_argument, 0, O_TRACE},
-                                         {"timeline", required_argument, 0, O_TIMELINE},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA},
+        {"model", required_argument, 0, O_MODEL},
+        {"loss", required_argument, 0, O_LOSS},
+        {"optim", required_argument, 0, O_OPTIM},
+        {"lr", required_argument, 0, O_LR},
+        {"momentum", required_argument, 0, O_MOM},
+        {"weight-decay", required_argument, 0, O_WD},
+        {"batch", required_argument, 0, O_BATCH},
+        {"epochs", required_argument, 0, O_EPOCHS},
+        {"steps", required_argument, 0, O_STEPS},
+        {"seed", required_argument, 0, O_SEED},
+        {"shuffle", required_argument, 0, O_SHUFFLE},
+        {"devices", required_argument, 0, O_DEVICES},
+        {"init", required_argument, 0, O_INIT},
+        {"save", required_argument, 0, O_SAVE},
+        {"log", required_argument, 0, O_LOG},
+        {"dp", required_argument, 0, O_DP},
+        {"accum", required_argument, 0, O_ACCUM},
+        {"grad-reduce", required_argument, 0, O_REDUCE},
+        {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, O_HELP},
+        {"pp", required_argument, 0, O_PP},
+        {"tp", required_argument, 0, O_TP},
+        {"micro-batches", required_argument, 0, O_MICRO},
+        {"schedule", required_argument, 0, O_SCHEDULE},
+        {"stages", required_argument, 0, O_STAGES},
+        {"trace", required_argument, 0, O_TRACE},
+        {"timeline", required_argument, 0, O_TIMELINE},
+        {"checkpoint", required_argument, 0, O_CHECKPOINT},
+        {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
+        {"resume", required_argument, 0, O_RESUME},
+        {"checkpoint", required_argument, 0, O_CHECKPOINT},
+        {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
+        {"resume", required_argument, 0, O_RESUME},
+        {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case O_DATA:
             o->data = optarg;
+            o->data_set = 1;
             break;
         case O_MODEL:
             o->model = optarg;
@@ -143,6 +163,7 @@ static int parse_options(int argc, char **argv, options *o) {
             o->loss_set = 1;
             break;
         case O_OPTIM:
+            o->optim_set = 1;
             if (clpar_optim_kind_parse(optarg, &o->optim) != CLPAR_OK)
                 return cli_usage_error(prog, "--optim must be sgd, adam or adamw, got '%s'",
                                        optarg);
@@ -160,6 +181,7 @@ static int parse_options(int argc, char **argv, options *o) {
             break;
         case O_BATCH:
             if (cli_long(prog, "--batch", optarg, 1, 1L << 24, &o->batch)) return 2;
+            o->batch_set = 1;
             break;
         case O_EPOCHS:
             if (cli_long(prog, "--epochs", optarg, 1, 1L << 20, &o->epochs)) return 2;
@@ -236,6 +258,16 @@ static int parse_options(int argc, char **argv, options *o) {
         case O_TIMELINE:
             o->timeline = optarg;
             break;
+        case O_CHECKPOINT:
+            o->checkpoint = optarg;
+            break;
+        case O_CHECKPOINT_EVERY:
+            if (cli_long(prog, "--checkpoint-every", optarg, 1, 1L << 40, &o->checkpoint_every))
+                return 2;
+            break;
+        case O_RESUME:
+            o->resume = optarg;
+            break;
         case O_HELP:
             usage();
             exit(0);
@@ -253,6 +285,50 @@ static clpar_status load_data(const options *o, clpar_dataset *train, clpar_data
         return clpar_dataset_synthetic((uint64_t)o->seed, 1000, 200, train, test);
     const char *dir = strcmp(o->data, "fashion-mnist") ? o->data : CLPAR_FASHION_MNIST_DIR;
     return clpar_dataset_load_fashion_mnist(dir, train, test);
+}
+
+/* The options a checkpoint fixes: the model, the data and its order, the optimizer, the total
+ * length. Given again on the command line they must agree with it. */
+static int apply_checkpoint_options(options *o, clpar_st **keep) {
+    clpar_st *st;
+    if (clpar_st_read(o->resume, &st) != CLPAR_OK) return cli_fail(prog, CLPAR_EFORMAT);
+    *keep = st; /* its strings are used as option values */
+    const char *keys[] = {"clpar.model",        "clpar.data",        "clpar.loss",
+                          "clpar.optim",        "clpar.lr",          "clpar.momentum",
+                          "clpar.weight_decay", "clpar.batch",       "clpar.seed",
+                          "clpar.shuffle",      "clpar.grad_reduce", "clpar.total_steps"};
+    const char *v[12];
+    for (int i = 0; i < 12; i++)
+        if (!(v[i] = clpar_st_metadata(st, keys[i]))) {
+            fprintf(stderr, "%s: error: %s: not a clpar checkpoint (no %s in __metadata__)\n", prog,
+                    o->resume, keys[i]);
+            return 1;
+        }
+    if (o->model && strcmp(o->model, v[0])) {
+        fprintf(stderr, "%s: error: --model %s differs from the model %s of checkpoint %s\n", prog,
+                o->model, v[0], o->resume);
+        return 1;
+    }
+    if ((o->data_set && strcmp(o->data, v[1])) || (o->batch_set && o->batch != atol(v[7]))) {
+        fprintf(stderr, "%s: error: --data and --batch must match checkpoint %s (%s, batch %s)\n",
+                prog, o->resume, v[1], v[7]);
+        return 1;
+    }
+    o->model = v[0];
+    o->data = v[1];
+    o->loss = strcmp(v[2], "mse") ? CLPAR_LOSS_XENT : CLPAR_LOSS_MSE;
+    o->loss_set = 1;
+    if (clpar_optim_kind_parse(v[3], &o->optim) != CLPAR_OK) return cli_fail(prog, CLPAR_EFORMAT);
+    o->lr = strtod(v[4], NULL), o->lr_set = 1;
+    o->momentum = strtod(v[5], NULL);
+    o->weight_decay = strtod(v[6], NULL), o->wd_set = 1;
+    o->batch = atol(v[7]);
+    o->seed = atol(v[8]);
+    o->shuffle = atoi(v[9]);
+    o->reduce = strcmp(v[10], "sum") ? CLPAR_REDUCE_MEAN : CLPAR_REDUCE_SUM;
+    o->steps = atol(v[11]);
+    o->epochs = 0;
+    return 0;
 }
 
 static void format_time(double s, char *buf, size_t n) {
@@ -276,6 +352,8 @@ int main(int argc, char **argv) {
                  .schedule = CLPAR_SCHEDULE_1F1B};
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
+    clpar_st *resume_st = NULL;
+    if (o.resume && (rc = apply_checkpoint_options(&o, &resume_st))) return rc;
     if (o.steps && o.epochs) return cli_usage_error(prog, "give --epochs or --steps, not both");
     if (!o.steps && !o.epochs) o.epochs = 3;
     int synthetic = !strcmp(o.data, "synthetic");
@@ -342,6 +420,10 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (log) fprintf(log, "step,epoch,loss,samples_per_sec\n");
+    if (o.resume && (st = clpar_trainer_restore(tr, o.resume)) != CLPAR_OK) {
+        rc = cli_fail(prog, st);
+        goto done;
+    }
 
     long per_epoch = clpar_trainer_steps_per_epoch(tr);
     long total = o.steps ? o.steps : o.epochs * per_epoch;
@@ -367,7 +449,11 @@ int main(int argc, char **argv) {
     double t_start = cli_now(), t_train = 0;
     size_t samples = 0, epoch_samples = 0;
     double epoch_loss = 0, t_epoch = cli_now();
-    for (long s = 0; s < total; s++) {
+    if (o.resume && !o.quiet)
+        printf("resuming %s at step %ld of %ld\n", o.resume, clpar_trainer_steps_done(tr), total);
+    long every = o.checkpoint_every ? o.checkpoint_every : per_epoch;
+    const char *kill_after = getenv("CLPAR_KILL_AFTER_STEP"); /* for the crash test */
+    for (long s = clpar_trainer_steps_done(tr); s < total; s++) {
         clpar_step_info info;
         clpar_mesh_stats before, after;
         clpar_mesh_get_stats(mesh, &before);
@@ -389,6 +475,36 @@ int main(int argc, char **argv) {
         epoch_loss += info.loss * (double)info.rows;
         double sps = (double)info.rows / dt;
         if (log) fprintf(log, "%ld,%ld,%.6f,%.1f\n", info.step, info.epoch, info.loss, sps);
+        if (o.checkpoint && (info.step % every == 0 || info.step == total)) {
+            char lr[32], mom[32], wd[32], batch[32], seed[32], shuffle[8], steps[32];
+            snprintf(lr, sizeof lr, "%.9g", (double)cfg.optim.lr);
+            snprintf(mom, sizeof mom, "%.9g", (double)cfg.optim.momentum);
+            snprintf(wd, sizeof wd, "%.9g", (double)cfg.optim.weight_decay);
+            snprintf(batch, sizeof batch, "%ld", o.batch);
+            snprintf(seed, sizeof seed, "%ld", o.seed);
+            snprintf(shuffle, sizeof shuffle, "%d", o.shuffle);
+            snprintf(steps, sizeof steps, "%ld", total);
+            const char *optims[] = {"sgd", "adam", "adamw"};
+            const char *meta[] = {
+                "clpar.data",         o.data,
+                "clpar.loss",         cfg.loss == CLPAR_LOSS_MSE ? "mse" : "xent",
+                "clpar.optim",        optims[cfg.optim.kind],
+                "clpar.lr",           lr,
+                "clpar.momentum",     mom,
+                "clpar.weight_decay", wd,
+                "clpar.batch",        batch,
+                "clpar.seed",         seed,
+                "clpar.shuffle",      shuffle,
+                "clpar.grad_reduce",  cfg.reduce == CLPAR_REDUCE_SUM ? "sum" : "mean",
+                "clpar.total_steps",  steps};
+            st = clpar_trainer_checkpoint(tr, o.checkpoint, meta, 11);
+            if (st != CLPAR_OK) {
+                if (tty) printf("\n");
+                rc = cli_fail(prog, st);
+                goto done;
+            }
+        }
+        if (kill_after && info.step == atol(kill_after)) raise(SIGKILL);
         if (tty) {
             char left[32];
             format_time((double)(total - info.step) * t_train / (double)info.step, left,
@@ -488,5 +604,6 @@ done:
     clpar_runtime_free(rt);
     clpar_dataset_free(&train);
     clpar_dataset_free(&test);
+    clpar_st_free(resume_st);
     return rc;
 }

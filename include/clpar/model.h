@@ -124,6 +124,15 @@ void clpar_optim_free(clpar_optim *o);
 /* Queues one update of params from grads (n floats each) on the compute queue. */
 clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_event *event);
 long clpar_optim_steps_taken(const clpar_optim *o);
+/* Sets the step count, as when resuming (Adam's bias correction and SGD's first step). */
+void clpar_optim_set_steps(clpar_optim *o, long steps);
+/* The state buffers, named as PyTorch names them: SGD with momentum has one
+ * ("momentum_buffer"), Adam and AdamW two ("exp_avg", "exp_avg_sq"), plain SGD none. The
+ * buffers are borrowed, n floats each, in the layout of the parameters. */
+int clpar_optim_state_count(const clpar_optim *o);
+cl_mem clpar_optim_state(const clpar_optim *o, int i);
+const char *clpar_optim_state_name(const clpar_optim_config *cfg, int i);
+int clpar_optim_config_state_count(const clpar_optim_config *cfg);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,10 @@ const clpar_st_tensor *clpar_st_find(const clpar_st *st, const char *name);
 const void *clpar_st_data(const clpar_st *st, const clpar_st_tensor *t);
 /* A __metadata__ string, or NULL. */
 const char *clpar_st_metadata(const clpar_st *st, const char *key);
+/* Copies tensor `name`, which must be F32 of the given shape, into dst. A missing tensor is
+ * CLPAR_EFORMAT and another dtype or shape CLPAR_ESHAPE, naming the file and the tensor. */
+clpar_status clpar_st_copy_f32(const clpar_st *st, const char *name, int ndim, const size_t *shape,
+                               float *dst);
 
 /* A tensor to write: float32 data of the given shape. */
 typedef struct {

@@ -80,6 +80,15 @@ clpar_status clpar_mesh_get_params(clpar_mesh *m, int replica, float *params);
  * way. */
 clpar_status clpar_mesh_get_grads(clpar_mesh *m, int replica, float *grads);
 
+/* Optimizer state i (see clpar_optim_state_name) of replica 0, assembled in the layout of the
+ * full model; and setting it (with the parameters, clpar_mesh_set_params) on every replica,
+ * as when resuming from a checkpoint taken on any mesh. */
+clpar_status clpar_mesh_get_optim_state(clpar_mesh *m, int i, float *state);
+clpar_status clpar_mesh_set_optim_state(clpar_mesh *m, int i, const float *state);
+clpar_status clpar_mesh_set_params(clpar_mesh *m, const float *params);
+long clpar_mesh_optim_steps(const clpar_mesh *m);
+void clpar_mesh_set_optim_steps(clpar_mesh *m, long steps);
+
 /* What one rank holds: its parameter floats (weights and biases of its shard), and the
  * bytes it has allocated for parameters, gradients and optimizer state, and for
  * activations and other working buffers. */

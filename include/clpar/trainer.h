@@ -60,6 +60,21 @@ clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params);
 /* Rank `rank`'s copy, to check that replicas agree. */
 clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params);
 clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path);
+
+/* Writes the whole training state to one safetensors file, atomically, whatever the mesh:
+ * the model under its PyTorch names, the optimizer state as optim.NAME.STATE (for example
+ * optim.0.weight.exp_avg), and in __metadata__ the model, step, epoch, position in the
+ * epoch's data order and optimizer step count, plus the caller's key/value pairs (meta,
+ * nmeta pairs), such as the options needed to resume. */
+clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const char *const *meta,
+                                      int nmeta);
+/* Restores a checkpoint's model, optimizer state and data position into a trainer built for
+ * the same model and optimizer (any mesh). A checkpoint of another model, one without
+ * training state or with optimizer state missing is refused with a message naming it; the
+ * trainer is then unchanged. */
+clpar_status clpar_trainer_restore(clpar_trainer *tr, const char *path);
+/* Optimizer steps taken so far (restored ones included). */
+long clpar_trainer_steps_done(const clpar_trainer *tr);
 void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_mesh_stats *stats);
 /* The mesh the trainer runs (borrowed). */
 clpar_mesh *clpar_trainer_mesh(const clpar_trainer *tr);

@@ -92,3 +92,25 @@ clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_ev
 long clpar_optim_steps_taken(const clpar_optim *o) {
     return o->steps;
 }
+
+void clpar_optim_set_steps(clpar_optim *o, long steps) {
+    o->steps = steps;
+}
+
+int clpar_optim_config_state_count(const clpar_optim_config *cfg) {
+    if (cfg->kind == CLPAR_OPTIM_SGD) return cfg->momentum != 0.0f;
+    return 2;
+}
+
+int clpar_optim_state_count(const clpar_optim *o) {
+    return clpar_optim_config_state_count(&o->cfg);
+}
+
+cl_mem clpar_optim_state(const clpar_optim *o, int i) {
+    return i == 0 ? o->s0 : i == 1 ? o->s1 : NULL;
+}
+
+const char *clpar_optim_state_name(const clpar_optim_config *cfg, int i) {
+    if (cfg->kind == CLPAR_OPTIM_SGD) return i == 0 ? "momentum_buffer" : NULL;
+    return i == 0 ? "exp_avg" : i == 1 ? "exp_avg_sq" : NULL;
+}

@@ -16,6 +16,7 @@
 #define MAX_HEADER (100u * 1000u * 1000u)
 
 struct clpar_st {
+    char *path;
     unsigned char *bytes; /* the whole file */
     size_t size;
     size_t data_start;
@@ -38,6 +39,7 @@ static int dtype_size(const char *dt) {
 
 void clpar_st_free(clpar_st *st) {
     if (!st) return;
+    free(st->path);
     free(st->bytes);
     free(st->tensors);
     cJSON_Delete(st->meta);
@@ -195,6 +197,8 @@ clpar_status clpar_st_read(const char *path, clpar_st **out) {
     }
     fclose(f);
     clpar_status rc = parse(path, st);
+    if (rc == CLPAR_OK && !(st->path = strdup(path)))
+        rc = clpar_error(CLPAR_ENOMEM, "out of host memory");
     if (rc != CLPAR_OK) {
         clpar_st_free(st);
         return rc;
@@ -335,6 +339,30 @@ clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape, co
     clpar_mlp_shape_format(shape, sizes, sizeof sizes);
     const char *meta[] = {"format", "pt", "clpar.model", sizes};
     return clpar_st_write(path, entries, 2 * L, meta, 2);
+}
+
+clpar_status clpar_st_copy_f32(const clpar_st *st, const char *name, int ndim, const size_t *shape,
+                               float *dst) {
+    const clpar_st_tensor *t = clpar_st_find(st, name);
+    char want[96] = "", got[96] = "";
+    size_t u = 0;
+    for (int d = 0; d < ndim && u < sizeof want; d++)
+        u += (size_t)snprintf(want + u, sizeof want - u, "%s%zu", d ? ", " : "", shape[d]);
+    if (!t)
+        return clpar_error(CLPAR_EFORMAT, "%s: no tensor '%s' (expected F32 [%s])", st->path, name,
+                           want);
+    int ok = !strcmp(t->dtype, "F32") && t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++)
+        ok = t->shape[d] == shape[d];
+    if (!ok) {
+        u = 0;
+        for (int d = 0; d < t->ndim && u < sizeof got; d++)
+            u += (size_t)snprintf(got + u, sizeof got - u, "%s%zu", d ? ", " : "", t->shape[d]);
+        return clpar_error(CLPAR_ESHAPE, "%s: tensor '%s' is %s [%s], expected F32 [%s]", st->path,
+                           name, t->dtype, got, want);
+    }
+    memcpy(dst, clpar_st_data(st, t), t->end - t->begin);
+    return CLPAR_OK;
 }
 
 clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape, float *params) {

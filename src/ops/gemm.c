@@ -45,15 +45,18 @@ clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, 
  * an assertion in PoCL (pocl_release_dlhandle_cache), so the default is left alone. Must run
  * before CLBlast first compiles for the device. */
 static clpar_status choose_gemm_path(clpar_device *d) {
-        const char *env = getenv("CLPAR_GEMM_PATH");
-        if (!env || !*env) env = "auto";
+    const char *env = getenv("CLPAR_GEMM_PATH");
+    if (!env || !*env) env = "auto";
     size_t threshold; /* CLBlast takes the indirect path when m n k >= threshold^3 */
-    if (env && !strcmp(env, "direct")) threshold = 65536;
-    else if (env && !strcmp(env, "indirect")) threshold = 1;
+    if (env && !strcmp(env, "direct"))
+        threshold = 65536;
+    else if (env && !strcmp(env, "indirect"))
+        threshold = 1;
     else if (env && *env && strcmp(env, "auto"))
         return clpar_error(CLPAR_EINVAL, "CLPAR_GEMM_PATH=%s: expected direct, indirect or auto",
                            env);
-    else return CLPAR_OK;
+    else
+        return CLPAR_OK;
     const char *names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
     CLBlastStatusCode s = CLBlastOverrideParameters(d->info->device_id, "GemmRoutine",
                                                     CLBlastPrecisionSingle, 1, names, &threshold);
@@ -70,7 +73,7 @@ static clpar_status choose_gemm_path(clpar_device *d) {
 static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints) {
     clpar_sgd_params sgd = {0.1f, 0.9f, 0.0f, 0.0f, 0};
     clpar_adam_params adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
-        /* every transpose pair the layers use, at sizes that need padding and that do not */
+    /* every transpose pair the layers use, at sizes that need padding and that do not */
     const size_t sizes[3] = {4, 33, 64};
     for (int s = 0; s < 3; s++)
         for (int t = 0; t < 4; t++) {
@@ -99,10 +102,10 @@ clpar_status clpar_op_warmup(clpar_device *d) {
     float zero = 0.0f;
     pthread_mutex_lock(&clblast_lock);
     clpar_status st = choose_gemm_path(d);
-        if (st == CLPAR_OK) st = clpar_device_alloc(d, 3 * 64 * 64 * sizeof(float), &buf);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, 3 * 64 * 64 * sizeof(float), &buf);
     if (st == CLPAR_OK) st = clpar_device_alloc(d, 8 * sizeof(cl_int), &ints);
     if (st == CLPAR_OK) {
-                cl_int err = clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, 0,
+        cl_int err = clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, 0,
                                          3 * 64 * 64 * sizeof(float), 0, NULL, NULL);
         if (err == CL_SUCCESS)
             err = clEnqueueFillBuffer(d->compute, ints, &zero, sizeof zero, 0, 8 * sizeof(cl_int),

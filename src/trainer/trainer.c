@@ -4,6 +4,8 @@
 #include "clpar/safetensors.h"
 #include "../runtime/internal.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,4 +218,140 @@ void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_mesh_stats *stats) {
 
 clpar_mesh *clpar_trainer_mesh(const clpar_trainer *tr) {
     return tr->mesh;
+}
+
+long clpar_trainer_steps_done(const clpar_trainer *tr) {
+    return tr->step;
+}
+
+/* "optim.<module>.<weight|bias>.<state>" */
+static void state_name(char *buf, size_t n, int layer, int bias, const char *state) {
+    snprintf(buf, n, "optim.%d.%s.%s", 2 * layer, bias ? "bias" : "weight", state);
+}
+
+clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const char *const *meta,
+                                      int nmeta) {
+    const clpar_mlp_shape *s = &tr->cfg.shape;
+    int L = s->nlayers, ns = clpar_optim_config_state_count(&tr->cfg.optim);
+    float *buf = malloc((size_t)(1 + ns) * tr->nparams * sizeof(float));
+    clpar_st_entry *e = calloc((size_t)(2 * L * (1 + ns)), sizeof *e);
+    char(*names)[64] = calloc((size_t)(2 * L * (1 + ns)), sizeof *names);
+    const char **m = calloc((size_t)(2 * nmeta + 14), sizeof *m);
+    clpar_status st = CLPAR_OK;
+    if (!buf || !e || !names || !m) st = clpar_error(CLPAR_ENOMEM, "out of host memory");
+    if (st == CLPAR_OK) st = clpar_mesh_get_params(tr->mesh, 0, buf);
+    for (int i = 0; i < ns && st == CLPAR_OK; i++)
+        st = clpar_mesh_get_optim_state(tr->mesh, i, buf + (size_t)(1 + i) * tr->nparams);
+    int n = 0;
+    for (int i = 0; i <= ns && st == CLPAR_OK; i++)
+        for (int l = 0; l < L; l++)
+            for (int b = 0; b < 2; b++) {
+                const float *base = buf + (size_t)i * tr->nparams;
+                if (i == 0)
+                    snprintf(names[n], sizeof names[n], "%d.%s", 2 * l, b ? "bias" : "weight");
+                else
+                    state_name(names[n], sizeof names[n], l, b,
+                               clpar_optim_state_name(&tr->cfg.optim, i - 1));
+                e[n].name = names[n];
+                e[n].ndim = b ? 1 : 2;
+                e[n].shape[0] = s->sizes[l + 1];
+                e[n].shape[1] = s->sizes[l];
+                e[n].data = base + (b ? clpar_mlp_shape_bias_offset(s, l)
+                                      : clpar_mlp_shape_weight_offset(s, l));
+                n++;
+            }
+    char model[512], step[32], epoch[32], pos[32], osteps[32];
+    clpar_mlp_shape_format(s, model, sizeof model);
+    snprintf(step, sizeof step, "%ld", tr->step);
+    snprintf(epoch, sizeof epoch, "%ld", tr->epoch);
+    snprintf(pos, sizeof pos, "%zu", tr->pos);
+    snprintf(osteps, sizeof osteps, "%ld", clpar_mesh_optim_steps(tr->mesh));
+    int k = 0;
+    if (m) {
+        const char *fixed[] = {"format",         "pt", "clpar.model",       model,
+                               "clpar.step",     step, "clpar.epoch",       epoch,
+                               "clpar.position", pos,  "clpar.optim.steps", osteps};
+        for (int i = 0; i < 12; i++)
+            m[k++] = fixed[i];
+        for (int i = 0; i < 2 * nmeta; i++)
+            m[k++] = meta[i];
+    }
+    if (st == CLPAR_OK) st = clpar_st_write(path, e, n, m, k / 2);
+    free(buf);
+    free(e);
+    free(names);
+    free(m);
+    return st;
+}
+
+static clpar_status meta_long(const clpar_st *st, const char *path, const char *key, long lo,
+                              long hi, long *out) {
+    const char *v = clpar_st_metadata(st, key);
+    if (!v)
+        return clpar_error(CLPAR_EFORMAT, "%s: not a clpar checkpoint (no %s in __metadata__)",
+                           path, key);
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return clpar_error(CLPAR_EFORMAT, "%s: %s '%s' is out of range (%ld..%ld)", path, key, v,
+                           lo, hi);
+    *out = x;
+    return CLPAR_OK;
+}
+
+clpar_status clpar_trainer_restore(clpar_trainer *tr, const char *path) {
+    const clpar_mlp_shape *s = &tr->cfg.shape;
+    clpar_st *st;
+    TRY(clpar_st_read(path, &st));
+    char model[512];
+    clpar_mlp_shape_format(s, model, sizeof model);
+    const char *theirs = clpar_st_metadata(st, "clpar.model");
+    clpar_status rc = CLPAR_OK;
+    if (!theirs)
+        rc = clpar_error(CLPAR_EFORMAT, "%s: not a clpar checkpoint (no clpar.model)", path);
+    else if (strcmp(theirs, model))
+        rc = clpar_error(CLPAR_ESHAPE, "%s: checkpoint of model %s, this run trains %s", path,
+                         theirs, model);
+    long step = 0, epoch = 0, pos = 0, osteps = 0;
+    if (rc == CLPAR_OK) rc = meta_long(st, path, "clpar.step", 0, 1L << 50, &step);
+    if (rc == CLPAR_OK) rc = meta_long(st, path, "clpar.epoch", 0, 1L << 40, &epoch);
+    if (rc == CLPAR_OK) rc = meta_long(st, path, "clpar.position", 0, (long)tr->train->n - 1, &pos);
+    if (rc == CLPAR_OK) rc = meta_long(st, path, "clpar.optim.steps", 0, 1L << 50, &osteps);
+    int L = s->nlayers, ns = clpar_optim_config_state_count(&tr->cfg.optim);
+    float *buf = malloc((size_t)(1 + ns) * tr->nparams * sizeof(float));
+    if (!buf && rc == CLPAR_OK) rc = clpar_error(CLPAR_ENOMEM, "out of host memory");
+    /* everything is read and checked before anything on the devices changes */
+    for (int i = 0; i <= ns && rc == CLPAR_OK; i++)
+        for (int l = 0; l < L && rc == CLPAR_OK; l++)
+            for (int b = 0; b < 2 && rc == CLPAR_OK; b++) {
+                char name[96];
+                if (i == 0)
+                    snprintf(name, sizeof name, "%d.%s", 2 * l, b ? "bias" : "weight");
+                else
+                    state_name(name, sizeof name, l, b,
+                               clpar_optim_state_name(&tr->cfg.optim, i - 1));
+                size_t shape[2] = {s->sizes[l + 1], s->sizes[l]};
+                float *dst =
+                    buf + (size_t)i * tr->nparams +
+                    (b ? clpar_mlp_shape_bias_offset(s, l) : clpar_mlp_shape_weight_offset(s, l));
+                rc = clpar_st_copy_f32(st, name, b ? 1 : 2, shape, dst);
+                if (rc == CLPAR_EFORMAT && i > 0)
+                    rc = clpar_error(CLPAR_EFORMAT,
+                                     "%s: optimizer state '%s' is missing (a model file, or a "
+                                     "checkpoint of another optimizer?)",
+                                     path, name);
+            }
+    clpar_st_free(st);
+    if (rc == CLPAR_OK) rc = clpar_mesh_set_params(tr->mesh, buf);
+    for (int i = 0; i < ns && rc == CLPAR_OK; i++)
+        rc = clpar_mesh_set_optim_state(tr->mesh, i, buf + (size_t)(1 + i) * tr->nparams);
+    free(buf);
+    TRY(rc);
+    clpar_mesh_set_optim_steps(tr->mesh, osteps);
+    tr->step = step;
+    tr->epoch = epoch;
+    tr->pos = (size_t)pos;
+    clpar_dataset_order(tr->order, tr->train->n, tr->cfg.shuffle, tr->cfg.seed, tr->epoch);
+    return CLPAR_OK;
 }
