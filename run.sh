@@ -31,7 +31,7 @@ cmd="${1:-train}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   train)
-    exec ./build/clpar-train --dp auto --epochs 10 "$@" ;;
+    exec ./build/clpar-train --mesh auto --epochs 10 "$@" ;;
   test)
     cd build && exec ctest --output-on-failure "$@" ;;
   *)

@@ -37,3 +37,61 @@ Test(mesh, three_d_meshes_equal_single_device) {
     free(w);
     clpar_dataset_free(&ds);
 }
+
+/* The plan worked out without devices matches what a built mesh holds, rank by rank. */
+Test(mesh, planned_memory_matches_the_built_mesh) {
+    clpar_mesh_config c;
+    memset(&c, 0, sizeof c);
+    clpar_mlp_shape_parse(&c.shape, "11,10,9,8,7,6");
+    c.loss = CLPAR_LOSS_XENT;
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
+    c.dp = 2, c.pp = 2, c.tp = 2, c.micro = 3;
+    c.schedule = CLPAR_SCHEDULE_1F1B;
+    c.max_batch = 29;
+    T_OK(clpar_stages_balance(&c.shape, 2, c.stage_layers));
+    size_t n = clpar_mlp_shape_param_count(&c.shape);
+    float *params = calloc(n, sizeof(float));
+    clpar_device *devs[8];
+    for (int r = 0; r < 8; r++)
+        T_OK(clpar_device_init(t_runtime(), r % 4, &devs[r]));
+    clpar_mesh *m;
+    T_OK(clpar_mesh_init(devs, &c, params, &m));
+    for (int r = 0; r < 8; r++) {
+        clpar_rank_info built, planned;
+        clpar_mesh_rank_info(m, r, &built);
+        clpar_mesh_plan_rank(&c, r, &planned);
+        cr_expect_eq(planned.param_count, built.param_count, "rank %d", r);
+        cr_expect_eq(planned.param_bytes, built.param_bytes, "rank %d", r);
+        cr_expect_eq(planned.activation_bytes, built.activation_bytes, "rank %d", r);
+        cr_expect_eq(planned.activation_slots, built.activation_slots, "rank %d", r);
+    }
+    clpar_mesh_free(m);
+    for (int r = 0; r < 8; r++)
+        clpar_device_free(devs[r]);
+    free(params);
+}
+
+Test(mesh, planner_ranks_feasible_meshes) {
+    clpar_mesh_config c;
+    memset(&c, 0, sizeof c);
+    clpar_mlp_shape_parse(&c.shape, "64,256,256,10");
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_SGD);
+    c.max_batch = 64;
+    clpar_device_measure m[4];
+    for (int i = 0; i < 4; i++)
+        m[i] = (clpar_device_measure){i, 10.0, 5.0, 5.0, 1u << 30, 0};
+    clpar_plan plans[64];
+    int count;
+    T_OK(clpar_planner_plan(&c, m, 4, plans, 64, &count));
+    cr_assert_gt(count, 4);
+    for (int i = 0; i + 1 < count && i + 1 < 64; i++)
+        cr_expect_leq(plans[i].step_s, plans[i + 1].step_s, "plans are not sorted");
+    for (int i = 0; i < count && i < 64; i++) {
+        cr_expect_leq(plans[i].cfg.dp * plans[i].cfg.pp * plans[i].cfg.tp, 4);
+        cr_expect_eq(clpar_mesh_validate(&plans[i].cfg), CLPAR_OK);
+    }
+    /* a device too small for any layout leaves nothing */
+    for (int i = 0; i < 4; i++)
+        m[i].memory = 1000;
+    cr_expect_eq(clpar_planner_plan(&c, m, 4, plans, 64, &count), CLPAR_EINVAL);
+}

@@ -11,12 +11,19 @@ static const char *prog = "clpar-devices";
 
 static void usage(void) {
     printf("usage: clpar-devices [--json] [--bench] [--devices SPEC] [--size N]\n"
+           "       clpar-devices --plan --model SIZES --batch B [--devices SPEC] [--remeasure] "
+           "[--json]\n"
            "Lists the OpenCL devices clpar can use, with the indices that --devices takes.\n"
            "  --json          print JSON instead of a table\n"
            "  --bench         also measure CLBlast SGEMM GFLOP/s (N x N x N) and host-to-device\n"
            "                  and device-to-host bandwidth of each device\n"
            "  --devices SPEC  only these devices: all (default), cpu, gpu, or indices like 0,2\n"
            "  --size N        SGEMM size for --bench (default 1024)\n"
+           "  --plan          measure the devices on the model (cached on disk) and predict, for\n"
+           "                  every mesh of data, pipeline and tensor parallelism, the step time,\n"
+           "                  memory, bytes moved and bubble; print the best with their\n"
+           "                  clpar-train command lines\n"
+           "  --remeasure     ignore the measurement cache\n"
            "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
            "POCL_MAX_PTHREAD_COUNT=1\n");
 }
@@ -77,6 +84,78 @@ static clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_r
     return st;
 }
 
+static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, long batch,
+                int remeasure, int json) {
+    clpar_mesh_config base;
+    memset(&base, 0, sizeof base);
+    clpar_status st = clpar_mlp_shape_parse(&base.shape, model);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    base.loss = CLPAR_LOSS_XENT;
+    base.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
+    base.max_batch = (size_t)batch;
+    clpar_device_measure m[64];
+    if (n > 64) n = 64;
+    for (int i = 0; i < n; i++) {
+        if (!json) {
+            printf("measuring device %d on %s at batch %ld...", idx[i], model, batch);
+            fflush(stdout);
+        }
+        st = clpar_planner_measure(rt, idx[i], &base.shape, (size_t)batch, remeasure, &m[i]);
+        if (st != CLPAR_OK) {
+            if (!json) printf("\n");
+            return cli_fail(prog, st);
+        }
+        if (!json)
+            printf(" %.2f GFLOP/s, %.2f GB/s to, %.2f GB/s from the device%s\n", m[i].gflops,
+                   m[i].h2d_gbs, m[i].d2h_gbs, m[i].cached ? " (cached)" : "");
+    }
+    clpar_plan plans[8];
+    int count;
+    st = clpar_planner_plan(&base, m, n, plans, 8, &count);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    int shown = count < 5 ? count : 5;
+    if (json)
+        printf("{\"model\": \"%s\", \"batch\": %ld, \"plans\": [\n", model, batch);
+    else
+        printf("%d feasible meshes; the best %d:\n", count, shown);
+    for (int i = 0; i < shown; i++) {
+        const clpar_plan *p = &plans[i];
+        char devs[512] = "", stages[128] = "";
+        size_t u = 0;
+        for (int r = 0; r < p->cfg.dp * p->cfg.pp * p->cfg.tp; r++)
+            u += (size_t)snprintf(devs + u, sizeof devs - u, "%s%d", r ? "," : "", idx[r]);
+        u = 0;
+        for (int s = 0; s < p->cfg.pp; s++)
+            u += (size_t)snprintf(stages + u, sizeof stages - u, "%s%d", s ? "," : "",
+                                  p->cfg.stage_layers[s]);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "clpar-train --model %s --batch %ld --devices %s --dp %d --pp %d --tp %d%s%s%s",
+                 model, batch, devs, p->cfg.dp, p->cfg.pp, p->cfg.tp,
+                 p->cfg.pp > 1 ? " --stages " : "", p->cfg.pp > 1 ? stages : "", "");
+        char micro[32] = "";
+        if (p->cfg.micro > 1) snprintf(micro, sizeof micro, " --micro-batches %d", p->cfg.micro);
+        if (json) {
+            printf(
+                "  {\"dp\": %d, \"pp\": %d, \"tp\": %d, \"micro_batches\": %d, "
+                "\"step_ms\": %.3f, \"compute_ms\": %.3f, \"comm_ms\": %.3f, \"bubble\": %.4f, "
+                "\"bytes_per_step\": %llu, \"max_device_bytes\": %zu, \"command\": \"%s%s\"}%s\n",
+                p->cfg.dp, p->cfg.pp, p->cfg.tp, p->cfg.micro, p->step_s * 1e3, p->compute_s * 1e3,
+                p->comm_s * 1e3, p->bubble, (unsigned long long)p->bytes_per_step,
+                p->max_device_bytes, cmd, micro, i + 1 < shown ? "," : "");
+        } else {
+            printf("%d. dp %d x pp %d x tp %d: %.2f ms per step (%.2f compute, %.2f copies), "
+                   "%.0f samples/s, bubble %.1f%%, %.2f MiB on the fullest device, %.2f MB moved "
+                   "per step\n   %s%s\n",
+                   i + 1, p->cfg.dp, p->cfg.pp, p->cfg.tp, p->step_s * 1e3, p->compute_s * 1e3,
+                   p->comm_s * 1e3, (double)batch / p->step_s, 100 * p->bubble,
+                   p->max_device_bytes / 1048576.0, p->bytes_per_step / 1e6, cmd, micro);
+        }
+    }
+    if (json) printf("]}\n");
+    return 0;
+}
+
 static void json_string(const char *s) {
     putchar('"');
     for (; *s; s++) {
@@ -91,13 +170,17 @@ static void json_string(const char *s) {
 }
 
 int main(int argc, char **argv) {
-    int json = 0, bench = 0;
+    int json = 0, bench = 0, do_plan = 0, remeasure = 0;
+    const char *model = NULL;
+    long batch = 0;
     const char *spec = "all";
     long size = 1024;
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'},          {"bench", no_argument, 0, 'b'},
         {"devices", required_argument, 0, 'd'}, {"size", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},          {"plan", no_argument, 0, 'p'},
+        {"remeasure", no_argument, 0, 'r'},     {"model", required_argument, 0, 'm'},
+        {"batch", required_argument, 0, 'B'},   {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -117,11 +200,25 @@ int main(int argc, char **argv) {
         case 'h':
             usage();
             return 0;
+        case 'p':
+            do_plan = 1;
+            break;
+        case 'r':
+            remeasure = 1;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'B':
+            if (cli_long(prog, "--batch", optarg, 1, 1L << 24, &batch)) return 2;
+            break;
         default:
             return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    if (do_plan && (!model || !batch))
+        return cli_usage_error(prog, "--plan needs --model SIZES and --batch B");
     clpar_runtime *rt;
     clpar_status st = clpar_runtime_init(&rt);
     if (st != CLPAR_OK) return cli_fail(prog, st);
@@ -130,6 +227,11 @@ int main(int argc, char **argv) {
     if (st != CLPAR_OK) {
         clpar_runtime_free(rt);
         return cli_fail(prog, st);
+    }
+    if (do_plan) {
+        int rc = plan(rt, idx, n, model, batch, remeasure, json);
+        clpar_runtime_free(rt);
+        return rc;
     }
     bench_result *res = calloc((size_t)n, sizeof *res);
     for (int i = 0; i < n && bench && res; i++) {

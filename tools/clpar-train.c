@@ -60,7 +60,7 @@ typedef struct {
     const char *data, *model, *init, *save, *log, *devices, *trace, *timeline, *stages;
     const char *checkpoint, *resume;
     long checkpoint_every;
-    int batch_set, optim_set, data_set;
+    int batch_set, optim_set, data_set, mesh_auto, dry_run;
     clpar_optim_kind optim;
     double lr, momentum, weight_decay;
     int lr_set, wd_set, loss_set;
@@ -102,7 +102,9 @@ enum {
     O_TIMELINE,
     O_CHECKPOINT,
     O_CHECKPOINT_EVERY,
-    O_RESUME
+    O_RESUME,
+    O_MESH,
+    O_DRY_RUN
 };
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -138,9 +140,8 @@ static int parse_options(int argc, char **argv, options *o) {
         {"checkpoint", required_argument, 0, O_CHECKPOINT},
         {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
         {"resume", required_argument, 0, O_RESUME},
-        {"checkpoint", required_argument, 0, O_CHECKPOINT},
-        {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
-        {"resume", required_argument, 0, O_RESUME},
+        {"mesh", required_argument, 0, O_MESH},
+        {"dry-run", no_argument, 0, O_DRY_RUN},
         {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -268,6 +269,14 @@ static int parse_options(int argc, char **argv, options *o) {
         case O_RESUME:
             o->resume = optarg;
             break;
+        case O_MESH:
+            if (strcmp(optarg, "auto"))
+                return cli_usage_error(prog, "--mesh takes 'auto', got '%s'", optarg);
+            o->mesh_auto = 1;
+            break;
+        case O_DRY_RUN:
+            o->dry_run = 1;
+            break;
         case O_HELP:
             usage();
             exit(0);
@@ -328,6 +337,98 @@ static int apply_checkpoint_options(options *o, clpar_st **keep) {
     o->reduce = strcmp(v[10], "sum") ? CLPAR_REDUCE_MEAN : CLPAR_REDUCE_SUM;
     o->steps = atol(v[11]);
     o->epochs = 0;
+    return 0;
+}
+
+/* The mesh config the trainer will build, for planning and --dry-run. */
+static clpar_status mesh_config(const clpar_trainer_config *cfg, size_t nsamples,
+                                clpar_mesh_config *mc) {
+    memset(mc, 0, sizeof *mc);
+    mc->shape = cfg->shape;
+    mc->loss = cfg->loss;
+    mc->optim = cfg->optim;
+    mc->reduce = cfg->reduce;
+    mc->dp = cfg->dp, mc->pp = cfg->pp ? cfg->pp : 1, mc->tp = cfg->tp ? cfg->tp : 1;
+    mc->micro = cfg->accum * (cfg->micro_batches ? cfg->micro_batches : 1);
+    mc->schedule = cfg->schedule;
+    mc->max_batch = cfg->batch < nsamples ? cfg->batch : nsamples;
+    int given = 0;
+    for (int p = 0; p < CLPAR_MAX_LAYERS; p++)
+        given |= cfg->stage_layers[p];
+    if (given)
+        memcpy(mc->stage_layers, cfg->stage_layers, sizeof mc->stage_layers);
+    else {
+        clpar_status st = clpar_stages_balance(&cfg->shape, mc->pp, mc->stage_layers);
+        if (st != CLPAR_OK) return st;
+    }
+    return clpar_mesh_validate(mc);
+}
+
+/* --mesh auto: the planner's best mesh for the devices of the spec. */
+static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, size_t nsamples,
+                                int quiet) {
+    int n = cfg->ndevices < 64 ? cfg->ndevices : 64;
+    clpar_device_measure m[64];
+    clpar_status st = CLPAR_OK;
+    for (int i = 0; i < n && st == CLPAR_OK; i++)
+        st = clpar_planner_measure(rt, cfg->devices[i], &cfg->shape, cfg->batch, 0, &m[i]);
+    clpar_mesh_config base;
+    cfg->dp = cfg->pp = cfg->tp = 1;
+    if (st == CLPAR_OK) st = mesh_config(cfg, nsamples, &base);
+    clpar_plan best;
+    int count;
+    if (st == CLPAR_OK) st = clpar_planner_plan(&base, m, n, &best, 1, &count);
+    if (st != CLPAR_OK) return st;
+    cfg->dp = best.cfg.dp, cfg->pp = best.cfg.pp, cfg->tp = best.cfg.tp;
+    cfg->accum = 1;
+    cfg->micro_batches = best.cfg.micro;
+    memcpy(cfg->stage_layers, best.cfg.stage_layers, sizeof cfg->stage_layers);
+    if (!quiet)
+        printf("mesh auto: dp %d x pp %d x tp %d, %d micro-batches (predicted %.1f ms per step, "
+               "best of %d meshes)\n",
+               cfg->dp, cfg->pp, cfg->tp, best.cfg.micro, best.step_s * 1e3, count);
+    return CLPAR_OK;
+}
+
+/* --dry-run: the plan, without training. */
+static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clpar_dataset *ds) {
+    clpar_mesh_config mc;
+    clpar_status st = mesh_config(cfg, ds->n, &mc);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    int n = mc.dp * mc.pp * mc.tp;
+    if (n > cfg->ndevices) {
+        fprintf(stderr, "%s: error: %d ranks need %d devices, but the device spec names %d\n", prog,
+                n, n, cfg->ndevices);
+        return 1;
+    }
+    char sizes[512];
+    clpar_mlp_shape_format(&mc.shape, sizes, sizeof sizes);
+    printf("plan: model %s, batch %zu, mesh dp %d x pp %d x tp %d, %d micro-batches per replica, "
+           "%s\n",
+           sizes, mc.max_batch, mc.dp, mc.pp, mc.tp, mc.micro,
+           mc.schedule == CLPAR_SCHEDULE_GPIPE ? "gpipe" : "1f1b");
+    printf("data-parallel shards:");
+    for (int d = 0; d < mc.dp; d++)
+        printf(" %zu", mc.max_batch / mc.dp + ((size_t)d < mc.max_batch % mc.dp));
+    printf(" rows\n");
+    size_t worst = 0;
+    for (int r = 0; r < n; r++) {
+        clpar_rank_info ri;
+        clpar_mesh_plan_rank(&mc, r, &ri);
+        const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r]);
+        size_t bytes = ri.param_bytes + ri.activation_bytes;
+        if (bytes > worst) worst = bytes;
+        printf("  rank %d -> device %d (%s): replica %d, stage %d (layers %d-%d), shard %d: %zu "
+               "parameters, %.2f MiB predicted (%.2f parameters and state, %.2f activations, "
+               "%d micro-batch slots)\n",
+               r, di->index, di->name, ri.replica, ri.stage, ri.first_layer,
+               ri.first_layer + ri.layers - 1, ri.shard, ri.param_count, bytes / 1048576.0,
+               ri.param_bytes / 1048576.0, ri.activation_bytes / 1048576.0, ri.activation_slots);
+    }
+    printf("bytes moved per step: tensor parallel %llu (predicted), pipeline bubble %.1f%% "
+           "(ideal (p-1)/(m+p-1)), largest rank %.2f MiB\n",
+           (unsigned long long)clpar_mesh_predicted_tp_bytes(&mc, mc.max_batch),
+           100.0 * (mc.pp - 1) / (mc.micro + mc.pp - 1), worst / 1048576.0);
     return 0;
 }
 
@@ -408,7 +509,12 @@ int main(int argc, char **argv) {
         if (cfg.dp == 0) cfg.dp = ndev / (cfg.pp * cfg.tp) > 0 ? ndev / (cfg.pp * cfg.tp) : 1;
         cfg.devices = devices;
         cfg.ndevices = ndev;
-        st = clpar_trainer_init(rt, &cfg, &train, &tr);
+        if (o.mesh_auto) st = choose_mesh(rt, &cfg, train.n, o.quiet);
+        if (st == CLPAR_OK && o.dry_run) {
+            rc = dry_run(rt, &cfg, &train);
+            goto done;
+        }
+        if (st == CLPAR_OK) st = clpar_trainer_init(rt, &cfg, &train, &tr);
     }
     if (st != CLPAR_OK) {
         rc = cli_fail(prog, st);

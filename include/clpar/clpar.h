@@ -13,5 +13,6 @@
 #include "clpar/comm.h"
 #include "clpar/strategy.h"
 #include "clpar/trainer.h"
+#include "clpar/planner.h"
 
 #endif

@@ -101,6 +101,9 @@ typedef struct {
     int activation_slots; /* micro-batches whose activations it can hold at once */
 } clpar_rank_info;
 void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_info *info);
+/* The same, worked out from a configuration alone (nothing is allocated): for plans and
+ * --dry-run. param_bytes assumes the optimizer of cfg. */
+void clpar_mesh_plan_rank(const clpar_mesh_config *cfg, int rank, clpar_rank_info *info);
 
 /* One timed piece of work on a device queue, for traces. */
 typedef struct {

@@ -171,3 +171,36 @@ uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t rows) 
     }
     return floats * sizeof(float);
 }
+
+void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info *info) {
+    int starts[CLPAR_MAX_LAYERS + 1];
+    plan_stage_starts(c, starts);
+    memset(info, 0, sizeof *info);
+    info->shard = rank % c->tp;
+    info->stage = (rank / c->tp) % c->pp;
+    info->replica = rank / (c->tp * c->pp);
+    info->first_layer = starts[info->stage];
+    info->layers = c->stage_layers[info->stage];
+    layer_plan lp[CLPAR_MAX_LAYERS];
+    info->param_count =
+        plan_layers(&c->shape, info->first_layer, info->layers, info->shard, c->tp, lp);
+    info->param_bytes =
+        (size_t)(2 + clpar_optim_config_state_count(&c->optim)) * info->param_count * sizeof(float);
+    int ops[2 * 4096], slots = 1;
+    schedule_ops(c->schedule, info->stage, c->pp, c->micro < 4096 ? c->micro : 4096, ops, &slots);
+    info->activation_slots = slots;
+    /* as build_rank allocates: each slot's layer inputs and output, two gradient buffers of
+     * the widest layer, the gather buffer, the losses, and labels and targets on the last stage */
+    size_t shard = (c->max_batch + (size_t)c->dp - 1) / (size_t)c->dp;
+    size_t cap = (shard + (size_t)c->micro - 1) / (size_t)c->micro, widest = 0, gather = 1,
+           per_slot = 0;
+    for (int j = 0; j < info->layers; j++) {
+        per_slot += lp[j].in_w;
+        if (lp[j].in > widest) widest = lp[j].in;
+        if (lp[j].out > widest) widest = lp[j].out;
+        if (lp[j].kind == LAYER_COLG && lp[j].len > gather) gather = lp[j].len;
+    }
+    per_slot += lp[info->layers - 1].out_w;
+    if (info->stage == c->pp - 1) per_slot += 1 + c->shape.sizes[c->shape.nlayers];
+    info->activation_bytes = (cap * per_slot * (size_t)slots + cap * (2 * widest + gather + 1)) * 4;
+}

@@ -1,0 +1,45 @@
+/* The topology planner: measures each device on the model's own shapes (cached on disk),
+ * then predicts, for every feasible mesh of data, pipeline and tensor parallelism over the
+ * devices, the step time, per-device memory, bytes moved and pipeline bubble. */
+#ifndef CLPAR_PLANNER_H
+#define CLPAR_PLANNER_H
+
+#include "clpar/strategy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int device;
+    double gflops;           /* forward + backward of the model at the batch, measured */
+    double h2d_gbs, d2h_gbs; /* host<->device bandwidth, GB/s */
+    uint64_t memory;         /* global memory, bytes */
+    int cached;              /* taken from the cache file rather than measured now */
+} clpar_device_measure;
+
+/* Measures device `device` on shape at batch rows, or reads the cache
+ * ($XDG_CACHE_HOME or ~/.cache, clpar/measurements.tsv) unless remeasure is set; new
+ * measurements are added to the cache. */
+clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mlp_shape *shape,
+                                   size_t batch, int remeasure, clpar_device_measure *out);
+
+typedef struct {
+    clpar_mesh_config cfg;    /* dp, pp, tp, micro, stage layers filled in */
+    double step_s;            /* predicted seconds per optimizer step */
+    double compute_s, comm_s; /* its parts */
+    double bubble;            /* (pp - 1) / (micro + pp - 1) */
+    uint64_t bytes_per_step;  /* between host and devices, all ranks */
+    size_t max_device_bytes;  /* the largest rank's parameters, state and activations */
+} clpar_plan;
+
+/* Every feasible mesh over the first dp pp tp of the n measured devices (rank i on
+ * measures[i].device), best first; at most cap written, *count says how many there were.
+ * base supplies the model, loss, optimizer and batch. */
+clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_device_measure *m, int n,
+                                clpar_plan *plans, int cap, int *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

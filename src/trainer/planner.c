@@ -1,0 +1,223 @@
+/* Device measurement on the model's shapes, its cache, and the mesh cost model. */
+#include "clpar/planner.h"
+#include "../runtime/internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double model_flops(const clpar_mlp_shape *s, size_t rows) {
+    double f = 0;
+    for (int l = 0; l < s->nlayers; l++)
+        f += (l ? 6.0 : 4.0) * (double)s->sizes[l] * (double)s->sizes[l + 1] * (double)rows;
+    return f;
+}
+
+static void cache_path(char *buf, size_t n) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(buf, n, "%s/clpar", xdg);
+    else
+        snprintf(buf, n, "%s/.cache/clpar", home && *home ? home : "/tmp");
+}
+
+/* One line per device, model and batch: "platform|device|version|sizes|batch\tgf\th2d\td2h" */
+static void cache_key(const clpar_device_info *di, const clpar_mlp_shape *s, size_t batch,
+                      char *key, size_t n) {
+    char sizes[512];
+    clpar_mlp_shape_format(s, sizes, sizeof sizes);
+    snprintf(key, n, "%s|%s|%s|%s|%zu", di->platform_name, di->name, di->version, sizes, batch);
+    for (char *c = key; *c; c++)
+        if (*c == '\t' || *c == '\n') *c = ' ';
+}
+
+static int cache_lookup(const char *key, clpar_device_measure *m) {
+    char dir[4096], path[4200], line[2048];
+    cache_path(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/measurements.tsv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int found = 0;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == '\t' &&
+            sscanf(line + kl + 1, "%lf %lf %lf", &m->gflops, &m->h2d_gbs, &m->d2h_gbs) == 3 &&
+            m->gflops > 0 && m->h2d_gbs > 0 && m->d2h_gbs > 0)
+            found = 1; /* the last line for a key wins */
+    fclose(f);
+    return found;
+}
+
+static void cache_store(const char *key, const clpar_device_measure *m) {
+    char dir[4096], path[4200];
+    cache_path(dir, sizeof dir);
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0, mkdir(parent, 0755);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/measurements.tsv", dir);
+    FILE *f = fopen(path, "a"); /* a cache: failing to write it only costs a remeasure */
+    if (!f) return;
+    fprintf(f, "%s\t%.4f %.4f %.4f\n", key, m->gflops, m->h2d_gbs, m->d2h_gbs);
+    fclose(f);
+}
+
+static clpar_status measure(clpar_device *d, const clpar_mlp_shape *s, size_t batch,
+                            clpar_device_measure *m) {
+    TRY(clpar_op_warmup(d));
+    clpar_mlp *mlp;
+    TRY(clpar_mlp_init(d, s, batch, &mlp));
+    size_t in = s->sizes[0], out = s->sizes[s->nlayers];
+    float *x = calloc(batch * in, sizeof(float));
+    int *labels = calloc(batch, sizeof(int));
+    float *targets = calloc(batch * out, sizeof(float));
+    clpar_status st =
+        x && labels && targets ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    double best = INFINITY;
+    for (int rep = 0; rep < 3 && st == CLPAR_OK; rep++) {
+        double t0 = now_s();
+        st = clpar_mlp_upload(mlp, x, labels, targets, batch);
+        if (st == CLPAR_OK) st = clpar_mlp_forward(mlp, batch);
+        if (st == CLPAR_OK) st = clpar_mlp_loss(mlp, CLPAR_LOSS_MSE, batch, (double)batch);
+        if (st == CLPAR_OK) st = clpar_mlp_backward(mlp, batch, 0.0f, NULL, NULL);
+        if (st == CLPAR_OK) st = clpar_device_finish(d);
+        double t = now_s() - t0;
+        if (rep > 0 && t < best) best = t; /* the first run also compiles */
+    }
+    if (st == CLPAR_OK) m->gflops = model_flops(s, batch) / best / 1e9;
+    clpar_mlp_free(mlp);
+    free(x);
+    free(labels);
+    free(targets);
+    TRY(st);
+    size_t bytes = 16u << 20;
+    char *host = calloc(bytes, 1);
+    cl_mem buf;
+    if (!host) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    st = clpar_device_alloc(d, bytes, &buf);
+    if (st == CLPAR_OK) st = clpar_device_write(d, buf, 0, bytes, host);
+    double t0 = now_s();
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++)
+        st = clpar_device_write(d, buf, 0, bytes, host);
+    m->h2d_gbs = 3.0 * bytes / (now_s() - t0) / 1e9;
+    t0 = now_s();
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++)
+        st = clpar_device_read(d, host, buf, 0, bytes);
+    m->d2h_gbs = 3.0 * bytes / (now_s() - t0) / 1e9;
+    if (st == CLPAR_OK) clpar_device_release(d, buf);
+    free(host);
+    return st;
+}
+
+clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mlp_shape *shape,
+                                   size_t batch, int remeasure, clpar_device_measure *out) {
+    const clpar_device_info *di = clpar_runtime_device_info(rt, device);
+    if (!di) return clpar_error(CLPAR_ENODEV, "no device %d", device);
+    memset(out, 0, sizeof *out);
+    out->device = device;
+    out->memory = di->global_mem;
+    char key[2048];
+    cache_key(di, shape, batch, key, sizeof key);
+    if (!remeasure && cache_lookup(key, out)) {
+        out->cached = 1;
+        return CLPAR_OK;
+    }
+    clpar_device *d;
+    TRY(clpar_device_init(rt, device, &d));
+    clpar_status st = measure(d, shape, batch, out);
+    clpar_device_free(d);
+    TRY(st);
+    cache_store(key, out);
+    return CLPAR_OK;
+}
+
+/* Predicts one mesh; returns 0 when it cannot run (memory, splits). */
+static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, clpar_plan *p) {
+    if (clpar_mesh_validate(c) != CLPAR_OK) return 0;
+    memset(p, 0, sizeof *p);
+    p->cfg = *c;
+    int n = c->dp * c->pp * c->tp;
+    double stage_time[CLPAR_MAX_LAYERS] = {0}, comm = 0, slowest_bw = INFINITY;
+    size_t rows = (c->max_batch + (size_t)c->dp - 1) / (size_t)c->dp;
+    double micro_rows = (double)rows / c->micro;
+    for (int r = 0; r < n; r++) {
+        clpar_rank_info ri;
+        clpar_mesh_plan_rank(c, r, &ri);
+        size_t bytes = ri.param_bytes + ri.activation_bytes;
+        if (bytes > m[r].memory) return 0;
+        if (bytes > p->max_device_bytes) p->max_device_bytes = bytes;
+        clpar_mlp_shape part = {ri.layers, {0}};
+        for (int l = 0; l <= ri.layers; l++)
+            part.sizes[l] = c->shape.sizes[ri.first_layer + l];
+        double flops = model_flops(&part, 1) * micro_rows / c->tp;
+        if (ri.first_layer > 0) flops += 2.0 * part.sizes[0] * part.sizes[1] * micro_rows / c->tp;
+        double t = flops / (m[r].gflops * 1e9);
+        if (t > stage_time[ri.stage]) stage_time[ri.stage] = t;
+        double bw = fmin(m[r].h2d_gbs, m[r].d2h_gbs) * 1e9;
+        if (bw < slowest_bw) slowest_bw = bw;
+        if (c->dp > 1) p->bytes_per_step += 2 * ri.param_count * sizeof(float);
+    }
+    double worst = 0;
+    for (int s = 0; s < c->pp; s++)
+        worst = fmax(worst, stage_time[s]);
+    p->compute_s = (c->micro + c->pp - 1) * worst;
+    uint64_t tp_bytes = clpar_mesh_predicted_tp_bytes(c, c->max_batch);
+    uint64_t pp_bytes = 0;
+    int starts = 0;
+    for (int s = 0; s + 1 < c->pp; s++) {
+        starts += c->stage_layers[s];
+        /* forward and backward, each read on one side and written on the other */
+        pp_bytes += 4 * (uint64_t)c->max_batch * c->shape.sizes[starts] * sizeof(float) * c->tp;
+    }
+    p->bytes_per_step += tp_bytes + pp_bytes;
+    /* per rank: its share of the copies, through the slowest link, none of it hidden */
+    comm = (double)p->bytes_per_step / n / slowest_bw;
+    p->comm_s = comm;
+    p->step_s = p->compute_s + p->comm_s;
+    p->bubble = (double)(c->pp - 1) / (double)(c->micro + c->pp - 1);
+    return 1;
+}
+
+static int by_time(const void *a, const void *b) {
+    const clpar_plan *x = a, *y = b;
+    return x->step_s < y->step_s ? -1 : x->step_s > y->step_s;
+}
+
+clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_device_measure *m, int n,
+                                clpar_plan *plans, int cap, int *count) {
+    int total = 0, room = 4096;
+    clpar_plan *all = malloc((size_t)room * sizeof *all);
+    if (!all) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int tp = 1; tp <= n; tp++)
+        for (int pp = 1; pp * tp <= n && pp <= base->shape.nlayers; pp++)
+            for (int dp = 1; dp * pp * tp <= n && total < room; dp++) {
+                clpar_mesh_config c = *base;
+                c.dp = dp, c.pp = pp, c.tp = tp;
+                /* enough micro-batches to keep the bubble near 20%, within the batch */
+                c.micro = pp > 1 ? 4 * pp : 1;
+                size_t per_replica = base->max_batch / (size_t)dp;
+                if ((size_t)c.micro > per_replica) c.micro = per_replica ? (int)per_replica : 1;
+                c.schedule = CLPAR_SCHEDULE_1F1B;
+                memset(c.stage_layers, 0, sizeof c.stage_layers);
+                if (clpar_stages_balance(&c.shape, pp, c.stage_layers) != CLPAR_OK) continue;
+                if (predict(&c, m, &all[total])) total++;
+            }
+    qsort(all, (size_t)total, sizeof *all, by_time);
+    for (int i = 0; i < total && i < cap; i++)
+        plans[i] = all[i];
+    *count = total;
+    free(all);
+    if (!total) return clpar_error(CLPAR_EINVAL, "no mesh of these devices can hold the model");
+    return CLPAR_OK;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The planner through the tools: clpar-devices --plan (text and JSON), clpar-train --mesh auto
+# and --dry-run.
+set -u
+B="${CLPAR_BUILD_DIR:?}"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export XDG_CACHE_HOME="$T/cache"
+pass=0
+fail=0
+check() { # check DESCRIPTION: runs the rest, passes on exit 0
+  local what="$1"
+  shift
+  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
+}
+
+"$B/clpar-devices" --plan --model 10,16,16,5 --batch 64 >"$T/plan.txt" 2>&1
+check "plan runs" test $? -eq 0
+check "plan lists meshes" grep -q "feasible meshes" "$T/plan.txt"
+check "plan gives command lines" grep -q "clpar-train --model 10,16,16,5 --batch 64 --devices" "$T/plan.txt"
+check "measurements are cached" test -s "$T/cache/clpar/measurements.tsv"
+"$B/clpar-devices" --plan --model 10,16,16,5 --batch 64 >"$T/again.txt" 2>&1
+check "the second plan uses the cache" grep -q "(cached)" "$T/again.txt"
+"$B/clpar-devices" --plan --model 10,16,16,5 --batch 64 --json >"$T/plan.json"
+check "plan --json is JSON with plans" python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['plans'] and d['plans'][0]['step_ms'] > 0" "$T/plan.json"
+"$B/clpar-devices" --plan --batch 64 2>"$T/err" >/dev/null
+check "plan without a model is refused" grep -q "needs --model" "$T/err"
+
+"$B/clpar-train" --data synthetic --mesh auto --steps 3 >"$T/auto.txt" 2>&1
+check "--mesh auto trains" grep -q "^done:" "$T/auto.txt"
+check "--mesh auto says what it chose" grep -q "mesh auto: dp" "$T/auto.txt"
+
+"$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 2 --tp 2 --devices 0,1,2,3 --dry-run >"$T/dry.txt" 2>&1
+check "--dry-run prints the rank map" grep -q "rank 3 -> device 3" "$T/dry.txt"
+check "--dry-run does not train" bash -c "! grep -q '^done:' '$T/dry.txt'"
+"$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 3 --tp 2 --devices 0,1,2,3 --dry-run >/dev/null 2>"$T/err"
+check "--dry-run refuses a mesh larger than the spec" grep -q "6 ranks" "$T/err"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
