@@ -5,6 +5,9 @@
 set -euo pipefail
 B="${1:-build}"
 export POCL_DEVICES="basic basic basic basic"
+# CLBlast's indirect GEMM helpers trip PoCL 3.1's dlhandle-cache assertion when several
+# `basic` devices run them from their own threads; the direct kernel does not
+export CLPAR_GEMM_PATH=direct
 model=784,512,512,512,10
 batch=256
 "$B/clpar-devices" --plan --model $model --batch $batch --json >/tmp/clpar-plan.json

@@ -7,6 +7,8 @@
 set -euo pipefail
 B="${1:-build}"
 WHAT="${2:-all}"
+# CLBlast's indirect GEMM helpers can trip PoCL 3.1's dlhandle-cache assertion when several
+# `basic` devices run them from their own threads; set CLPAR_GEMM_PATH=direct if that shows
 
 rate() { sed -n 's/.*(\([0-9.]*\) samples\/s).*/\1/p' <<<"$1"; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }

@@ -36,5 +36,11 @@ check "--dry-run does not train" bash -c "! grep -q '^done:' '$T/dry.txt'"
 "$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 3 --tp 2 --devices 0,1,2,3 --dry-run >/dev/null 2>"$T/err"
 check "--dry-run refuses a mesh larger than the spec" grep -q "6 ranks" "$T/err"
 
+"$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 2 --tp 2 --devices 0,1,2,3 --balance auto --steps 3 >"$T/bal.txt" 2>&1
+check "--balance auto measures every rank" grep -q "balance: rank 3 on device 3" "$T/bal.txt"
+check "--balance auto trains" grep -q "^done:" "$T/bal.txt"
+"$B/clpar-train" --data synthetic --balance fastest 2>"$T/err" >/dev/null
+check "--balance takes auto or equal" grep -q "must be auto or equal" "$T/err"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -95,3 +95,73 @@ Test(mesh, planner_ranks_feasible_meshes) {
         m[i].memory = 1000;
     cr_expect_eq(clpar_planner_plan(&c, m, 4, plans, 64, &count), CLPAR_EINVAL);
 }
+
+/* Faster ranks get more work, and the weights stay those of one device. */
+Test(mesh, uneven_balance_keeps_equivalence) {
+    clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
+    int devices[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+    float speeds[8] = {1, 3, 2, 1, 1, 2, 3, 1};
+    clpar_trainer_config c;
+    memset(&c, 0, sizeof c);
+    clpar_mlp_shape_parse(&c.shape, "11,10,9,8,7,6");
+    c.loss = CLPAR_LOSS_XENT;
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_SGD);
+    c.optim.lr = 0.05f;
+    c.optim.momentum = 0.9f;
+    c.batch = 29;
+    c.dp = c.pp = c.tp = c.accum = c.micro_batches = 1;
+    c.shuffle = 1;
+    c.seed = 3;
+    c.devices = devices;
+    c.ndevices = 8;
+    size_t n = clpar_mlp_shape_param_count(&c.shape);
+    float *w0 = malloc(n * 4), *w = malloc(n * 4);
+    t_train(&c, &ds, 20, w0, 0);
+    clpar_trainer_config m = c;
+    m.dp = m.pp = m.tp = 2;
+    m.micro_batches = 3;
+    m.speeds = speeds;
+    clpar_trainer *tr;
+    T_OK(clpar_trainer_init(t_runtime(), &m, &ds, &tr));
+    clpar_mesh *mesh = clpar_trainer_mesh(tr);
+    const clpar_mesh_config *mc = clpar_mesh_get_config(mesh);
+    size_t f0, n0, f1, n1;
+    clpar_mesh_replica_rows(mc, 29, 0, &f0, &n0);
+    clpar_mesh_replica_rows(mc, 29, 1, &f1, &n1);
+    /* replica 0's ranks sum to 7, replica 1's to 7: equal; shard 1 (3 + 2 + 2 + 3 = 10 against
+     * 1 + 1 + 1 + 1 = 4) is wider than shard 0 */
+    cr_expect_eq(n0 + n1, 29);
+    clpar_rank_info r0, r1;
+    clpar_mesh_rank_info(mesh, 0, &r0);
+    clpar_mesh_rank_info(mesh, 1, &r1);
+    cr_expect_gt(r1.param_count, r0.param_count, "the faster shard holds %zu <= %zu",
+                 r1.param_count, r0.param_count);
+    clpar_trainer_free(tr);
+    t_train(&m, &ds, 20, w, 1);
+    cr_expect_lt(t_rel_l2(w, w0, n), 1e-5, "balanced mesh differs by %g", t_rel_l2(w, w0, n));
+    /* uneven replicas */
+    float fast_first[2] = {3, 1};
+    clpar_trainer_config d = c;
+    d.dp = 2;
+    d.speeds = fast_first;
+    T_OK(clpar_trainer_init(t_runtime(), &d, &ds, &tr));
+    clpar_mesh_replica_rows(clpar_mesh_get_config(clpar_trainer_mesh(tr)), 29, 0, &f0, &n0);
+    cr_expect(n0 >= 20 && n0 <= 22, "the 3x faster replica got %zu of 29 rows", n0);
+    clpar_trainer_free(tr);
+    t_train(&d, &ds, 20, w, 1);
+    cr_expect_lt(t_rel_l2(w, w0, n), 1e-5, "uneven replicas differ by %g", t_rel_l2(w, w0, n));
+    free(w0);
+    free(w);
+    clpar_dataset_free(&ds);
+}
+
+Test(mesh, weighted_stage_balance) {
+    clpar_mlp_shape s;
+    clpar_mlp_shape_parse(&s, "100,100,100,100,100");
+    int layers[2];
+    double equal[2] = {1, 1}, fast_second[2] = {1, 3};
+    T_OK(clpar_stages_balance_weighted(&s, 2, equal, layers));
+    cr_expect(layers[0] == 2 && layers[1] == 2, "got %d,%d", layers[0], layers[1]);
+    T_OK(clpar_stages_balance_weighted(&s, 2, fast_second, layers));
+    cr_expect(layers[0] == 1 && layers[1] == 3, "got %d,%d", layers[0], layers[1]);
+}

@@ -60,7 +60,7 @@ typedef struct {
     const char *data, *model, *init, *save, *log, *devices, *trace, *timeline, *stages;
     const char *checkpoint, *resume;
     long checkpoint_every;
-    int batch_set, optim_set, data_set, mesh_auto, dry_run;
+    int batch_set, optim_set, data_set, mesh_auto, dry_run, balance;
     clpar_optim_kind optim;
     double lr, momentum, weight_decay;
     int lr_set, wd_set, loss_set;
@@ -104,7 +104,8 @@ enum {
     O_CHECKPOINT_EVERY,
     O_RESUME,
     O_MESH,
-    O_DRY_RUN
+    O_DRY_RUN,
+    O_BALANCE
 };
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -142,6 +143,7 @@ static int parse_options(int argc, char **argv, options *o) {
         {"resume", required_argument, 0, O_RESUME},
         {"mesh", required_argument, 0, O_MESH},
         {"dry-run", no_argument, 0, O_DRY_RUN},
+        {"balance", required_argument, 0, O_BALANCE},
         {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -277,6 +279,14 @@ static int parse_options(int argc, char **argv, options *o) {
         case O_DRY_RUN:
             o->dry_run = 1;
             break;
+        case O_BALANCE:
+            if (!strcmp(optarg, "auto"))
+                o->balance = 1;
+            else if (!strcmp(optarg, "equal"))
+                o->balance = 0;
+            else
+                return cli_usage_error(prog, "--balance must be auto or equal, got '%s'", optarg);
+            break;
         case O_HELP:
             usage();
             exit(0);
@@ -390,6 +400,25 @@ static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, si
     return CLPAR_OK;
 }
 
+/* --balance auto: each rank's speed is its device's measured throughput on the model. */
+static clpar_status measure_speeds(clpar_runtime *rt, clpar_trainer_config *cfg, float *speeds,
+                                   int quiet) {
+    int n = cfg->dp * cfg->pp * cfg->tp;
+    if (n > cfg->ndevices || n > 256) return CLPAR_OK; /* the trainer says what is wrong */
+    for (int r = 0; r < n; r++) {
+        clpar_device_measure m;
+        clpar_status st =
+            clpar_planner_measure(rt, cfg->devices[r], &cfg->shape, cfg->batch, 0, &m);
+        if (st != CLPAR_OK) return st;
+        speeds[r] = (float)m.gflops;
+        if (!quiet)
+            printf("balance: rank %d on device %d runs %.2f GFLOP/s\n", r, cfg->devices[r],
+                   m.gflops);
+    }
+    cfg->speeds = speeds;
+    return CLPAR_OK;
+}
+
 /* --dry-run: the plan, without training. */
 static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clpar_dataset *ds) {
     clpar_mesh_config mc;
@@ -408,8 +437,11 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
            sizes, mc.max_batch, mc.dp, mc.pp, mc.tp, mc.micro,
            mc.schedule == CLPAR_SCHEDULE_GPIPE ? "gpipe" : "1f1b");
     printf("data-parallel shards:");
-    for (int d = 0; d < mc.dp; d++)
-        printf(" %zu", mc.max_batch / mc.dp + ((size_t)d < mc.max_batch % mc.dp));
+    for (int d = 0; d < mc.dp; d++) {
+        size_t first, count;
+        clpar_mesh_replica_rows(&mc, mc.max_batch, d, &first, &count);
+        printf(" %zu", count);
+    }
     printf(" rows\n");
     size_t worst = 0;
     for (int r = 0; r < n; r++) {
@@ -503,6 +535,7 @@ int main(int argc, char **argv) {
     clpar_trainer *tr = NULL;
     FILE *log = NULL;
     int devices[256], ndev = 0;
+    float speeds[256];
     st = clpar_runtime_init(&rt);
     if (st == CLPAR_OK) st = clpar_runtime_parse_spec(rt, o.devices, devices, 256, &ndev);
     if (st == CLPAR_OK) {
@@ -510,6 +543,7 @@ int main(int argc, char **argv) {
         cfg.devices = devices;
         cfg.ndevices = ndev;
         if (o.mesh_auto) st = choose_mesh(rt, &cfg, train.n, o.quiet);
+        if (st == CLPAR_OK && o.balance) st = measure_speeds(rt, &cfg, speeds, o.quiet);
         if (st == CLPAR_OK && o.dry_run) {
             rc = dry_run(rt, &cfg, &train);
             goto done;

@@ -42,6 +42,10 @@ typedef struct {
     clpar_schedule schedule;
     int stage_layers[CLPAR_MAX_LAYERS]; /* layers per stage; all zero: balance by FLOPs */
     size_t max_batch;                   /* largest global batch a step will be given */
+    /* Relative throughput of each rank's device (all zero: equal). Faster ranks get more:
+     * replicas larger shards of the batch, tensor-parallel shards wider slices, and, through
+     * clpar_stages_balance_weighted, stages more layers. The update stays the full batch's. */
+    float speed[256];
 } clpar_mesh_config;
 
 typedef struct clpar_mesh clpar_mesh;
@@ -49,6 +53,15 @@ typedef struct clpar_mesh clpar_mesh;
 /* Cuts layers into pp stages of consecutive layers with the most even forward+backward
  * FLOPs (the largest stage as small as it can be); writes pp counts to layers. */
 clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *layers);
+/* The same with stage s running at relative speed speed[s]: the slowest stage's time, its
+ * FLOPs over its speed, is made as small as it can be. */
+clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
+                                           const double *speed, int *layers);
+/* The speed of each stage of cfg (the sum of its ranks' speeds), 1 each when cfg has none. */
+void clpar_mesh_stage_speeds(const clpar_mesh_config *cfg, double *speed);
+/* Replica d's share of a batch of rows: first row and count. */
+void clpar_mesh_replica_rows(const clpar_mesh_config *cfg, size_t rows, int d, size_t *first,
+                             size_t *count);
 
 /* Checks cfg (every error names the option: --dp, --pp, --tp, --stages, --micro-batches). */
 clpar_status clpar_mesh_validate(const clpar_mesh_config *cfg);

@@ -29,6 +29,7 @@ typedef struct {
     const int *devices; /* device index of each rank (>= dp pp tp entries; may repeat) */
     int ndevices;
     const char *init_path; /* model file to start from, or NULL for the seeded init */
+    const float *speeds;   /* relative throughput of each rank's device, or NULL: equal */
 } clpar_trainer_config;
 
 typedef struct clpar_trainer clpar_trainer;

@@ -217,8 +217,8 @@ static void micro_rows(const clpar_mesh *M, const mrank *k, int m, int nmicro, s
         *rows = M->rows - *first < M->micro_cap ? M->rows - *first : M->micro_cap;
         return;
     }
-    size_t n = split_size(M->rows, (size_t)M->cfg.dp, (size_t)k->d);
-    size_t s0 = split_start(M->rows, (size_t)M->cfg.dp, (size_t)k->d);
+    size_t s0, n;
+    clpar_mesh_replica_rows(&M->cfg, M->rows, k->d, &s0, &n);
     *rows = split_size(n, (size_t)nmicro, (size_t)m);
     *first = s0 + split_start(n, (size_t)nmicro, (size_t)m);
 }
@@ -360,7 +360,8 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
         TRY(post_sends(k, 0));
         return clpar_device_finish(k->dev);
     }
-    size_t n = split_size(M->rows, (size_t)c->dp, (size_t)k->d);
+    size_t s0, n;
+    clpar_mesh_replica_rows(c, M->rows, k->d, &s0, &n);
     nmicro = n < (size_t)c->micro ? (int)n : c->micro;
     if (nmicro == 0) {
         /* a replica without rows this step still takes part in the reduction */
@@ -516,7 +517,7 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const int *starts, const
     TRY(clpar_op_warmup(k->dev));
     k->l0 = starts[k->p];
     k->nl = c->stage_layers[k->p];
-    k->nparams = plan_layers(&c->shape, k->l0, k->nl, k->t, c->tp, k->lp);
+    k->nparams = plan_layers(c, k->p, k->t, k->lp);
     k->ops = malloc(2 * (size_t)c->micro * sizeof(int));
     if (!k->ops) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     int slots;
@@ -640,8 +641,7 @@ clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config 
     const clpar_mesh_config *c = &M->cfg;
     M->n = c->dp * c->pp * c->tp;
     M->nparams = clpar_mlp_shape_param_count(&c->shape);
-    size_t shard = (c->max_batch + (size_t)c->dp - 1) / (size_t)c->dp;
-    M->micro_cap = (shard + (size_t)c->micro - 1) / (size_t)c->micro;
+    M->micro_cap = plan_micro_cap(c);
     M->ranks = calloc((size_t)M->n, sizeof *M->ranks);
     clpar_status st =
         M->ranks ? clpar_sync_init(&M->sync) : clpar_error(CLPAR_ENOMEM, "out of host memory");

@@ -25,9 +25,13 @@ typedef struct {
     int relu;                  /* ReLU after this layer */
 } layer_plan;
 
-/* Lays out layers [l0, l0 + n) of shape for shard t of tp; returns the local parameter
- * count. */
-size_t plan_layers(const clpar_mlp_shape *shape, int l0, int n, int t, int tp, layer_plan *out);
+/* Lays out stage p's layers for shard t (widths weighted by the ranks' speeds); returns the
+ * local parameter count. */
+size_t plan_layers(const clpar_mesh_config *c, int p, int t, layer_plan *out);
+/* Rows of the largest micro-batch any replica will hold. */
+size_t plan_micro_cap(const clpar_mesh_config *c);
+/* Part i of total split in proportion to w (NULL: equally). */
+void split_part(size_t total, int parts, const double *w, int i, size_t *start, size_t *size);
 /* Index of the first layer of each stage, stages[pp] = L. */
 void plan_stage_starts(const clpar_mesh_config *cfg, int *starts);
 /* Split of total into parts: part i's size and start (the first total % parts get one more). */

@@ -14,6 +14,86 @@ size_t split_start(size_t total, size_t parts, size_t i) {
     return i * (total / parts) + (i < total % parts ? i : total % parts);
 }
 
+/* Sizes of a split of total into parts proportional to w (NULL: equal parts, the first
+ * total % parts one larger): each part gets at least one when total >= parts, the rest by
+ * largest remainder, ties to the lower index, so every rank computes the same split. */
+static void weighted_sizes(size_t total, int parts, const double *w, size_t *sizes) {
+    double sum = 0;
+    int use = w != NULL;
+    for (int i = 0; use && i < parts; i++) {
+        if (!(w[i] > 0)) use = 0;
+        sum += w[i];
+    }
+    if (!use) {
+        for (int i = 0; i < parts; i++)
+            sizes[i] = split_size(total, (size_t)parts, (size_t)i);
+        return;
+    }
+    size_t base = total >= (size_t)parts ? 1 : 0, rest = total - base * (size_t)parts, given = 0;
+    double rem[256];
+    for (int i = 0; i < parts; i++) {
+        double exact = (double)rest * w[i] / sum;
+        size_t whole = (size_t)exact;
+        sizes[i] = base + whole;
+        rem[i] = exact - (double)whole;
+        given += whole;
+    }
+    for (size_t left = rest - given; left > 0; left--) {
+        int best = 0;
+        for (int i = 1; i < parts; i++)
+            if (rem[i] > rem[best]) best = i;
+        sizes[best]++;
+        rem[best] = -1;
+    }
+}
+
+void split_part(size_t total, int parts, const double *w, int i, size_t *start, size_t *size) {
+    size_t sizes[256];
+    weighted_sizes(total, parts, w, sizes);
+    *start = 0;
+    for (int j = 0; j < i; j++)
+        *start += sizes[j];
+    *size = sizes[i];
+}
+
+static int has_speeds(const clpar_mesh_config *c) {
+    for (int r = 0; r < c->dp * c->pp * c->tp && r < 256; r++)
+        if (c->speed[r] > 0) return 1;
+    return 0;
+}
+
+#define RANK_OF(c, d, p, t) (((d) * (c)->pp + (p)) * (c)->tp + (t))
+
+/* Shard t's weight in stage p: its ranks' speeds summed over replicas. */
+static void shard_weights(const clpar_mesh_config *c, int p, double *w) {
+    for (int t = 0; t < c->tp; t++) {
+        w[t] = 0;
+        for (int d = 0; d < c->dp; d++)
+            w[t] += c->speed[RANK_OF(c, d, p, t)];
+    }
+}
+
+void clpar_mesh_stage_speeds(const clpar_mesh_config *c, double *speed) {
+    for (int p = 0; p < c->pp; p++) {
+        speed[p] = has_speeds(c) ? 0 : 1;
+        for (int d = 0; d < c->dp && has_speeds(c); d++)
+            for (int t = 0; t < c->tp; t++)
+                speed[p] += c->speed[RANK_OF(c, d, p, t)];
+    }
+}
+
+void clpar_mesh_replica_rows(const clpar_mesh_config *c, size_t rows, int d, size_t *first,
+                             size_t *count) {
+    double w[256];
+    for (int i = 0; i < c->dp; i++) {
+        w[i] = 0;
+        for (int p = 0; p < c->pp; p++)
+            for (int t = 0; t < c->tp; t++)
+                w[i] += c->speed[RANK_OF(c, i, p, t)];
+    }
+    split_part(rows, c->dp, has_speeds(c) ? w : NULL, d, first, count);
+}
+
 static double layer_flops(const clpar_mlp_shape *s, int l) {
     /* per row: forward 2 in out, backward 2 in out for dW and 2 in out for dx, which the
      * first layer does not compute */
@@ -21,6 +101,11 @@ static double layer_flops(const clpar_mlp_shape *s, int l) {
 }
 
 clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *layers) {
+    return clpar_stages_balance_weighted(shape, pp, NULL, layers);
+}
+
+clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
+                                           const double *speed, int *layers) {
     int L = shape->nlayers;
     if (pp < 1 || pp > L)
         return clpar_error(CLPAR_EINVAL, "--pp %d is larger than the model's %d layers", pp, L);
@@ -36,7 +121,7 @@ clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *lay
         for (int i = 0; i <= L; i++) {
             best[k][i] = 1e300;
             for (int j = k - 1; j < i; j++) {
-                double stage = prefix[i] - prefix[j];
+                double stage = (prefix[i] - prefix[j]) / (speed ? speed[k - 1] : 1.0);
                 double worst = best[k - 1][j] > stage ? best[k - 1][j] : stage;
                 if (worst < best[k][i]) {
                     best[k][i] = worst;
@@ -59,7 +144,14 @@ void plan_stage_starts(const clpar_mesh_config *cfg, int *starts) {
         starts[p + 1] = starts[p] + cfg->stage_layers[p];
 }
 
-size_t plan_layers(const clpar_mlp_shape *shape, int l0, int n, int t, int tp, layer_plan *out) {
+size_t plan_layers(const clpar_mesh_config *c, int p, int t, layer_plan *out) {
+    const clpar_mlp_shape *shape = &c->shape;
+    int starts[CLPAR_MAX_LAYERS + 1], tp = c->tp;
+    plan_stage_starts(c, starts);
+    int l0 = starts[p], n = c->stage_layers[p];
+    double w[256];
+    shard_weights(c, p, w);
+    const double *weights = has_speeds(c) ? w : NULL;
     size_t off = 0;
     for (int j = 0; j < n; j++) {
         layer_plan *lp = &out[j];
@@ -76,8 +168,10 @@ size_t plan_layers(const clpar_mlp_shape *shape, int l0, int n, int t, int tp, l
         else
             lp->kind = j + 1 < n ? LAYER_COL : LAYER_COLG;
         size_t split = lp->kind == LAYER_ROW ? lp->in : lp->out;
-        lp->a = lp->kind == LAYER_PLAIN ? 0 : split_start(split, (size_t)tp, (size_t)t);
-        lp->len = lp->kind == LAYER_PLAIN ? split : split_size(split, (size_t)tp, (size_t)t);
+        if (lp->kind == LAYER_PLAIN)
+            lp->a = 0, lp->len = split;
+        else
+            split_part(split, tp, weights, t, &lp->a, &lp->len);
         switch (lp->kind) {
         case LAYER_PLAIN:
             lp->w_rows = lp->out, lp->w_cols = lp->in, lp->bcount = lp->out;
@@ -136,7 +230,7 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
         plan_stage_starts(c, starts);
         for (int p = 0; p < c->pp; p++) {
             layer_plan lp[CLPAR_MAX_LAYERS];
-            plan_layers(s, starts[p], c->stage_layers[p], 0, c->tp, lp);
+            plan_layers(c, p, 0, lp);
             for (int j = 0; j < c->stage_layers[p]; j++) {
                 size_t split = lp[j].kind == LAYER_ROW ? lp[j].in : lp[j].out;
                 if ((size_t)c->tp > split)
@@ -158,7 +252,7 @@ uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t rows) 
     uint64_t floats = 0, tp = (uint64_t)c->tp;
     for (int p = 0; p < c->pp; p++) {
         layer_plan lp[CLPAR_MAX_LAYERS];
-        plan_layers(&c->shape, starts[p], c->stage_layers[p], 0, c->tp, lp);
+        plan_layers(c, p, 0, lp);
         for (int j = 0; j < c->stage_layers[p]; j++) {
             /* per rank: an all-reduce reads and writes the whole (rows, width) block; a gather
              * reads the rank's slice and writes the whole block */
@@ -172,6 +266,16 @@ uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t rows) 
     return floats * sizeof(float);
 }
 
+size_t plan_micro_cap(const clpar_mesh_config *c) {
+    size_t largest = 0;
+    for (int d = 0; d < c->dp; d++) {
+        size_t first, count;
+        clpar_mesh_replica_rows(c, c->max_batch, d, &first, &count);
+        if (count > largest) largest = count;
+    }
+    return (largest + (size_t)c->micro - 1) / (size_t)c->micro;
+}
+
 void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info *info) {
     int starts[CLPAR_MAX_LAYERS + 1];
     plan_stage_starts(c, starts);
@@ -182,8 +286,7 @@ void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info 
     info->first_layer = starts[info->stage];
     info->layers = c->stage_layers[info->stage];
     layer_plan lp[CLPAR_MAX_LAYERS];
-    info->param_count =
-        plan_layers(&c->shape, info->first_layer, info->layers, info->shard, c->tp, lp);
+    info->param_count = plan_layers(c, info->stage, info->shard, lp);
     info->param_bytes =
         (size_t)(2 + clpar_optim_config_state_count(&c->optim)) * info->param_count * sizeof(float);
     int ops[2 * 4096], slots = 1;
@@ -191,9 +294,7 @@ void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info 
     info->activation_slots = slots;
     /* as build_rank allocates: each slot's layer inputs and output, two gradient buffers of
      * the widest layer, the gather buffer, the losses, and labels and targets on the last stage */
-    size_t shard = (c->max_batch + (size_t)c->dp - 1) / (size_t)c->dp;
-    size_t cap = (shard + (size_t)c->micro - 1) / (size_t)c->micro, widest = 0, gather = 1,
-           per_slot = 0;
+    size_t cap = plan_micro_cap(c), widest = 0, gather = 1, per_slot = 0;
     for (int j = 0; j < info->layers; j++) {
         per_slot += lp[j].in_w;
         if (lp[j].in > widest) widest = lp[j].in;

@@ -117,13 +117,17 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
     mc.micro = cfg->accum * cfg->micro_batches;
     mc.schedule = cfg->schedule;
     mc.max_batch = cfg->batch < train->n ? cfg->batch : train->n;
+    for (int r = 0; cfg->speeds && r < cfg->dp * cfg->pp * cfg->tp && r < 256; r++)
+        mc.speed[r] = cfg->speeds[r];
     int given = 0;
     for (int p = 0; p < CLPAR_MAX_LAYERS; p++)
         given |= cfg->stage_layers[p];
+    double stage_speed[CLPAR_MAX_LAYERS];
+    clpar_mesh_stage_speeds(&mc, stage_speed);
     if (given)
         memcpy(mc.stage_layers, cfg->stage_layers, sizeof mc.stage_layers);
     else
-        st = clpar_stages_balance(&cfg->shape, cfg->pp, mc.stage_layers);
+        st = clpar_stages_balance_weighted(&cfg->shape, cfg->pp, stage_speed, mc.stage_layers);
     if (st == CLPAR_OK) st = clpar_mesh_validate(&mc);
     /* fail on the device's limits before touching host memory of the same size */
     for (int r = 0; r < ranks && st == CLPAR_OK; r++) {
