@@ -24,6 +24,7 @@ static void usage(void) {
            "                  memory, bytes moved and bubble; print the best with their\n"
            "                  clpar-train command lines\n"
            "  --remeasure     ignore the measurement cache\n"
+           "  --top N         how many meshes --plan prints (default 5)\n"
            "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
            "POCL_MAX_PTHREAD_COUNT=1\n");
 }
@@ -85,7 +86,7 @@ static clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_r
 }
 
 static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, long batch,
-                int remeasure, int json) {
+                int remeasure, int json, int top) {
     clpar_mesh_config base;
     memset(&base, 0, sizeof base);
     clpar_status st = clpar_mlp_shape_parse(&base.shape, model);
@@ -109,11 +110,11 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
             printf(" %.2f GFLOP/s, %.2f GB/s to, %.2f GB/s from the device%s\n", m[i].gflops,
                    m[i].h2d_gbs, m[i].d2h_gbs, m[i].cached ? " (cached)" : "");
     }
-    clpar_plan plans[8];
+    clpar_plan plans[256];
     int count;
-    st = clpar_planner_plan(&base, m, n, plans, 8, &count);
+    st = clpar_planner_plan(&base, m, n, plans, 256, &count);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    int shown = count < 5 ? count : 5;
+    int shown = count < top ? count : top;
     if (json)
         printf("{\"model\": \"%s\", \"batch\": %ld, \"plans\": [\n", model, batch);
     else
@@ -172,15 +173,20 @@ static void json_string(const char *s) {
 int main(int argc, char **argv) {
     int json = 0, bench = 0, do_plan = 0, remeasure = 0;
     const char *model = NULL;
-    long batch = 0;
+    long batch = 0, top = 5;
     const char *spec = "all";
     long size = 1024;
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'},          {"bench", no_argument, 0, 'b'},
-        {"devices", required_argument, 0, 'd'}, {"size", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},          {"plan", no_argument, 0, 'p'},
-        {"remeasure", no_argument, 0, 'r'},     {"model", required_argument, 0, 'm'},
-        {"batch", required_argument, 0, 'B'},   {0, 0, 0, 0}};
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"bench", no_argument, 0, 'b'},
+                                         {"devices", required_argument, 0, 'd'},
+                                         {"size", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"plan", no_argument, 0, 'p'},
+                                         {"remeasure", no_argument, 0, 'r'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"batch", required_argument, 0, 'B'},
+                                         {"top", required_argument, 0, 't'},
+                                         {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -212,6 +218,9 @@ int main(int argc, char **argv) {
         case 'B':
             if (cli_long(prog, "--batch", optarg, 1, 1L << 24, &batch)) return 2;
             break;
+        case 't':
+            if (cli_long(prog, "--top", optarg, 1, 256, &top)) return 2;
+            break;
         default:
             return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
         }
@@ -229,7 +238,7 @@ int main(int argc, char **argv) {
         return cli_fail(prog, st);
     }
     if (do_plan) {
-        int rc = plan(rt, idx, n, model, batch, remeasure, json);
+        int rc = plan(rt, idx, n, model, batch, remeasure, json, (int)top);
         clpar_runtime_free(rt);
         return rc;
     }
