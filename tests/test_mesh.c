@@ -2,22 +2,30 @@
  * single-device training. */
 #include "train_common.h"
 
-Test(mesh, three_d_meshes_equal_single_device) {
-    /* 5 layers: stages of 2-3 layers pair column and row shards, and leave one over */
-    clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
-    int devices[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+static int devices[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+
+/* One device, 5 layers (stages of 2-3 layers pair column and row shards and leave one over),
+ * batches of 29 over 77 samples. */
+static clpar_trainer_config single_device(clpar_optim_kind kind) {
     clpar_trainer_config c;
     memset(&c, 0, sizeof c);
     clpar_mlp_shape_parse(&c.shape, "11,10,9,8,7,6");
     c.loss = CLPAR_LOSS_XENT;
-    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
-    c.optim.lr = 0.01f;
+    c.optim = clpar_optim_defaults(kind);
+    c.optim.lr = kind == CLPAR_OPTIM_SGD ? 0.05f : 0.01f;
+    c.optim.momentum = kind == CLPAR_OPTIM_SGD ? 0.9f : 0.0f;
     c.batch = 29;
     c.dp = c.pp = c.tp = c.accum = c.micro_batches = 1;
     c.shuffle = 1;
     c.seed = 3;
     c.devices = devices;
     c.ndevices = 8;
+    return c;
+}
+
+Test(mesh, three_d_meshes_equal_single_device) {
+    clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
+    clpar_trainer_config c = single_device(CLPAR_OPTIM_ADAM);
     size_t n = clpar_mlp_shape_param_count(&c.shape);
     float *w0 = malloc(n * 4), *w = malloc(n * 4);
     t_train(&c, &ds, 20, w0, 0);
@@ -98,22 +106,9 @@ Test(mesh, planner_ranks_feasible_meshes) {
 
 /* Faster ranks get more work, and the weights stay those of one device. */
 Test(mesh, uneven_balance_keeps_equivalence) {
-    clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
-    int devices[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+        clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
     float speeds[8] = {1, 3, 2, 1, 1, 2, 3, 1};
-    clpar_trainer_config c;
-    memset(&c, 0, sizeof c);
-    clpar_mlp_shape_parse(&c.shape, "11,10,9,8,7,6");
-    c.loss = CLPAR_LOSS_XENT;
-    c.optim = clpar_optim_defaults(CLPAR_OPTIM_SGD);
-    c.optim.lr = 0.05f;
-    c.optim.momentum = 0.9f;
-    c.batch = 29;
-    c.dp = c.pp = c.tp = c.accum = c.micro_batches = 1;
-    c.shuffle = 1;
-    c.seed = 3;
-    c.devices = devices;
-    c.ndevices = 8;
+    clpar_trainer_config c = single_device(CLPAR_OPTIM_SGD);
     size_t n = clpar_mlp_shape_param_count(&c.shape);
     float *w0 = malloc(n * 4), *w = malloc(n * 4);
     t_train(&c, &ds, 20, w0, 0);
