@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The planner through the tools: clpar-devices --plan (text and JSON), clpar-train --mesh auto
-# and --dry-run.
+# and --dry-run, --balance; and the run's outputs: --log, --trace, --timeline.
 set -u
 B="${CLPAR_BUILD_DIR:?}"
 T=$(mktemp -d)
@@ -41,6 +41,23 @@ check "--balance auto measures every rank" grep -q "balance: rank 3 on device 3"
 check "--balance auto trains" grep -q "^done:" "$T/bal.txt"
 "$B/clpar-train" --data synthetic --balance fastest 2>"$T/err" >/dev/null
 check "--balance takes auto or equal" grep -q "must be auto or equal" "$T/err"
+
+"$B/clpar-train" --data synthetic --model 10,16,16,5 --pp 2 --micro-batches 4 --devices 0,1 \
+  --steps 12 --batch 100 --log "$T/log.csv" --trace "$T/t.json" --timeline "$T/t.svg" >"$T/out.txt" 2>&1
+check "--log has a header and one row per step" python3 -c "
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0] == ['step', 'epoch', 'loss', 'samples_per_sec'], rows[0]
+assert [int(r[0]) for r in rows[1:]] == list(range(1, 13)), rows
+assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows[1:])" "$T/log.csv"
+check "--trace is Chrome trace JSON with both stages' work" python3 -c "
+import json, sys
+ev = json.load(open(sys.argv[1]))['traceEvents']
+work = [e for e in ev if e['ph'] == 'X' and e['cat'] in ('forward', 'backward')]
+assert {e['pid'] for e in work} == {0, 1}, 'both ranks'
+assert any(e['cat'] == 'copy' for e in ev if e['ph'] == 'X'), 'hand-off copies'" "$T/t.json"
+check "--timeline is an SVG picture" grep -q "<svg" "$T/t.svg"
+check "the run reports the bubble and activation memory" grep -q "bubble .* ideal" "$T/out.txt"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
