@@ -50,8 +50,9 @@ static clpar_status override(clpar_device *d, const char *kernel, size_t n, cons
     CLBlastStatusCode s = CLBlastOverrideParameters(d->info->device_id, kernel,
                                                     CLBlastPrecisionSingle, n, names, values);
     if (s != CLBlastSuccess)
-        return clpar_error((clpar_status)s, "CLBlastOverrideParameters(%s) on device %d failed (%d)",
-                           kernel, d->info->index, (int)s);
+        return clpar_error((clpar_status)s,
+                           "CLBlastOverrideParameters(%s) on device %d failed (%d)", kernel,
+                           d->info->index, (int)s);
     return CLPAR_OK;
 }
 
@@ -61,15 +62,17 @@ static clpar_status choose_gemm_path(clpar_device *d) {
     const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
     size_t threshold; /* CLBlast takes the indirect path when m n k >= threshold^3 */
     if (!strcmp(env, "auto")) return CLPAR_OK;
-    if (!strcmp(env, "indirect")) threshold = 1;
-    else if (!strcmp(env, "direct") || !strcmp(env, "cpu")) threshold = 65536;
+    if (!strcmp(env, "indirect"))
+        threshold = 1;
+    else if (!strcmp(env, "direct") || !strcmp(env, "cpu"))
+        threshold = 65536;
     else
         return clpar_error(CLPAR_EINVAL, "CLPAR_GEMM_PATH=%s: expected direct, indirect or auto",
                            env);
     TRY(override(d, "GemmRoutine", 1, threshold_name, &threshold));
     if (strcmp(env, "cpu")) return CLPAR_OK;
-    const char *names[] = {"WGD", "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
-                           "KWID", "VWMD",  "VWND",  "PADA",   "PADB"};
+    const char *names[] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
+                           "KWID", "VWMD",   "VWND",   "PADA",   "PADB"};
     const size_t values[] = {32, 4, 4, 4, 4, 1, 8, 8, 1, 1};
     return override(d, "XgemmDirect", 10, names, values);
 }

@@ -36,7 +36,10 @@ static void cache_key(const clpar_device_info *di, const clpar_mlp_shape *s, siz
                       char *key, size_t n) {
     char sizes[512];
     clpar_mlp_shape_format(s, sizes, sizeof sizes);
-    snprintf(key, n, "%s|%s|%s|%s|%zu", di->platform_name, di->name, di->version, sizes, batch);
+    /* the GEMM kernels chosen (see ops/gemm.c) change the speed, so they are part of the key */
+    const char *gemm = getenv("CLPAR_GEMM_PATH");
+    snprintf(key, n, "%s|%s|%s|%s|%zu|gemm=%s", di->platform_name, di->name, di->version, sizes,
+             batch, gemm && *gemm ? gemm : "default-v2");
     for (char *c = key; *c; c++)
         if (*c == '\t' || *c == '\n') *c = ' ';
 }
