@@ -63,13 +63,7 @@ Test(data_parallel, ranks_sharing_one_device) {
     int one[4] = {0, 0, 0, 0}, devices[4] = {0, 1, 2, 3};
     clpar_trainer_config a = config(CLPAR_LOSS_XENT, "12,10,6", 1, 1, devices);
     clpar_trainer_config b = config(CLPAR_LOSS_XENT, "12,10,6", 3, 2, one);
-    size_t n = clpar_mlp_shape_param_count(&a.shape);
-    float *ra = malloc(n * 4), *rb = malloc(n * 4);
-    t_train(&a, &ds, 10, ra, 0);
-    t_train(&b, &ds, 10, rb, 1);
-    cr_expect_lt(t_rel_l2(rb, ra, n), 1e-5);
-    free(ra);
-    free(rb);
+    cr_expect_lt(t_train_compare(&a, &b, &ds, 10, 1), 1e-5);
     clpar_dataset_free(&ds);
 }
 
@@ -87,13 +81,7 @@ Test(data_parallel, sum_reduction_is_the_seeds) {
     b.accum = 2;
     b.reduce = CLPAR_REDUCE_SUM;
     b.optim.lr = a.optim.lr / 4;
-    size_t n = clpar_mlp_shape_param_count(&a.shape);
-    float *ra = malloc(n * 4), *rb = malloc(n * 4);
-    t_train(&a, &ds, 10, ra, 0);
-    t_train(&b, &ds, 10, rb, 1);
-    cr_expect_lt(t_rel_l2(rb, ra, n), 1e-5);
-    free(ra);
-    free(rb);
+    cr_expect_lt(t_train_compare(&a, &b, &ds, 10, 1), 1e-5);
     clpar_dataset_free(&ds);
 }
 

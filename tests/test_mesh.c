@@ -106,7 +106,7 @@ Test(mesh, planner_ranks_feasible_meshes) {
 
 /* Faster ranks get more work, and the weights stay those of one device. */
 Test(mesh, uneven_balance_keeps_equivalence) {
-        clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
+    clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
     float speeds[8] = {1, 3, 2, 1, 1, 2, 3, 1};
     clpar_trainer_config c = single_device(CLPAR_OPTIM_SGD);
     size_t n = clpar_mlp_shape_param_count(&c.shape);

@@ -48,4 +48,18 @@ static inline void t_train(const clpar_trainer_config *cfg, const clpar_dataset 
     clpar_trainer_free(tr);
 }
 
+/* Trains a and b for `steps` steps each and returns the relative L2 distance of b's weights
+ * from a's; b's replicas are checked after every step when check_b is set. */
+static inline double t_train_compare(const clpar_trainer_config *a, const clpar_trainer_config *b,
+                                     const clpar_dataset *ds, long steps, int check_b) {
+    size_t n = clpar_mlp_shape_param_count(&a->shape);
+    float *ra = malloc(n * 4), *rb = malloc(n * 4);
+    t_train(a, ds, steps, ra, 0);
+    t_train(b, ds, steps, rb, check_b);
+    double e = t_rel_l2(rb, ra, n);
+    free(ra);
+    free(rb);
+    return e;
+}
+
 #endif

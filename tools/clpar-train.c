@@ -350,30 +350,6 @@ static int apply_checkpoint_options(options *o, clpar_st **keep) {
     return 0;
 }
 
-/* The mesh config the trainer will build, for planning and --dry-run. */
-static clpar_status mesh_config(const clpar_trainer_config *cfg, size_t nsamples,
-                                clpar_mesh_config *mc) {
-    memset(mc, 0, sizeof *mc);
-    mc->shape = cfg->shape;
-    mc->loss = cfg->loss;
-    mc->optim = cfg->optim;
-    mc->reduce = cfg->reduce;
-    mc->dp = cfg->dp, mc->pp = cfg->pp ? cfg->pp : 1, mc->tp = cfg->tp ? cfg->tp : 1;
-    mc->micro = cfg->accum * (cfg->micro_batches ? cfg->micro_batches : 1);
-    mc->schedule = cfg->schedule;
-    mc->max_batch = cfg->batch < nsamples ? cfg->batch : nsamples;
-    int given = 0;
-    for (int p = 0; p < CLPAR_MAX_LAYERS; p++)
-        given |= cfg->stage_layers[p];
-    if (given)
-        memcpy(mc->stage_layers, cfg->stage_layers, sizeof mc->stage_layers);
-    else {
-        clpar_status st = clpar_stages_balance(&cfg->shape, mc->pp, mc->stage_layers);
-        if (st != CLPAR_OK) return st;
-    }
-    return clpar_mesh_validate(mc);
-}
-
 /* --mesh auto: the planner's best mesh for the devices of the spec. */
 static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, size_t nsamples,
                                 int quiet) {
@@ -384,7 +360,7 @@ static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, si
         st = clpar_planner_measure(rt, cfg->devices[i], &cfg->shape, cfg->batch, 0, &m[i]);
     clpar_mesh_config base;
     cfg->dp = cfg->pp = cfg->tp = 1;
-    if (st == CLPAR_OK) st = mesh_config(cfg, nsamples, &base);
+    if (st == CLPAR_OK) st = clpar_trainer_mesh_config(cfg, nsamples, &base);
     clpar_plan best;
     int count;
     if (st == CLPAR_OK) st = clpar_planner_plan(&base, m, n, &best, 1, &count);
@@ -422,7 +398,7 @@ static clpar_status measure_speeds(clpar_runtime *rt, clpar_trainer_config *cfg,
 /* --dry-run: the plan, without training. */
 static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clpar_dataset *ds) {
     clpar_mesh_config mc;
-    clpar_status st = mesh_config(cfg, ds->n, &mc);
+    clpar_status st = clpar_trainer_mesh_config(cfg, ds->n, &mc);
     if (st != CLPAR_OK) return cli_fail(prog, st);
     int n = mc.dp * mc.pp * mc.tp;
     if (n > cfg->ndevices) {

@@ -88,10 +88,6 @@ clpar_status clpar_mlp_backward(clpar_mlp *m, size_t rows, float beta, clpar_gra
  * double, summed in row order. */
 clpar_status clpar_mlp_read_loss(clpar_mlp *m, size_t rows, double *sum);
 
-/* Queues a non-blocking read of the last clpar_mlp_loss's row losses into dst (rows
- * floats); dst must stay valid until the compute queue has finished. */
-clpar_status clpar_mlp_read_loss_async(clpar_mlp *m, size_t rows, float *dst);
-
 /* Waits and reads the output (rows, sizes[L]) of the last forward. */
 clpar_status clpar_mlp_read_output(clpar_mlp *m, float *out, size_t rows);
 

@@ -20,7 +20,6 @@ typedef int clpar_status;
 #define CLPAR_ESHAPE (-3006)   /* tensor shapes disagree with the model */
 #define CLPAR_EBUILD (-3007)   /* an OpenCL program failed to build (see the detail message) */
 #define CLPAR_EDEVMEM (-3008)  /* the device cannot hold an allocation of that size */
-#define CLPAR_ECLBLAST (-3009) /* CLBlast failed with a code of its own */
 #define CLPAR_EABORTED (-3010) /* stopped because another rank failed */
 
 /* Short symbolic name of a status ("CL_OUT_OF_RESOURCES", "CLPAR_EINVAL", ...).

@@ -34,6 +34,12 @@ typedef struct {
 
 typedef struct clpar_trainer clpar_trainer;
 
+/* The mesh a trainer with cfg builds for a data set of nsamples: ranks, micro-batches
+ * (accum x micro_batches), stage layers (given, or balanced by FLOPs over the ranks' speeds),
+ * and speeds; checked with clpar_mesh_validate. For planning and dry runs. */
+clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t nsamples,
+                                       clpar_mesh_config *out);
+
 /* Checks the configuration against the data set (sizes, batch, ranks, devices; each error
  * names the option), opens the devices and builds the replicas. train is borrowed and must
  * outlive the trainer. The caller owns *out (clpar_trainer_free). */

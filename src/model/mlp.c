@@ -288,14 +288,6 @@ clpar_status clpar_mlp_read_loss(clpar_mlp *m, size_t rows, double *sum) {
     return CLPAR_OK;
 }
 
-clpar_status clpar_mlp_read_loss_async(clpar_mlp *m, size_t rows, float *dst) {
-    TRY(check_rows(m, rows));
-    CL_CHECK(clEnqueueReadBuffer(m->dev->compute, m->loss, CL_FALSE, 0, rows * sizeof(float), dst,
-                                 0, NULL, NULL),
-             "clEnqueueReadBuffer(loss)");
-    return CLPAR_OK;
-}
-
 clpar_status clpar_mlp_read_output(clpar_mlp *m, float *out, size_t rows) {
     TRY(check_rows(m, rows));
     return clpar_device_read(m->dev, out, m->acts[m->shape.nlayers], 0,

@@ -24,7 +24,6 @@ static const status_entry status_table[] = {
     E(CLPAR_ESHAPE, "tensor shape mismatch"),
     E(CLPAR_EBUILD, "OpenCL program build failed"),
     E(CLPAR_EDEVMEM, "allocation too large for the device"),
-    E(CLPAR_ECLBLAST, "CLBlast error"),
     E(CLPAR_EABORTED, "stopped because another rank failed"),
     E(CL_DEVICE_NOT_FOUND, "OpenCL: device not found"),
     E(CL_DEVICE_NOT_AVAILABLE, "OpenCL: device not available"),

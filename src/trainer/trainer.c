@@ -82,6 +82,34 @@ void clpar_trainer_free(clpar_trainer *tr) {
     free(tr);
 }
 
+clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t nsamples,
+                                       clpar_mesh_config *mc) {
+    memset(mc, 0, sizeof *mc);
+    mc->shape = cfg->shape;
+    mc->loss = cfg->loss;
+    mc->optim = cfg->optim;
+    mc->reduce = cfg->reduce;
+    mc->dp = cfg->dp;
+    mc->pp = cfg->pp ? cfg->pp : 1;
+    mc->tp = cfg->tp ? cfg->tp : 1;
+    mc->micro = cfg->accum * (cfg->micro_batches ? cfg->micro_batches : 1);
+    mc->schedule = cfg->schedule;
+    mc->max_batch = cfg->batch < nsamples ? cfg->batch : nsamples;
+    for (int r = 0; cfg->speeds && r < mc->dp * mc->pp * mc->tp && r < 256; r++)
+        mc->speed[r] = cfg->speeds[r];
+    int given = 0;
+    for (int p = 0; p < CLPAR_MAX_LAYERS; p++)
+        given |= cfg->stage_layers[p];
+    if (given) {
+        memcpy(mc->stage_layers, cfg->stage_layers, sizeof mc->stage_layers);
+    } else {
+        double speed[CLPAR_MAX_LAYERS];
+        clpar_mesh_stage_speeds(mc, speed);
+        TRY(clpar_stages_balance_weighted(&cfg->shape, mc->pp, speed, mc->stage_layers));
+    }
+    return clpar_mesh_validate(mc);
+}
+
 clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *user,
                                 const clpar_dataset *train, clpar_trainer **out) {
     *out = NULL;
@@ -97,49 +125,25 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
     tr->cfg.devices = NULL;
     tr->train = train;
     tr->nparams = clpar_mlp_shape_param_count(&cfg->shape);
-    size_t b = cfg->batch < train->n ? cfg->batch : train->n;
-    tr->cfg.batch = cfg->batch;
+    clpar_mesh_config mc;
+    clpar_status st = clpar_trainer_mesh_config(cfg, train->n, &mc);
+    size_t b = mc.max_batch;
     tr->order = malloc(train->n * sizeof *tr->order);
     tr->bx = malloc(b * train->in * sizeof(float));
     tr->blabels = train->labels ? malloc(b * sizeof(int)) : NULL;
     tr->btargets = train->targets ? malloc(b * train->out * sizeof(float)) : NULL;
-    clpar_status st = CLPAR_OK;
     int ranks = cfg->dp * cfg->pp * cfg->tp;
-    clpar_mesh_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.shape = cfg->shape;
-    mc.loss = cfg->loss;
-    mc.optim = cfg->optim;
-    mc.reduce = cfg->reduce;
-    mc.dp = cfg->dp;
-    mc.pp = cfg->pp;
-    mc.tp = cfg->tp;
-    mc.micro = cfg->accum * cfg->micro_batches;
-    mc.schedule = cfg->schedule;
-    mc.max_batch = cfg->batch < train->n ? cfg->batch : train->n;
-    for (int r = 0; cfg->speeds && r < cfg->dp * cfg->pp * cfg->tp && r < 256; r++)
-        mc.speed[r] = cfg->speeds[r];
-    int given = 0;
-    for (int p = 0; p < CLPAR_MAX_LAYERS; p++)
-        given |= cfg->stage_layers[p];
-    double stage_speed[CLPAR_MAX_LAYERS];
-    clpar_mesh_stage_speeds(&mc, stage_speed);
-    if (given)
-        memcpy(mc.stage_layers, cfg->stage_layers, sizeof mc.stage_layers);
-    else
-        st = clpar_stages_balance_weighted(&cfg->shape, cfg->pp, stage_speed, mc.stage_layers);
-    if (st == CLPAR_OK) st = clpar_mesh_validate(&mc);
     /* fail on the device's limits before touching host memory of the same size */
     for (int r = 0; r < ranks && st == CLPAR_OK; r++) {
         const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r]);
         if (!di)
             st = clpar_error(CLPAR_ENODEV, "no device %d", cfg->devices[r]);
-        else if ((uint64_t)tr->nparams * sizeof(float) / (uint64_t)(cfg->tp * cfg->pp) >
-                 di->max_alloc)
+        else if (tr->nparams * sizeof(float) / (size_t)(cfg->tp * cfg->pp) > di->max_alloc)
             st = clpar_error(CLPAR_EDEVMEM,
                              "device %d (%s): cannot allocate %zu bytes for the parameters "
                              "(max allocation %llu)",
-                             di->index, di->name, tr->nparams * sizeof(float) / (size_t)cfg->tp,
+                             di->index, di->name,
+                             tr->nparams * sizeof(float) / (size_t)(cfg->tp * cfg->pp),
                              (unsigned long long)di->max_alloc);
     }
     float *params = st == CLPAR_OK ? malloc(tr->nparams * sizeof(float)) : NULL;
