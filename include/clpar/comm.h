@@ -99,20 +99,21 @@ typedef struct clpar_channel clpar_channel;
 clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots, size_t count,
                                 clpar_sync *sync, clpar_channel **out);
 void clpar_channel_free(clpar_channel *c);
-/* Sender: queues the read of src[0, len) on its transfer queue after `after`; returns the
- * read's event in *pending (the caller completes the send with clpar_channel_post once the
- * event has completed, so it may queue more compute first). Waits while slot k is full. */
+/* Sender: queues the read of src[0, len) into slot k % slots on its transfer queue after
+ * `after` and returns at once with the read's event in *read (the caller releases it);
+ * compute queued on the sender afterwards waits for the read. Waits only while the slot
+ * still holds message k - slots that the receiver has not taken yet, then for that
+ * message's write to finish reading the host copy. */
 clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len, cl_event after,
-                                cl_event *pending);
-/* Sender: waits for the read of message k and makes it visible to the receiver. */
-clpar_status clpar_channel_post(clpar_channel *c, long k, cl_event pending);
-/* Receiver: waits for message k and writes it into dst[0, len) (len must match) on its
- * transfer queue, after the compute queued before and before the compute queued after;
- * returns once written, freeing the slot. *written, when not NULL, receives the write's
- * event (the caller releases it). */
+                                cl_event *read);
+/* Receiver: waits until message k has been read into host memory, then queues its write
+ * into dst[0, len) (len must match) on its transfer queue, after the compute queued before
+ * and before the compute queued after, and returns without waiting for the write.
+ * *written, when not NULL, receives the write's event (the caller releases it). */
 clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len,
                                 cl_event *written);
-/* From one thread while no other uses it: empties every slot (after a failed step). */
+/* From one thread while no other uses it: waits for the copies still queued and empties
+ * every slot (after a failed step). */
 void clpar_channel_reset(clpar_channel *c);
 /* Bytes moved through the channel so far. */
 uint64_t clpar_channel_bytes(const clpar_channel *c);

@@ -1,19 +1,27 @@
 /* Point-to-point hand-off between two ranks through host memory: the sender reads on its
- * transfer queue, the receiver writes on its own. */
+ * transfer queue, the receiver writes on its own. Neither side blocks on the other's device:
+ * a slot holds the read's event until the receiver has waited for it and queued its write,
+ * then the write's event until the sender needs the slot again. */
 #include "clpar/comm.h"
 #include "../runtime/internal.h"
 #include "sync.h"
 
 #include <stdlib.h>
 
+typedef struct {
+    long msg;    /* number of the message in the slot, -1 when free */
+    int written; /* 0: ev is the sender's read; 1: ev is the receiver's write */
+    cl_event ev; /* NULL when free */
+    size_t len;
+    float *data;
+} slot;
+
 struct clpar_channel {
     clpar_device *from, *to;
     clpar_sync *sync;
-    int slots;
+    int nslots;
     size_t count;
-    float **data;
-    long *posted; /* per slot: number of the message it holds, or -1 when free */
-    size_t *len;
+    slot *slots;
     uint64_t bytes;
 };
 
@@ -25,15 +33,13 @@ clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots,
     c->from = from;
     c->to = to;
     c->sync = sync;
-    c->slots = slots;
+    c->nslots = slots;
     c->count = count;
-    c->data = calloc((size_t)slots, sizeof *c->data);
-    c->posted = malloc((size_t)slots * sizeof *c->posted);
-    c->len = calloc((size_t)slots, sizeof *c->len);
-    int ok = c->data && c->posted && c->len;
+    c->slots = calloc((size_t)slots, sizeof *c->slots);
+    int ok = c->slots != NULL;
     for (int i = 0; ok && i < slots; i++) {
-        c->posted[i] = -1;
-        ok = (c->data[i] = malloc((count ? count : 1) * sizeof(float))) != NULL;
+        c->slots[i].msg = -1;
+        ok = (c->slots[i].data = malloc((count ? count : 1) * sizeof(float))) != NULL;
     }
     if (!ok) {
         clpar_channel_free(c);
@@ -45,86 +51,121 @@ clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots,
 
 void clpar_channel_free(clpar_channel *c) {
     if (!c) return;
-    for (int i = 0; c->data && i < c->slots; i++)
-        free(c->data[i]);
-    free(c->data);
-    free(c->posted);
-    free(c->len);
+    clpar_channel_reset(c);
+    for (int i = 0; c->slots && i < c->nslots; i++)
+        free(c->slots[i].data);
+    free(c->slots);
     free(c);
 }
 
-/* Waits, under the sync's lock, until cond holds or the group aborts. */
-#define WAIT_UNTIL(c, cond)                                                                        \
+/* Waits, under the sync's lock, until cond holds or the group aborts; returns with the lock
+ * held when cond holds. */
+#define LOCK_UNTIL(c, cond)                                                                        \
     do {                                                                                           \
         pthread_mutex_lock(&(c)->sync->lock);                                                      \
         while (!(cond) && !(c)->sync->aborted)                                                     \
             pthread_cond_wait(&(c)->sync->changed, &(c)->sync->lock);                              \
-        int ok_ = (cond);                                                                          \
-        pthread_mutex_unlock(&(c)->sync->lock);                                                    \
-        if (!ok_) return CLPAR_EABORTED;                                                           \
+        if (!(cond)) {                                                                             \
+            pthread_mutex_unlock(&(c)->sync->lock);                                                \
+            return CLPAR_EABORTED;                                                                 \
+        }                                                                                          \
     } while (0)
 
 clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len, cl_event after,
-                                cl_event *pending) {
+                                cl_event *read) {
     if (len > c->count)
         return clpar_error(CLPAR_EINVAL, "channel message of %zu floats exceeds %zu", len,
                            c->count);
-    int s = (int)(k % c->slots);
-    WAIT_UNTIL(c, c->posted[s] == -1);
-    c->len[s] = len;
-    CL_CHECK(clEnqueueReadBuffer(c->from->transfer, src, CL_FALSE, 0, len * sizeof(float),
-                                 c->data[s], after ? 1 : 0, after ? &after : NULL, pending),
+    slot *s = &c->slots[k % c->nslots];
+    /* the slot is free, or its last message was taken: only the write may still read it */
+    LOCK_UNTIL(c, s->msg == -1 || s->written);
+    cl_event w = s->ev;
+    s->ev = NULL;
+    s->msg = -1;
+    pthread_mutex_unlock(&c->sync->lock);
+    if (w) {
+        cl_int err = clWaitForEvents(1, &w);
+        clReleaseEvent(w);
+        CL_CHECK(err, "clWaitForEvents(hand-off write)");
+    }
+    cl_event ev;
+    CL_CHECK(clEnqueueReadBuffer(c->from->transfer, src, CL_FALSE, 0, len * sizeof(float), s->data,
+                                 after ? 1 : 0, after ? &after : NULL, &ev),
              "clEnqueueReadBuffer(hand-off)");
-    CL_CHECK(clFlush(c->from->transfer), "clFlush(transfer)");
-    /* compute queued later may overwrite src: it waits for the read, and nothing else does */
-    return clpar_device_wait_events(c->from, 1, pending);
-}
-
-clpar_status clpar_channel_post(clpar_channel *c, long k, cl_event pending) {
-    cl_int err = clWaitForEvents(1, &pending);
-    CL_CHECK(err, "clWaitForEvents(hand-off read)");
+    cl_int err = clFlush(c->from->transfer);
+    if (err != CL_SUCCESS) {
+        clReleaseEvent(ev);
+        return clpar_cl_error(err, "clFlush(transfer)");
+    }
+    /* compute queued later may overwrite src: it waits for the read */
+    clpar_status st = clpar_device_wait_events(c->from, 1, &ev);
+    if (st != CLPAR_OK) {
+        clReleaseEvent(ev);
+        return st;
+    }
+    clRetainEvent(ev);
+    *read = ev;
     pthread_mutex_lock(&c->sync->lock);
-    c->posted[k % c->slots] = k;
-    c->bytes += c->len[k % c->slots] * sizeof(float);
+    s->len = len;
+    s->written = 0;
+    s->ev = ev;
+    s->msg = k;
+    c->bytes += len * sizeof(float);
     pthread_cond_broadcast(&c->sync->changed);
     pthread_mutex_unlock(&c->sync->lock);
     return CLPAR_OK;
-}
-
-void clpar_channel_reset(clpar_channel *c) {
-    for (int i = 0; i < c->slots; i++)
-        c->posted[i] = -1;
 }
 
 clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len,
                                 cl_event *written) {
-    int s = (int)(k % c->slots);
-    WAIT_UNTIL(c, c->posted[s] == k);
-    if (c->len[s] != len)
+    slot *s = &c->slots[k % c->nslots];
+    LOCK_UNTIL(c, s->msg == k && !s->written);
+    cl_event r = s->ev;
+    size_t have = s->len;
+    pthread_mutex_unlock(&c->sync->lock);
+    if (have != len)
         return clpar_error(CLPAR_EINVAL, "hand-off message %ld holds %zu floats, expected %zu", k,
-                           c->len[s], len);
+                           have, len);
+    /* only this thread takes message k, so the slot stays as it is meanwhile */
+    CL_CHECK(clWaitForEvents(1, &r), "clWaitForEvents(hand-off read)");
     /* dst may still be read by compute queued before: the write waits for that, and compute
      * queued after waits for the write */
-    cl_event before, write;
+    cl_event before, w;
     CL_CHECK(clEnqueueMarkerWithWaitList(c->to->compute, 0, NULL, &before), "clEnqueueMarker");
     cl_int err = clEnqueueWriteBuffer(c->to->transfer, dst, CL_FALSE, 0, len * sizeof(float),
-                                      c->data[s], 1, &before, &write);
+                                      s->data, 1, &before, &w);
     clReleaseEvent(before);
     CL_CHECK(err, "clEnqueueWriteBuffer(hand-off)");
-    clFlush(c->to->compute);
-    err = clWaitForEvents(1, &write);
-    clpar_status st = err == CL_SUCCESS ? clpar_device_wait_events(c->to, 1, &write)
-                                        : clpar_cl_error(err, "clWaitForEvents(hand-off write)");
-    if (written && st == CLPAR_OK)
-        *written = write;
-    else
-        clReleaseEvent(write);
-    TRY(st);
+    err = clFlush(c->to->transfer);
+    clpar_status st = err == CL_SUCCESS ? clpar_device_wait_events(c->to, 1, &w)
+                                        : clpar_cl_error(err, "clFlush(transfer)");
+    if (st != CLPAR_OK) {
+        /* leave the slot to the reset: the write may still be queued */
+        clReleaseEvent(w);
+        return st;
+    }
+    CL_CHECK(clFlush(c->to->compute), "clFlush(compute)");
+    if (written) clRetainEvent(w);
     pthread_mutex_lock(&c->sync->lock);
-    c->posted[s] = -1;
+    clReleaseEvent(r);
+    s->ev = w;
+    s->written = 1;
     pthread_cond_broadcast(&c->sync->changed);
     pthread_mutex_unlock(&c->sync->lock);
+    if (written) *written = w;
     return CLPAR_OK;
+}
+
+void clpar_channel_reset(clpar_channel *c) {
+    for (int i = 0; c->slots && i < c->nslots; i++) {
+        if (c->slots[i].ev) {
+            clWaitForEvents(1, &c->slots[i].ev);
+            clReleaseEvent(c->slots[i].ev);
+        }
+        c->slots[i].ev = NULL;
+        c->slots[i].msg = -1;
+        c->slots[i].written = 0;
+    }
 }
 
 uint64_t clpar_channel_bytes(const clpar_channel *c) {

@@ -17,12 +17,6 @@ typedef struct {
 } rank_event;
 
 typedef struct {
-    clpar_channel *c;
-    long k;
-    cl_event ev;
-} pending_send;
-
-typedef struct {
     int rank, d, p, t;
     clpar_device *dev;
     int l0, nl;
@@ -31,18 +25,20 @@ typedef struct {
     cl_mem params, grads;
     clpar_optim *opt;
     int nslots;
-    cl_mem *act; /* nslots x (nl + 1): act[s (nl + 1) + j] is layer j's input */
-    cl_mem dbuf[2], tmp, lossbuf;
+    int group;      /* most micro-batches whose weight gradients one W op computes */
+    cl_mem *act;    /* nslots x (nl + 1): act[s (nl + 1) + j] is layer j's input */
+    cl_mem *dys;    /* nslots x nl: dys[s nl + j] is the gradient of layer j's output */
+    cl_mem din;     /* the gradient of the stage's input, sent to the previous stage */
+    cl_mem wx, wdy; /* a W group's inputs and output gradients, gathered row after row */
+    cl_mem tmp, lossbuf;
     cl_mem *labels, *targets; /* per slot, on the last stage */
     size_t act_bytes, param_bytes;
     clpar_allreduce *tp_ar, *dp_ar;
     clpar_allgather *tp_ag;
     clpar_channel *fwd_in, *fwd_out, *bwd_in, *bwd_out;
-    int *ops;
-    int first_bwd;
+    sched_op *ops;
+    int first_w;
     cl_event bwd_end;
-    pending_send pend[8];
-    int npend;
     rank_event *ev;
     int nev, evcap;
     double clock_offset_ns; /* host clock minus this device's profiling clock */
@@ -104,32 +100,16 @@ static clpar_status record(mrank *k, cl_event a, cl_event b, int queue, const ch
     return CLPAR_OK;
 }
 
-static clpar_status post_sends(mrank *k, int keep) {
-    while (k->npend > keep) {
-        pending_send *ps = &k->pend[0];
-        clpar_status st = clpar_channel_post(ps->c, ps->k, ps->ev);
-        /* the read's event stays alive in the trace record */
-        memmove(&k->pend[0], &k->pend[1], (size_t)(k->npend - 1) * sizeof *k->pend);
-        k->npend--;
-        TRY(st);
-    }
-    return CLPAR_OK;
-}
-
 static clpar_status send(mrank *k, clpar_channel *c, long msg, cl_mem src, size_t len,
                          cl_event after, const char *what, int m) {
-    if (k->npend == 8) TRY(post_sends(k, 0));
     cl_event ev;
     TRY(clpar_channel_send(c, msg, src, len, after, &ev));
-    k->pend[k->npend++] = (pending_send){c, msg, ev};
     k->bytes_pp += len * sizeof(float);
-    clRetainEvent(ev);
     return record(k, ev, NULL, 1, "copy", what, m, 0);
 }
 
 static clpar_status recv(mrank *k, clpar_channel *c, long msg, cl_mem dst, size_t len,
                          const char *what, int m) {
-    TRY(post_sends(k, 0)); /* the peer may be waiting for them */
     cl_event ev;
     TRY(clpar_channel_recv(c, msg, dst, len, &ev));
     k->bytes_pp += len * sizeof(float);
@@ -137,7 +117,6 @@ static clpar_status recv(mrank *k, clpar_channel *c, long msg, cl_mem dst, size_
 }
 
 static clpar_status tp_allreduce(mrank *k, cl_mem buf, size_t len) {
-    TRY(post_sends(k, 0));
     cl_event e;
     TRY(marker(k, &e));
     clpar_status st = clpar_allreduce_run(k->tp_ar, k->t, buf, len, e);
@@ -169,7 +148,6 @@ static clpar_status layer_forward(mrank *k, const layer_plan *lp, cl_mem x, cl_m
         TRY(clpar_op_gemm(d, 0, 1, rows, lp->len, lp->in, 1.0f, x, 0, lp->in, k->params, lp->woff,
                           lp->in, 0.0f, k->tmp, 0, lp->len, NULL));
         TRY(clpar_op_bias_add(d, k->tmp, k->params, lp->boff, rows, lp->len, NULL));
-        TRY(post_sends(k, 0));
         cl_event e;
         TRY(marker(k, &e));
         clpar_status st =
@@ -184,26 +162,30 @@ static clpar_status layer_forward(mrank *k, const layer_plan *lp, cl_mem x, cl_m
     return CLPAR_OK;
 }
 
-/* Gradients of one layer from dy; dx (may be NULL) receives the gradient of its input, masked
- * by the ReLU that produced x when there is one. *grads_ready marks dW and db written. */
-static clpar_status layer_backward(mrank *k, const layer_plan *lp, cl_mem x, cl_mem dy, cl_mem dx,
-                                   size_t rows, float beta, cl_event *grads_ready) {
+/* The gradient of one layer's input from dy: dx (rows, w_cols) = dy W, summed over shards
+ * where the layer's input is whole on every shard, and masked by the ReLU that produced x
+ * when there is one. */
+static clpar_status layer_backward_input(mrank *k, const layer_plan *lp, cl_mem x, cl_mem dy,
+                                         cl_mem dx, size_t rows) {
     clpar_device *d = k->dev;
-    size_t ldy = lp->out_w, yoff = 0;
-    size_t cols = lp->w_rows; /* the output columns this shard's weights produced */
-    if (lp->kind == LAYER_COLG) yoff = lp->a, ldy = lp->out;
-    /* dW (w_rows, w_cols) = beta dW + dy^T x; db = beta db + colsum(dy) */
+    size_t yoff = lp->kind == LAYER_COLG ? lp->a : 0;
+    TRY(clpar_op_gemm(d, 0, 0, rows, lp->w_cols, lp->w_rows, 1.0f, dy, yoff, layer_dy_width(lp),
+                      k->params, lp->woff, lp->w_cols, 0.0f, dx, 0, lp->w_cols, NULL));
+    if (lp->kind == LAYER_COL || lp->kind == LAYER_COLG) TRY(tp_allreduce(k, dx, rows * lp->in));
+    if (lp->global > 0) TRY(clpar_op_relu_backward(d, dx, dx, x, rows * lp->in_w, NULL));
+    return CLPAR_OK;
+}
+
+/* One layer's weight gradients over rows of (x, dy): dW (w_rows, w_cols) = beta dW + dy^T x,
+ * db = beta db + colsum(dy). */
+static clpar_status layer_weights(mrank *k, const layer_plan *lp, cl_mem x, cl_mem dy, size_t rows,
+                                  float beta) {
+    clpar_device *d = k->dev;
+    size_t ldy = layer_dy_width(lp), yoff = lp->kind == LAYER_COLG ? lp->a : 0;
     TRY(clpar_op_gemm(d, 1, 0, lp->w_rows, lp->w_cols, rows, 1.0f, dy, yoff, ldy, x, 0, lp->w_cols,
                       beta, k->grads, lp->woff, lp->w_cols, NULL));
     if (lp->bcount)
-        TRY(clpar_op_colsum(d, k->grads, lp->boff, dy, yoff, ldy, rows, cols, beta, NULL));
-    TRY(marker(k, grads_ready));
-    if (!dx) return CLPAR_OK;
-    /* dx (rows, w_cols) = dy (rows, w_rows) W */
-    TRY(clpar_op_gemm(d, 0, 0, rows, lp->w_cols, lp->w_rows, 1.0f, dy, yoff, ldy, k->params,
-                      lp->woff, lp->w_cols, 0.0f, dx, 0, lp->w_cols, NULL));
-    if (lp->kind == LAYER_COL || lp->kind == LAYER_COLG) TRY(tp_allreduce(k, dx, rows * lp->in));
-    if (lp->global > 0) TRY(clpar_op_relu_backward(d, dx, dx, x, rows * lp->in_w, NULL));
+        TRY(clpar_op_colsum(d, k->grads, lp->boff, dy, yoff, ldy, rows, lp->w_rows, beta, NULL));
     return CLPAR_OK;
 }
 
@@ -279,63 +261,113 @@ static clpar_status op_forward(clpar_mesh *M, mrank *k, int m, int nmicro) {
         TRY(st);
     }
     CL_CHECK(clFlush(q), "clFlush(compute)");
-    return post_sends(k, 1);
+    return CLPAR_OK;
 }
 
-static clpar_status op_backward(clpar_mesh *M, mrank *k, int m, int nmicro, int final) {
+/* B: the chain of input gradients of micro-batch m through the stage, each layer's output
+ * gradient kept for W; the stage's input gradient goes to the previous stage. */
+static clpar_status op_backward(clpar_mesh *M, mrank *k, int m, int nmicro) {
     const clpar_mesh_config *c = &M->cfg;
     size_t R, g0;
     micro_rows(M, k, m, nmicro, &R, &g0);
     int s = m % k->nslots;
-    cl_mem *act = &k->act[s * (k->nl + 1)];
+    cl_mem *act = &k->act[s * (k->nl + 1)], *dys = &k->dys[s * k->nl];
     size_t out = c->shape.sizes[c->shape.nlayers];
     if (k->p == c->pp - 1) {
         double total = c->reduce == CLPAR_REDUCE_MEAN ? (double)M->rows : (double)R;
         if (c->loss == CLPAR_LOSS_XENT)
-            TRY(clpar_op_xent_backward(k->dev, k->dbuf[0], act[k->nl], k->labels[s], R, out,
+            TRY(clpar_op_xent_backward(k->dev, dys[k->nl - 1], act[k->nl], k->labels[s], R, out,
                                        (float)(1.0 / total), NULL));
         else
-            TRY(clpar_op_mse_backward(k->dev, k->dbuf[0], act[k->nl], k->targets[s], R * out,
+            TRY(clpar_op_mse_backward(k->dev, dys[k->nl - 1], act[k->nl], k->targets[s], R * out,
                                       (float)(1.0 / (total * (double)out)), NULL));
     } else {
-        TRY(recv(k, k->bwd_in, m, k->dbuf[0], R * k->lp[k->nl - 1].out_w, "recv grad m%d", m));
+        TRY(recv(k, k->bwd_in, m, dys[k->nl - 1], R * layer_dy_width(&k->lp[k->nl - 1]),
+                 "recv grad m%d", m));
     }
-    float beta = k->first_bwd ? 0.0f : 1.0f;
-    k->first_bwd = 0;
-    int cur = 0;
+    cl_event start;
+    TRY(marker(k, &start));
+    for (int j = k->nl - 1; j >= 0; j--) {
+        cl_mem dx = j > 0 ? dys[j - 1] : k->p > 0 ? k->din : NULL;
+        if (!dx) break; /* the model's first layer: no input gradient */
+        TRY(layer_backward_input(k, &k->lp[j], act[j], dys[j], dx, R));
+        cl_event end;
+        TRY(marker(k, &end));
+        TRY(record(k, start, end, 0, "backward", "B m%d L%d", m, k->lp[j].global));
+        clRetainEvent(end);
+        start = end;
+    }
+    clpar_status st = CLPAR_OK;
+    if (k->p > 0) st = send(k, k->bwd_out, m, k->din, R * k->lp[0].in, start, "send grad m%d", m);
+    clReleaseEvent(start);
+    TRY(st);
+    CL_CHECK(clFlush(k->dev->compute), "clFlush(compute)");
+    return CLPAR_OK;
+}
+
+/* Copies rows [0, rows) of src (width w) to row `row` of dst. */
+static clpar_status copy_rows(mrank *k, cl_mem dst, size_t row, cl_mem src, size_t rows, size_t w) {
+    CL_CHECK(clEnqueueCopyBuffer(k->dev->compute, src, dst, 0, row * w * sizeof(float),
+                                 rows * w * sizeof(float), 0, NULL, NULL),
+             "clEnqueueCopyBuffer(W group)");
+    return CLPAR_OK;
+}
+
+/* W: the weight gradients of micro-batches m .. m + count - 1, one GEMM per layer over all
+ * their rows (gathered into one buffer when there are several). The step's last W starts
+ * each layer's gradient reduction across replicas as soon as that layer is done. */
+static clpar_status op_weights(clpar_mesh *M, mrank *k, int m, int count, int nmicro, int final) {
+    const clpar_mesh_config *c = &M->cfg;
+    float beta = k->first_w ? 0.0f : 1.0f;
+    k->first_w = 0;
     cl_event start;
     TRY(marker(k, &start));
     for (int j = k->nl - 1; j >= 0; j--) {
         const layer_plan *lp = &k->lp[j];
-        int need_dx = j > 0 || k->p > 0;
+        size_t rows = 0, R, g0;
+        cl_mem x, dy;
+        if (count == 1) {
+            int s = m % k->nslots;
+            micro_rows(M, k, m, nmicro, &rows, &g0);
+            x = k->act[s * (k->nl + 1) + j];
+            dy = k->dys[s * k->nl + j];
+        } else {
+            for (int i = m; i < m + count; i++) {
+                int s = i % k->nslots;
+                micro_rows(M, k, i, nmicro, &R, &g0);
+                TRY(copy_rows(k, k->wx, rows, k->act[s * (k->nl + 1) + j], R, lp->w_cols));
+                TRY(copy_rows(k, k->wdy, rows, k->dys[s * k->nl + j], R, layer_dy_width(lp)));
+                rows += R;
+            }
+            x = k->wx;
+            dy = k->wdy;
+        }
+        TRY(layer_weights(k, lp, x, dy, rows, beta));
         cl_event ready;
-        TRY(layer_backward(k, lp, act[j], k->dbuf[cur], need_dx ? k->dbuf[1 - cur] : NULL, R, beta,
-                           &ready));
+        TRY(marker(k, &ready));
         clpar_status st = CLPAR_OK;
         if (final && c->dp > 1)
             st = clpar_allreduce_begin(k->dp_ar, k->d, k->grads, lp->woff,
                                        lp->boff + lp->bcount - lp->woff, ready);
         if (final && j == 0) {
             if (k->bwd_end) clReleaseEvent(k->bwd_end);
-            clRetainEvent(ready);
             k->bwd_end = ready;
+        } else {
+            clReleaseEvent(ready);
         }
-        clReleaseEvent(ready);
         TRY(st);
         cl_event end;
         TRY(marker(k, &end));
-        TRY(record(k, start, end, 0, "backward", "B m%d L%d", m, lp->global));
+        if (count == 1)
+            TRY(record(k, start, end, 0, "backward", "W m%d L%d", m, lp->global));
+        else
+            TRY(record(k, start, end, 0, "backward", "W m%d+ L%d", m, lp->global));
         clRetainEvent(end);
         start = end;
-        cur = 1 - cur;
     }
-    clpar_status st = CLPAR_OK;
-    if (k->p > 0)
-        st = send(k, k->bwd_out, m, k->dbuf[cur], R * k->lp[0].in, start, "send grad m%d", m);
     clReleaseEvent(start);
-    TRY(st);
     CL_CHECK(clFlush(k->dev->compute), "clFlush(compute)");
-    return post_sends(k, 1);
+    return CLPAR_OK;
 }
 
 /* ---- a rank's whole step ---- */
@@ -350,14 +382,13 @@ static clpar_status zero_grads(mrank *k, cl_event *ev) {
 
 static clpar_status run_rank(clpar_mesh *M, mrank *k) {
     const clpar_mesh_config *c = &M->cfg;
-    k->first_bwd = 1;
+    k->first_w = 1;
     int nmicro;
     if (M->eval) {
         if (k->d != 0) return CLPAR_OK;
         nmicro = (int)((M->rows + M->micro_cap - 1) / M->micro_cap);
         for (int m = 0; m < nmicro; m++)
             TRY(op_forward(M, k, m, nmicro));
-        TRY(post_sends(k, 0));
         return clpar_device_finish(k->dev);
     }
     size_t s0, n;
@@ -375,20 +406,18 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
         k->bwd_end = ev;
         TRY(st);
     } else {
-        int slots;
-        int nops = schedule_ops(c->schedule, k->p, c->pp, nmicro, k->ops, &slots);
-        int last_b = 0;
-        for (int i = 0; i < nops; i++)
-            if (k->ops[i] < 0) last_b = i;
+        int slots, group;
+        int nops = schedule_ops(c->schedule, k->p, c->pp, nmicro, k->ops, &slots, &group);
         for (int i = 0; i < nops; i++) {
-            int op = k->ops[i];
-            if (op > 0)
-                TRY(op_forward(M, k, op - 1, nmicro));
+            const sched_op *op = &k->ops[i];
+            if (op->kind == SCHED_F)
+                TRY(op_forward(M, k, op->m, nmicro));
+            else if (op->kind == SCHED_B)
+                TRY(op_backward(M, k, op->m, nmicro));
             else
-                TRY(op_backward(M, k, -op - 1, nmicro, i == last_b));
+                TRY(op_weights(M, k, op->m, op->count, nmicro, i == nops - 1));
         }
     }
-    TRY(post_sends(k, 0));
     if (c->dp > 1) {
         cl_event a;
         TRY(marker(k, &a));
@@ -458,8 +487,6 @@ static void free_rank(mrank *k) {
         if (k->ev[i].b) clReleaseEvent(k->ev[i].b);
     }
     free(k->ev);
-    for (int i = 0; i < k->npend; i++)
-        clReleaseEvent(k->pend[i].ev);
     if (k->bwd_end) clReleaseEvent(k->bwd_end);
     clpar_optim_free(k->opt);
     clpar_device_release(d, k->params);
@@ -470,11 +497,15 @@ static void free_rank(mrank *k) {
         clpar_device_release(d, k->labels[i]);
     for (int i = 0; k->targets && i < k->nslots; i++)
         clpar_device_release(d, k->targets[i]);
-    clpar_device_release(d, k->dbuf[0]);
-    clpar_device_release(d, k->dbuf[1]);
+    for (int i = 0; k->dys && i < k->nslots * k->nl; i++)
+        clpar_device_release(d, k->dys[i]);
+    clpar_device_release(d, k->din);
+    clpar_device_release(d, k->wx);
+    clpar_device_release(d, k->wdy);
     clpar_device_release(d, k->tmp);
     clpar_device_release(d, k->lossbuf);
     free(k->act);
+    free(k->dys);
     free(k->labels);
     free(k->targets);
     free(k->ops);
@@ -518,28 +549,27 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const int *starts, const
     k->l0 = starts[k->p];
     k->nl = c->stage_layers[k->p];
     k->nparams = plan_layers(c, k->p, k->t, k->lp);
-    k->ops = malloc(2 * (size_t)c->micro * sizeof(int));
+    k->ops = malloc(3 * (size_t)c->micro * sizeof *k->ops);
     if (!k->ops) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-    int slots;
-    schedule_ops(c->schedule, k->p, c->pp, c->micro, k->ops, &slots);
-    k->nslots = slots;
+    schedule_shape(c->schedule, k->p, c->pp, c->micro, &k->nslots, &k->group);
     TRY(alloc_counted(k, k->nparams * f, &k->params, &k->param_bytes));
     TRY(alloc_counted(k, k->nparams * f, &k->grads, &k->param_bytes));
     size_t before = clpar_device_allocated_bytes(k->dev);
     TRY(clpar_optim_init(k->dev, &c->optim, k->nparams, &k->opt));
     k->param_bytes += clpar_device_allocated_bytes(k->dev) - before;
-    size_t widest = 0, gather = 1;
+    size_t gather = 1, wx = 0, wdy = 0;
     for (int j = 0; j < k->nl; j++) {
         const layer_plan *lp = &k->lp[j];
-        if (lp->in > widest) widest = lp->in;
-        if (lp->out > widest) widest = lp->out;
         if (lp->kind == LAYER_COLG && lp->len > gather) gather = lp->len;
+        if (lp->w_cols > wx) wx = lp->w_cols;
+        if (layer_dy_width(lp) > wdy) wdy = layer_dy_width(lp);
     }
     int last = k->p == c->pp - 1;
     k->act = calloc((size_t)(k->nslots * (k->nl + 1)), sizeof *k->act);
+    k->dys = calloc((size_t)(k->nslots * k->nl), sizeof *k->dys);
     k->labels = last ? calloc((size_t)k->nslots, sizeof *k->labels) : NULL;
     k->targets = last ? calloc((size_t)k->nslots, sizeof *k->targets) : NULL;
-    if (!k->act || (last && (!k->labels || !k->targets)))
+    if (!k->act || !k->dys || (last && (!k->labels || !k->targets)))
         return clpar_error(CLPAR_ENOMEM, "out of host memory");
     size_t outw = c->shape.sizes[c->shape.nlayers];
     for (int s = 0; s < k->nslots; s++) {
@@ -547,13 +577,18 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const int *starts, const
             size_t w = j < k->nl ? k->lp[j].in_w : k->lp[k->nl - 1].out_w;
             TRY(alloc_counted(k, cap * w * f, &k->act[s * (k->nl + 1) + j], &k->act_bytes));
         }
+        for (int j = 0; j < k->nl; j++)
+            TRY(alloc_counted(k, cap * k->lp[j].out * f, &k->dys[s * k->nl + j], &k->act_bytes));
         if (last) {
             TRY(alloc_counted(k, cap * sizeof(cl_int), &k->labels[s], &k->act_bytes));
             TRY(alloc_counted(k, cap * outw * f, &k->targets[s], &k->act_bytes));
         }
     }
-    TRY(alloc_counted(k, cap * widest * f, &k->dbuf[0], &k->act_bytes));
-    TRY(alloc_counted(k, cap * widest * f, &k->dbuf[1], &k->act_bytes));
+    if (k->p > 0) TRY(alloc_counted(k, cap * k->lp[0].in * f, &k->din, &k->act_bytes));
+    if (k->group > 1) {
+        TRY(alloc_counted(k, (size_t)k->group * cap * wx * f, &k->wx, &k->act_bytes));
+        TRY(alloc_counted(k, (size_t)k->group * cap * wdy * f, &k->wdy, &k->act_bytes));
+    }
     TRY(alloc_counted(k, cap * gather * f, &k->tmp, &k->act_bytes));
     TRY(alloc_counted(k, cap * f, &k->lossbuf, &k->act_bytes));
     float *local = malloc((k->nparams ? k->nparams : 1) * f);
@@ -678,9 +713,6 @@ static void reset_after_failure(clpar_mesh *M) {
         mrank *k = &M->ranks[r];
         clFinish(k->dev->compute);
         clFinish(k->dev->transfer);
-        for (int i = 0; i < k->npend; i++)
-            clReleaseEvent(k->pend[i].ev);
-        k->npend = 0;
     }
     for (int i = 0; i < M->cfg.dp * M->cfg.pp && M->cfg.tp > 1; i++)
         clpar_allreduce_reset(M->tp_ars[i]);

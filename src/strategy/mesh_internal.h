@@ -25,6 +25,12 @@ typedef struct {
     int relu;                  /* ReLU after this layer */
 } layer_plan;
 
+/* Row stride of the gradient of a layer's output as its backward reads it: a COLG shard
+ * reads its columns of the gathered (rows, out) gradient. */
+static inline size_t layer_dy_width(const layer_plan *lp) {
+    return lp->kind == LAYER_COLG ? lp->out : lp->out_w;
+}
+
 /* Lays out stage p's layers for shard t (widths weighted by the ranks' speeds); returns the
  * local parameter count. */
 size_t plan_layers(const clpar_mesh_config *c, int p, int t, layer_plan *out);
@@ -38,8 +44,20 @@ void plan_stage_starts(const clpar_mesh_config *cfg, int *starts);
 size_t split_size(size_t total, size_t parts, size_t i);
 size_t split_start(size_t total, size_t parts, size_t i);
 
-/* A pipeline schedule: ops[i] = +m + 1 for the forward of micro-batch m, -(m + 1) for its
- * backward. Returns the number of ops (2 micro) and the activation slots it needs. */
-int schedule_ops(clpar_schedule kind, int stage, int stages, int micro, int *ops, int *slots);
+/* One op of a pipeline schedule: the forward (F) or input-gradient backward (B) of
+ * micro-batch m, or the weight gradients (W) of micro-batches m .. m + count - 1. */
+typedef enum { SCHED_F, SCHED_B, SCHED_W } sched_kind;
+typedef struct {
+    sched_kind kind;
+    int m, count;
+} sched_op;
+
+/* Stage `stage`'s schedule of `micro` micro-batches into ops (room for 3 micro); returns the
+ * number of ops, the activation slots it needs (micro-batches held at once) and the largest
+ * W group. */
+int schedule_ops(clpar_schedule kind, int stage, int stages, int micro, sched_op *ops, int *slots,
+                 int *group);
+/* The slots and largest W group alone. */
+void schedule_shape(clpar_schedule kind, int stage, int stages, int micro, int *slots, int *group);
 
 #endif

@@ -289,19 +289,22 @@ void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info 
     info->param_count = plan_layers(c, info->stage, info->shard, lp);
     info->param_bytes =
         (size_t)(2 + clpar_optim_config_state_count(&c->optim)) * info->param_count * sizeof(float);
-    int ops[2 * 4096], slots = 1;
-    schedule_ops(c->schedule, info->stage, c->pp, c->micro < 4096 ? c->micro : 4096, ops, &slots);
+    int slots, group;
+    schedule_shape(c->schedule, info->stage, c->pp, c->micro, &slots, &group);
     info->activation_slots = slots;
-    /* as build_rank allocates: each slot's layer inputs and output, two gradient buffers of
-     * the widest layer, the gather buffer, the losses, and labels and targets on the last stage */
-    size_t cap = plan_micro_cap(c), widest = 0, gather = 1, per_slot = 0;
+    /* as build_rank allocates: per slot, each layer's input and output and the gradient of
+     * each layer's output (labels and targets on the last stage); the stage's input
+     * gradient, the gather buffer and the losses; the W group's gathered rows */
+    size_t cap = plan_micro_cap(c), gather = 1, per_slot = 0, wx = 0, wdy = 0;
     for (int j = 0; j < info->layers; j++) {
-        per_slot += lp[j].in_w;
-        if (lp[j].in > widest) widest = lp[j].in;
-        if (lp[j].out > widest) widest = lp[j].out;
+        per_slot += lp[j].in_w + lp[j].out;
         if (lp[j].kind == LAYER_COLG && lp[j].len > gather) gather = lp[j].len;
+        if (lp[j].w_cols > wx) wx = lp[j].w_cols;
+        if (layer_dy_width(&lp[j]) > wdy) wdy = layer_dy_width(&lp[j]);
     }
     per_slot += lp[info->layers - 1].out_w;
     if (info->stage == c->pp - 1) per_slot += 1 + c->shape.sizes[c->shape.nlayers];
-    info->activation_bytes = (cap * per_slot * (size_t)slots + cap * (2 * widest + gather + 1)) * 4;
+    size_t other = (info->stage > 0 ? lp[0].in : 0) + gather + 1;
+    if (group > 1) other += (size_t)group * (wx + wdy);
+    info->activation_bytes = cap * (per_slot * (size_t)slots + other) * sizeof(float);
 }
