@@ -5,17 +5,13 @@
 set -euo pipefail
 B="${1:-build}"
 export POCL_DEVICES="basic basic basic basic"
-# Meshes with tensor parallelism are left out: PoCL 3.1's `basic` devices abort
-# (pocl_release_dlhandle_cache) when several threads run one kernel at different sizes at
-# once, which uneven tensor shards do; pthread devices share one worker pool and so cannot
-# show what independent devices would do.
 model=784,512,512,512,10
 batch=256
 "$B/clpar-devices" --plan --model $model --batch $batch --json --top 64 >/tmp/clpar-plan.json
 python3 - "$B" $model $batch <<'PY'
 import json, re, subprocess, sys
 build, model, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-plans = [p for p in json.load(open("/tmp/clpar-plan.json"))["plans"] if p["tp"] == 1]
+plans = json.load(open("/tmp/clpar-plan.json"))["plans"]
 print(f"{'mesh':>14} {'predicted ms':>13} {'measured ms':>12} {'measured/predicted':>19}")
 for p in plans:
     args = p["command"].split()[1:]

@@ -7,11 +7,9 @@
 set -euo pipefail
 B="${1:-build}"
 WHAT="${2:-all}"
-# CLBlast's indirect GEMM helpers can trip PoCL 3.1's dlhandle-cache assertion when several
-# `basic` devices run them from their own threads; set CLPAR_GEMM_PATH=direct if that shows
 
 rate() { sed -n 's/.*(\([0-9.]*\) samples\/s).*/\1/p' <<<"$1"; }
-# a run that PoCL 3.1 aborts (see README: basic devices, pocl_release_dlhandle_cache) is
+# a run that fails (PoCL 3.1 aborted some before the work-around in ops/gemm.c; see README) is
 # retried, up to three times, and the retries are counted
 retries=0
 train() {

@@ -79,11 +79,27 @@ static clpar_status choose_gemm_path(clpar_device *d) {
 
 /* Runs every kernel once, with the lock held: besides CLBlast's compiles, PoCL 3.1 creates a
  * work-group function the first time a kernel runs, and two threads doing that at once for
- * the same kernel leave its cache inconsistent (an assertion in
- * pocl_release_dlhandle_cache). */
-static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints) {
+ * the same kernel leave its cache inconsistent.
+ *
+ * PoCL's CPU drivers also keep one loaded work-group function per kernel and grid width,
+ * adding one whenever a launch is wider than any before, but release them by kernel alone,
+ * so two threads running one kernel through two such entries decrement the wrong count
+ * (the assertion in pocl_release_dlhandle_cache that aborts the process). On CPU devices
+ * every kernel's first launch is therefore the widest the process will make: the capped
+ * grid of clpar's kernels (max_grid; they stride over larger counts) and GEMMs of 2^15 rows
+ * (CLBlast's grid is at most as wide as C's rows or columns, so this covers products up
+ * to 2^15 rows and columns and stays below PoCL's 65535-wide small-grid limit). */
+#define WARM_ROWS ((size_t)1 << 15)
+static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints, cl_mem wide) {
     clpar_sgd_params sgd = {0.1f, 0.9f, 0.0f, 0.0f, 0};
     clpar_adam_params adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+    if (wide) {
+        d->warm_grid = d->max_grid;
+        for (int t = 0; t < 4; t++) /* (WARM_ROWS, 1) = (WARM_ROWS, 1) (1, 1) */
+            TRY(clpar_op_gemm(d, t & 1, t >> 1, WARM_ROWS, 1, 1, 1.0f, wide, 0,
+                              t & 1 ? WARM_ROWS : 1, wide, WARM_ROWS, 1, 0.0f, wide, WARM_ROWS + 1,
+                              1, NULL));
+    }
     /* every transpose pair the layers use, at sizes that need padding and that do not */
     const size_t sizes[3] = {4, 33, 64};
     for (int s = 0; s < 3; s++)
@@ -104,15 +120,20 @@ static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints) {
     TRY(clpar_op_mse_backward(d, buf, buf, buf, 8, 1.0f, NULL));
     TRY(clpar_op_sgd_step(d, buf, buf, buf, 8, &sgd, 1, NULL));
     TRY(clpar_op_adam_step(d, buf, buf, buf, buf, 8, &adam, 1, NULL));
+    d->warm_grid = 0;
     return clpar_device_finish(d);
 }
 
 clpar_status clpar_op_warmup(clpar_device *d) {
     if (d->clblast_warm) return CLPAR_OK;
-    cl_mem buf = NULL, ints = NULL;
+    cl_mem buf = NULL, ints = NULL, wide = NULL;
     float zero = 0.0f;
     pthread_mutex_lock(&clblast_lock);
     clpar_status st = choose_gemm_path(d);
+    const char *path = getenv("CLPAR_GEMM_PATH");
+    int cpu = (d->info->type & CL_DEVICE_TYPE_CPU) && !(path && !strcmp(path, "indirect"));
+    if (st == CLPAR_OK && cpu)
+        st = clpar_device_alloc(d, (2 * WARM_ROWS + 2) * sizeof(float), &wide);
     if (st == CLPAR_OK) st = clpar_device_alloc(d, 3 * 64 * 64 * sizeof(float), &buf);
     if (st == CLPAR_OK) st = clpar_device_alloc(d, 8 * sizeof(cl_int), &ints);
     if (st == CLPAR_OK) {
@@ -123,8 +144,15 @@ clpar_status clpar_op_warmup(clpar_device *d) {
                                       0, NULL, NULL);
         if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
     }
-    if (st == CLPAR_OK) st = run_every_kernel(d, buf, ints);
+    if (st == CLPAR_OK && wide) {
+        cl_int err = clEnqueueFillBuffer(d->compute, wide, &zero, sizeof zero, 0,
+                                         (2 * WARM_ROWS + 2) * sizeof(float), 0, NULL, NULL);
+        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
+    }
+    if (st == CLPAR_OK) st = run_every_kernel(d, buf, ints, wide);
+    d->warm_grid = 0;
     pthread_mutex_unlock(&clblast_lock);
+    clpar_device_release(d, wide);
     clpar_device_release(d, buf);
     clpar_device_release(d, ints);
     if (st == CLPAR_OK) d->clblast_warm = true;

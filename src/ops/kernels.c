@@ -20,7 +20,10 @@ static clpar_status launch(clpar_device *d, clpar_kernel_id id, cl_int argerr, s
         if (event) CL_CHECK(clEnqueueMarkerWithWaitList(d->compute, 0, NULL, event), name);
         return CLPAR_OK;
     }
-    size_t global = (n + d->wg - 1) / d->wg * d->wg;
+    /* the kernels stride over n by the global size (see kernels/elementwise.cl) */
+    size_t global = n < d->max_grid ? n : d->max_grid;
+    global = (global + d->wg - 1) / d->wg * d->wg;
+    if (global < d->warm_grid) global = d->warm_grid;
     CL_CHECK(clEnqueueNDRangeKernel(d->compute, d->kernels[id], 1, NULL, &global, &d->wg, 0, NULL,
                                     event),
              name);

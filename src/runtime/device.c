@@ -55,6 +55,11 @@ static clpar_status device_setup(clpar_device *d, int index) {
     clGetDeviceInfo(did, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof maxwg, &maxwg, NULL);
     d->wg = maxwg < 64 ? maxwg : 64;
     if (d->wg == 0) d->wg = 1;
+    /* 1-D kernels stride over larger counts. On CPU devices the cap stays under PoCL's
+     * 65535-wide "small grid" specialization, the faster code (see ops/gemm.c for why a
+     * launch must never be wider than the first) */
+    size_t cap = d->info->type & CL_DEVICE_TYPE_CPU ? 65535 : (size_t)1 << 22;
+    d->max_grid = cap / d->wg * d->wg;
     return CLPAR_OK;
 }
 

@@ -53,6 +53,8 @@ struct clpar_device {
     cl_kernel kernels[CLPAR_K_COUNT];
     size_t allocated;
     size_t wg;         /* work-group size used for 1-D kernels */
+    size_t max_grid;   /* widest global size of a 1-D launch (a multiple of wg) */
+    size_t warm_grid;  /* while warming up: the least global size of 1-D launches (ops/gemm.c) */
     bool clblast_warm; /* CLBlast's kernels compiled for this device (see ops/gemm.c) */
 };
 
