@@ -76,14 +76,23 @@ int main(int argc, char **argv) {
         int first_layer =
             strstr(ev[i].name, ev[i].rank ? (ev[i].name[0] == 'F' ? "L2" : "L3")
                                           : (ev[i].name[0] == 'F' ? "L0" : "L1")) != 0;
+        /* B is the chain of input gradients, W the weight gradients of one or more
+         * micro-batches (GPipe does all of them at once) */
         if (work && first_layer && ev[i].start_us >= step_start) last[k++] = ev[i];
     }
     qsort(last, (size_t)k, sizeof *last, by_start);
     printf("order in which the stages started work in the last step:\n");
-    for (int i = 0; i < k; i++)
-        printf("  %8.3f ms  stage %d  %s of micro-batch %c\n",
+    for (int i = 0; i < k; i++) {
+        char c = last[i].name[0];
+        const char *micro = strchr(last[i].name, 'm') + 1;
+        printf("  %8.3f ms  stage %d  %s of micro-batch%s %.*s\n",
                (last[i].start_us - last[0].start_us) / 1e3, last[i].rank,
-               last[i].name[0] == 'F' ? "forward " : "backward", strchr(last[i].name, 'm')[1]);
+               c == 'F'   ? "forward         "
+               : c == 'B' ? "input gradients "
+                          : "weight gradients",
+               strchr(micro, '-') && strchr(micro, '-') < strchr(micro, ' ') ? "es" : "",
+               (int)strcspn(micro, " "), micro);
+    }
     free(last);
     size_t np = clpar_mlp_shape_param_count(&cfg.shape);
     float *piped = malloc(np * sizeof(float)), *single = malloc(np * sizeof(float));

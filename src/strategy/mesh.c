@@ -4,6 +4,7 @@
 #include "mesh_internal.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,7 @@ static clpar_status marker(mrank *k, cl_event *ev) {
 }
 
 static clpar_status record(mrank *k, cl_event a, cl_event b, int queue, const char *cat,
-                           const char *fmt, int x, int y) {
+                           const char *fmt, ...) {
     if (k->nev == k->evcap) {
         int cap = k->evcap ? 2 * k->evcap : 64;
         rank_event *e = realloc(k->ev, (size_t)cap * sizeof *e);
@@ -96,7 +97,10 @@ static clpar_status record(mrank *k, cl_event a, cl_event b, int queue, const ch
     e->b = b;
     e->queue = queue;
     snprintf(e->cat, sizeof e->cat, "%s", cat);
-    snprintf(e->name, sizeof e->name, fmt, x, y);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->name, sizeof e->name, fmt, ap);
+    va_end(ap);
     return CLPAR_OK;
 }
 
@@ -361,7 +365,7 @@ static clpar_status op_weights(clpar_mesh *M, mrank *k, int m, int count, int nm
         if (count == 1)
             TRY(record(k, start, end, 0, "backward", "W m%d L%d", m, lp->global));
         else
-            TRY(record(k, start, end, 0, "backward", "W m%d+ L%d", m, lp->global));
+            TRY(record(k, start, end, 0, "backward", "W m%d-%d L%d", m, m + count - 1, lp->global));
         clRetainEvent(end);
         start = end;
     }
@@ -429,13 +433,13 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
         }
         cl_event b;
         TRY(marker(k, &b));
-        TRY(record(k, a, b, 0, "reduction", "allreduce grads", 0, 0));
+        TRY(record(k, a, b, 0, "reduction", "allreduce grads"));
     }
     cl_event a, b;
     TRY(marker(k, &a));
     TRY(clpar_optim_step(k->opt, k->params, k->grads, NULL));
     TRY(marker(k, &b));
-    TRY(record(k, a, b, 0, "optimizer", "optimizer", 0, 0));
+    TRY(record(k, a, b, 0, "optimizer", "optimizer"));
     return clpar_device_finish(k->dev);
 }
 
