@@ -79,6 +79,19 @@ Test(mesh, planned_memory_matches_the_built_mesh) {
     free(params);
 }
 
+/* The plan for mesh c among those the planner makes of devices m[0 .. n). */
+static const clpar_plan *find_plan(const clpar_mesh_config *c, const clpar_device_measure *m,
+                                   int n) {
+    static clpar_plan plans[64];
+    int count;
+    T_OK(clpar_planner_plan(c, m, n, plans, 64, &count));
+    for (int i = 0; i < count && i < 64; i++)
+        if (plans[i].cfg.dp == c->dp && plans[i].cfg.pp == c->pp && plans[i].cfg.tp == c->tp)
+            return &plans[i];
+    cr_assert_fail("no plan for %dx%dx%d", c->dp, c->pp, c->tp);
+    return NULL;
+}
+
 Test(mesh, planner_ranks_feasible_meshes) {
     clpar_mesh_config c;
     memset(&c, 0, sizeof c);
@@ -87,7 +100,7 @@ Test(mesh, planner_ranks_feasible_meshes) {
     c.max_batch = 64;
     clpar_device_measure m[4];
     for (int i = 0; i < 4; i++)
-        m[i] = (clpar_device_measure){i, 10.0, 5.0, 5.0, 1u << 30, 0};
+        m[i] = (clpar_device_measure){i, 10.0, 5.0, 5.0, 1u << 30, 0, 0};
     clpar_plan plans[64];
     int count;
     T_OK(clpar_planner_plan(&c, m, 4, plans, 64, &count));
@@ -98,6 +111,23 @@ Test(mesh, planner_ranks_feasible_meshes) {
         cr_expect_leq(plans[i].cfg.dp * plans[i].cfg.pp * plans[i].cfg.tp, 4);
         cr_expect_eq(clpar_mesh_validate(&plans[i].cfg), CLPAR_OK);
     }
+    /* ranks that share a device, or CPU devices that need more cores than the host has,
+     * compute more slowly together: the same mesh is predicted slower */
+    clpar_mesh_config four = plans[0].cfg;
+    int n4 = four.dp * four.pp * four.tp;
+    cr_assert_gt(n4, 1, "the best of four equal devices uses several");
+    double own = find_plan(&four, m, n4)->compute_s;
+    for (int i = 0; i < 4; i++)
+        m[i].device = 0;
+    double shared = find_plan(&four, m, n4)->compute_s;
+    cr_expect_float_eq(shared, own * n4, 1e-9 * own, "%d ranks on one device: %g s, alone %g s", n4,
+                       shared, own);
+    for (int i = 0; i < 4; i++)
+        m[i].device = i, m[i].host_cores = 1u << 20; /* more cores than any host has */
+    cr_expect_gt(find_plan(&four, m, n4)->compute_s, own * 1000,
+                 "CPU devices share the host's cores");
+    for (int i = 0; i < 4; i++)
+        m[i].host_cores = 0;
     /* a device too small for any layout leaves nothing */
     for (int i = 0; i < 4; i++)
         m[i].memory = 1000;

@@ -15,6 +15,8 @@ typedef struct {
     double gflops;           /* forward + backward of the model at the batch, measured */
     double h2d_gbs, d2h_gbs; /* host<->device bandwidth, GB/s */
     uint64_t memory;         /* global memory, bytes */
+    unsigned host_cores;     /* CPU devices: the host cores it computes on (compute units);
+                              * 0 for devices with processors of their own */
     int cached;              /* taken from the cache file rather than measured now */
 } clpar_device_measure;
 

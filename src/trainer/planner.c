@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -130,6 +131,7 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_ml
     memset(out, 0, sizeof *out);
     out->device = device;
     out->memory = di->global_mem;
+    out->host_cores = di->type & CL_DEVICE_TYPE_CPU ? di->compute_units : 0;
     char key[2048];
     cache_key(di, shape, batch, key, sizeof key);
     if (!remeasure && cache_lookup(key, out)) {
@@ -143,6 +145,26 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_ml
     TRY(st);
     cache_store(key, out);
     return CLPAR_OK;
+}
+
+/* How many times slower ranks compute together than each measured alone: ranks that share
+ * a device take turns on it, and CPU devices share the host's cores (PoCL's `basic` devices
+ * use one each; its `pthread` devices of one process share one pool, each counting it). */
+static double contention(const clpar_device_measure *m, int n) {
+    double worst = 1.0, cpu_cores = 0;
+    for (int r = 0; r < n; r++) {
+        int first = 1, same = 0;
+        for (int q = 0; q < n; q++) {
+            if (m[q].device != m[r].device) continue;
+            same++;
+            if (q < r) first = 0;
+        }
+        worst = fmax(worst, same);
+        if (first) cpu_cores += m[r].host_cores;
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online > 0) worst = fmax(worst, cpu_cores / (double)online);
+    return worst;
 }
 
 /* Predicts one mesh; returns 0 when it cannot run (memory, splits). */
@@ -174,7 +196,7 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
     double worst = 0;
     for (int s = 0; s < c->pp; s++)
         worst = fmax(worst, stage_time[s]);
-    p->compute_s = (c->micro + c->pp - 1) * worst;
+    p->compute_s = (c->micro + c->pp - 1) * worst * contention(m, n);
     uint64_t tp_bytes = clpar_mesh_predicted_tp_bytes(c, c->max_batch);
     uint64_t pp_bytes = 0;
     int starts = 0;
