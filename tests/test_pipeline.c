@@ -1,6 +1,7 @@
 /* Pipeline parallelism equals single-device training for pp 2..4, both schedules and
- * M in {1, 3, 8} with uneven micro-batches; 1F1B holds at most pp - stage micro-batches;
- * a two-device trace shows the devices working at the same time. */
+ * M in {1, 3, 8} with uneven micro-batches; 1F1B holds at most pp micro-batches per stage,
+ * and the automatic choice takes GPipe only where its memory fits; a two-device trace
+ * shows the devices working at the same time. */
 #include "train_common.h"
 
 static const char *SIZES = "12,9,8,7,6,5";
@@ -70,6 +71,41 @@ Test(pipeline, activation_slots_follow_the_schedule) {
         }
         clpar_trainer_free(tr);
     }
+    clpar_dataset_free(&ds);
+}
+
+Test(pipeline, auto_schedule_is_gpipe_where_memory_allows) {
+    clpar_dataset ds = t_dataset(40, 12, 5, 0, 2);
+    int devices[4] = {0, 1, 2, 3};
+    clpar_trainer_config c = config(4, 8, CLPAR_SCHEDULE_AUTO, devices);
+    clpar_mesh_config mc;
+    T_OK(clpar_trainer_mesh_config(&c, ds.n, &mc));
+    /* what each rank needs under either schedule, from the same plan the mesh allocates */
+    uint64_t gpipe[4], f1b[4], plenty[4], tight[4];
+    for (int s = 0; s < 2; s++) {
+        clpar_mesh_config x = mc;
+        x.schedule = s ? CLPAR_SCHEDULE_1F1B : CLPAR_SCHEDULE_GPIPE;
+        for (int r = 0; r < 4; r++) {
+            clpar_rank_info ri;
+            clpar_mesh_plan_rank(&x, r, &ri);
+            (s ? f1b : gpipe)[r] = ri.param_bytes + ri.activation_bytes;
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        cr_assert_gt(gpipe[r], f1b[r], "rank %d: GPipe holds more than 1F1B", r);
+        plenty[r] = 2 * gpipe[r];
+        tight[r] = 2 * gpipe[r];
+    }
+    cr_expect_eq(clpar_mesh_choose_schedule(&mc, plenty), CLPAR_SCHEDULE_GPIPE);
+    tight[2] = 2 * gpipe[2] - 1; /* one rank short */
+    cr_expect_eq(clpar_mesh_choose_schedule(&mc, tight), CLPAR_SCHEDULE_1F1B);
+    mc.schedule = CLPAR_SCHEDULE_1F1B; /* a schedule given is kept */
+    cr_expect_eq(clpar_mesh_choose_schedule(&mc, plenty), CLPAR_SCHEDULE_1F1B);
+    /* a mesh built with auto on these (ample) devices runs GPipe */
+    clpar_trainer *tr;
+    T_OK(clpar_trainer_init(t_runtime(), &c, &ds, &tr));
+    cr_expect_eq(clpar_mesh_get_config(clpar_trainer_mesh(tr))->schedule, CLPAR_SCHEDULE_GPIPE);
+    clpar_trainer_free(tr);
     clpar_dataset_free(&ds);
 }
 

@@ -39,8 +39,17 @@ static void usage(void) {
         "  --devices SPEC      all (default), cpu, gpu, or indices such as 0,1 or 0,0,0;\n"
         "                      rank i runs on the i-th device of the spec\n"
         "  --dp N|auto         data-parallel replicas (default 1; auto: one per device)\n"
-        "  --accum K           micro-batches per replica and step (default 1)\n"
+        "  --tp N              tensor-parallel shards of every layer (default 1)\n"
+        "  --pp N              pipeline stages of consecutive layers (default 1)\n"
+        "  --stages A,B,...    layers per stage (default: balanced by FLOPs)\n"
+        "  --micro-batches M   micro-batches per replica and step (default 1)\n"
+        "  --schedule gpipe|1f1b|auto  pipeline schedule (default auto: gpipe when all M\n"
+        "                      micro-batches fit in half of each device's memory)\n"
+        "  --accum K           gradient accumulation: K times the micro-batches (default 1)\n"
         "  --grad-reduce mean|sum  mean of the batch (default) or sum of micro-batch means\n"
+        "  --mesh auto         the mesh the planner predicts fastest on the devices\n"
+        "  --balance auto|equal  auto: work in proportion to each device's measured speed\n"
+        "  --dry-run           print the plan (ranks, devices, memory, bytes) and exit\n"
         "Output:\n"
         "  --log FILE.csv      one row per step: step,epoch,loss,samples_per_sec\n"
         "  --checkpoint FILE   write the whole training state (model, optimizer, data position)\n"
@@ -249,8 +258,11 @@ static int parse_options(int argc, char **argv, options *o) {
                 o->schedule = CLPAR_SCHEDULE_GPIPE;
             else if (!strcmp(optarg, "1f1b"))
                 o->schedule = CLPAR_SCHEDULE_1F1B;
+            else if (!strcmp(optarg, "auto"))
+                o->schedule = CLPAR_SCHEDULE_AUTO;
             else
-                return cli_usage_error(prog, "--schedule must be gpipe or 1f1b, got '%s'", optarg);
+                return cli_usage_error(prog, "--schedule must be gpipe, 1f1b or auto, got '%s'",
+                                       optarg);
             break;
         case O_STAGES:
             o->stages = optarg;
@@ -406,12 +418,17 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
                 n, n, cfg->ndevices);
         return 1;
     }
+    uint64_t memory[256];
+    for (int r = 0; r < n; r++)
+        memory[r] = clpar_runtime_device_info(rt, cfg->devices[r])->global_mem;
+    int chosen = mc.schedule == CLPAR_SCHEDULE_AUTO;
+    mc.schedule = clpar_mesh_choose_schedule(&mc, memory);
     char sizes[512];
     clpar_mlp_shape_format(&mc.shape, sizes, sizeof sizes);
     printf("plan: model %s, batch %zu, mesh dp %d x pp %d x tp %d, %d micro-batches per replica, "
-           "%s\n",
+           "%s%s\n",
            sizes, mc.max_batch, mc.dp, mc.pp, mc.tp, mc.micro,
-           mc.schedule == CLPAR_SCHEDULE_GPIPE ? "gpipe" : "1f1b");
+           mc.schedule == CLPAR_SCHEDULE_GPIPE ? "gpipe" : "1f1b", chosen ? " (auto)" : "");
     printf("data-parallel shards:");
     for (int d = 0; d < mc.dp; d++) {
         size_t first, count;
@@ -458,7 +475,7 @@ int main(int argc, char **argv) {
                  .reduce = CLPAR_REDUCE_MEAN,
                  .tp = 1,
                  .micro = 1,
-                 .schedule = CLPAR_SCHEDULE_1F1B};
+                 .schedule = CLPAR_SCHEDULE_AUTO};
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
     clpar_st *resume_st = NULL;
@@ -675,7 +692,7 @@ int main(int argc, char **argv) {
     if (cfg.pp > 1) {
         printf("pipeline: %s, %d micro-batches, bubble %.1f%% measured in the last step, ideal "
                "(p-1)/(m+p-1) = %.1f%%; %.0f bytes handed between stages per step\n",
-               cfg.schedule == CLPAR_SCHEDULE_GPIPE ? "gpipe" : "1f1b",
+               clpar_mesh_get_config(mesh)->schedule == CLPAR_SCHEDULE_GPIPE ? "gpipe" : "1f1b",
                cfg.accum * cfg.micro_batches, 100.0 * ds.bubble_measured, 100.0 * ds.bubble_ideal,
                (double)pp_bytes / (double)total);
         for (int r = 0; r < cfg.pp * cfg.tp; r += cfg.tp) {

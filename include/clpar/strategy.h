@@ -28,8 +28,11 @@ typedef enum {
 } clpar_reduce_mode;
 
 typedef enum {
-    CLPAR_SCHEDULE_GPIPE, /* all forwards, then all backwards */
-    CLPAR_SCHEDULE_1F1B   /* after warm-up, one forward then one backward */
+    CLPAR_SCHEDULE_GPIPE, /* all forwards, then all backwards, then one weight-gradient GEMM
+                           * per layer over the whole batch */
+    CLPAR_SCHEDULE_1F1B,  /* after warm-up, one forward then one backward; at most pp
+                           * micro-batches held per stage */
+    CLPAR_SCHEDULE_AUTO   /* chosen when the mesh is built: clpar_mesh_choose_schedule */
 } clpar_schedule;
 
 typedef struct {
@@ -65,6 +68,11 @@ void clpar_mesh_replica_rows(const clpar_mesh_config *cfg, size_t rows, int d, s
 
 /* Checks cfg (every error names the option: --dp, --pp, --tp, --stages, --micro-batches). */
 clpar_status clpar_mesh_validate(const clpar_mesh_config *cfg);
+/* The schedule cfg runs: its own, or for CLPAR_SCHEDULE_AUTO GPipe (the faster: each stage
+ * computes its weight gradients once, over the whole batch) when every rank's parameters,
+ * optimizer state and activations of all micro-batches fit in half of its device's memory
+ * (memory[r] bytes for rank r), else 1F1B, which holds at most pp micro-batches. */
+clpar_schedule clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory);
 
 /* Builds the mesh on devs[0 .. dp pp tp), every replica starting from params (the full
  * model, param_count floats, copied and sharded). The caller keeps the devices alive and

@@ -679,6 +679,10 @@ clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config 
     M->cfg = *cfg;
     const clpar_mesh_config *c = &M->cfg;
     M->n = c->dp * c->pp * c->tp;
+    uint64_t memory[256];
+    for (int r = 0; r < M->n; r++)
+        memory[r] = devs[r]->info->global_mem;
+    M->cfg.schedule = clpar_mesh_choose_schedule(c, memory);
     M->nparams = clpar_mlp_shape_param_count(&c->shape);
     M->micro_cap = plan_micro_cap(c);
     M->ranks = calloc((size_t)M->n, sizeof *M->ranks);

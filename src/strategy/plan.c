@@ -205,6 +205,8 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     if (c->tp < 1) return clpar_error(CLPAR_EINVAL, "--tp must be at least 1 (got %d)", c->tp);
     if (c->micro < 1)
         return clpar_error(CLPAR_EINVAL, "--micro-batches must be at least 1 (got %d)", c->micro);
+    if (c->schedule < CLPAR_SCHEDULE_GPIPE || c->schedule > CLPAR_SCHEDULE_AUTO)
+        return clpar_error(CLPAR_EINVAL, "unknown pipeline schedule %d", (int)c->schedule);
     if (c->pp > s->nlayers)
         return clpar_error(CLPAR_EINVAL, "--pp %d is larger than the model's %d layers", c->pp,
                            s->nlayers);
@@ -307,4 +309,16 @@ void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info 
     size_t other = (info->stage > 0 ? lp[0].in : 0) + gather + 1;
     if (group > 1) other += (size_t)group * (wx + wdy);
     info->activation_bytes = cap * (per_slot * (size_t)slots + other) * sizeof(float);
+}
+
+clpar_schedule clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory) {
+    if (cfg->schedule != CLPAR_SCHEDULE_AUTO) return cfg->schedule;
+    clpar_mesh_config g = *cfg;
+    g.schedule = CLPAR_SCHEDULE_GPIPE;
+    for (int r = 0; r < g.dp * g.pp * g.tp; r++) {
+        clpar_rank_info ri;
+        clpar_mesh_plan_rank(&g, r, &ri);
+        if (ri.param_bytes + ri.activation_bytes > memory[r] / 2) return CLPAR_SCHEDULE_1F1B;
+    }
+    return CLPAR_SCHEDULE_GPIPE;
 }
