@@ -4,7 +4,9 @@
  *     replicas as soon as backward produces them;
  *   pipeline parallelism: the layers are cut into pp consecutive stages; each replica's shard
  *     is split into micro-batches that flow through the stages (GPipe or 1F1B), activations
- *     handed forward and their gradients backward between stages;
+ *     handed forward and their gradients backward between stages; a micro-batch's backward
+ *     is split into the input gradients (B), which the previous stage waits for, and the
+ *     weight gradients (W), computed for several micro-batches in one GEMM;
  *   tensor parallelism: each stage's linear layers are sharded over tp ranks, paired as in
  *     Megatron-LM (column-parallel then row-parallel, one reduction each way per pair; a
  *     layer left over is column-parallel with a concatenation).
@@ -118,8 +120,9 @@ typedef struct {
     int first_layer, layers;
     size_t param_count;
     size_t param_bytes;
-    size_t activation_bytes;
-    int activation_slots; /* micro-batches whose activations it can hold at once */
+    size_t activation_bytes; /* layer inputs and output gradients of every slot, W's
+                              * gathering buffers, hand-off and loss buffers */
+    int activation_slots;    /* micro-batches whose activations it can hold at once */
 } clpar_rank_info;
 void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_info *info);
 /* The same, worked out from a configuration alone (nothing is allocated): for plans and
