@@ -1,57 +1,61 @@
-/* Element-wise kernels of the linear layers and of gradient bookkeeping. Every kernel of
- * clpar loops over its elements (or columns, or rows) with a stride of the global size,
- * which the host caps (ops/kernels.c), so a launch is never wider than the one that warmed
- * the kernel up (see ops/gemm.c on PoCL). */
+/* Element-wise kernels of the linear layers and of gradient bookkeeping. One work-item per
+ * element (or per column for colsum); global sizes are rounded up to the work-group size,
+ * so every kernel checks its bound. Counts above a device's widest launch are done in
+ * several launches (ops/kernels.c), each starting at element `base`, every kernel's last
+ * argument. */
 #pragma OPENCL FP_CONTRACT OFF
 
 /* y[r, c] += b[boff + c] for y of shape (rows, cols) */
-__kernel void bias_add(__global float *y, __global const float *b, const uint boff,
-                       const uint rows, const uint cols) {
-    for (size_t i = get_global_id(0); i < (size_t)rows * cols; i += get_global_size(0)) {
-        y[i] += b[boff + i % cols];
-    }
+__kernel void bias_add(__global float *y, __global const float *b, const uint boff, const uint rows,
+                       const uint cols, const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= (size_t)rows * cols) return;
+    y[i] += b[boff + i % cols];
 }
 
 /* y = max(x, 0); y may be x */
-__kernel void relu_forward(__global float *y, __global const float *x, const uint n) {
-    for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {
-        const float v = x[i];
-        y[i] = v > 0.0f ? v : 0.0f;
-    }
+__kernel void relu_forward(__global float *y, __global const float *x, const uint n,
+                           const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= n) return;
+    const float v = x[i];
+    y[i] = v > 0.0f ? v : 0.0f;
 }
 
 /* dx = dy * (y > 0), from the saved output y of relu_forward; dx may be dy */
-__kernel void relu_backward(__global float *dx, __global const float *dy,
-                            __global const float *y, const uint n) {
-    for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-    }
+__kernel void relu_backward(__global float *dx, __global const float *dy, __global const float *y,
+                            const uint n, const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= n) return;
+    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 /* out[ooff + c] = beta * out[ooff + c] + sum_r x[xoff + r * ldx + c], c < cols: the bias
  * gradient of a (rows, cols) block of a matrix with row stride ldx; beta = 1 accumulates over
  * micro-batches. Rows are summed in order, so the result is the same on every device. */
-__kernel void colsum(__global float *out, const uint ooff, __global const float *x,
-                     const uint xoff, const uint ldx, const uint rows, const uint cols,
-                     const float beta) {
-    for (size_t c = get_global_id(0); c < cols; c += get_global_size(0)) {
-        float s = 0.0f;
-        for (uint r = 0; r < rows; r++) s += x[xoff + (size_t)r * ldx + c];
-        out[ooff + c] = beta == 0.0f ? s : beta * out[ooff + c] + s;
-    }
+__kernel void colsum(__global float *out, const uint ooff, __global const float *x, const uint xoff,
+                     const uint ldx, const uint rows, const uint cols, const float beta,
+                     const uint base) {
+    const size_t c = (size_t)base + get_global_id(0);
+    if (c >= cols) return;
+    float s = 0.0f;
+    for (uint r = 0; r < rows; r++)
+        s += x[xoff + (size_t)r * ldx + c];
+    out[ooff + c] = beta == 0.0f ? s : beta * out[ooff + c] + s;
 }
 
 /* x[off + i] *= a */
-__kernel void scale(__global float *x, const uint off, const float a, const uint n) {
-    for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {
-        x[off + i] *= a;
-    }
+__kernel void scale(__global float *x, const uint off, const float a, const uint n,
+                    const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= n) return;
+    x[off + i] *= a;
 }
 
 /* y[yoff + i] += a * x[xoff + i] */
 __kernel void axpy(__global float *y, const uint yoff, const float a, __global const float *x,
-                   const uint xoff, const uint n) {
-    for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {
-        y[yoff + i] += a * x[xoff + i];
-    }
+                   const uint xoff, const uint n, const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= n) return;
+    y[yoff + i] += a * x[xoff + i];
 }

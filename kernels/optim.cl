@@ -7,19 +7,19 @@
 /* SGD: d = g + wd p; with momentum, buf = first ? d : momentum buf + (1 - dampening) d and
  * d = nesterov ? d + momentum buf : buf; then p -= lr d. */
 __kernel void sgd_step(__global float *p, __global const float *g, __global float *buf,
-                       const uint n, const float lr, const float momentum,
-                       const float dampening, const float weight_decay, const int nesterov,
-                       const int first) {
-    for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {
-        float d = g[i];
-        if (weight_decay != 0.0f) d = d + weight_decay * p[i];
-        if (momentum != 0.0f) {
-            float b = first ? d : momentum * buf[i] + (1.0f - dampening) * d;
-            buf[i] = b;
-            d = nesterov ? d + momentum * b : b;
-        }
-        p[i] = p[i] - lr * d;
+                       const uint n, const float lr, const float momentum, const float dampening,
+                       const float weight_decay, const int nesterov, const int first,
+                       const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= n) return;
+    float d = g[i];
+    if (weight_decay != 0.0f) d = d + weight_decay * p[i];
+    if (momentum != 0.0f) {
+        float b = first ? d : momentum * buf[i] + (1.0f - dampening) * d;
+        buf[i] = b;
+        d = nesterov ? d + momentum * b : b;
     }
+    p[i] = p[i] - lr * d;
 }
 
 /* Adam / AdamW. decoupled = 0: g += wd p (Adam's L2); decoupled = 1: p *= 1 - lr wd (AdamW).
@@ -29,21 +29,22 @@ __kernel void sgd_step(__global float *p, __global const float *g, __global floa
 __kernel void adam_step(__global float *p, __global const float *g, __global float *m,
                         __global float *v, const uint n, const float lr, const float beta1,
                         const float beta2, const float eps, const float weight_decay,
-                        const int decoupled, const float step_size, const float bc2_sqrt) {
-    for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {
-        float grad = g[i];
-        float param = p[i];
-        if (weight_decay != 0.0f) {
-            if (decoupled)
-                param = param * (1.0f - lr * weight_decay);
-            else
-                grad = grad + weight_decay * param;
-        }
-        const float mi = m[i] + (1.0f - beta1) * (grad - m[i]);
-        const float vi = beta2 * v[i] + (1.0f - beta2) * grad * grad;
-        m[i] = mi;
-        v[i] = vi;
-        const float denom = sqrt(vi) / bc2_sqrt + eps;
-        p[i] = param - step_size * (mi / denom);
+                        const int decoupled, const float step_size, const float bc2_sqrt,
+                        const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= n) return;
+    float grad = g[i];
+    float param = p[i];
+    if (weight_decay != 0.0f) {
+        if (decoupled)
+            param = param * (1.0f - lr * weight_decay);
+        else
+            grad = grad + weight_decay * param;
     }
+    const float mi = m[i] + (1.0f - beta1) * (grad - m[i]);
+    const float vi = beta2 * v[i] + (1.0f - beta2) * grad * grad;
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = sqrt(vi) / bc2_sqrt + eps;
+    p[i] = param - step_size * (mi / denom);
 }

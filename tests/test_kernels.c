@@ -122,6 +122,31 @@ Test(kernels, scale_and_axpy) {
     clpar_device_release(d, my);
 }
 
+/* Counts larger than one launch (a CPU device's is under 65535 work-items) go in several
+ * launches; every element must be done exactly once. */
+Test(kernels, counts_beyond_one_launch) {
+    clpar_device *d = t_device(0);
+    const size_t rows = 1531, cols = 131, n = rows * cols; /* 200561 */
+    float *y = malloc(n * sizeof(float)), *b = malloc(cols * sizeof(float));
+    double *ref = malloc(n * sizeof(double));
+    t_fill(y, n, 11, -2, 2);
+    t_fill(b, cols, 12, -1, 1);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = fmax((double)y[i] + b[i % cols], 0.0) * 0.5;
+    cl_mem my = t_upload(d, y, n), mb = t_upload(d, b, cols);
+    T_OK(clpar_op_bias_add(d, my, mb, 0, rows, cols, NULL));
+    T_OK(clpar_op_relu_forward(d, my, my, n, NULL));
+    T_OK(clpar_op_scale(d, my, 0, 0.5f, n, NULL));
+    float *got = t_download(d, my, n);
+    cr_assert_lt(t_rel_l2_d(got, ref, n), 1e-6);
+    free(got);
+    free(y);
+    free(b);
+    free(ref);
+    clpar_device_release(d, my);
+    clpar_device_release(d, mb);
+}
+
 Test(kernels, softmax_cross_entropy) {
     clpar_device *d = t_device(0);
     enum { R = 29, C = 11 };

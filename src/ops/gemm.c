@@ -85,10 +85,12 @@ static clpar_status choose_gemm_path(clpar_device *d) {
  * adding one whenever a launch is wider than any before, but release them by kernel alone,
  * so two threads running one kernel through two such entries decrement the wrong count
  * (the assertion in pocl_release_dlhandle_cache that aborts the process). On CPU devices
- * every kernel's first launch is therefore the widest the process will make: the capped
- * grid of clpar's kernels (max_grid; they stride over larger counts) and GEMMs of 2^15 rows
- * (CLBlast's grid is at most as wide as C's rows or columns, so this covers products up
- * to 2^15 rows and columns and stays below PoCL's 65535-wide small-grid limit). */
+ * every kernel's first launch is therefore the widest the process will make: clpar's
+ * kernels at their device's max_grid (larger counts go in several launches, all without a
+ * global offset, which PoCL would specialize on as well), and GEMMs of
+ * 2^15 rows (CLBlast's grid is at most as wide as C's rows or columns, so this covers
+ * products up to 2^15 rows and columns and stays below PoCL's 65535-wide small-grid
+ * limit). */
 #define WARM_ROWS ((size_t)1 << 15)
 static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints, cl_mem wide) {
     clpar_sgd_params sgd = {0.1f, 0.9f, 0.0f, 0.0f, 0};

@@ -20,13 +20,18 @@ static clpar_status launch(clpar_device *d, clpar_kernel_id id, cl_int argerr, s
         if (event) CL_CHECK(clEnqueueMarkerWithWaitList(d->compute, 0, NULL, event), name);
         return CLPAR_OK;
     }
-    /* the kernels stride over n by the global size (see kernels/elementwise.cl) */
-    size_t global = n < d->max_grid ? n : d->max_grid;
-    global = (global + d->wg - 1) / d->wg * d->wg;
-    if (global < d->warm_grid) global = d->warm_grid;
-    CL_CHECK(clEnqueueNDRangeKernel(d->compute, d->kernels[id], 1, NULL, &global, &d->wg, 0, NULL,
-                                    event),
-             name);
+    /* no launch wider than max_grid: larger counts go in pieces, each from its `base`
+     * (every kernel's last argument); the warm-up's launch is the widest (ops/gemm.c) */
+    for (size_t off = 0; off < n; off += d->max_grid) {
+        size_t part = n - off < d->max_grid ? n - off : d->max_grid;
+        size_t global = (part + d->wg - 1) / d->wg * d->wg;
+        if (global < d->warm_grid) global = d->warm_grid;
+        cl_uint base = (cl_uint)off;
+        CL_CHECK(clSetKernelArg(d->kernels[id], d->base_arg[id], sizeof base, &base), name);
+        CL_CHECK(clEnqueueNDRangeKernel(d->compute, d->kernels[id], 1, NULL, &global, &d->wg, 0,
+                                        NULL, off + part == n ? event : NULL),
+                 name);
+    }
     return CLPAR_OK;
 }
 

@@ -50,14 +50,20 @@ static clpar_status device_setup(clpar_device *d, int index) {
         TRY(clpar_runtime_program(rt, index, d->context, kernel_programs[k], &prog));
         d->kernels[k] = clCreateKernel(prog, kernel_names[k], &err);
         if (err != CL_SUCCESS) return clpar_cl_error(err, kernel_names[k]);
+        cl_uint nargs = 0;
+        CL_CHECK(clGetKernelInfo(d->kernels[k], CL_KERNEL_NUM_ARGS, sizeof nargs, &nargs, NULL),
+                 "clGetKernelInfo(CL_KERNEL_NUM_ARGS)");
+        if (nargs == 0)
+            return clpar_error(CLPAR_EINVAL, "kernel %s has no arguments", kernel_names[k]);
+        d->base_arg[k] = nargs - 1;
     }
     size_t maxwg = 64;
     clGetDeviceInfo(did, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof maxwg, &maxwg, NULL);
     d->wg = maxwg < 64 ? maxwg : 64;
     if (d->wg == 0) d->wg = 1;
-    /* 1-D kernels stride over larger counts. On CPU devices the cap stays under PoCL's
-     * 65535-wide "small grid" specialization, the faster code (see ops/gemm.c for why a
-     * launch must never be wider than the first) */
+    /* larger counts go in several launches (ops/kernels.c). On CPU devices the cap stays
+     * under PoCL's 65535-wide "small grid" specialization, the faster code (see ops/gemm.c
+     * for why no launch may be wider than the first) */
     size_t cap = d->info->type & CL_DEVICE_TYPE_CPU ? 65535 : (size_t)1 << 22;
     d->max_grid = cap / d->wg * d->wg;
     return CLPAR_OK;

@@ -51,6 +51,7 @@ struct clpar_device {
     cl_command_queue compute;
     cl_command_queue transfer;
     cl_kernel kernels[CLPAR_K_COUNT];
+    cl_uint base_arg[CLPAR_K_COUNT]; /* index of each kernel's last argument, `base` */
     size_t allocated;
     size_t wg;         /* work-group size used for 1-D kernels */
     size_t max_grid;   /* widest global size of a 1-D launch (a multiple of wg) */
