@@ -3,20 +3,27 @@
  * that shards and micro-batches add up to the full batch's mean (scale = 1 / global batch). */
 #pragma OPENCL FP_CONTRACT OFF
 
-/* loss[r] = logsumexp(z[r, :]) - z[r, label[r]], z of shape (rows, classes).
- * The max is subtracted first so large logits do not overflow. */
-__kernel void xent_forward(__global float *loss, __global const float *z,
-                           __global const int *labels, const uint rows, const uint classes,
-                           const uint base) {
-    const size_t r = (size_t)base + get_global_id(0);
-    if (r >= rows) return;
-    __global const float *zr = z + r * classes;
+/* The row's max and sum of exp(z - max), so that large logits do not overflow. */
+static void softmax_parts(__global const float *zr, const uint classes, float *max, float *sum) {
     float m = zr[0];
     for (uint c = 1; c < classes; c++)
         m = fmax(m, zr[c]);
     float s = 0.0f;
     for (uint c = 0; c < classes; c++)
         s += exp(zr[c] - m);
+    *max = m;
+    *sum = s;
+}
+
+/* loss[r] = logsumexp(z[r, :]) - z[r, label[r]], z of shape (rows, classes). */
+__kernel void xent_forward(__global float *loss, __global const float *z,
+                           __global const int *labels, const uint rows, const uint classes,
+                           const uint base) {
+    const size_t r = (size_t)base + get_global_id(0);
+    if (r >= rows) return;
+    __global const float *zr = z + r * classes;
+    float m, s;
+    softmax_parts(zr, classes, &m, &s);
     loss[r] = m + log(s) - zr[labels[r]];
 }
 
@@ -28,12 +35,8 @@ __kernel void xent_backward(__global float *dz, __global const float *z, __globa
     if (r >= rows) return;
     __global const float *zr = z + r * classes;
     __global float *dr = dz + r * classes;
-    float m = zr[0];
-    for (uint c = 1; c < classes; c++)
-        m = fmax(m, zr[c]);
-    float s = 0.0f;
-    for (uint c = 0; c < classes; c++)
-        s += exp(zr[c] - m);
+    float m, s;
+    softmax_parts(zr, classes, &m, &s);
     const int label = labels[r];
     for (uint c = 0; c < classes; c++) {
         const float p = exp(zr[c] - m) / s;

@@ -74,3 +74,8 @@ const char *t_tmp(const char *name) {
     snprintf(p, 512, "%s/clpar-test-%ld-%s", base && *base ? base : "/tmp", (long)getpid(), name);
     return p;
 }
+
+const char *t_source_dir(void) {
+    const char *dir = getenv("CLPAR_SOURCE_DIR");
+    return dir && *dir ? dir : CLPAR_TEST_SOURCE_DIR;
+}

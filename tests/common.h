@@ -14,6 +14,8 @@ clpar_runtime *t_runtime(void);
 /* A device handle on device index i (made on first use, shared by the tests of a binary). */
 clpar_device *t_device(int i);
 /* Fills x[0..n) with uniform values in [lo, hi) from a generator seeded with seed. */
+/* The source tree (CLPAR_SOURCE_DIR, or the one the tests were built from). */
+const char *t_source_dir(void);
 void t_fill(float *x, size_t n, uint64_t seed, double lo, double hi);
 /* ||a - b|| / ||b|| in double (||a - b|| when b is zero). */
 double t_rel_l2(const float *a, const float *b, size_t n);

@@ -23,11 +23,11 @@ static const float *tensor(const char *name, size_t n) {
 
 static void setup(void) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/reference.safetensors", getenv("CLPAR_SOURCE_DIR"));
+    snprintf(path, sizeof path, "%s/tests/data/reference.safetensors", t_source_dir());
     T_OK(clpar_st_read(path, &ref));
     T_OK(clpar_mlp_shape_parse(&shape, "6,9,7,4"));
     init = malloc(clpar_mlp_shape_param_count(&shape) * sizeof(float));
-    snprintf(path, sizeof path, "%s/tests/data/model.safetensors", getenv("CLPAR_SOURCE_DIR"));
+    snprintf(path, sizeof path, "%s/tests/data/model.safetensors", t_source_dir());
     T_OK(clpar_model_load(path, &shape, init));
 }
 
