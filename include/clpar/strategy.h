@@ -134,7 +134,8 @@ typedef struct {
     int rank;
     int queue;               /* 0 compute, 1 transfer */
     char name[48];           /* "F m3 L2", "B m0 L1", "send m2", "recv m2", "allreduce L1", ... */
-    char category[16];       /* forward, backward, copy, reduction, optimizer */
+    char category[16];       /* forward, backward (input gradients), weights (weight
+                              * gradients), copy, reduction, optimizer */
     double start_us, end_us; /* microseconds since the trace began, host clock */
 } clpar_trace_event;
 

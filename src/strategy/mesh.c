@@ -363,9 +363,9 @@ static clpar_status op_weights(clpar_mesh *M, mrank *k, int m, int count, int nm
         cl_event end;
         TRY(marker(k, &end));
         if (count == 1)
-            TRY(record(k, start, end, 0, "backward", "W m%d L%d", m, lp->global));
+            TRY(record(k, start, end, 0, "weights", "W m%d L%d", m, lp->global));
         else
-            TRY(record(k, start, end, 0, "backward", "W m%d-%d L%d", m, m + count - 1, lp->global));
+            TRY(record(k, start, end, 0, "weights", "W m%d-%d L%d", m, m + count - 1, lp->global));
         clRetainEvent(end);
         start = end;
     }
@@ -757,7 +757,8 @@ static clpar_status collect_events(clpar_mesh *M) {
             }
             s += k->clock_offset_ns;
             t += k->clock_offset_ns;
-            int compute = !strcmp(e->cat, "forward") || !strcmp(e->cat, "backward");
+            int compute = !strcmp(e->cat, "forward") || !strcmp(e->cat, "backward") ||
+                          !strcmp(e->cat, "weights");
             if (compute && k->d == 0 && k->t == 0 && t > s) {
                 busy[k->p] += t - s;
                 if (s < lo) lo = s;

@@ -66,6 +66,7 @@ clpar_status clpar_trace_write_json(const char *path, const clpar_trace_event *e
 static const char *colour(const char *cat) {
     if (!strcmp(cat, "forward")) return "#4e79a7";
     if (!strcmp(cat, "backward")) return "#f28e2b";
+    if (!strcmp(cat, "weights")) return "#edc948";
     if (!strcmp(cat, "copy")) return "#59a14f";
     if (!strcmp(cat, "reduction")) return "#b07aa1";
     return "#e15759"; /* optimizer */
@@ -120,8 +121,8 @@ clpar_status clpar_trace_write_svg(const char *path, const clpar_trace_event *ev
                 x, y, w > 0.3 ? w : 0.3, lane - 2, colour(e->category), e->name,
                 (e->end_us - e->start_us) / 1e3);
     }
-    const char *cats[] = {"forward", "backward", "copy", "reduction", "optimizer"};
-    for (int c = 0; c < 5; c++) {
+    const char *cats[] = {"forward", "backward", "weights", "copy", "reduction", "optimizer"};
+    for (int c = 0; c < 6; c++) {
         int x = left + c * 120, y = height - 30;
         fprintf(f,
                 "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/>"
