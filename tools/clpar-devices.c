@@ -94,6 +94,7 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
     base.loss = CLPAR_LOSS_XENT;
     base.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
     base.max_batch = (size_t)batch;
+    base.schedule = CLPAR_SCHEDULE_AUTO; /* as clpar-train runs the plans it prints */
     clpar_device_measure m[64];
     if (n > 64) n = 64;
     for (int i = 0; i < n; i++) {

@@ -173,6 +173,11 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
     memset(p, 0, sizeof *p);
     p->cfg = *c;
     int n = c->dp * c->pp * c->tp;
+    uint64_t memory[256];
+    for (int r = 0; r < n; r++)
+        memory[r] = m[r].memory;
+    p->cfg.schedule = clpar_mesh_choose_schedule(c, memory); /* what the mesh will run */
+    c = &p->cfg;
     double stage_time[CLPAR_MAX_LAYERS] = {0}, comm = 0, slowest_bw = INFINITY;
     size_t rows = (c->max_batch + (size_t)c->dp - 1) / (size_t)c->dp;
     double micro_rows = (double)rows / c->micro;
@@ -233,7 +238,6 @@ clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_devic
                 c.micro = pp > 1 ? 4 * pp : 1;
                 size_t per_replica = base->max_batch / (size_t)dp;
                 if ((size_t)c.micro > per_replica) c.micro = per_replica ? (int)per_replica : 1;
-                c.schedule = CLPAR_SCHEDULE_1F1B;
                 memset(c.stage_layers, 0, sizeof c.stage_layers);
                 if (clpar_stages_balance(&c.shape, pp, c.stage_layers) != CLPAR_OK) continue;
                 if (predict(&c, m, &all[total])) total++;
