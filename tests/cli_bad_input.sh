@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
 # Bad input to the tools: each case must exit non-zero (not by a signal) with exactly one
 # line on stderr that names the problem, and must not leave a file behind.
-set -u
-B="${CLPAR_BUILD_DIR:?}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/harness.sh"
 
 expect_error() { # expect_error WORD-IN-MESSAGE command...
   local want="$1"
@@ -98,6 +93,6 @@ devices="$B/clpar-devices"
 expect_error "no device 42" "$devices" --devices 42
 expect_error "unknown option" "$devices" --bogus
 expect_error "--size" "$devices" --bench --size 3
+expect_error "--candidates" "$devices" --tune --candidates 0
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -1,18 +1,8 @@
 #!/usr/bin/env bash
 # The planner through the tools: clpar-devices --plan (text and JSON), clpar-train --mesh auto
 # and --dry-run, --balance; and the run's outputs: --log, --trace, --timeline.
-set -u
-B="${CLPAR_BUILD_DIR:?}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/harness.sh"
 export XDG_CACHE_HOME="$T/cache"
-pass=0
-fail=0
-check() { # check DESCRIPTION: runs the rest, passes on exit 0
-  local what="$1"
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
-}
 
 "$B/clpar-devices" --plan --model 10,16,16,5 --batch 64 >"$T/plan.txt" 2>&1
 check "plan runs" test $? -eq 0
@@ -59,5 +49,4 @@ assert any(e['cat'] == 'copy' for e in ev if e['ph'] == 'X'), 'hand-off copies'"
 check "--timeline is an SVG picture" grep -q "<svg" "$T/t.svg"
 check "the run reports the bubble and activation memory" grep -q "bubble .* ideal" "$T/out.txt"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -2,12 +2,7 @@
 # Checkpoints and resume through clpar-train: a run killed with SIGKILL and resumed from its
 # last checkpoint on the same mesh ends bit-identical to an uninterrupted run, and on another
 # mesh within 1e-5; a bad resume file is refused and the checkpoint left as it was.
-set -u
-B="${CLPAR_BUILD_DIR:?}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/harness.sh"
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
@@ -96,5 +91,4 @@ expect "torn.safetensors" "$B/clpar-train" --resume "$T/torn.safetensors"
 expect "--dp 0" "$B/clpar-train" "${run[@]}" --dp 0 --checkpoint "$T/ck.safetensors"
 [ "$before" = "$(sha256sum <"$T/ck.safetensors")" ] && ok || bad "the checkpoint was changed"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -337,3 +337,32 @@ Test(status, table) {
     cr_expect_str_eq(clpar_status_name(-2046), "CLBLAST_ERROR");
     cr_expect_str_eq(clpar_status_name(-99999), "CLPAR_UNKNOWN");
 }
+
+/* The GEMM tuning cache's text form: every candidate survives format and parse; damaged
+ * lines are refused rather than applied. */
+Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
+    clpar_gemm_config cand[64], back;
+    int n = clpar_gemm_candidates(t_device(0), cand, 64);
+    cr_assert_gt(n, 10, "the default, CLBlast's choice and a grid of both kernels");
+    int direct = 0, indirect = 0;
+    for (int i = 0; i < n; i++) {
+        char text[512];
+        clpar_gemm_config_format(&cand[i], text, sizeof text);
+        cr_assert(clpar_gemm_config_parse(text, &back), "%s", text);
+        cr_expect_eq(back.path, cand[i].path, "%s", text);
+        cr_expect_arr_eq(back.v, cand[i].v, sizeof back.v, "%s", text);
+        direct += cand[i].path == CLPAR_GEMM_DIRECT;
+        indirect += cand[i].path == CLPAR_GEMM_INDIRECT;
+    }
+    cr_expect(direct > 1 && indirect > 1, "both kernels are tried (%d, %d)", direct, indirect);
+    cr_expect(clpar_gemm_config_parse("auto", &back) && back.path == CLPAR_GEMM_AUTO);
+    const char *bad[] = {
+        "",
+        "fastest",
+        "direct WGD=0 MDIMCD=4 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 VWMD=2 VWND=2 PADA=1 PADB=1",
+        "direct MDIMCD=4 WGD=16 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 VWMD=2 VWND=2 PADA=1 PADB=1",
+        "direct WGD=16 MDIMCD=4",
+        "indirect GEMMK=0 KREG=1 KWG=16"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect(!clpar_gemm_config_parse(bad[i], &back), "'%s' was accepted", bad[i]);
+}

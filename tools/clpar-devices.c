@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@ static const char *prog = "clpar-devices";
 
 static void usage(void) {
     printf("usage: clpar-devices [--json] [--bench] [--devices SPEC] [--size N]\n"
+           "       clpar-devices --tune [--model SIZES] [--batch B] [--devices SPEC] "
+           "[--candidates N]\n"
            "       clpar-devices --plan --model SIZES --batch B [--devices SPEC] [--remeasure] "
            "[--json]\n"
            "Lists the OpenCL devices clpar can use, with the indices that --devices takes.\n"
@@ -25,6 +28,11 @@ static void usage(void) {
            "                  clpar-train command lines\n"
            "  --remeasure     ignore the measurement cache\n"
            "  --top N         how many meshes --plan prints (default 5)\n"
+           "  --tune          find the fastest CLBlast GEMM configuration for each device on\n"
+           "                  the products of --model at --batch (default 784,256,128,10 at\n"
+           "                  128), checked against the host; later runs use it\n"
+           "                  ($XDG_CACHE_HOME or ~/.cache, clpar/gemm.tsv)\n"
+           "  --candidates N  configurations --tune tries (default 32)\n"
            "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
            "POCL_MAX_PTHREAD_COUNT=1\n");
 }
@@ -158,6 +166,61 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
     return 0;
 }
 
+/* --tune: per device, the GEMM configuration that runs the model's products fastest, checked
+ * against the host and kept in the cache that every later run applies. */
+static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, long batch,
+                int candidates) {
+    clpar_mlp_shape shape;
+    clpar_status st = clpar_mlp_shape_parse(&shape, model);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    /* forward x W^T, input gradient dy W (not for the first layer), weight gradient dy^T x */
+    clpar_gemm_shape s[3 * CLPAR_MAX_LAYERS];
+    int ns = 0;
+    size_t b = (size_t)batch;
+    for (int l = 0; l < shape.nlayers; l++) {
+        size_t in = shape.sizes[l], out = shape.sizes[l + 1];
+        s[ns++] = (clpar_gemm_shape){0, 1, b, out, in};
+        if (l > 0) s[ns++] = (clpar_gemm_shape){0, 0, b, in, out};
+        s[ns++] = (clpar_gemm_shape){1, 0, out, in, b};
+    }
+    for (int i = 0; i < n; i++) {
+        clpar_device *d;
+        st = clpar_device_init(rt, idx[i], &d);
+        if (st != CLPAR_OK) return cli_fail(prog, st);
+        clpar_gemm_config cand[256], best;
+        int nc = clpar_gemm_candidates(d, cand, candidates);
+        double best_t = INFINITY, first_t = INFINITY;
+        printf("device %d (%s): %d GEMM configurations on %s at batch %ld\n", idx[i],
+               clpar_device_get_info(d)->name, nc, model, batch);
+        for (int c = 0; c < nc; c++) {
+            char text[512];
+            clpar_gemm_config_format(&cand[c], text, sizeof text);
+            double t = INFINITY;
+            st = clpar_gemm_apply(d, &cand[c], 1);
+            if (st == CLPAR_OK) st = clpar_gemm_time(d, s, ns, &t);
+            if (st == CLPAR_OK)
+                printf("  %7.3f ms  %s%s\n", t * 1e3, text, c == 0 ? "  (untuned)" : "");
+            else
+                printf("  skipped   %s: %s\n", text, clpar_last_error());
+            fflush(stdout);
+            if (c == 0) first_t = t;
+            if (st == CLPAR_OK && t < best_t) best_t = t, best = cand[c];
+        }
+        if (best_t < INFINITY) st = clpar_gemm_cache_store(d, &best);
+        clpar_device_free(d);
+        if (best_t == INFINITY) {
+            fprintf(stderr, "%s: error: no GEMM configuration worked on device %d\n", prog, idx[i]);
+            return 1;
+        }
+        if (st != CLPAR_OK) return cli_fail(prog, st);
+        char text[512];
+        clpar_gemm_config_format(&best, text, sizeof text);
+        printf("device %d: best %.3f ms (%.2fx the untuned %.3f ms): %s; saved for later runs\n",
+               idx[i], best_t * 1e3, first_t / best_t, first_t * 1e3, text);
+    }
+    return 0;
+}
+
 static void json_string(const char *s) {
     putchar('"');
     for (; *s; s++) {
@@ -172,7 +235,8 @@ static void json_string(const char *s) {
 }
 
 int main(int argc, char **argv) {
-    int json = 0, bench = 0, do_plan = 0, remeasure = 0;
+    int json = 0, bench = 0, do_plan = 0, remeasure = 0, do_tune = 0;
+    long candidates = 32;
     const char *model = NULL;
     long batch = 0, top = 5;
     const char *spec = "all";
@@ -187,6 +251,8 @@ int main(int argc, char **argv) {
                                          {"model", required_argument, 0, 'm'},
                                          {"batch", required_argument, 0, 'B'},
                                          {"top", required_argument, 0, 't'},
+                                         {"tune", no_argument, 0, 'T'},
+                                         {"candidates", required_argument, 0, 'C'},
                                          {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -222,6 +288,12 @@ int main(int argc, char **argv) {
         case 't':
             if (cli_long(prog, "--top", optarg, 1, 256, &top)) return 2;
             break;
+        case 'T':
+            do_tune = 1;
+            break;
+        case 'C':
+            if (cli_long(prog, "--candidates", optarg, 1, 256, &candidates)) return 2;
+            break;
         default:
             return cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
         }
@@ -237,6 +309,12 @@ int main(int argc, char **argv) {
     if (st != CLPAR_OK) {
         clpar_runtime_free(rt);
         return cli_fail(prog, st);
+    }
+    if (do_tune) {
+        int rc = tune(rt, idx, n, model ? model : "784,256,128,10", batch ? batch : 128,
+                      (int)candidates);
+        clpar_runtime_free(rt);
+        return rc;
     }
     if (do_plan) {
         int rc = plan(rt, idx, n, model, batch, remeasure, json, (int)top);

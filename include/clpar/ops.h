@@ -72,6 +72,48 @@ clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, 
                            size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
                            cl_event *event);
 
+/* ---- GEMM tuning (clpar-devices --tune) ---- */
+
+typedef enum {
+    CLPAR_GEMM_AUTO,    /* CLBlast's own choice of kernel and parameters */
+    CLPAR_GEMM_DIRECT,  /* its direct kernel at every size, v = XgemmDirect's 10 parameters */
+    CLPAR_GEMM_INDIRECT /* its indirect kernel at every size, v = Xgemm's 16 parameters */
+} clpar_gemm_path;
+typedef struct {
+    clpar_gemm_path path;
+    size_t v[16]; /* in CLBlast's order: WGD MDIMCD NDIMCD MDIMAD NDIMBD KWID VWMD VWND PADA PADB,
+                   * or GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM
+                   * VWN */
+} clpar_gemm_config;
+typedef struct {
+    int trans_a, trans_b;
+    size_t m, n, k;
+} clpar_gemm_shape;
+
+/* What d uses when nothing was tuned: on CPU devices the direct kernel with parameters
+ * measured on PoCL, elsewhere CLBlast's choice. */
+void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c);
+/* Up to cap configurations worth trying on d: the default, CLBlast's choice, then sets of
+ * both kernels spread over a grid that keeps CLBlast's divisibility rules and d's limits;
+ * returns how many. */
+int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap);
+/* Makes c d's GEMM configuration. recompile = 1 drops CLBlast's compiled kernels (of every
+ * device: call it only while no other thread uses CLBlast) so the next call compiles with c;
+ * otherwise c applies from CLBlast's first compile for d on. */
+clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, int recompile);
+/* Checks the transpose pairs layers use (NN, TN, NT) against a double-precision host
+ * product (CLPAR_EINVAL when the current configuration computes wrongly), then times the n products
+ * once each: the best of three rounds after one that compiles, in *seconds. */
+clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *shapes, int n,
+                             double *seconds);
+/* "direct WGD=32 MDIMCD=4 ..." and back (0 when s is not such a line). */
+void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n);
+int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c);
+/* The tuned configuration of d's platform, name and driver in $XDG_CACHE_HOME (or ~/.cache)
+ * /clpar/gemm.tsv: look up (1 when found; the last entry wins) and add. */
+int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_config *c);
+clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_config *c);
+
 /* Compiles and runs every kernel (clpar's and CLBlast's GEMMs) once on d, one device at a
  * time across the process (later calls return at once). CLBlast is not safe when two
  * threads compile at once, nor is PoCL when two threads first run the same kernel, so call

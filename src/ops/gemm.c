@@ -42,39 +42,36 @@ clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, 
  * CPU devices are not in its database. On them clpar uses the direct kernel at every size
  * with 32x32 tiles, 4x4 threads and 8-wide vectors, measured 2-2.5x faster than CLBlast's
  * defaults for the 32-row micro-batches of a pipeline and on par or better for full batches
- * (784-wide layers, one PoCL core). CLPAR_GEMM_PATH=direct, indirect or auto (CLBlast's own
- * choice and parameters) overrides this for any device. Must run before CLBlast first
- * compiles for the device. */
-static clpar_status override(clpar_device *d, const char *kernel, size_t n, const char **names,
-                             const size_t *values) {
-    CLBlastStatusCode s = CLBlastOverrideParameters(d->info->device_id, kernel,
-                                                    CLBlastPrecisionSingle, n, names, values);
-    if (s != CLBlastSuccess)
-        return clpar_error((clpar_status)s,
-                           "CLBlastOverrideParameters(%s) on device %d failed (%d)", kernel,
-                           d->info->index, (int)s);
-    return CLPAR_OK;
+ * (784-wide layers, one PoCL core). A configuration tuned for the device (`clpar-devices
+ * --tune`, ops/gemm_tune.c) takes precedence; CLPAR_GEMM_PATH=direct, indirect or auto
+ * (CLBlast's own choice and parameters) over both. Must run before CLBlast first compiles
+ * for the device. */
+void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
+    if (d->info->type & CL_DEVICE_TYPE_CPU)
+        *c = (clpar_gemm_config){CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
+    else
+        *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
 }
 
+/* CLPAR_GEMM_PATH, else the tuned configuration in the cache, else the default. */
 static clpar_status choose_gemm_path(clpar_device *d) {
     const char *env = getenv("CLPAR_GEMM_PATH");
-    if (!env || !*env) env = (d->info->type & CL_DEVICE_TYPE_CPU) ? "cpu" : "auto";
+    if (!env || !*env) {
+        clpar_gemm_config c;
+        if (!clpar_gemm_cache_lookup(d, &c)) clpar_gemm_default(d, &c);
+        return clpar_gemm_apply(d, &c, 0);
+    }
     const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
     size_t threshold; /* CLBlast takes the indirect path when m n k >= threshold^3 */
     if (!strcmp(env, "auto")) return CLPAR_OK;
     if (!strcmp(env, "indirect"))
         threshold = 1;
-    else if (!strcmp(env, "direct") || !strcmp(env, "cpu"))
+    else if (!strcmp(env, "direct"))
         threshold = 65536;
     else
         return clpar_error(CLPAR_EINVAL, "CLPAR_GEMM_PATH=%s: expected direct, indirect or auto",
                            env);
-    TRY(override(d, "GemmRoutine", 1, threshold_name, &threshold));
-    if (strcmp(env, "cpu")) return CLPAR_OK;
-    const char *names[] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
-                           "KWID", "VWMD",   "VWND",   "PADA",   "PADB"};
-    const size_t values[] = {32, 4, 4, 4, 4, 1, 8, 8, 1, 1};
-    return override(d, "XgemmDirect", 10, names, values);
+    return clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &threshold);
 }
 
 /* Runs every kernel once, with the lock held: besides CLBlast's compiles, PoCL 3.1 creates a
@@ -132,8 +129,8 @@ clpar_status clpar_op_warmup(clpar_device *d) {
     float zero = 0.0f;
     pthread_mutex_lock(&clblast_lock);
     clpar_status st = choose_gemm_path(d);
-    const char *path = getenv("CLPAR_GEMM_PATH");
-    int cpu = (d->info->type & CL_DEVICE_TYPE_CPU) && !(path && !strcmp(path, "indirect"));
+    /* on the indirect path the wide product is padded: up to 2^15 x 128 floats for C */
+    int cpu = (d->info->type & CL_DEVICE_TYPE_CPU) != 0;
     if (st == CLPAR_OK && cpu)
         st = clpar_device_alloc(d, (2 * WARM_ROWS + 2) * sizeof(float), &wide);
     if (st == CLPAR_OK) st = clpar_device_alloc(d, 3 * 64 * 64 * sizeof(float), &buf);

@@ -90,4 +90,8 @@ extern const int clpar_embedded_source_count;
 clpar_status clpar_runtime_program(clpar_runtime *rt, int dev, cl_context ctx, const char *name,
                                    cl_program *out);
 
+/* CLBlastOverrideParameters for the device's single precision (ops/gemm_tune.c). */
+clpar_status clpar_gemm_override(clpar_device *d, const char *kernel, size_t n, const char **names,
+                                 const size_t *values);
+
 #endif

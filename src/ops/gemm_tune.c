@@ -1,0 +1,307 @@
+/* Tuning CLBlast's GEMM kernels for a device: candidate parameter sets are checked against
+ * a double-precision host product and timed on the products a model needs; the fastest is
+ * kept in ~/.cache/clpar/gemm.tsv, which every later process applies when it warms the device
+ * up (ops/gemm.c). CLBlast's database does not know most devices clpar meets (PoCL's CPU
+ * devices, recent GPUs), and its own tuners need a build from source. */
+#include "clpar/ops.h"
+#include "../runtime/internal.h"
+
+#include <clblast_c.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char *direct_names[10] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
+                                       "KWID", "VWMD",   "VWND",   "PADA",   "PADB"};
+static const char *indirect_names[16] = {"GEMMK", "KREG",  "KWG",   "KWI", "MDIMA", "MDIMC",
+                                         "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
+                                         "STRM",  "STRN",  "VWM",   "VWN"};
+
+static size_t nvalues(clpar_gemm_path p) {
+    return p == CLPAR_GEMM_DIRECT ? 10 : p == CLPAR_GEMM_INDIRECT ? 16 : 0;
+}
+
+/* ---- candidates ---- */
+
+static int device_limits(const clpar_device *d, size_t *max_wg, size_t *local_bytes) {
+    cl_ulong local = 0;
+    *max_wg = 0;
+    if (clGetDeviceInfo(d->info->device_id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof *max_wg, max_wg,
+                        NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(d->info->device_id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL) !=
+            CL_SUCCESS)
+        return 0;
+    *local_bytes = (size_t)local;
+    return 1;
+}
+
+/* Every valid set of the grid, in a fixed order. The grids keep CLBlast's divisibility rules
+ * by construction: tiles are multiples of threads times vector widths. */
+static int grid(const clpar_device *d, clpar_gemm_config *out, int cap) {
+    size_t max_wg, local;
+    if (!device_limits(d, &max_wg, &local)) return 0;
+    int n = 0;
+    const size_t tiles[3] = {16, 32, 64}, threads[3] = {4, 8, 16}, vw[4] = {1, 2, 4, 8};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 4; c++) {
+                size_t wgd = tiles[a], t = threads[b], v = vw[c];
+                if (wgd % (t * v) || t * t > max_wg || 2 * wgd * (wgd + 1) * 4 > local) continue;
+                if (n < cap)
+                    out[n] =
+                        (clpar_gemm_config){CLPAR_GEMM_DIRECT, {wgd, t, t, t, t, 2, v, v, 1, 1}};
+                n++;
+            }
+    const size_t mwg[2] = {64, 128}, kwg[2] = {16, 32}, dim[2] = {8, 16}, vw2[2] = {2, 4};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++)
+                for (int e = 0; e < 2; e++)
+                    for (int f = 0; f < 2; f++) {
+                        size_t m = mwg[a], nw = mwg[b], k = kwg[c], t = dim[e], v = vw2[f];
+                        if (m % (t * v) || nw % (t * v) || k % t || t * t > max_wg ||
+                            k * (m + nw) * 4 > local)
+                            continue;
+                        if (n < cap)
+                            out[n] = (clpar_gemm_config){
+                                CLPAR_GEMM_INDIRECT,
+                                {0, 1, k, 2, t, t, m, t, t, nw, 1, 1, 0, 0, v, v}};
+                        n++;
+                    }
+    return n;
+}
+
+int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap) {
+    int n = 0;
+    /* what clpar uses without a tuning (ops/gemm.c), then CLBlast's own choice */
+    clpar_gemm_config first;
+    clpar_gemm_default(d, &first);
+    if (n < cap) out[n++] = first;
+    if (n < cap && first.path != CLPAR_GEMM_AUTO)
+        out[n++] = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
+    clpar_gemm_config all[256];
+    int total = grid(d, all, 256);
+    if (total > 256) total = 256;
+    int want = cap - n < total ? cap - n : total;
+    /* spread evenly over the grid, so a small budget still tries both kernels */
+    for (int i = 0; i < want; i++)
+        out[n + i] = all[(size_t)i * (size_t)total / (size_t)want];
+    return n + (want > 0 ? want : 0);
+}
+
+/* ---- applying one ---- */
+
+clpar_status clpar_gemm_override(clpar_device *d, const char *kernel, size_t n, const char **names,
+                                 const size_t *values) {
+    CLBlastStatusCode s = CLBlastOverrideParameters(d->info->device_id, kernel,
+                                                    CLBlastPrecisionSingle, n, names, values);
+    if (s != CLBlastSuccess)
+        return clpar_error((clpar_status)s,
+                           "CLBlastOverrideParameters(%s) on device %d failed (%d)", kernel,
+                           d->info->index, (int)s);
+    return CLPAR_OK;
+}
+
+clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, int recompile) {
+    const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    if (c->path == CLPAR_GEMM_DIRECT) {
+        size_t never = 65536; /* the indirect path from m n k >= 65536^3 */
+        TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &never));
+        TRY(clpar_gemm_override(d, "XgemmDirect", 10, direct_names, c->v));
+    } else if (c->path == CLPAR_GEMM_INDIRECT) {
+        size_t always = 1;
+        TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &always));
+        TRY(clpar_gemm_override(d, "Xgemm", 16, indirect_names, c->v));
+    }
+    if (!recompile) return CLPAR_OK;
+    /* CLBlast keeps compiled kernels (of every device); the next call compiles anew */
+    CLBlastStatusCode s = CLBlastClearCache();
+    if (s != CLBlastSuccess) return clpar_error((clpar_status)s, "CLBlastClearCache failed");
+    return CLPAR_OK;
+}
+
+/* ---- checking and timing ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The transpose pairs the layers use (x W^T, dy W, dy^T x) on a small product whose sizes fit
+ * no tile evenly, against the host. */
+static clpar_status check(clpar_device *d) {
+    enum { M = 37, N = 29, K = 23 };
+    float a[M * K], b[K * N], c[M * N];
+    for (int i = 0; i < M * K; i++)
+        a[i] = (float)((i * 7 % 13) - 6) * 0.125f;
+    for (int i = 0; i < K * N; i++)
+        b[i] = (float)((i * 5 % 11) - 5) * 0.25f;
+    cl_mem ma = NULL, mb = NULL, mc = NULL;
+    clpar_status st = clpar_device_alloc(d, sizeof a, &ma);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, sizeof b, &mb);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, sizeof c, &mc);
+    if (st == CLPAR_OK) st = clpar_device_write(d, ma, 0, sizeof a, a);
+    if (st == CLPAR_OK) st = clpar_device_write(d, mb, 0, sizeof b, b);
+    for (int t = 0; t < 3 && st == CLPAR_OK; t++) {
+        /* t = 0: NN, 1: TN, 2: NT */
+        int ta = t & 1, tb = t >> 1;
+        /* A is (M, K) or stored (K, M); B is (K, N) or stored (N, K) */
+        st = clpar_op_gemm(d, ta, tb, M, N, K, 1.0f, ma, 0, ta ? M : K, mb, 0, tb ? K : N, 0.0f, mc,
+                           0, N, NULL);
+        if (st == CLPAR_OK) st = clpar_device_read(d, c, mc, 0, sizeof c);
+        double err = 0, ref2 = 0;
+        for (int i = 0; st == CLPAR_OK && i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double r = 0;
+                for (int k = 0; k < K; k++)
+                    r += (double)a[ta ? k * M + i : i * K + k] * b[tb ? j * K + k : k * N + j];
+                err += (c[i * N + j] - r) * (c[i * N + j] - r);
+                ref2 += r * r;
+            }
+        if (st == CLPAR_OK && !(sqrt(err) <= 1e-5 * sqrt(ref2) + 1e-6))
+            st = clpar_error(CLPAR_EINVAL,
+                             "GEMM (transposes %d, %d) is wrong with these parameters", ta, tb);
+    }
+    clpar_device_release(d, ma);
+    clpar_device_release(d, mb);
+    clpar_device_release(d, mc);
+    return st;
+}
+
+clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *s, int n, double *seconds) {
+    TRY(check(d));
+    size_t most_a = 1, most_b = 1, most_c = 1;
+    for (int i = 0; i < n; i++) {
+        if (s[i].m * s[i].k > most_a) most_a = s[i].m * s[i].k;
+        if (s[i].k * s[i].n > most_b) most_b = s[i].k * s[i].n;
+        if (s[i].m * s[i].n > most_c) most_c = s[i].m * s[i].n;
+    }
+    cl_mem a = NULL, b = NULL, c = NULL;
+    float zero = 0.0f;
+    clpar_status st = clpar_device_alloc(d, most_a * sizeof(float), &a);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, most_b * sizeof(float), &b);
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, most_c * sizeof(float), &c);
+    cl_mem bufs[3] = {a, b, c};
+    size_t sizes[3] = {most_a, most_b, most_c};
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++) {
+        cl_int err = clEnqueueFillBuffer(d->compute, bufs[i], &zero, sizeof zero, 0,
+                                         sizes[i] * sizeof(float), 0, NULL, NULL);
+        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
+    }
+    double best = INFINITY;
+    for (int rep = 0; rep < 4 && st == CLPAR_OK; rep++) { /* the first also compiles */
+        double t0 = now_s();
+        for (int i = 0; i < n && st == CLPAR_OK; i++)
+            st = clpar_op_gemm(d, s[i].trans_a, s[i].trans_b, s[i].m, s[i].n, s[i].k, 1.0f, a, 0,
+                               s[i].trans_a ? s[i].m : s[i].k, b, 0, s[i].trans_b ? s[i].k : s[i].n,
+                               0.0f, c, 0, s[i].n, NULL);
+        if (st == CLPAR_OK) st = clpar_device_finish(d);
+        if (rep > 0 && now_s() - t0 < best) best = now_s() - t0;
+    }
+    clpar_device_release(d, a);
+    clpar_device_release(d, b);
+    clpar_device_release(d, c);
+    *seconds = best;
+    return st;
+}
+
+/* ---- text form and the cache ---- */
+
+void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n) {
+    const char **names = c->path == CLPAR_GEMM_DIRECT ? direct_names : indirect_names;
+    int used = snprintf(buf, n, "%s",
+                        c->path == CLPAR_GEMM_DIRECT     ? "direct"
+                        : c->path == CLPAR_GEMM_INDIRECT ? "indirect"
+                                                         : "auto");
+    for (size_t i = 0; i < nvalues(c->path) && used > 0 && (size_t)used < n; i++)
+        used += snprintf(buf + used, n - (size_t)used, " %s=%zu", names[i], c->v[i]);
+}
+
+/* Switches and paddings may be 0; sizes and widths divide, so they may not. */
+static int may_be_zero(const char *name) {
+    const char *z[] = {"PADA", "PADB", "GEMMK", "SA", "SB", "STRM", "STRN"};
+    for (size_t i = 0; i < sizeof z / sizeof *z; i++)
+        if (!strcmp(name, z[i])) return 1;
+    return 0;
+}
+
+int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
+    memset(c, 0, sizeof *c);
+    char word[16];
+    int off = 0;
+    if (sscanf(s, "%15s%n", word, &off) != 1) return 0;
+    if (!strcmp(word, "direct"))
+        c->path = CLPAR_GEMM_DIRECT;
+    else if (!strcmp(word, "indirect"))
+        c->path = CLPAR_GEMM_INDIRECT;
+    else if (strcmp(word, "auto"))
+        return 0;
+    const char **names = c->path == CLPAR_GEMM_DIRECT ? direct_names : indirect_names;
+    for (size_t i = 0; i < nvalues(c->path); i++) {
+        char name[16];
+        unsigned long v;
+        int used = 0;
+        if (sscanf(s + off, " %15[A-Z]=%lu%n", name, &v, &used) != 2 || strcmp(name, names[i]) ||
+            (v == 0 && !may_be_zero(name)))
+            return 0;
+        c->v[i] = v;
+        off += used;
+    }
+    return 1;
+}
+
+static void cache_file(char *buf, size_t n, int make_dir) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char dir[1024];
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/clpar", xdg);
+    else
+        snprintf(dir, sizeof dir, "%s/.cache/clpar", home ? home : ".");
+    if (make_dir) {
+        char parent[1024];
+        snprintf(parent, sizeof parent, "%.*s", (int)(strrchr(dir, '/') - dir), dir);
+        mkdir(parent, 0755);
+        mkdir(dir, 0755);
+    }
+    snprintf(buf, n, "%s/gemm.tsv", dir);
+}
+
+/* The device as the cache names it: platform, device and driver. */
+static void device_key(const clpar_device *d, char *buf, size_t n) {
+    snprintf(buf, n, "%s|%s|%s", d->info->platform_name, d->info->name, d->info->version);
+    for (char *p = buf; *p; p++)
+        if (*p == '\t' || *p == '\n') *p = ' ';
+}
+
+int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_config *c) {
+    char path[1100], key[512], line[2048];
+    cache_file(path, sizeof path, 0);
+    device_key(d, key, sizeof key);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int found = 0;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f)) /* the last entry for the device wins */
+        if (!strncmp(line, key, kl) && line[kl] == '\t' &&
+            clpar_gemm_config_parse(line + kl + 1, c))
+            found = 1;
+    fclose(f);
+    return found;
+}
+
+clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_config *c) {
+    char path[1100], key[512], text[512];
+    cache_file(path, sizeof path, 1);
+    device_key(d, key, sizeof key);
+    clpar_gemm_config_format(c, text, sizeof text);
+    FILE *f = fopen(path, "a");
+    if (!f) return clpar_error(CLPAR_EIO, "%s: %s", path, strerror(errno));
+    int ok = fprintf(f, "%s\t%s\n", key, text) > 0;
+    ok = fclose(f) == 0 && ok;
+    return ok ? CLPAR_OK : clpar_error(CLPAR_EIO, "%s: write failed", path);
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# GEMM tuning through the tools: clpar-devices --tune checks and times configurations, keeps
+# the fastest in the cache, and clpar-train then trains with it to the same result; a
+# damaged cache entry is ignored.
+. "$(dirname "$0")/harness.sh"
+loss() { sed -n 's/^done:.*test loss \([0-9.]*\).*/\1/p' "$1"; }
+# same_loss A B: both runs ended at the same test loss, to the printed 4 decimals give or take
+# one (other kernels round differently)
+same_loss() {
+  local a b
+  a=$(loss "$1") b=$(loss "$2")
+  [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; exit !(d * d <= 4e-8) }'
+}
+train=("$B/clpar-train" --data synthetic --model 10,24,16,5 --batch 16 --steps 6 --devices 0 --quiet)
+
+XDG_CACHE_HOME="$T/plain" "${train[@]}" >"$T/plain.txt" 2>&1
+check "untuned training runs" grep -q "^done:" "$T/plain.txt"
+
+XDG_CACHE_HOME="$T/tuned" "$B/clpar-devices" --tune --devices 0 --model 10,24,16,5 --batch 16 \
+  --candidates 2 >"$T/tune.txt" 2>&1
+check "tune runs" test $? -eq 0
+check "tune times every configuration" test "$(grep -c ' ms  ' "$T/tune.txt")" -eq 2
+check "tune reports the best" grep -q "best .* saved for later runs" "$T/tune.txt"
+check "the best is cached" test "$(wc -l <"$T/tuned/clpar/gemm.tsv")" -eq 1
+XDG_CACHE_HOME="$T/tuned" "${train[@]}" >"$T/tuned.txt" 2>&1
+check "tuned training runs" grep -q "^done:" "$T/tuned.txt"
+check "tuned training ends where untuned does" same_loss "$T/tuned.txt" "$T/plain.txt"
+
+# a direct configuration of the grid, written by hand, is applied and trains the same
+key=$(cut -f1 "$T/tuned/clpar/gemm.tsv")
+mkdir -p "$T/hand/clpar"
+printf '%s\tdirect WGD=16 MDIMCD=4 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 VWMD=2 VWND=2 PADA=1 PADB=1\n' \
+  "$key" >"$T/hand/clpar/gemm.tsv"
+XDG_CACHE_HOME="$T/hand" "${train[@]}" >"$T/hand.txt" 2>&1
+check "a hand-written configuration trains the same" same_loss "$T/hand.txt" "$T/plain.txt"
+printf '%s\tdirect WGD=0 MDIMCD=4\n%s\tbogus\n' "$key" "$key" >"$T/hand/clpar/gemm.tsv"
+XDG_CACHE_HOME="$T/hand" "${train[@]}" >"$T/bad.txt" 2>&1
+check "damaged cache entries are ignored" same_loss "$T/bad.txt" "$T/plain.txt"
+
+finish

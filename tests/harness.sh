@@ -1,0 +1,18 @@
+# Shared by the shell tests (sourced): the build folder B, a scratch folder T removed on
+# exit, pass/fail counters, check DESCRIPTION COMMAND... (passes when the command exits 0)
+# and finish (prints the counts, fails when any check failed).
+set -u
+B="${CLPAR_BUILD_DIR:?}"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+check() {
+  local what="$1"
+  shift
+  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
+}
+finish() {
+  echo "$(basename "$0" .sh): $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]
+}
