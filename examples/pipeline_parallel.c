@@ -71,8 +71,7 @@ int main(int argc, char **argv) {
         }
     double step_start = ends[0];
     for (int i = 0; i < n; i++) {
-        int work = strcmp(ev[i].category, "copy") && strcmp(ev[i].category, "reduction") &&
-                   strcmp(ev[i].category, "optimizer");
+        int work = clpar_trace_event_is_compute(&ev[i]);
         /* one entry per micro-batch and stage: the layer that starts the stage's work */
         int first_layer =
             strstr(ev[i].name, ev[i].rank ? (ev[i].name[0] == 'F' ? "L2" : "L3")

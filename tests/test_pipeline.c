@@ -109,11 +109,6 @@ Test(pipeline, auto_schedule_is_gpipe_where_memory_allows) {
     clpar_dataset_free(&ds);
 }
 
-static int is_compute(const clpar_trace_event *e) {
-    return !strcmp(e->category, "forward") || !strcmp(e->category, "backward") ||
-           !strcmp(e->category, "weights");
-}
-
 Test(pipeline, two_devices_overlap_in_the_trace) {
     /* layers large enough that a micro-batch's work outlasts a hand-off */
     clpar_dataset ds = t_dataset(256, 64, 5, 0, 2);
@@ -132,10 +127,10 @@ Test(pipeline, two_devices_overlap_in_the_trace) {
     const clpar_trace_event *ev = clpar_mesh_trace(m, &n);
     int overlaps = 0, computes[2] = {0, 0};
     for (int i = 0; i < n; i++) {
-        int ci = is_compute(&ev[i]);
+        int ci = clpar_trace_event_is_compute(&ev[i]);
         if (ci) computes[ev[i].rank]++;
         for (int j = 0; ci && j < n; j++) {
-            int cj = is_compute(&ev[j]);
+            int cj = clpar_trace_event_is_compute(&ev[j]);
             if (cj && ev[i].rank == 0 && ev[j].rank == 1 && ev[i].start_us < ev[j].end_us &&
                 ev[j].start_us < ev[i].end_us)
                 overlaps++;

@@ -138,6 +138,9 @@ typedef struct {
                               * gradients), copy, reduction, optimizer */
     double start_us, end_us; /* microseconds since the trace began, host clock */
 } clpar_trace_event;
+/* Whether e is a device computing a layer (forward, backward or weights), the work that
+ * pipeline bubbles are measured against. */
+int clpar_trace_event_is_compute(const clpar_trace_event *e);
 
 typedef struct {
     long steps;

@@ -83,15 +83,21 @@ static clpar_status marker(mrank *k, cl_event *ev) {
     return CLPAR_OK;
 }
 
+/* items (count used, room for *cap of size bytes) with room for one more, doubling from
+ * `first`; NULL when out of host memory, items then left as they were. */
+static void *grow(void *items, int count, int *cap, size_t size, int first) {
+    if (count < *cap) return items;
+    int n = *cap ? 2 * *cap : first;
+    void *p = realloc(items, (size_t)n * size);
+    if (p) *cap = n;
+    return p;
+}
+
 static clpar_status record(mrank *k, cl_event a, cl_event b, int queue, const char *cat,
                            const char *fmt, ...) {
-    if (k->nev == k->evcap) {
-        int cap = k->evcap ? 2 * k->evcap : 64;
-        rank_event *e = realloc(k->ev, (size_t)cap * sizeof *e);
-        if (!e) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-        k->ev = e;
-        k->evcap = cap;
-    }
+    rank_event *grown = grow(k->ev, k->nev, &k->evcap, sizeof *k->ev, 64);
+    if (!grown) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    k->ev = grown;
     rank_event *e = &k->ev[k->nev++];
     e->a = a;
     e->b = b;
@@ -737,6 +743,15 @@ static double event_ns(cl_event e, cl_profiling_info what) {
     return (double)v;
 }
 
+static int is_compute(const char *category) {
+    return !strcmp(category, "forward") || !strcmp(category, "backward") ||
+           !strcmp(category, "weights");
+}
+
+int clpar_trace_event_is_compute(const clpar_trace_event *e) {
+    return is_compute(e->category);
+}
+
 /* Turns the step's recorded events into trace events and the bubble measurement, and
  * releases them. */
 static clpar_status collect_events(clpar_mesh *M) {
@@ -757,21 +772,16 @@ static clpar_status collect_events(clpar_mesh *M) {
             }
             s += k->clock_offset_ns;
             t += k->clock_offset_ns;
-            int compute = !strcmp(e->cat, "forward") || !strcmp(e->cat, "backward") ||
-                          !strcmp(e->cat, "weights");
-            if (compute && k->d == 0 && k->t == 0 && t > s) {
+            if (is_compute(e->cat) && k->d == 0 && k->t == 0 && t > s) {
                 busy[k->p] += t - s;
                 if (s < lo) lo = s;
                 if (t > hi) hi = t;
             }
             if (M->tracing && M->ntrace < 1000000) {
-                if (M->ntrace == M->tcap) {
-                    int cap = M->tcap ? 2 * M->tcap : 1024;
-                    clpar_trace_event *te = realloc(M->trace, (size_t)cap * sizeof *te);
-                    if (!te) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-                    M->trace = te;
-                    M->tcap = cap;
-                }
+                clpar_trace_event *grown =
+                    grow(M->trace, M->ntrace, &M->tcap, sizeof *M->trace, 1024);
+                if (!grown) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+                M->trace = grown;
                 clpar_trace_event *te = &M->trace[M->ntrace++];
                 te->rank = r;
                 te->queue = e->queue;
