@@ -60,15 +60,13 @@ int main(int argc, char **argv) {
     float split[2 * 3];
     if (clpar_mesh_predict(mesh, x, 2, split) != CLPAR_OK) return fail("forward");
 
-    /* the unsplit product, once on one device and once on the host in double */
+    /* the unsplit product, once on one device (the same Linear module, whole) and once on the
+     * host in double */
     float whole[2 * 3];
-    cl_mem mx, mw, my;
-    clpar_device *d = devs[0];
-    if (clpar_device_alloc(d, sizeof x, &mx) || clpar_device_alloc(d, sizeof params, &mw) ||
-        clpar_device_alloc(d, sizeof whole, &my) || clpar_device_write(d, mx, 0, sizeof x, x) ||
-        clpar_device_write(d, mw, 0, sizeof params, params) ||
-        clpar_op_linear_forward(d, my, mx, mw, 0, mw, 12, 2, 4, 3, NULL) ||
-        clpar_device_read(d, whole, my, 0, sizeof whole))
+    clpar_mlp *one;
+    if (clpar_mlp_init(devs[0], &shape, 2, &one) || clpar_mlp_set_params(one, params) ||
+        clpar_mlp_upload(one, x, NULL, NULL, 2) || clpar_mlp_forward(one, 2) ||
+        clpar_mlp_read_output(one, whole, 2))
         return fail("unsplit layer");
     double worst = 0;
     for (int r = 0; r < 2; r++)
@@ -95,9 +93,7 @@ int main(int argc, char **argv) {
     print_matrix("unsplit result, shape (2, 3):", whole, 2, 3);
     printf("largest difference from the double-precision product: %.3g: %s\n", worst,
            worst < 1e-5 ? "they agree" : "THEY DIFFER");
-    clpar_device_release(d, mx);
-    clpar_device_release(d, mw);
-    clpar_device_release(d, my);
+    clpar_mlp_free(one);
     clpar_mesh_free(mesh);
     for (int r = 0; r < 3; r++)
         clpar_device_free(devs[r]);

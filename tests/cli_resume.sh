@@ -32,8 +32,9 @@ PY
 run=(--data synthetic --model 10,16,12,5 --steps 40 --batch 64 --optim adam --quiet)
 "$B/clpar-train" "${run[@]}" --save "$T/full.safetensors" >/dev/null || bad "uninterrupted run"
 
-CLPAR_KILL_AFTER_STEP=17 "$B/clpar-train" "${run[@]}" --checkpoint "$T/ck.safetensors" \
-  --checkpoint-every 5 >/dev/null 2>&1
+# killed right after its third checkpoint (step 15) is committed
+LD_PRELOAD="$B/tests/libclpar_kill_shim.so" CLPAR_TEST_KILL_AT_RENAME="3:$T/ck.safetensors" \
+  "$B/clpar-train" "${run[@]}" --checkpoint "$T/ck.safetensors" --checkpoint-every 5 >/dev/null 2>&1
 rc=$?
 [ $rc -eq 137 ] && ok || bad "the run was not killed by SIGKILL (exit $rc)"
 grep -aq '"clpar.step":"15"' "$T/ck.safetensors" && ok || bad "the last checkpoint is not step 15"

@@ -7,11 +7,25 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cmake --install "$B" --prefix "$T/prefix" >/dev/null
 test -x "$T/prefix/bin/clpar-devices" && test -x "$T/prefix/bin/clpar-train"
+# the installed tools start without LD_LIBRARY_PATH (their RUNPATH is $ORIGIN/../lib)
+env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-devices" --json >/dev/null
+env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-train" --help | grep -q "usage: clpar-train"
+# the library exports its API and nothing else
+so=$(find "$T/prefix" -name 'libclpar.so.0' | head -1)
+others=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^clpar_' || true)
+if [ -n "$others" ]; then echo "libclpar exports non-API symbols: $others" >&2; exit 1; fi
+nm -D --defined-only "$so" | grep -q ' clpar_version$'
+for internal in clpar_error clpar_cl_error split_size; do
+  if nm -D --defined-only "$so" | grep -q " $internal\$"; then echo "exports $internal" >&2; exit 1; fi
+done
 mkdir "$T/src"
 cat >"$T/src/main.c" <<'C'
 #include <clpar/clpar.h>
 #include <stdio.h>
+#include <string.h>
 int main(void) {
+    const char *v;
+    if (clpar_version(&v) != CLPAR_VERSION || strcmp(v, CLPAR_VERSION_STRING)) return 2;
     clpar_runtime *rt;
     clpar_status st = clpar_runtime_init(&rt);
     if (st != CLPAR_OK) { printf("%s\n", clpar_last_error()); return 1; }

@@ -117,7 +117,7 @@ Test(data_parallel, bad_configurations_are_named) {
     clpar_trainer_config c = config(CLPAR_LOSS_XENT, "12,10,6", 3, 1, devices);
     c.batch = 2;
     cr_expect_eq(clpar_trainer_init(t_runtime(), &c, &ds, &tr), CLPAR_EINVAL);
-    cr_expect(strstr(clpar_last_error(), "--dp"), "%s", clpar_last_error());
+    cr_expect(strstr(clpar_last_error(), "dp 3 is larger than batch 2"), "%s", clpar_last_error());
     c = config(CLPAR_LOSS_XENT, "12,10,6", 0, 1, devices);
     cr_expect_eq(clpar_trainer_init(t_runtime(), &c, &ds, &tr), CLPAR_EINVAL);
     c = config(CLPAR_LOSS_XENT, "12,10,6", 2, 0, devices);

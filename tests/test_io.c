@@ -334,8 +334,54 @@ Test(status, table) {
     cr_expect_str_eq(clpar_status_name(CLPAR_EFORMAT), "CLPAR_EFORMAT");
     cr_expect_str_eq(clpar_status_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
     cr_expect_str_eq(clpar_status_message(CLPAR_OK), "success");
-    cr_expect_str_eq(clpar_status_name(-2046), "CLBLAST_ERROR");
+    cr_expect_str_eq(clpar_status_name(-2046), "CLBLAST_INVALID_LOCAL_MEM_USAGE");
+    cr_expect_str_eq(clpar_status_name(-1024), "CLBLAST_NOT_IMPLEMENTED");
+    cr_expect_str_eq(clpar_status_message(-1024),
+                     "CLBlast: routine or functionality not implemented yet");
+    for (int code = -2038; code <= -2036; code++) /* inside CLBlast's range, not in 1.5 */
+        cr_expect_str_eq(clpar_status_name(code), "CLBLAST_ERROR", "%d", code);
     cr_expect_str_eq(clpar_status_name(-99999), "CLPAR_UNKNOWN");
+}
+
+/* Every enum's words: each value's name parses back to it, and a wrong word is refused
+ * with a message naming the configuration field and the words it takes. */
+Test(vocabulary, names_parse_back_and_bad_words_name_the_field) {
+    for (int v = 0; v < 2; v++) {
+        clpar_loss_kind l;
+        T_OK(clpar_loss_kind_parse(clpar_loss_kind_name((clpar_loss_kind)v), &l));
+        cr_expect_eq((int)l, v);
+        clpar_reduce_mode r;
+        T_OK(clpar_reduce_mode_parse(clpar_reduce_mode_name((clpar_reduce_mode)v), &r));
+        cr_expect_eq((int)r, v);
+    }
+    for (int v = 0; v < 3; v++) {
+        clpar_optim_kind o;
+        T_OK(clpar_optim_kind_parse(clpar_optim_kind_name((clpar_optim_kind)v), &o));
+        cr_expect_eq((int)o, v);
+        clpar_schedule s;
+        T_OK(clpar_schedule_parse(clpar_schedule_name((clpar_schedule)v), &s));
+        cr_expect_eq((int)s, v);
+        clpar_gemm_path g;
+        T_OK(clpar_gemm_path_parse(clpar_gemm_path_name((clpar_gemm_path)v), &g));
+        cr_expect_eq((int)g, v);
+    }
+    cr_expect_str_eq(clpar_schedule_name((clpar_schedule)9), "unknown");
+    clpar_schedule s;
+    cr_expect_eq(clpar_schedule_parse("zigzag", &s), CLPAR_EINVAL);
+    cr_expect_str_eq(clpar_last_error(), "schedule must be one of gpipe, 1f1b, auto, got 'zigzag'");
+    clpar_optim_kind o;
+    cr_expect_eq(clpar_optim_kind_parse("lbfgs", &o), CLPAR_EINVAL);
+    cr_expect(strstr(clpar_last_error(), "optim.kind must be one of sgd, adam, adamw"), "%s",
+              clpar_last_error());
+}
+
+/* The library version the program was built against is the one it runs with. */
+Test(version, macros_match_the_library) {
+    const char *text;
+    cr_expect_eq(clpar_version(&text), CLPAR_VERSION);
+    cr_expect_str_eq(text, CLPAR_VERSION_STRING);
+    cr_expect_eq(CLPAR_VERSION,
+                 CLPAR_VERSION_MAJOR * 10000 + CLPAR_VERSION_MINOR * 100 + CLPAR_VERSION_PATCH);
 }
 
 /* The GEMM tuning cache's text form: every candidate survives format and parse; damaged

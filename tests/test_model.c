@@ -1,5 +1,6 @@
-/* Linear layers against a double-precision reference, and a finite-difference check of
- * every gradient of a whole MLP with both losses. */
+/* The Linear module against a double-precision reference, whole and under every
+ * tensor-parallel split, and a finite-difference check of every gradient of a whole MLP
+ * with both losses. */
 #include "common.h"
 
 #include <math.h>
@@ -18,10 +19,16 @@ Test(linear, forward_backward_against_reference) {
     cl_mem mg = t_upload(d, g0, np), my, mdx;
     T_OK(clpar_device_alloc(d, R * OUT * 4, &my));
     T_OK(clpar_device_alloc(d, R * IN * 4, &mdx));
-    T_OK(clpar_op_linear_forward(d, my, mx, mw, woff, mw, boff, R, IN, OUT, NULL));
+    clpar_module *lin;
+    T_OK(clpar_linear_init("0", IN, OUT, CLPAR_TP_NONE, 0, 1, NULL, woff, 0, &lin));
+    cr_expect_eq(lin->param_count, OUT * IN + OUT);
+    clpar_module_env env = {d, mw, mg, NULL, NULL};
     /* beta = 1: gradients accumulate onto g0 */
-    T_OK(clpar_op_linear_backward(d, mdx, mg, woff, mg, boff, mdy, mx, mw, woff, R, IN, OUT, 1.0f,
-                                  NULL));
+    clpar_module_io io = {.rows = R, .x = mx, .y = my, .dy = mdy, .dx = mdx, .beta = 1.0f};
+    T_OK(clpar_module_forward(lin, &env, &io));
+    T_OK(clpar_module_backward_input(lin, &env, &io));
+    T_OK(clpar_module_backward_weights(lin, &env, &io));
+    clpar_module_free(lin);
     float *y = t_download(d, my, R * OUT), *dx = t_download(d, mdx, R * IN),
           *g = t_download(d, mg, np);
     double ry[R * OUT], rdx[R * IN], rg[OFF + OUT * IN + OUT];
@@ -62,6 +69,113 @@ Test(linear, forward_backward_against_reference) {
     clpar_device_release(d, mg);
     clpar_device_release(d, my);
     clpar_device_release(d, mdx);
+}
+
+/* A tensor-parallel shard's collectives run by the test itself: it keeps the shard's
+ * partial sums (all-reduce) and slice (all-gather) for the test to combine on the host. */
+typedef struct {
+    clpar_device *d;
+    float *reduced; /* what the last all-reduce was given, rows x width */
+    size_t count;
+    float *gathered;
+    size_t first, len, width, rows;
+} fake_comm;
+
+static clpar_status fake_all_reduce(void *ctx, cl_mem buf, size_t count) {
+    fake_comm *f = ctx;
+    free(f->reduced);
+    f->reduced = t_download(f->d, buf, count);
+    f->count = count;
+    return CLPAR_OK;
+}
+
+static clpar_status fake_all_gather(void *ctx, cl_mem part, size_t rows, size_t first, size_t len,
+                                    size_t width, cl_mem out) {
+    fake_comm *f = ctx;
+    free(f->gathered);
+    f->gathered = t_download(f->d, part, rows * len);
+    f->first = first, f->len = len, f->width = width, f->rows = rows;
+    return CLPAR_OK;
+}
+
+/* Each split of a Linear layer over three shards: the shards' parameter blocks tile the
+ * full tensors, and their outputs, combined as the split's collective combines them, are
+ * the whole layer's output. */
+Test(linear, every_tensor_parallel_split_combines_to_the_whole_layer) {
+    clpar_device *d = t_device(0);
+    enum { R = 4, IN = 7, OUT = 5, S = 3 };
+    float x[R * IN], full[OUT * IN + OUT];
+    t_fill(x, R * IN, 5, -1, 1);
+    t_fill(full, OUT * IN + OUT, 6, -1, 1);
+    double ref[R * OUT];
+    for (int r = 0; r < R; r++)
+        for (int o = 0; o < OUT; o++) {
+            double v = full[OUT * IN + o];
+            for (int i = 0; i < IN; i++)
+                v += (double)x[r * IN + i] * full[o * IN + i];
+            ref[r * OUT + o] = v;
+        }
+    clpar_tp_split splits[3] = {CLPAR_TP_COLUMN, CLPAR_TP_ROW, CLPAR_TP_GATHERED};
+    for (int k = 0; k < 3; k++) {
+        float y[R * OUT] = {0}, covered[OUT * IN + OUT] = {0};
+        for (int t = 0; t < S; t++) {
+            clpar_module *lin;
+            T_OK(clpar_linear_init("0", IN, OUT, splits[k], t, S, NULL, 0, 0, &lin));
+            float local[OUT * IN + OUT], ones[OUT * IN + OUT];
+            clpar_module_map_params(lin, full, local, CLPAR_FULL_TO_LOCAL);
+            for (int i = 0; i < OUT * IN + OUT; i++)
+                ones[i] = 1;
+            clpar_module_map_params(lin, covered, ones, CLPAR_LOCAL_TO_FULL);
+            fake_comm f = {.d = d};
+            clpar_tp_comm comm = {t, S, fake_all_reduce, fake_all_gather, &f};
+            cl_mem mx = splits[k] == CLPAR_TP_ROW ? NULL : t_upload(d, x, R * IN), my, scratch;
+            if (!mx) { /* a row shard reads its columns of x */
+                float part[R * IN];
+                for (int r = 0; r < R; r++)
+                    for (size_t i = 0; i < lin->in_width; i++)
+                        part[r * lin->in_width + i] = x[r * IN + lin->params[0].col0 + i];
+                mx = t_upload(d, part, R * lin->in_width);
+            }
+            cl_mem mp = t_upload(d, local, lin->param_count);
+            T_OK(clpar_device_alloc(d, R * OUT * 4, &my));
+            T_OK(clpar_device_alloc(d, (clpar_module_scratch_floats(lin, R) + 1) * 4, &scratch));
+            clpar_module_env env = {d, mp, NULL, &comm, scratch};
+            clpar_module_io io = {.rows = R, .x = mx, .y = my};
+            T_OK(clpar_module_forward(lin, &env, &io));
+            T_OK(clpar_device_finish(d));
+            const clpar_param *w = &lin->params[0];
+            if (splits[k] == CLPAR_TP_ROW) { /* partial sums add up */
+                cr_assert_eq(f.count, (size_t)R * OUT);
+                for (int i = 0; i < R * OUT; i++)
+                    y[i] += f.reduced[i];
+            } else if (splits[k] == CLPAR_TP_GATHERED) { /* slices land in their columns */
+                cr_assert_eq(f.width, (size_t)OUT);
+                for (int r = 0; r < R; r++)
+                    for (size_t c = 0; c < f.len; c++)
+                        y[r * OUT + f.first + c] = f.gathered[r * f.len + c];
+            } else { /* the output stays split: rows [row0, row0 + rows) of W */
+                float *part = t_download(d, my, R * lin->out_width);
+                for (int r = 0; r < R; r++)
+                    for (size_t c = 0; c < lin->out_width; c++)
+                        y[r * OUT + w->row0 + c] = part[r * lin->out_width + c];
+                free(part);
+            }
+            free(f.reduced);
+            free(f.gathered);
+            clpar_device_release(d, mx);
+            clpar_device_release(d, mp);
+            clpar_device_release(d, my);
+            clpar_device_release(d, scratch);
+            clpar_module_free(lin);
+        }
+        for (int i = 0; i < OUT * IN + OUT; i++)
+            cr_expect_eq(covered[i], 1.0f, "split %d leaves parameter float %d unheld", k, i);
+        cr_expect_lt(t_rel_l2_d(y, ref, R * OUT), 1e-6, "split %d", k);
+    }
+    clpar_module *lin;
+    cr_expect_eq(clpar_linear_init("0", IN, OUT, CLPAR_TP_ROW, 0, 8, NULL, 0, 0, &lin),
+                 CLPAR_EINVAL, "8 shards of 7 input features");
+    cr_expect_null(lin);
 }
 
 /* Mean loss of the MLP in double on the host. */

@@ -6,10 +6,21 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+static clpar_field_name_fn field_flag;
+
+void cli_set_field_flags(clpar_field_name_fn flag_of) {
+    field_flag = flag_of;
+}
+
+const char *cli_last_error(void) {
+    return clpar_last_error_renamed(field_flag, NULL);
+}
+
 int cli_fail(const char *prog, clpar_status st) {
-    const char *detail = clpar_last_error();
+    const char *detail = cli_last_error();
     fprintf(stderr, "%s: error: %s\n", prog, *detail ? detail : clpar_status_message(st));
     return 1;
 }

@@ -6,6 +6,12 @@
 
 /* Prints "PROG: error: MESSAGE" from the status and its detail message; returns 1. */
 int cli_fail(const char *prog, clpar_status st);
+/* The tool's flag for each configuration field the library's messages name (NULL: the
+ * field's own name), used by cli_last_error and cli_fail. */
+void cli_set_field_flags(clpar_field_name_fn flag_of);
+/* The library's last error with the configuration fields it names written as the flags
+ * that set them ("--dp 3 is larger than --batch 2"). */
+const char *cli_last_error(void);
 /* Prints "PROG: error: FORMAT..."; returns 2 (usage errors). */
 int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses an integer in [min, max] for option opt; prints the error and returns non-zero. */

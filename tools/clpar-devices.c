@@ -304,8 +304,8 @@ int main(int argc, char **argv) {
     clpar_runtime *rt;
     clpar_status st = clpar_runtime_init(&rt);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    int idx[256], n;
-    st = clpar_runtime_parse_spec(rt, spec, idx, 256, &n);
+    int idx[CLPAR_MAX_RANKS], n;
+    st = clpar_runtime_parse_spec(rt, spec, idx, CLPAR_MAX_RANKS, &n);
     if (st != CLPAR_OK) {
         clpar_runtime_free(rt);
         return cli_fail(prog, st);

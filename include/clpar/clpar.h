@@ -1,8 +1,9 @@
-/* clpar: training networks of linear layers across several OpenCL devices with data,
+/* clpar: training neural networks across several OpenCL devices with data,
  * tensor and pipeline parallelism. Include this for the whole public API. */
 #ifndef CLPAR_H
 #define CLPAR_H
 
+#include "clpar/version.h"
 #include "clpar/status.h"
 #include "clpar/runtime.h"
 #include "clpar/ops.h"

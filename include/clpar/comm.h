@@ -16,11 +16,11 @@ extern "C" {
 /* One lock and condition shared by the barriers and channels of a group of threads, with an
  * abort flag: after clpar_sync_abort every wait returns CLPAR_EABORTED. */
 typedef struct clpar_sync clpar_sync;
-clpar_status clpar_sync_init(clpar_sync **out);
-void clpar_sync_free(clpar_sync *s);
-void clpar_sync_abort(clpar_sync *s);
+CLPAR_API clpar_status clpar_sync_init(clpar_sync **out);
+CLPAR_API void clpar_sync_free(clpar_sync *s);
+CLPAR_API void clpar_sync_abort(clpar_sync *s);
 /* Clears the abort flag; call from one thread while no other waits. */
-void clpar_sync_reset(clpar_sync *s);
+CLPAR_API void clpar_sync_reset(clpar_sync *s);
 
 /* A reusable barrier for n threads, living on a sync. */
 typedef struct {
@@ -28,9 +28,9 @@ typedef struct {
     int n, arrived;
     long generation;
 } clpar_barrier;
-void clpar_barrier_init(clpar_barrier *b, clpar_sync *s, int n);
+CLPAR_API void clpar_barrier_init(clpar_barrier *b, clpar_sync *s, int n);
 /* Returns once n threads have arrived, or CLPAR_EABORTED. */
-clpar_status clpar_barrier_wait(clpar_barrier *b);
+CLPAR_API clpar_status clpar_barrier_wait(clpar_barrier *b);
 
 /* ---- all-reduce ---- */
 
@@ -42,34 +42,34 @@ typedef struct clpar_allreduce clpar_allreduce;
  * on their transfer queue into staging, sum their share of it over all ranks in order
  * 0..n-1 (so the result is bit-identical everywhere and independent of timing), and write
  * the whole sum back on their transfer queue. The caller owns *out and keeps devs alive. */
-clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
-                                  clpar_allreduce **out);
-void clpar_allreduce_free(clpar_allreduce *ar);
+CLPAR_API clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count,
+                                            clpar_sync *sync, clpar_allreduce **out);
+CLPAR_API void clpar_allreduce_free(clpar_allreduce *ar);
 
 /* Queues, on rank's transfer queue, the read of buf[off, off + len) into staging, to run
  * once `after` (an event of that rank's context, or NULL) has completed. Returns at once;
  * only rank's own thread calls it for rank. Used to start a gradient bucket's reduction
  * while backward goes on. */
-clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
-                                   size_t len, cl_event after);
+CLPAR_API clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
+                                             size_t len, cl_event after);
 /* The collective for a range begun on every rank: waits for this rank's read, meets the
  * others, sums its share, meets again, queues the write of the sum into buf[off, off + len)
  * and makes later work on the compute queue wait for it. Ranges are reduced in the same
  * order on every rank. */
-clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
-                                    size_t len);
+CLPAR_API clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
+                                              size_t len);
 /* begin + bucket for buf[0, len), then waits until the sum is written: for activations,
  * whose staging is reused by the next call. */
-clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem buf, size_t len,
-                                 cl_event after);
+CLPAR_API clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem buf, size_t len,
+                                           cl_event after);
 /* From one thread between uses: drops reads that a failed reduction left behind. */
-void clpar_allreduce_reset(clpar_allreduce *ar);
+CLPAR_API void clpar_allreduce_reset(clpar_allreduce *ar);
 /* Timings of the reductions since the last call, from OpenCL profiling: the time their
  * windows (read start to write end) spanned, and how much of it came after
  * compute_end[rank] (device clock, ns), the part not hidden behind compute. Releases their
  * events; call from one thread once the queues have finished. compute_end may be NULL. */
-clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,
-                                     double *window_ns, double *exposed_ns);
+CLPAR_API clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,
+                                               double *window_ns, double *exposed_ns);
 
 /* ---- all-gather of column slices ---- */
 
@@ -78,15 +78,15 @@ typedef struct clpar_allgather clpar_allgather;
 /* Concatenation of column slices: rank r holds a (rows, cols_r) matrix, all ranks receive
  * the (rows, sum of cols) matrix with rank r's columns at col0_r. At most `count` floats in
  * the whole matrix. The caller owns *out. */
-clpar_status clpar_allgather_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
-                                  clpar_allgather **out);
-void clpar_allgather_free(clpar_allgather *ag);
+CLPAR_API clpar_status clpar_allgather_init(clpar_device *const *devs, int n, size_t count,
+                                            clpar_sync *sync, clpar_allgather **out);
+CLPAR_API void clpar_allgather_free(clpar_allgather *ag);
 /* The collective: reads local (rows, cols) after `after` on the transfer queue, places it at
  * columns [col0, col0 + cols) of the shared (rows, total) matrix, meets the others, and
  * writes the whole matrix into full; returns once full is written. */
-clpar_status clpar_allgather_run(clpar_allgather *ag, int rank, cl_mem local, size_t rows,
-                                 size_t col0, size_t cols, size_t total, cl_mem full,
-                                 cl_event after);
+CLPAR_API clpar_status clpar_allgather_run(clpar_allgather *ag, int rank, cl_mem local, size_t rows,
+                                           size_t col0, size_t cols, size_t total, cl_mem full,
+                                           cl_event after);
 
 /* ---- point-to-point hand-off ---- */
 
@@ -96,27 +96,27 @@ typedef struct clpar_channel clpar_channel;
  * messages of up to `count` floats in flight; messages are numbered by the sender and the
  * receiver asks for them by number (message k uses slot k % slots). Bytes sent and the time
  * copies took are counted. The caller owns *out. */
-clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots, size_t count,
-                                clpar_sync *sync, clpar_channel **out);
-void clpar_channel_free(clpar_channel *c);
+CLPAR_API clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots,
+                                          size_t count, clpar_sync *sync, clpar_channel **out);
+CLPAR_API void clpar_channel_free(clpar_channel *c);
 /* Sender: queues the read of src[0, len) into slot k % slots on its transfer queue after
  * `after` and returns at once with the read's event in *read (the caller releases it);
  * compute queued on the sender afterwards waits for the read. Waits only while the slot
  * still holds message k - slots that the receiver has not taken yet, then for that
  * message's write to finish reading the host copy. */
-clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len, cl_event after,
-                                cl_event *read);
+CLPAR_API clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len,
+                                          cl_event after, cl_event *read);
 /* Receiver: waits until message k has been read into host memory, then queues its write
  * into dst[0, len) (len must match) on its transfer queue, after the compute queued before
  * and before the compute queued after, and returns without waiting for the write.
  * *written, when not NULL, receives the write's event (the caller releases it). */
-clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len,
-                                cl_event *written);
+CLPAR_API clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len,
+                                          cl_event *written);
 /* From one thread while no other uses it: waits for the copies still queued and empties
  * every slot (after a failed step). */
-void clpar_channel_reset(clpar_channel *c);
+CLPAR_API void clpar_channel_reset(clpar_channel *c);
 /* Bytes moved through the channel so far. */
-uint64_t clpar_channel_bytes(const clpar_channel *c);
+CLPAR_API uint64_t clpar_channel_bytes(const clpar_channel *c);
 
 #ifdef __cplusplus
 }

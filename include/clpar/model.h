@@ -1,10 +1,12 @@
-/* The model level: MLPs of linear layers with ReLU between them, their losses, and
- * optimizers, each living on one device. Parameters of a model sit in one flat buffer,
- * layer after layer, weight (out, in) then bias (out), so that gradient reduction and the
- * optimizer see one contiguous range per layer (a bucket) and one for the whole model. */
+/* The model level: MLPs of linear layers with ReLU between them, built from the layer
+ * modules (module.h), a single-device replica of one, losses and optimizers. Parameters of a model
+ * sit in one flat buffer, layer after layer, weight (out, in) then bias (out), so that gradient
+ * reduction and the optimizer see one contiguous range per layer (a bucket) and one for the whole
+ * model. */
 #ifndef CLPAR_MODEL_H
 #define CLPAR_MODEL_H
 
+#include "clpar/module.h"
 #include "clpar/ops.h"
 
 #include <stdint.h>
@@ -23,57 +25,75 @@ typedef struct {
 } clpar_mlp_shape;
 
 /* Parses "784,256,128,10" (at least two positive sizes). CLPAR_EINVAL names the problem. */
-clpar_status clpar_mlp_shape_parse(clpar_mlp_shape *shape, const char *text);
+CLPAR_API clpar_status clpar_mlp_shape_parse(clpar_mlp_shape *shape, const char *text);
 /* Writes "784,256,128,10" into buf. */
-void clpar_mlp_shape_format(const clpar_mlp_shape *shape, char *buf, size_t n);
-size_t clpar_mlp_shape_param_count(const clpar_mlp_shape *shape);
+CLPAR_API void clpar_mlp_shape_format(const clpar_mlp_shape *shape, char *buf, size_t n);
+CLPAR_API size_t clpar_mlp_shape_param_count(const clpar_mlp_shape *shape);
 /* Offset (in floats) of layer l's weight in the flat layout; its bias follows the weight. */
-size_t clpar_mlp_shape_weight_offset(const clpar_mlp_shape *shape, int l);
-size_t clpar_mlp_shape_bias_offset(const clpar_mlp_shape *shape, int l);
+CLPAR_API size_t clpar_mlp_shape_weight_offset(const clpar_mlp_shape *shape, int l);
+CLPAR_API size_t clpar_mlp_shape_bias_offset(const clpar_mlp_shape *shape, int l);
 /* Floats in layer l's range (weight and bias). */
-size_t clpar_mlp_shape_layer_count(const clpar_mlp_shape *shape, int l);
+CLPAR_API size_t clpar_mlp_shape_layer_count(const clpar_mlp_shape *shape, int l);
 
-/* Fills params (param_count floats) as PyTorch's nn.Linear default does, weights and biases
- * uniform in +-1/sqrt(fan_in), from a generator seeded with `seed` alone. */
-void clpar_mlp_init_params(float *params, const clpar_mlp_shape *shape, uint64_t seed);
+/* Fills params (param_count floats) through each layer's module as PyTorch's nn.Linear
+ * default does, weights and biases uniform in +-1/sqrt(fan_in), from a generator seeded with
+ * `seed` alone. Fails only when out of host memory. */
+CLPAR_API clpar_status clpar_mlp_init_params(float *params, const clpar_mlp_shape *shape,
+                                             uint64_t seed);
+
+/* The modules of layers [first, first + count) for tensor-parallel shard `shard` of
+ * `shards` (1: whole layers; weights: relative widths of the shards, NULL: even), paired as
+ * Megatron-LM pairs them from the first: column-parallel then row-parallel, a layer left
+ * over column-parallel with its output gathered. Block j is Linear "2l" then ReLU "2l+1"
+ * (l = first + j; no ReLU after the model's last layer), its parameters laid out from 0 in
+ * order; *param_count receives their floats. The caller frees each block
+ * (clpar_module_free). CLPAR_EINVAL, naming "tp", when a layer has fewer features to split
+ * than shards. */
+CLPAR_API clpar_status clpar_mlp_build(const clpar_mlp_shape *shape, int first, int count,
+                                       int shard, int shards, const double *weights,
+                                       clpar_module **blocks, size_t *param_count);
 
 typedef enum { CLPAR_LOSS_XENT, CLPAR_LOSS_MSE } clpar_loss_kind;
+/* "xent", "mse" ("unknown" for other values), and back (CLPAR_EINVAL naming "loss"). */
+CLPAR_API const char *clpar_loss_kind_name(clpar_loss_kind kind);
+CLPAR_API clpar_status clpar_loss_kind_parse(const char *text, clpar_loss_kind *kind);
 
 typedef struct clpar_mlp clpar_mlp;
 
 /* Allocates one replica on d for batches of up to max_rows rows: parameters, gradients,
  * saved activations and loss buffers, all on d. Parameters start at zero. The caller
  * owns *out (clpar_mlp_free) and must keep d alive longer. */
-clpar_status clpar_mlp_init(clpar_device *d, const clpar_mlp_shape *shape, size_t max_rows,
-                            clpar_mlp **out);
-void clpar_mlp_free(clpar_mlp *m);
+CLPAR_API clpar_status clpar_mlp_init(clpar_device *d, const clpar_mlp_shape *shape,
+                                      size_t max_rows, clpar_mlp **out);
+CLPAR_API void clpar_mlp_free(clpar_mlp *m);
 
-const clpar_mlp_shape *clpar_mlp_get_shape(const clpar_mlp *m);
-clpar_device *clpar_mlp_device(const clpar_mlp *m);
-cl_mem clpar_mlp_params(const clpar_mlp *m); /* flat parameters, borrowed */
-cl_mem clpar_mlp_grads(const clpar_mlp *m);  /* flat gradients, same layout, borrowed */
-cl_mem clpar_mlp_output(const clpar_mlp *m); /* last forward's output (rows, sizes[L]) */
+CLPAR_API const clpar_mlp_shape *clpar_mlp_get_shape(const clpar_mlp *m);
+CLPAR_API clpar_device *clpar_mlp_device(const clpar_mlp *m);
+CLPAR_API cl_mem clpar_mlp_params(const clpar_mlp *m); /* flat parameters, borrowed */
+CLPAR_API cl_mem clpar_mlp_grads(const clpar_mlp *m);  /* flat gradients, same layout, borrowed */
+CLPAR_API cl_mem clpar_mlp_output(const clpar_mlp *m); /* last forward's output (rows, sizes[L]) */
 
 /* Blocking copies of all parameters (or gradients) between host and device. */
-clpar_status clpar_mlp_set_params(clpar_mlp *m, const float *params);
-clpar_status clpar_mlp_get_params(clpar_mlp *m, float *params);
-clpar_status clpar_mlp_get_grads(clpar_mlp *m, float *grads);
+CLPAR_API clpar_status clpar_mlp_set_params(clpar_mlp *m, const float *params);
+CLPAR_API clpar_status clpar_mlp_get_params(clpar_mlp *m, float *params);
+CLPAR_API clpar_status clpar_mlp_get_grads(clpar_mlp *m, float *grads);
 
 /* Queues a copy of a batch to the device: x (rows, in), and labels (rows) for the
  * cross-entropy loss or targets (rows, out) for MSE; either may be NULL. The copies do not
  * block, so the host arrays must stay unchanged until the device has run them (after the
  * next clpar_mlp_read_loss or clpar_device_finish). */
-clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels, const float *targets,
-                              size_t rows);
+CLPAR_API clpar_status clpar_mlp_upload(clpar_mlp *m, const float *x, const int *labels,
+                                        const float *targets, size_t rows);
 
 /* Forward over the uploaded rows; saves each layer's input for backward. */
-clpar_status clpar_mlp_forward(clpar_mlp *m, size_t rows);
+CLPAR_API clpar_status clpar_mlp_forward(clpar_mlp *m, size_t rows);
 
 /* Per-row losses of the last forward, and the output gradient of
  * sum(row losses) / (total_rows [x outputs, for MSE]): with total_rows the global batch,
  * gradients of shards and micro-batches add up to the full batch's mean-loss gradient.
  * total_rows <= 0 computes the losses only (evaluation). */
-clpar_status clpar_mlp_loss(clpar_mlp *m, clpar_loss_kind kind, size_t rows, double total_rows);
+CLPAR_API clpar_status clpar_mlp_loss(clpar_mlp *m, clpar_loss_kind kind, size_t rows,
+                                      double total_rows);
 
 /* Called by backward after it has queued layer l's weight and bias gradients; `event`
  * completes when they are written (borrowed, valid during the call). */
@@ -81,15 +101,15 @@ typedef clpar_status (*clpar_grad_ready_fn)(void *user, int layer, cl_event even
 
 /* Backward from the loss gradient through every layer, last to first. beta = 0 overwrites
  * the gradients, beta = 1 adds to them (gradient accumulation). */
-clpar_status clpar_mlp_backward(clpar_mlp *m, size_t rows, float beta, clpar_grad_ready_fn ready,
-                                void *user);
+CLPAR_API clpar_status clpar_mlp_backward(clpar_mlp *m, size_t rows, float beta,
+                                          clpar_grad_ready_fn ready, void *user);
 
 /* Waits for the device and returns the sum of the last clpar_mlp_loss's row losses in
  * double, summed in row order. */
-clpar_status clpar_mlp_read_loss(clpar_mlp *m, size_t rows, double *sum);
+CLPAR_API clpar_status clpar_mlp_read_loss(clpar_mlp *m, size_t rows, double *sum);
 
 /* Waits and reads the output (rows, sizes[L]) of the last forward. */
-clpar_status clpar_mlp_read_output(clpar_mlp *m, float *out, size_t rows);
+CLPAR_API clpar_status clpar_mlp_read_output(clpar_mlp *m, float *out, size_t rows);
 
 /* ---- optimizers ---- */
 
@@ -99,36 +119,39 @@ typedef struct {
     clpar_optim_kind kind;
     float lr;
     float momentum, dampening; /* SGD */
-    int nesterov;              /* SGD */
+    bool nesterov;             /* SGD */
     float weight_decay;
     float beta1, beta2, eps; /* Adam, AdamW */
 } clpar_optim_config;
 
-/* PyTorch's defaults for kind: SGD lr 1e-3 (PyTorch 2's default), momentum 0; Adam lr 1e-3,
- * betas (0.9, 0.999), eps 1e-8, weight decay 0; AdamW the same with weight decay 1e-2. */
-clpar_optim_config clpar_optim_defaults(clpar_optim_kind kind);
-/* "sgd", "adam", "adamw" */
-clpar_status clpar_optim_kind_parse(const char *text, clpar_optim_kind *kind);
+/* clpar's defaults for kind, the only ones (the tools take theirs from here): SGD lr 1e-2
+ * (PyTorch 2's is 1e-3, slow for these models), momentum 0; Adam lr 1e-3, betas (0.9,
+ * 0.999), eps 1e-8, weight decay 0 (PyTorch's); AdamW the same with weight decay 1e-2. */
+CLPAR_API clpar_optim_config clpar_optim_defaults(clpar_optim_kind kind);
+/* "sgd", "adam", "adamw", and back (CLPAR_EINVAL naming "optim.kind"). */
+CLPAR_API const char *clpar_optim_kind_name(clpar_optim_kind kind);
+CLPAR_API clpar_status clpar_optim_kind_parse(const char *text, clpar_optim_kind *kind);
 
 typedef struct clpar_optim clpar_optim;
 
 /* Optimizer state (momentum or Adam moments) for n parameters on d, zeroed. The caller
  * owns *out (clpar_optim_free). */
-clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, size_t n,
-                              clpar_optim **out);
-void clpar_optim_free(clpar_optim *o);
+CLPAR_API clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, size_t n,
+                                        clpar_optim **out);
+CLPAR_API void clpar_optim_free(clpar_optim *o);
 /* Queues one update of params from grads (n floats each) on the compute queue. */
-clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_event *event);
-long clpar_optim_steps_taken(const clpar_optim *o);
+CLPAR_API clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads,
+                                        cl_event *event);
+CLPAR_API long clpar_optim_steps_taken(const clpar_optim *o);
 /* Sets the step count, as when resuming (Adam's bias correction and SGD's first step). */
-void clpar_optim_set_steps(clpar_optim *o, long steps);
+CLPAR_API void clpar_optim_set_steps(clpar_optim *o, long steps);
 /* The state buffers, named as PyTorch names them: SGD with momentum has one
  * ("momentum_buffer"), Adam and AdamW two ("exp_avg", "exp_avg_sq"), plain SGD none. The
  * buffers are borrowed, n floats each, in the layout of the parameters. */
-int clpar_optim_state_count(const clpar_optim *o);
-cl_mem clpar_optim_state(const clpar_optim *o, int i);
-const char *clpar_optim_state_name(const clpar_optim_config *cfg, int i);
-int clpar_optim_config_state_count(const clpar_optim_config *cfg);
+CLPAR_API int clpar_optim_state_count(const clpar_optim *o);
+CLPAR_API cl_mem clpar_optim_state(const clpar_optim *o, int i);
+CLPAR_API const char *clpar_optim_state_name(const clpar_optim_config *cfg, int i);
+CLPAR_API int clpar_optim_config_state_count(const clpar_optim_config *cfg);
 
 #ifdef __cplusplus
 }

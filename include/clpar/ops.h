@@ -1,76 +1,86 @@
-/* The ops level: clpar's OpenCL kernels and the CLBlast GEMMs of linear layers, as plain
- * functions. Outputs come first, then inputs, then sizes; shapes are row-major and noted
- * beside each call. Every call enqueues on the device's compute queue (in order, so it runs
- * after everything queued there before) and returns at once; when `event` is not NULL it
- * receives an event for the last command enqueued, which the caller releases. Every
- * cl_mem belongs to the caller. Offsets and counts are in floats. */
+/* The ops level: clpar's OpenCL kernels and CLBlast's GEMMs, as plain functions (the layers
+ * built from them are modules, module.h). Outputs come first, then inputs, then sizes; shapes are
+ * row-major and noted beside each call. Every call enqueues on the device's compute queue (in
+ * order, so it runs after everything queued there before) and returns at once; when `event` is not
+ * NULL it receives an event for the last command enqueued, which the caller releases. Every cl_mem
+ * belongs to the caller. Offsets and counts are in floats. */
 #ifndef CLPAR_OPS_H
 #define CLPAR_OPS_H
 
 #include "clpar/runtime.h"
+
+#include <stdbool.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* y (rows, cols) += b[boff .. boff + cols) broadcast over rows */
-clpar_status clpar_op_bias_add(clpar_device *d, cl_mem y, cl_mem b, size_t boff, size_t rows,
-                               size_t cols, cl_event *event);
+CLPAR_API clpar_status clpar_op_bias_add(clpar_device *d, cl_mem y, cl_mem b, size_t boff,
+                                         size_t rows, size_t cols, cl_event *event);
 /* y (n) = max(x, 0); y may be x */
-clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n, cl_event *event);
+CLPAR_API clpar_status clpar_op_relu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n,
+                                             cl_event *event);
 /* dx (n) = dy * (y > 0) where y is relu_forward's output; dx may be dy */
-clpar_status clpar_op_relu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_mem y, size_t n,
-                                    cl_event *event);
+CLPAR_API clpar_status clpar_op_relu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_mem y,
+                                              size_t n, cl_event *event);
 /* out[ooff + c] = beta out[ooff + c] + sum_r x[xoff + r ldx + c]: column sums of a
  * (rows, cols) block with row stride ldx (ldx = cols for a whole matrix) */
-clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x, size_t xoff,
-                             size_t ldx, size_t rows, size_t cols, float beta, cl_event *event);
+CLPAR_API clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x,
+                                       size_t xoff, size_t ldx, size_t rows, size_t cols,
+                                       float beta, cl_event *event);
 /* x[off + i] *= a, i < n */
-clpar_status clpar_op_scale(clpar_device *d, cl_mem x, size_t off, float a, size_t n,
-                            cl_event *event);
+CLPAR_API clpar_status clpar_op_scale(clpar_device *d, cl_mem x, size_t off, float a, size_t n,
+                                      cl_event *event);
 /* y[yoff + i] += a x[xoff + i], i < n */
-clpar_status clpar_op_axpy(clpar_device *d, cl_mem y, size_t yoff, float a, cl_mem x, size_t xoff,
-                           size_t n, cl_event *event);
+CLPAR_API clpar_status clpar_op_axpy(clpar_device *d, cl_mem y, size_t yoff, float a, cl_mem x,
+                                     size_t xoff, size_t n, cl_event *event);
 
 /* loss (rows) = per-row softmax cross-entropy of logits z (rows, classes), labels (rows) int */
-clpar_status clpar_op_xent_forward(clpar_device *d, cl_mem loss, cl_mem z, cl_mem labels,
-                                   size_t rows, size_t classes, cl_event *event);
+CLPAR_API clpar_status clpar_op_xent_forward(clpar_device *d, cl_mem loss, cl_mem z, cl_mem labels,
+                                             size_t rows, size_t classes, cl_event *event);
 /* dz (rows, classes) = scale (softmax(z) - onehot(labels)) */
-clpar_status clpar_op_xent_backward(clpar_device *d, cl_mem dz, cl_mem z, cl_mem labels,
-                                    size_t rows, size_t classes, float scale, cl_event *event);
+CLPAR_API clpar_status clpar_op_xent_backward(clpar_device *d, cl_mem dz, cl_mem z, cl_mem labels,
+                                              size_t rows, size_t classes, float scale,
+                                              cl_event *event);
 /* loss (rows) = per-row sum of squared errors of y against t, both (rows, cols) */
-clpar_status clpar_op_mse_forward(clpar_device *d, cl_mem loss, cl_mem y, cl_mem t, size_t rows,
-                                  size_t cols, cl_event *event);
+CLPAR_API clpar_status clpar_op_mse_forward(clpar_device *d, cl_mem loss, cl_mem y, cl_mem t,
+                                            size_t rows, size_t cols, cl_event *event);
 /* dy (n) = scale 2 (y - t) */
-clpar_status clpar_op_mse_backward(clpar_device *d, cl_mem dy, cl_mem y, cl_mem t, size_t n,
-                                   float scale, cl_event *event);
+CLPAR_API clpar_status clpar_op_mse_backward(clpar_device *d, cl_mem dy, cl_mem y, cl_mem t,
+                                             size_t n, float scale, cl_event *event);
 
 /* torch.optim.SGD's hyper-parameters (defaults: all zero, nesterov off) */
 typedef struct {
     float lr, momentum, dampening, weight_decay;
-    int nesterov;
+    bool nesterov;
 } clpar_sgd_params;
 
 /* torch.optim.Adam / AdamW's hyper-parameters; decoupled = 1 is AdamW */
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
-    int decoupled;
+    bool decoupled; /* AdamW */
 } clpar_adam_params;
 
 /* One SGD step over p, g, buf (n each). `first` marks the first step, which copies the
  * gradient into the momentum buffer as PyTorch does. */
-clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t n,
-                               const clpar_sgd_params *hp, int first, cl_event *event);
+CLPAR_API clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t n,
+                                         const clpar_sgd_params *hp, bool first, cl_event *event);
 /* One Adam/AdamW step over p, g, m, v (n each); step counts from 1. */
-clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v, size_t n,
-                                const clpar_adam_params *hp, long step, cl_event *event);
+CLPAR_API clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v,
+                                          size_t n, const clpar_adam_params *hp, long step,
+                                          cl_event *event);
+
+/* Whether a GEMM operand is used as stored or transposed. */
+typedef enum { CLPAR_NO_TRANS = 0, CLPAR_TRANS = 1 } clpar_transpose;
 
 /* C (m, n) = alpha op(A) op(B) + beta C, row-major, through CLBlast's SGEMM; op(A) is
  * (m, k), op(B) is (k, n). A CLBlast failure returns its own code. */
-clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                           float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
-                           size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
-                           cl_event *event);
+CLPAR_API clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a,
+                                     clpar_transpose trans_b, size_t m, size_t n, size_t k,
+                                     float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                                     size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
+                                     size_t ldc, cl_event *event);
 
 /* ---- GEMM tuning (clpar-devices --tune) ---- */
 
@@ -79,6 +89,9 @@ typedef enum {
     CLPAR_GEMM_DIRECT,  /* its direct kernel at every size, v = XgemmDirect's 10 parameters */
     CLPAR_GEMM_INDIRECT /* its indirect kernel at every size, v = Xgemm's 16 parameters */
 } clpar_gemm_path;
+/* "auto", "direct", "indirect", and back (CLPAR_EINVAL naming "gemm.path"). */
+CLPAR_API const char *clpar_gemm_path_name(clpar_gemm_path path);
+CLPAR_API clpar_status clpar_gemm_path_parse(const char *text, clpar_gemm_path *path);
 typedef struct {
     clpar_gemm_path path;
     size_t v[16]; /* in CLBlast's order: WGD MDIMCD NDIMCD MDIMAD NDIMBD KWID VWMD VWND PADA PADB,
@@ -86,55 +99,41 @@ typedef struct {
                    * VWN */
 } clpar_gemm_config;
 typedef struct {
-    int trans_a, trans_b;
+    clpar_transpose trans_a, trans_b;
     size_t m, n, k;
 } clpar_gemm_shape;
 
 /* What d uses when nothing was tuned: on CPU devices the direct kernel with parameters
  * measured on PoCL, elsewhere CLBlast's choice. */
-void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c);
+CLPAR_API void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c);
 /* Up to cap configurations worth trying on d: the default, CLBlast's choice, then sets of
  * both kernels spread over a grid that keeps CLBlast's divisibility rules and d's limits;
  * returns how many. */
-int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap);
+CLPAR_API int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap);
 /* Makes c d's GEMM configuration. recompile = 1 drops CLBlast's compiled kernels (of every
  * device: call it only while no other thread uses CLBlast) so the next call compiles with c;
  * otherwise c applies from CLBlast's first compile for d on. */
-clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, int recompile);
+CLPAR_API clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c,
+                                        bool recompile);
 /* Checks the transpose pairs layers use (NN, TN, NT) against a double-precision host
  * product (CLPAR_EINVAL when the current configuration computes wrongly), then times the n products
  * once each: the best of three rounds after one that compiles, in *seconds. */
-clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *shapes, int n,
-                             double *seconds);
+CLPAR_API clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *shapes, int n,
+                                       double *seconds);
 /* "direct WGD=32 MDIMCD=4 ..." and back (0 when s is not such a line). */
-void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n);
-int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c);
+CLPAR_API void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n);
+CLPAR_API int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c);
 /* The tuned configuration of d's platform, name and driver in $XDG_CACHE_HOME (or ~/.cache)
  * /clpar/gemm.tsv: look up (1 when found; the last entry wins) and add. */
-int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_config *c);
-clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_config *c);
+CLPAR_API int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_config *c);
+CLPAR_API clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_config *c);
 
 /* Compiles and runs every kernel (clpar's and CLBlast's GEMMs) once on d, one device at a
  * time across the process (later calls return at once). CLBlast is not safe when two
  * threads compile at once, nor is PoCL when two threads first run the same kernel, so call
  * this before driving devices from several host threads; until then GEMM calls on d are
  * serialized. */
-clpar_status clpar_op_warmup(clpar_device *d);
-
-/* Linear layer forward with PyTorch's conventions: y (rows, out) = x (rows, in) W^T + b,
- * W (out, in) at w[woff], b (out) at bias[boff]. */
-clpar_status clpar_op_linear_forward(clpar_device *d, cl_mem y, cl_mem x, cl_mem w, size_t woff,
-                                     cl_mem bias, size_t boff, size_t rows, size_t in, size_t out,
-                                     cl_event *event);
-/* Linear layer backward from dy (rows, out):
- *   dW (out, in) at dw[dwoff] = beta dW + dy^T x
- *   db (out) at db[dboff]     = beta db + colsum(dy)
- *   dx (rows, in)             = dy W            (skipped when dx is NULL)
- * beta = 1 accumulates into existing gradients (micro-batches), 0 overwrites. */
-clpar_status clpar_op_linear_backward(clpar_device *d, cl_mem dx, cl_mem dw, size_t dwoff,
-                                      cl_mem db, size_t dboff, cl_mem dy, cl_mem x, cl_mem w,
-                                      size_t woff, size_t rows, size_t in, size_t out, float beta,
-                                      cl_event *event);
+CLPAR_API clpar_status clpar_op_warmup(clpar_device *d);
 
 #ifdef __cplusplus
 }

@@ -23,8 +23,9 @@ typedef struct {
 /* Measures device `device` on shape at batch rows, or reads the cache
  * ($XDG_CACHE_HOME or ~/.cache, clpar/measurements.tsv) unless remeasure is set; new
  * measurements are added to the cache. */
-clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mlp_shape *shape,
-                                   size_t batch, int remeasure, clpar_device_measure *out);
+CLPAR_API clpar_status clpar_planner_measure(clpar_runtime *rt, int device,
+                                             const clpar_mlp_shape *shape, size_t batch,
+                                             bool remeasure, clpar_device_measure *out);
 
 typedef struct {
     clpar_mesh_config cfg;    /* dp, pp, tp, micro, stage layers filled in */
@@ -38,8 +39,9 @@ typedef struct {
 /* Every feasible mesh over the first dp pp tp of the n measured devices (rank i on
  * measures[i].device), best first; at most cap written, *count says how many there were.
  * base supplies the model, loss, optimizer and batch. */
-clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_device_measure *m, int n,
-                                clpar_plan *plans, int cap, int *count);
+CLPAR_API clpar_status clpar_planner_plan(const clpar_mesh_config *base,
+                                          const clpar_device_measure *m, int n, clpar_plan *plans,
+                                          int cap, int *count);
 
 #ifdef __cplusplus
 }

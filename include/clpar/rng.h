@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "clpar/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -13,14 +15,14 @@ typedef struct {
     uint64_t s[4];
 } clpar_rng;
 
-void clpar_rng_seed(clpar_rng *r, uint64_t seed);
-uint64_t clpar_rng_next(clpar_rng *r);
+CLPAR_API void clpar_rng_seed(clpar_rng *r, uint64_t seed);
+CLPAR_API uint64_t clpar_rng_next(clpar_rng *r);
 /* Uniform in [0, 1) with 53 random bits. */
-double clpar_rng_uniform(clpar_rng *r);
+CLPAR_API double clpar_rng_uniform(clpar_rng *r);
 /* Standard normal (Box-Muller). */
-double clpar_rng_normal(clpar_rng *r);
+CLPAR_API double clpar_rng_normal(clpar_rng *r);
 /* Uniform integer in [0, n), unbiased. */
-uint64_t clpar_rng_below(clpar_rng *r, uint64_t n);
+CLPAR_API uint64_t clpar_rng_below(clpar_rng *r, uint64_t n);
 
 #ifdef __cplusplus
 }

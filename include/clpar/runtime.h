@@ -37,58 +37,77 @@ typedef struct {
     cl_device_id device_id;
 } clpar_device_info;
 
-/* Enumerates every platform and device. *out is owned by the caller; free it with
- * clpar_runtime_free after every clpar_device made from it has been freed. */
-clpar_status clpar_runtime_init(clpar_runtime **out);
-void clpar_runtime_free(clpar_runtime *rt);
+/* What a runtime takes from outside the program. clpar_runtime_config_from_env fills it
+ * from the environment, the only place clpar reads environment variables:
+ *   XDG_CACHE_HOME, HOME  cache_dir is $XDG_CACHE_HOME/clpar, else $HOME/.cache/clpar
+ *   CLPAR_KERNEL_DIR      kernel_dir: load kernels/NAME.cl from there (kernel development)
+ *   CLPAR_GEMM_PATH       gemm_path: "direct", "indirect" or "auto" on every device,
+ *                         over any tuned configuration
+ * A program may set the fields itself and call clpar_runtime_init_config. */
+typedef struct {
+    char cache_dir[1024];  /* device measurements and tuned GEMMs; empty: no cache */
+    char kernel_dir[1024]; /* empty: the kernels embedded in the library */
+    char gemm_path[16];    /* empty: the tuned configuration, else each device's default */
+} clpar_runtime_config;
+CLPAR_API void clpar_runtime_config_from_env(clpar_runtime_config *cfg);
 
-int clpar_runtime_device_count(const clpar_runtime *rt);
+/* Enumerates every platform and device. *out is owned by the caller; free it with
+ * clpar_runtime_free after every clpar_device made from it has been freed.
+ * clpar_runtime_init uses the environment's configuration; cfg is copied. */
+CLPAR_API clpar_status clpar_runtime_init(clpar_runtime **out);
+CLPAR_API clpar_status clpar_runtime_init_config(const clpar_runtime_config *cfg,
+                                                 clpar_runtime **out);
+CLPAR_API const clpar_runtime_config *clpar_runtime_get_config(const clpar_runtime *rt);
+CLPAR_API void clpar_runtime_free(clpar_runtime *rt);
+
+CLPAR_API int clpar_runtime_device_count(const clpar_runtime *rt);
 /* Borrowed pointer, valid while rt lives; NULL for an index out of range. */
-const clpar_device_info *clpar_runtime_device_info(const clpar_runtime *rt, int index);
+CLPAR_API const clpar_device_info *clpar_runtime_device_info(const clpar_runtime *rt, int index);
 /* "cpu", "gpu", "accelerator" or "other" */
-const char *clpar_device_type_name(cl_device_type type);
+CLPAR_API const char *clpar_device_type_name(cl_device_type type);
 
 /* Parses a device spec: "all", "cpu", "gpu", or a comma list of indices that may repeat
  * ("0,0,0" puts three ranks on device 0). Writes at most cap indices to indices[] and
  * the number selected to *count. An empty spec, an unknown index or a class that matches
  * nothing is CLPAR_ENODEV with a message naming it. */
-clpar_status clpar_runtime_parse_spec(const clpar_runtime *rt, const char *spec, int *indices,
-                                      int cap, int *count);
+CLPAR_API clpar_status clpar_runtime_parse_spec(const clpar_runtime *rt, const char *spec,
+                                                int *indices, int cap, int *count);
 
 /* Opens device `index` for one rank: creates (or shares) its platform's context, builds
  * (or reuses) clpar's programs for it, and makes two in-order queues with profiling on,
  * one for compute and one for transfers. Several handles may open the same device; each
  * gets its own queues and kernels. *out is owned by the caller: clpar_device_free. */
-clpar_status clpar_device_init(clpar_runtime *rt, int index, clpar_device **out);
+CLPAR_API clpar_status clpar_device_init(clpar_runtime *rt, int index, clpar_device **out);
 /* Waits for both queues, then releases them; buffers allocated through the device must
  * have been released already. */
-void clpar_device_free(clpar_device *d);
+CLPAR_API void clpar_device_free(clpar_device *d);
 
-const clpar_device_info *clpar_device_get_info(const clpar_device *d);
-clpar_runtime *clpar_device_runtime(const clpar_device *d);
-cl_context clpar_device_context(const clpar_device *d);
-cl_command_queue clpar_device_compute_queue(const clpar_device *d);
-cl_command_queue clpar_device_transfer_queue(const clpar_device *d);
+CLPAR_API const clpar_device_info *clpar_device_get_info(const clpar_device *d);
+CLPAR_API clpar_runtime *clpar_device_runtime(const clpar_device *d);
+CLPAR_API cl_context clpar_device_context(const clpar_device *d);
+CLPAR_API cl_command_queue clpar_device_compute_queue(const clpar_device *d);
+CLPAR_API cl_command_queue clpar_device_transfer_queue(const clpar_device *d);
 
 /* Allocates a device buffer of `bytes` (read-write). Fails with CLPAR_EDEVMEM, naming the
  * size and the device, when the request exceeds the device's maximum allocation or its
  * remaining global memory. The caller owns *out and returns it with clpar_device_release. */
-clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem *out);
+CLPAR_API clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem *out);
 /* Releases a buffer from clpar_device_alloc and takes its bytes off the account; NULL is a
  * no-op. */
-void clpar_device_release(clpar_device *d, cl_mem m);
+CLPAR_API void clpar_device_release(clpar_device *d, cl_mem m);
 /* Bytes currently allocated through this handle. */
-size_t clpar_device_allocated_bytes(const clpar_device *d);
+CLPAR_API size_t clpar_device_allocated_bytes(const clpar_device *d);
 
 /* Blocking copies on the compute queue, ordered after all work queued there before. */
-clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size_t bytes,
-                                const void *src);
-clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t offset, size_t bytes);
+CLPAR_API clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size_t bytes,
+                                          const void *src);
+CLPAR_API clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t offset,
+                                         size_t bytes);
 /* Waits until both queues are empty. */
-clpar_status clpar_device_finish(clpar_device *d);
+CLPAR_API clpar_status clpar_device_finish(clpar_device *d);
 /* Makes later work on the compute queue wait for `events` (which must belong to this
  * device's context); the events are not released. */
-clpar_status clpar_device_wait_events(clpar_device *d, cl_uint n, const cl_event *events);
+CLPAR_API clpar_status clpar_device_wait_events(clpar_device *d, cl_uint n, const cl_event *events);
 
 #ifdef __cplusplus
 }

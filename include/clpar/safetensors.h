@@ -27,19 +27,19 @@ typedef struct clpar_st clpar_st;
  * matches their offsets without overflow, tensors contiguous from 0 in offset order, and the
  * data ending exactly at the end of the file. CLPAR_EIO / CLPAR_EFORMAT name the file and
  * the fault. The caller owns *out (clpar_st_free). */
-clpar_status clpar_st_read(const char *path, clpar_st **out);
-void clpar_st_free(clpar_st *st);
-int clpar_st_count(const clpar_st *st);
-const clpar_st_tensor *clpar_st_get(const clpar_st *st, int i);
-const clpar_st_tensor *clpar_st_find(const clpar_st *st, const char *name);
+CLPAR_API clpar_status clpar_st_read(const char *path, clpar_st **out);
+CLPAR_API void clpar_st_free(clpar_st *st);
+CLPAR_API int clpar_st_count(const clpar_st *st);
+CLPAR_API const clpar_st_tensor *clpar_st_get(const clpar_st *st, int i);
+CLPAR_API const clpar_st_tensor *clpar_st_find(const clpar_st *st, const char *name);
 /* Borrowed pointer to a tensor's bytes (unaligned; copy with memcpy). */
-const void *clpar_st_data(const clpar_st *st, const clpar_st_tensor *t);
+CLPAR_API const void *clpar_st_data(const clpar_st *st, const clpar_st_tensor *t);
 /* A __metadata__ string, or NULL. */
-const char *clpar_st_metadata(const clpar_st *st, const char *key);
+CLPAR_API const char *clpar_st_metadata(const clpar_st *st, const char *key);
 /* Copies tensor `name`, which must be F32 of the given shape, into dst. A missing tensor is
  * CLPAR_EFORMAT and another dtype or shape CLPAR_ESHAPE, naming the file and the tensor. */
-clpar_status clpar_st_copy_f32(const clpar_st *st, const char *name, int ndim, const size_t *shape,
-                               float *dst);
+CLPAR_API clpar_status clpar_st_copy_f32(const clpar_st *st, const char *name, int ndim,
+                                         const size_t *shape, float *dst);
 
 /* A tensor to write: float32 data of the given shape. */
 typedef struct {
@@ -52,15 +52,17 @@ typedef struct {
 /* Writes path atomically: a temporary file in the same folder, fsync, rename over path,
  * fsync of the folder. On any failure path is left as it was. meta is NULL or a list of
  * nmeta key/value pairs (keys at even indices) for __metadata__. */
-clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int n,
-                            const char *const *meta, int nmeta);
+CLPAR_API clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int n,
+                                      const char *const *meta, int nmeta);
 
 /* Saves a model's flat parameters under PyTorch nn.Sequential names, with the size list
  * in __metadata__["clpar.model"]. */
-clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape, const float *params);
+CLPAR_API clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape,
+                                        const float *params);
 /* Loads a model file into flat params (param_count(shape) floats). Every Linear of shape
  * must be present as F32 with the matching shape; CLPAR_ESHAPE says which is not. */
-clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape, float *params);
+CLPAR_API clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape,
+                                        float *params);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
 #ifndef CLPAR_STATUS_H
 #define CLPAR_STATUS_H
 
+#include "clpar/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -24,15 +26,23 @@ typedef int clpar_status;
 
 /* Short symbolic name of a status ("CL_OUT_OF_RESOURCES", "CLPAR_EINVAL", ...).
  * Never NULL; the string is static. */
-const char *clpar_status_name(clpar_status status);
+CLPAR_API const char *clpar_status_name(clpar_status status);
 
 /* One-sentence description of a status. Never NULL; the string is static. */
-const char *clpar_status_message(clpar_status status);
+CLPAR_API const char *clpar_status_message(clpar_status status);
 
 /* The detailed message of the last error raised on the calling thread, naming the file,
  * device or option involved ("train-images-idx3-ubyte.gz: bad magic 0x00000000").
  * Valid until the next failing clpar call on this thread. Empty when none. */
-const char *clpar_last_error(void);
+CLPAR_API const char *clpar_last_error(void);
+
+/* The library speaks in configuration fields, the tools in flags. A detail message marks
+ * each field it names ("dp", "optim.lr", "stage_layers"); clpar_last_error shows the bare
+ * name ("dp 3 is larger than batch 2"), and this returns the message with every field
+ * replaced by rename(field, user), or left as it is where rename returns NULL, so a tool
+ * says "--dp 3 is larger than --batch 2". Valid until the next call on this thread. */
+typedef const char *(*clpar_field_name_fn)(const char *field, void *user);
+CLPAR_API const char *clpar_last_error_renamed(clpar_field_name_fn rename, void *user);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,10 @@
 extern "C" {
 #endif
 
+/* The most ranks a mesh may have: every per-rank table (speeds, device lists) is this long,
+ * and larger meshes are refused with an error naming the limit. */
+#define CLPAR_MAX_RANKS 256
+
 typedef enum {
     CLPAR_REDUCE_MEAN, /* gradient of the global batch's mean loss (PyTorch DDP) */
     CLPAR_REDUCE_SUM   /* sum of every micro-batch's own mean-loss gradient (the seed's) */
@@ -36,6 +40,13 @@ typedef enum {
                            * micro-batches held per stage */
     CLPAR_SCHEDULE_AUTO   /* chosen when the mesh is built: clpar_mesh_choose_schedule */
 } clpar_schedule;
+
+/* "mean", "sum"; "gpipe", "1f1b", "auto"; and back (CLPAR_EINVAL naming "reduce" or
+ * "schedule"). */
+CLPAR_API const char *clpar_reduce_mode_name(clpar_reduce_mode mode);
+CLPAR_API clpar_status clpar_reduce_mode_parse(const char *text, clpar_reduce_mode *mode);
+CLPAR_API const char *clpar_schedule_name(clpar_schedule schedule);
+CLPAR_API clpar_status clpar_schedule_parse(const char *text, clpar_schedule *schedule);
 
 typedef struct {
     clpar_mlp_shape shape;
@@ -50,67 +61,69 @@ typedef struct {
     /* Relative throughput of each rank's device (all zero: equal). Faster ranks get more:
      * replicas larger shards of the batch, tensor-parallel shards wider slices, and, through
      * clpar_stages_balance_weighted, stages more layers. The update stays the full batch's. */
-    float speed[256];
+    float speed[CLPAR_MAX_RANKS];
 } clpar_mesh_config;
 
 typedef struct clpar_mesh clpar_mesh;
 
 /* Cuts layers into pp stages of consecutive layers with the most even forward+backward
  * FLOPs (the largest stage as small as it can be); writes pp counts to layers. */
-clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *layers);
+CLPAR_API clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *layers);
 /* The same with stage s running at relative speed speed[s]: the slowest stage's time, its
  * FLOPs over its speed, is made as small as it can be. */
-clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
-                                           const double *speed, int *layers);
+CLPAR_API clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
+                                                     const double *speed, int *layers);
 /* The speed of each stage of cfg (the sum of its ranks' speeds), 1 each when cfg has none. */
-void clpar_mesh_stage_speeds(const clpar_mesh_config *cfg, double *speed);
+CLPAR_API void clpar_mesh_stage_speeds(const clpar_mesh_config *cfg, double *speed);
 /* Replica d's share of a batch of rows: first row and count. */
-void clpar_mesh_replica_rows(const clpar_mesh_config *cfg, size_t rows, int d, size_t *first,
-                             size_t *count);
+CLPAR_API void clpar_mesh_replica_rows(const clpar_mesh_config *cfg, size_t rows, int d,
+                                       size_t *first, size_t *count);
 
 /* Checks cfg (every error names the option: --dp, --pp, --tp, --stages, --micro-batches). */
-clpar_status clpar_mesh_validate(const clpar_mesh_config *cfg);
+CLPAR_API clpar_status clpar_mesh_validate(const clpar_mesh_config *cfg);
 /* The schedule cfg runs: its own, or for CLPAR_SCHEDULE_AUTO GPipe (the faster: each stage
  * computes its weight gradients once, over the whole batch) when every rank's parameters,
  * optimizer state and activations of all micro-batches fit in half of its device's memory
  * (memory[r] bytes for rank r), else 1F1B, which holds at most pp micro-batches. */
-clpar_schedule clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory);
+CLPAR_API clpar_schedule clpar_mesh_choose_schedule(const clpar_mesh_config *cfg,
+                                                    const uint64_t *memory);
 
 /* Builds the mesh on devs[0 .. dp pp tp), every replica starting from params (the full
  * model, param_count floats, copied and sharded). The caller keeps the devices alive and
  * owns *out (clpar_mesh_free). */
-clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config *cfg,
-                             const float *params, clpar_mesh **out);
-void clpar_mesh_free(clpar_mesh *m);
-const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
+CLPAR_API clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config *cfg,
+                                       const float *params, clpar_mesh **out);
+CLPAR_API void clpar_mesh_free(clpar_mesh *m);
+CLPAR_API const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
 
 /* One optimizer step on a global batch of rows samples: x (rows, in), and labels (rows) or
  * targets (rows, out). Returns once every rank has updated, with the batch's mean loss. */
-clpar_status clpar_mesh_step(clpar_mesh *m, const float *x, const int *labels, const float *targets,
-                             size_t rows, double *loss);
+CLPAR_API clpar_status clpar_mesh_step(clpar_mesh *m, const float *x, const int *labels,
+                                       const float *targets, size_t rows, double *loss);
 
 /* Mean loss and (for labels) accuracy of replica 0 over rows samples, forward only; loss and
  * accuracy may be NULL. */
-clpar_status clpar_mesh_evaluate(clpar_mesh *m, const float *x, const int *labels,
-                                 const float *targets, size_t rows, double *loss, double *accuracy);
+CLPAR_API clpar_status clpar_mesh_evaluate(clpar_mesh *m, const float *x, const int *labels,
+                                           const float *targets, size_t rows, double *loss,
+                                           double *accuracy);
 
 /* The outputs (rows, out) of replica 0 for x (rows, in), forward only. */
-clpar_status clpar_mesh_predict(clpar_mesh *m, const float *x, size_t rows, float *out);
+CLPAR_API clpar_status clpar_mesh_predict(clpar_mesh *m, const float *x, size_t rows, float *out);
 
 /* The full model of a replica, assembled from its shards (param_count floats). */
-clpar_status clpar_mesh_get_params(clpar_mesh *m, int replica, float *params);
+CLPAR_API clpar_status clpar_mesh_get_params(clpar_mesh *m, int replica, float *params);
 /* The gradients of the last step (after the reduction across replicas), assembled the same
  * way. */
-clpar_status clpar_mesh_get_grads(clpar_mesh *m, int replica, float *grads);
+CLPAR_API clpar_status clpar_mesh_get_grads(clpar_mesh *m, int replica, float *grads);
 
 /* Optimizer state i (see clpar_optim_state_name) of replica 0, assembled in the layout of the
  * full model; and setting it (with the parameters, clpar_mesh_set_params) on every replica,
  * as when resuming from a checkpoint taken on any mesh. */
-clpar_status clpar_mesh_get_optim_state(clpar_mesh *m, int i, float *state);
-clpar_status clpar_mesh_set_optim_state(clpar_mesh *m, int i, const float *state);
-clpar_status clpar_mesh_set_params(clpar_mesh *m, const float *params);
-long clpar_mesh_optim_steps(const clpar_mesh *m);
-void clpar_mesh_set_optim_steps(clpar_mesh *m, long steps);
+CLPAR_API clpar_status clpar_mesh_get_optim_state(clpar_mesh *m, int i, float *state);
+CLPAR_API clpar_status clpar_mesh_set_optim_state(clpar_mesh *m, int i, const float *state);
+CLPAR_API clpar_status clpar_mesh_set_params(clpar_mesh *m, const float *params);
+CLPAR_API long clpar_mesh_optim_steps(const clpar_mesh *m);
+CLPAR_API void clpar_mesh_set_optim_steps(clpar_mesh *m, long steps);
 
 /* What one rank holds: its parameter floats (weights and biases of its shard), and the
  * bytes it has allocated for parameters, gradients and optimizer state, and for
@@ -124,10 +137,10 @@ typedef struct {
                               * gathering buffers, hand-off and loss buffers */
     int activation_slots;    /* micro-batches whose activations it can hold at once */
 } clpar_rank_info;
-void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_info *info);
+CLPAR_API void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_info *info);
 /* The same, worked out from a configuration alone (nothing is allocated): for plans and
  * --dry-run. param_bytes assumes the optimizer of cfg. */
-void clpar_mesh_plan_rank(const clpar_mesh_config *cfg, int rank, clpar_rank_info *info);
+CLPAR_API void clpar_mesh_plan_rank(const clpar_mesh_config *cfg, int rank, clpar_rank_info *info);
 
 /* One timed piece of work on a device queue, for traces. */
 typedef struct {
@@ -140,7 +153,7 @@ typedef struct {
 } clpar_trace_event;
 /* Whether e is a device computing a layer (forward, backward or weights), the work that
  * pipeline bubbles are measured against. */
-int clpar_trace_event_is_compute(const clpar_trace_event *e);
+CLPAR_API int clpar_trace_event_is_compute(const clpar_trace_event *e);
 
 typedef struct {
     long steps;
@@ -150,17 +163,17 @@ typedef struct {
     double bubble_measured; /* mean over stages of idle / span of the last step's pipeline */
     double bubble_ideal;    /* (pp - 1) / (micro + pp - 1) */
 } clpar_mesh_stats;
-void clpar_mesh_get_stats(const clpar_mesh *m, clpar_mesh_stats *stats);
+CLPAR_API void clpar_mesh_get_stats(const clpar_mesh *m, clpar_mesh_stats *stats);
 
 /* Bytes that the layout predicts one step moves for tensor parallelism (the Megatron
  * pairing: one reduction forward and one backward per pair, a gather for a layer left
  * over), for a global batch of rows. */
-uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *cfg, size_t rows);
+CLPAR_API uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *cfg, size_t rows);
 
 /* Turns on recording of trace events (from the next step on); clpar_mesh_trace returns the
  * events recorded so far (borrowed, valid until the next step or free). */
-void clpar_mesh_set_tracing(clpar_mesh *m, int on);
-const clpar_trace_event *clpar_mesh_trace(const clpar_mesh *m, int *count);
+CLPAR_API void clpar_mesh_set_tracing(clpar_mesh *m, bool on);
+CLPAR_API const clpar_trace_event *clpar_mesh_trace(const clpar_mesh *m, int *count);
 
 #ifdef __cplusplus
 }

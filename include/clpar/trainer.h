@@ -30,6 +30,9 @@ typedef struct {
     int ndevices;
     const char *init_path; /* model file to start from, or NULL for the seeded init */
     const float *speeds;   /* relative throughput of each rank's device, or NULL: equal */
+    const char *data;      /* the data set's name, kept in checkpoints ("fashion-mnist",
+                            * "synthetic", a folder; copied), or NULL */
+    long total_steps;      /* the run's planned length, kept in checkpoints (0: not said) */
 } clpar_trainer_config;
 
 typedef struct clpar_trainer clpar_trainer;
@@ -37,15 +40,15 @@ typedef struct clpar_trainer clpar_trainer;
 /* The mesh a trainer with cfg builds for a data set of nsamples: ranks, micro-batches
  * (accum x micro_batches), stage layers (given, or balanced by FLOPs over the ranks' speeds),
  * and speeds; checked with clpar_mesh_validate. For planning and dry runs. */
-clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t nsamples,
-                                       clpar_mesh_config *out);
+CLPAR_API clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t nsamples,
+                                                 clpar_mesh_config *out);
 
 /* Checks the configuration against the data set (sizes, batch, ranks, devices; each error
  * names the option), opens the devices and builds the replicas. train is borrowed and must
  * outlive the trainer. The caller owns *out (clpar_trainer_free). */
-clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *cfg,
-                                const clpar_dataset *train, clpar_trainer **out);
-void clpar_trainer_free(clpar_trainer *tr);
+CLPAR_API clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *cfg,
+                                          const clpar_dataset *train, clpar_trainer **out);
+CLPAR_API void clpar_trainer_free(clpar_trainer *tr);
 
 typedef struct {
     long step;      /* optimizer steps done, this one included */
@@ -57,43 +60,54 @@ typedef struct {
 
 /* One optimizer step on the next batch: with shuffling off, batch i of an epoch holds samples
  * [i B, (i + 1) B) and the last, partial batch is used too. */
-clpar_status clpar_trainer_step(clpar_trainer *tr, clpar_step_info *info);
-long clpar_trainer_steps_per_epoch(const clpar_trainer *tr);
+CLPAR_API clpar_status clpar_trainer_step(clpar_trainer *tr, clpar_step_info *info);
+CLPAR_API long clpar_trainer_steps_per_epoch(const clpar_trainer *tr);
 
-clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds, double *loss,
-                                    double *accuracy);
+CLPAR_API clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds,
+                                              double *loss, double *accuracy);
 /* The full model (rank 0's), param_count floats. */
-clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params);
+CLPAR_API clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params);
 /* Rank `rank`'s copy, to check that replicas agree. */
-clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params);
-clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path);
+CLPAR_API clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params);
+CLPAR_API clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path);
 
 /* Writes the whole training state to one safetensors file, atomically, whatever the mesh:
  * the model under its PyTorch names, the optimizer state as optim.NAME.STATE (for example
- * optim.0.weight.exp_avg), and in __metadata__ the model, step, epoch, position in the
- * epoch's data order and optimizer step count, plus the caller's key/value pairs (meta,
- * nmeta pairs), such as the options needed to resume. */
-clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const char *const *meta,
-                                      int nmeta);
-/* Restores a checkpoint's model, optimizer state and data position into a trainer built for
- * the same model and optimizer (any mesh). A checkpoint of another model, one without
- * training state or with optimizer state missing is refused with a message naming it; the
- * trainer is then unchanged. */
-clpar_status clpar_trainer_restore(clpar_trainer *tr, const char *path);
+ * optim.0.weight.exp_avg), and in __metadata__ everything that defines the run (model, data
+ * name, loss, optimizer and all its settings, reduction, batch, seed, shuffling, total
+ * steps: clpar.model, clpar.lr, ...) and where it stands (clpar.step, clpar.epoch,
+ * clpar.position in the epoch's data order, clpar.optim.steps), plus the caller's own
+ * key/value pairs (meta, nmeta pairs; may be NULL, 0). */
+CLPAR_API clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path,
+                                                const char *const *meta, int nmeta);
+/* The configuration of the run a checkpoint belongs to: every setting clpar_trainer_checkpoint
+ * keeps is read, checked and written into *cfg (its other fields, such as the mesh and the
+ * devices, are left as they were), the data set's name into data (n bytes; cfg->data then
+ * points there). A file without them, or with one malformed, is refused (CLPAR_EFORMAT,
+ * naming the key). With clpar_trainer_restore this is all a program needs to resume. */
+CLPAR_API clpar_status clpar_checkpoint_read_config(const char *path, clpar_trainer_config *cfg,
+                                                    char *data, size_t n);
+/* Restores a checkpoint's model, optimizer state and data position into a trainer on any
+ * mesh. Every setting that defines the run must equal the trainer's (the total steps may
+ * differ): a checkpoint of another model, data set, optimizer or batch, one without
+ * training state or with optimizer state missing is refused with a message naming the
+ * field or tensor; the trainer is then unchanged. */
+CLPAR_API clpar_status clpar_trainer_restore(clpar_trainer *tr, const char *path);
 /* Optimizer steps taken so far (restored ones included). */
-long clpar_trainer_steps_done(const clpar_trainer *tr);
-void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_mesh_stats *stats);
+CLPAR_API long clpar_trainer_steps_done(const clpar_trainer *tr);
+CLPAR_API void clpar_trainer_get_stats(const clpar_trainer *tr, clpar_mesh_stats *stats);
 /* The mesh the trainer runs (borrowed). */
-clpar_mesh *clpar_trainer_mesh(const clpar_trainer *tr);
+CLPAR_API clpar_mesh *clpar_trainer_mesh(const clpar_trainer *tr);
 
 /* Writes trace events as Chrome trace JSON (one process per rank, one thread per queue),
  * atomically (a temporary file renamed over path). rank_labels names each rank's lane. */
-clpar_status clpar_trace_write_json(const char *path, const clpar_trace_event *events, int n,
-                                    const char *const *rank_labels, int nranks);
+CLPAR_API clpar_status clpar_trace_write_json(const char *path, const clpar_trace_event *events,
+                                              int n, const char *const *rank_labels, int nranks);
 /* Draws the last `last_steps` steps of the trace as an SVG picture, a lane per rank and
  * queue, idle time left white. */
-clpar_status clpar_trace_write_svg(const char *path, const clpar_trace_event *events, int n,
-                                   const char *const *rank_labels, int nranks, int last_steps);
+CLPAR_API clpar_status clpar_trace_write_svg(const char *path, const clpar_trace_event *events,
+                                             int n, const char *const *rank_labels, int nranks,
+                                             int last_steps);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,5 @@
 /* Concatenation of column slices across devices of any context, through host memory. */
-#include "clpar/comm.h"
-#include "../runtime/internal.h"
+#include "staging.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +8,8 @@ struct clpar_allgather {
     int n;
     size_t count;
     clpar_device **devs;
-    float **staging; /* per rank: its slice as read from the device */
-    float *full;     /* the assembled matrix, shared */
+    clpar_staging *staging; /* per rank: its slice as read from the device */
+    float *full;            /* the assembled matrix, shared */
     clpar_barrier meet;
 };
 
@@ -25,14 +24,17 @@ clpar_status clpar_allgather_init(clpar_device *const *devs, int n, size_t count
     ag->devs = calloc((size_t)n, sizeof *ag->devs);
     ag->staging = calloc((size_t)n, sizeof *ag->staging);
     ag->full = malloc((count ? count : 1) * sizeof(float));
-    int ok = ag->devs && ag->staging && ag->full;
-    for (int r = 0; ok && r < n; r++) {
-        ag->devs[r] = devs[r];
-        ok = (ag->staging[r] = malloc((count ? count : 1) * sizeof(float))) != NULL;
-    }
-    if (!ok) {
+    if (!ag->devs || !ag->staging || !ag->full) {
         clpar_allgather_free(ag);
         return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    }
+    for (int r = 0; r < n; r++) {
+        ag->devs[r] = devs[r];
+        clpar_status st = clpar_staging_init(&ag->staging[r], devs[r], count);
+        if (st != CLPAR_OK) {
+            clpar_allgather_free(ag);
+            return st;
+        }
     }
     *out = ag;
     return CLPAR_OK;
@@ -41,7 +43,7 @@ clpar_status clpar_allgather_init(clpar_device *const *devs, int n, size_t count
 void clpar_allgather_free(clpar_allgather *ag) {
     if (!ag) return;
     for (int r = 0; ag->staging && r < ag->n; r++)
-        free(ag->staging[r]);
+        if (ag->staging[r].dev) clpar_staging_free(&ag->staging[r]);
     free(ag->staging);
     free(ag->devs);
     free(ag->full);
@@ -55,19 +57,14 @@ clpar_status clpar_allgather_run(clpar_allgather *ag, int rank, cl_mem local, si
         return clpar_error(CLPAR_EINVAL, "allgather of %zu x %zu exceeds its %zu floats", rows,
                            total, ag->count);
     clpar_device *d = ag->devs[rank];
-    float *st = ag->staging[rank];
-    if (cols)
-        CL_CHECK(clEnqueueReadBuffer(d->transfer, local, CL_TRUE, 0, rows * cols * sizeof(float),
-                                     st, after ? 1 : 0, after ? &after : NULL, NULL),
-                 "clEnqueueReadBuffer(allgather)");
+    if (cols) TRY(clpar_staging_read(&ag->staging[rank], 0, local, 0, rows * cols, after, NULL));
+    const float *st = ag->staging[rank].host;
     /* columns of different ranks are disjoint, so all ranks place theirs at once */
     for (size_t r = 0; r < rows; r++)
         memcpy(ag->full + r * total + col0, st + r * cols, cols * sizeof(float));
     TRY(clpar_barrier_wait(&ag->meet));
     cl_event write;
-    CL_CHECK(clEnqueueWriteBuffer(d->transfer, full, CL_FALSE, 0, rows * total * sizeof(float),
-                                  ag->full, 0, NULL, &write),
-             "clEnqueueWriteBuffer(allgather)");
+    TRY(clpar_staging_write(d, full, 0, ag->full, rows * total, 0, NULL, &write));
     cl_int err = clWaitForEvents(1, &write);
     clpar_status s = err == CL_SUCCESS ? clpar_device_wait_events(d, 1, &write)
                                        : clpar_cl_error(err, "clWaitForEvents(allgather)");

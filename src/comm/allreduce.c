@@ -1,7 +1,6 @@
 /* Host-staged sum-all-reduce across devices of any context, in a fixed order, run as a
  * collective by one host thread per rank. */
-#include "clpar/comm.h"
-#include "../runtime/internal.h"
+#include "staging.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +16,7 @@ typedef struct {
 
 typedef struct {
     clpar_device *dev;
-    cl_mem pinned; /* CL_MEM_ALLOC_HOST_PTR, mapped for the allreduce's lifetime */
-    float *host;
+    clpar_staging stage; /* the rank's copy of the whole range */
     copy_pair *pairs;
     int npairs, cap;
     pending_read *pending; /* one per range begun and not reduced (a bucket each) */
@@ -50,19 +48,10 @@ clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count
     for (int r = 0; r < n; r++) {
         rank_state *rs = &ar->ranks[r];
         rs->dev = devs[r];
-        cl_int err;
-        size_t bytes = (count ? count : 1) * sizeof(float);
-        rs->pinned = clCreateBuffer(devs[r]->context, CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE,
-                                    bytes, NULL, &err);
-        if (err == CL_SUCCESS)
-            rs->host =
-                clEnqueueMapBuffer(devs[r]->transfer, rs->pinned, CL_TRUE,
-                                   CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL, NULL, &err);
-        if (err != CL_SUCCESS) {
+        clpar_status st = clpar_staging_init(&rs->stage, devs[r], count);
+        if (st != CLPAR_OK) {
             clpar_allreduce_free(ar);
-            return clpar_error(err, "device %d (%s): pinned staging of %zu bytes failed: %s",
-                               devs[r]->info->index, devs[r]->info->name, bytes,
-                               clpar_status_name(err));
+            return st;
         }
     }
     *out = ar;
@@ -97,11 +86,7 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
         release_pairs(rs);
         free(rs->pairs);
         free(rs->pending);
-        if (rs->host) {
-            clEnqueueUnmapMemObject(rs->dev->transfer, rs->pinned, rs->host, 0, NULL, NULL);
-            clFinish(rs->dev->transfer);
-        }
-        if (rs->pinned) clReleaseMemObject(rs->pinned);
+        clpar_staging_free(&rs->stage);
     }
     free(ar->ranks);
     free(ar->sum);
@@ -125,11 +110,7 @@ clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, si
         rs->pcap = cap;
     }
     pending_read *pr = &rs->pending[rs->npending];
-    CL_CHECK(clEnqueueReadBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
-                                 len * sizeof(float), rs->host + off, after ? 1 : 0,
-                                 after ? &after : NULL, &pr->read),
-             "clEnqueueReadBuffer(allreduce)");
-    CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
+    TRY(clpar_staging_read(&rs->stage, off, buf, off, len, after, &pr->read));
     pr->off = off;
     pr->len = len;
     rs->npending++;
@@ -164,19 +145,16 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
     TRY(clpar_barrier_wait(&ar->meet));
     size_t a = off + len * (size_t)rank / (size_t)ar->n;
     size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
-    memcpy(ar->sum + a, ar->ranks[0].host + a, (b - a) * sizeof(float));
+    memcpy(ar->sum + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
     for (int r = 1; r < ar->n; r++) {
-        const float *src = ar->ranks[r].host;
+        const float *src = ar->ranks[r].stage.host;
         float *sum = ar->sum;
         for (size_t i = a; i < b; i++)
             sum[i] += src[i];
     }
     TRY(clpar_barrier_wait(&ar->meet));
     cl_event write;
-    CL_CHECK(clEnqueueWriteBuffer(rs->dev->transfer, buf, CL_FALSE, off * sizeof(float),
-                                  len * sizeof(float), ar->sum + off, 0, NULL, &write),
-             "clEnqueueWriteBuffer(allreduce)");
-    CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
+    TRY(clpar_staging_write(rs->dev, buf, off, ar->sum + off, len, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
     if (st == CLPAR_OK && record) st = push_pair(rs, rs->pending[slot].read, write);
     if (st != CLPAR_OK) {

@@ -2,8 +2,7 @@
  * transfer queue, the receiver writes on its own. Neither side blocks on the other's device:
  * a slot holds the read's event until the receiver has waited for it and queued its write,
  * then the write's event until the sender needs the slot again. */
-#include "clpar/comm.h"
-#include "../runtime/internal.h"
+#include "staging.h"
 #include "sync.h"
 
 #include <stdlib.h>
@@ -13,7 +12,7 @@ typedef struct {
     int written; /* 0: ev is the sender's read; 1: ev is the receiver's write */
     cl_event ev; /* NULL when free */
     size_t len;
-    float *data;
+    clpar_staging data; /* on the sender's device */
 } slot;
 
 struct clpar_channel {
@@ -36,14 +35,17 @@ clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots,
     c->nslots = slots;
     c->count = count;
     c->slots = calloc((size_t)slots, sizeof *c->slots);
-    int ok = c->slots != NULL;
-    for (int i = 0; ok && i < slots; i++) {
-        c->slots[i].msg = -1;
-        ok = (c->slots[i].data = malloc((count ? count : 1) * sizeof(float))) != NULL;
-    }
-    if (!ok) {
+    if (!c->slots) {
         clpar_channel_free(c);
         return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    }
+    for (int i = 0; i < slots; i++) {
+        c->slots[i].msg = -1;
+        clpar_status st = clpar_staging_init(&c->slots[i].data, from, count);
+        if (st != CLPAR_OK) {
+            clpar_channel_free(c);
+            return st;
+        }
     }
     *out = c;
     return CLPAR_OK;
@@ -53,7 +55,7 @@ void clpar_channel_free(clpar_channel *c) {
     if (!c) return;
     clpar_channel_reset(c);
     for (int i = 0; c->slots && i < c->nslots; i++)
-        free(c->slots[i].data);
+        if (c->slots[i].data.dev) clpar_staging_free(&c->slots[i].data);
     free(c->slots);
     free(c);
 }
@@ -89,14 +91,7 @@ clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len
         CL_CHECK(err, "clWaitForEvents(hand-off write)");
     }
     cl_event ev;
-    CL_CHECK(clEnqueueReadBuffer(c->from->transfer, src, CL_FALSE, 0, len * sizeof(float), s->data,
-                                 after ? 1 : 0, after ? &after : NULL, &ev),
-             "clEnqueueReadBuffer(hand-off)");
-    cl_int err = clFlush(c->from->transfer);
-    if (err != CL_SUCCESS) {
-        clReleaseEvent(ev);
-        return clpar_cl_error(err, "clFlush(transfer)");
-    }
+    TRY(clpar_staging_read(&s->data, 0, src, 0, len, after, &ev));
     /* compute queued later may overwrite src: it waits for the read */
     clpar_status st = clpar_device_wait_events(c->from, 1, &ev);
     if (st != CLPAR_OK) {
@@ -132,19 +127,20 @@ clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len
      * queued after waits for the write */
     cl_event before, w;
     CL_CHECK(clEnqueueMarkerWithWaitList(c->to->compute, 0, NULL, &before), "clEnqueueMarker");
-    cl_int err = clEnqueueWriteBuffer(c->to->transfer, dst, CL_FALSE, 0, len * sizeof(float),
-                                      s->data, 1, &before, &w);
+    clpar_status st = clpar_staging_write(c->to, dst, 0, s->data.host, len, 1, &before, &w);
     clReleaseEvent(before);
-    CL_CHECK(err, "clEnqueueWriteBuffer(hand-off)");
-    err = clFlush(c->to->transfer);
-    clpar_status st = err == CL_SUCCESS ? clpar_device_wait_events(c->to, 1, &w)
-                                        : clpar_cl_error(err, "clFlush(transfer)");
+    TRY(st);
+    st = clpar_device_wait_events(c->to, 1, &w);
     if (st != CLPAR_OK) {
         /* leave the slot to the reset: the write may still be queued */
         clReleaseEvent(w);
         return st;
     }
-    CL_CHECK(clFlush(c->to->compute), "clFlush(compute)");
+    cl_int err = clFlush(c->to->compute);
+    if (err != CL_SUCCESS) {
+        clReleaseEvent(w);
+        return clpar_cl_error(err, "clFlush(compute)");
+    }
     if (written) clRetainEvent(w);
     pthread_mutex_lock(&c->sync->lock);
     clReleaseEvent(r);

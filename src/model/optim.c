@@ -17,24 +17,12 @@ clpar_optim_config clpar_optim_defaults(clpar_optim_kind kind) {
     clpar_optim_config c;
     memset(&c, 0, sizeof c);
     c.kind = kind;
-    c.lr = 1e-3f;
+    c.lr = kind == CLPAR_OPTIM_SGD ? 1e-2f : 1e-3f;
     c.beta1 = 0.9f;
     c.beta2 = 0.999f;
     c.eps = 1e-8f;
     c.weight_decay = kind == CLPAR_OPTIM_ADAMW ? 1e-2f : 0.0f;
     return c;
-}
-
-clpar_status clpar_optim_kind_parse(const char *text, clpar_optim_kind *kind) {
-    if (!strcmp(text, "sgd"))
-        *kind = CLPAR_OPTIM_SGD;
-    else if (!strcmp(text, "adam"))
-        *kind = CLPAR_OPTIM_ADAM;
-    else if (!strcmp(text, "adamw"))
-        *kind = CLPAR_OPTIM_ADAMW;
-    else
-        return clpar_error(CLPAR_EINVAL, "unknown optimizer '%s' (sgd, adam, adamw)", text);
-    return CLPAR_OK;
 }
 
 clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, size_t n,

@@ -1,4 +1,4 @@
-/* GEMMs through CLBlast, and the linear layer built on them (PyTorch's y = x W^T + b). */
+/* GEMMs through CLBlast, and the warm-up that compiles and first runs every kernel. */
 #include "clpar/ops.h"
 #include "../runtime/internal.h"
 
@@ -14,10 +14,10 @@
 static pthread_mutex_t clblast_lock =
     PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP; /* warm-up calls gemm */
 
-clpar_status clpar_op_gemm(clpar_device *d, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                           float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
-                           size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
-                           cl_event *event) {
+clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_transpose trans_b,
+                           size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                           size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
+                           size_t c_off, size_t ldc, cl_event *event) {
     if (m == 0 || n == 0) return CLPAR_OK;
     if (k == 0) /* CLBlast rejects k = 0; C = beta C is all that is left */
         return beta == 1.0f ? CLPAR_OK : clpar_op_scale(d, c, c_off, beta, m * n, event);
@@ -53,9 +53,10 @@ void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
         *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
 }
 
-/* CLPAR_GEMM_PATH, else the tuned configuration in the cache, else the default. */
+/* The runtime's gemm_path (CLPAR_GEMM_PATH), else the tuned configuration in the cache,
+ * else the default. */
 static clpar_status choose_gemm_path(clpar_device *d) {
-    const char *env = getenv("CLPAR_GEMM_PATH");
+    const char *env = d->rt->cfg.gemm_path;
     if (!env || !*env) {
         clpar_gemm_config c;
         if (!clpar_gemm_cache_lookup(d, &c)) clpar_gemm_default(d, &c);
@@ -156,26 +157,4 @@ clpar_status clpar_op_warmup(clpar_device *d) {
     clpar_device_release(d, ints);
     if (st == CLPAR_OK) d->clblast_warm = true;
     return st;
-}
-
-clpar_status clpar_op_linear_forward(clpar_device *d, cl_mem y, cl_mem x, cl_mem w, size_t woff,
-                                     cl_mem bias, size_t boff, size_t rows, size_t in, size_t out,
-                                     cl_event *event) {
-    /* y (rows, out) = x (rows, in) . W^T, W stored (out, in) */
-    TRY(clpar_op_gemm(d, 0, 1, rows, out, in, 1.0f, x, 0, in, w, woff, in, 0.0f, y, 0, out, NULL));
-    return clpar_op_bias_add(d, y, bias, boff, rows, out, event);
-}
-
-clpar_status clpar_op_linear_backward(clpar_device *d, cl_mem dx, cl_mem dw, size_t dwoff,
-                                      cl_mem db, size_t dboff, cl_mem dy, cl_mem x, cl_mem w,
-                                      size_t woff, size_t rows, size_t in, size_t out, float beta,
-                                      cl_event *event) {
-    /* dW (out, in) = beta dW + dy^T (out, rows) . x (rows, in) */
-    TRY(clpar_op_gemm(d, 1, 0, out, in, rows, 1.0f, dy, 0, out, x, 0, in, beta, dw, dwoff, in,
-                      NULL));
-    TRY(clpar_op_colsum(d, db, dboff, dy, 0, out, rows, out, beta, dx ? NULL : event));
-    if (!dx) return CLPAR_OK;
-    /* dx (rows, in) = dy (rows, out) . W (out, in) */
-    return clpar_op_gemm(d, 0, 0, rows, in, out, 1.0f, dy, 0, out, w, woff, in, 0.0f, dx, 0, in,
-                         event);
 }

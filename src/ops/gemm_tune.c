@@ -106,7 +106,7 @@ clpar_status clpar_gemm_override(clpar_device *d, const char *kernel, size_t n, 
     return CLPAR_OK;
 }
 
-clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, int recompile) {
+clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, bool recompile) {
     const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
     if (c->path == CLPAR_GEMM_DIRECT) {
         size_t never = 65536; /* the indirect path from m n k >= 65536^3 */
@@ -212,12 +212,14 @@ clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *s, int n, 
 
 /* ---- text form and the cache ---- */
 
+static const char *const path_names[] = {"auto", "direct", "indirect"};
+
+CLPAR_ENUM_WORDS(clpar_gemm_path, clpar_gemm_path_name, clpar_gemm_path_parse, "gemm.path",
+                 path_names)
+
 void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n) {
     const char **names = c->path == CLPAR_GEMM_DIRECT ? direct_names : indirect_names;
-    int used = snprintf(buf, n, "%s",
-                        c->path == CLPAR_GEMM_DIRECT     ? "direct"
-                        : c->path == CLPAR_GEMM_INDIRECT ? "indirect"
-                                                         : "auto");
+    int used = snprintf(buf, n, "%s", clpar_gemm_path_name(c->path));
     for (size_t i = 0; i < nvalues(c->path) && used > 0 && (size_t)used < n; i++)
         used += snprintf(buf + used, n - (size_t)used, " %s=%zu", names[i], c->v[i]);
 }
@@ -235,12 +237,11 @@ int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
     char word[16];
     int off = 0;
     if (sscanf(s, "%15s%n", word, &off) != 1) return 0;
-    if (!strcmp(word, "direct"))
-        c->path = CLPAR_GEMM_DIRECT;
-    else if (!strcmp(word, "indirect"))
-        c->path = CLPAR_GEMM_INDIRECT;
-    else if (strcmp(word, "auto"))
-        return 0;
+    int v = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(word, path_names[i])) v = i;
+    if (v < 0) return 0;
+    c->path = (clpar_gemm_path)v;
     const char **names = c->path == CLPAR_GEMM_DIRECT ? direct_names : indirect_names;
     for (size_t i = 0; i < nvalues(c->path); i++) {
         char name[16];
@@ -255,53 +256,28 @@ int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
     return 1;
 }
 
-static void cache_file(char *buf, size_t n, int make_dir) {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char dir[1024];
-    if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/clpar", xdg);
-    else
-        snprintf(dir, sizeof dir, "%s/.cache/clpar", home ? home : ".");
-    if (make_dir) {
-        char parent[1024];
-        snprintf(parent, sizeof parent, "%.*s", (int)(strrchr(dir, '/') - dir), dir);
-        mkdir(parent, 0755);
-        mkdir(dir, 0755);
-    }
-    snprintf(buf, n, "%s/gemm.tsv", dir);
-}
-
 /* The device as the cache names it: platform, device and driver. */
 static void device_key(const clpar_device *d, char *buf, size_t n) {
     snprintf(buf, n, "%s|%s|%s", d->info->platform_name, d->info->name, d->info->version);
-    for (char *p = buf; *p; p++)
-        if (*p == '\t' || *p == '\n') *p = ' ';
+    clpar_cache_key_clean(buf);
+}
+
+static int valid_config(const char *value, void *user) {
+    clpar_gemm_config c;
+    return clpar_gemm_config_parse(value, &c);
 }
 
 int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_config *c) {
-    char path[1100], key[512], line[2048];
-    cache_file(path, sizeof path, 0);
+    char key[512], value[1024];
     device_key(d, key, sizeof key);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    int found = 0;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f)) /* the last entry for the device wins */
-        if (!strncmp(line, key, kl) && line[kl] == '\t' &&
-            clpar_gemm_config_parse(line + kl + 1, c))
-            found = 1;
-    fclose(f);
-    return found;
+    if (!clpar_cache_lookup(d->rt, "gemm.tsv", key, valid_config, NULL, value, sizeof value))
+        return 0;
+    return clpar_gemm_config_parse(value, c);
 }
 
 clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_config *c) {
-    char path[1100], key[512], text[512];
-    cache_file(path, sizeof path, 1);
+    char key[512], text[512];
     device_key(d, key, sizeof key);
     clpar_gemm_config_format(c, text, sizeof text);
-    FILE *f = fopen(path, "a");
-    if (!f) return clpar_error(CLPAR_EIO, "%s: %s", path, strerror(errno));
-    int ok = fprintf(f, "%s\t%s\n", key, text) > 0;
-    ok = fclose(f) == 0 && ok;
-    return ok ? CLPAR_OK : clpar_error(CLPAR_EIO, "%s: write failed", path);
+    return clpar_cache_append(d->rt, "gemm.tsv", key, text);
 }

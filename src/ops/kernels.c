@@ -130,7 +130,7 @@ clpar_status clpar_op_mse_backward(clpar_device *d, cl_mem dy, cl_mem y, cl_mem 
 }
 
 clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t n,
-                               const clpar_sgd_params *hp, int first, cl_event *event) {
+                               const clpar_sgd_params *hp, bool first, cl_event *event) {
     TRY(check_u32(n, "sgd size"));
     cl_kernel k = d->kernels[CLPAR_K_sgd_step];
     cl_uint nn = (cl_uint)n;

@@ -37,6 +37,7 @@ typedef struct {
 } clpar_platform_ctx;
 
 struct clpar_runtime {
+    clpar_runtime_config cfg;
     int ndevices;
     clpar_device_info *devices;
     int nplatforms;
@@ -63,6 +64,12 @@ struct clpar_device {
  * `return clpar_error(CLPAR_EIO, "%s: %s", path, strerror(errno));` */
 clpar_status clpar_error(clpar_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A configuration field named in a message, for clpar_last_error_renamed:
+ * clpar_error(CLPAR_EINVAL, CLPAR_FIELD("dp") " %d is larger than " CLPAR_FIELD("batch") ...) */
+#define CLPAR_FIELD(name) "\x01" name "\x02"
+/* The last detail message with its field marks, to raise again on another thread:
+ * clpar_error(st, "%s", clpar_last_error_raw()). */
+const char *clpar_last_error_raw(void);
 /* Same for an OpenCL call that failed: "clEnqueueNDRangeKernel(relu) failed: ..." */
 clpar_status clpar_cl_error(cl_int err, const char *what);
 
@@ -77,6 +84,43 @@ clpar_status clpar_cl_error(cl_int err, const char *what);
         clpar_status st_ = (call);                                                                 \
         if (st_ != CLPAR_OK) return st_;                                                           \
     } while (0)
+
+/* Split of total into parts: part i's size and start (the first total % parts get one
+ * more); and part i of total in proportion to w (NULL: the even split; each part gets at
+ * least one when total >= parts, the rest by largest remainder, ties to the lower index).
+ * parts <= CLPAR_SPLIT_MAX. */
+#define CLPAR_SPLIT_MAX 256
+size_t clpar_split_size(size_t total, size_t parts, size_t i);
+size_t clpar_split_start(size_t total, size_t parts, size_t i);
+void clpar_split_part(size_t total, int parts, const double *w, int i, size_t *start, size_t *size);
+
+/* The cache (cache.c): the last value stored for key in the runtime's cache file `file`
+ * that accept (NULL: any) takes, into value (n bytes); 1 when found. append adds a line
+ * (nothing without a cache folder). key_clean makes a key one field of one line. */
+int clpar_cache_lookup(const clpar_runtime *rt, const char *file, const char *key,
+                       int (*accept)(const char *value, void *user), void *user, char *value,
+                       size_t n);
+clpar_status clpar_cache_append(const clpar_runtime *rt, const char *file, const char *key,
+                                const char *value);
+void clpar_cache_key_clean(char *key);
+
+/* An enum's word from a table indexed by value ("unknown" out of range), and back: parse
+ * fails with CLPAR_EINVAL naming the configuration field and the words it takes. */
+const char *clpar_enum_name(const char *const *names, int n, int value);
+clpar_status clpar_enum_parse(const char *const *names, int n, const char *field, const char *text,
+                              int *value);
+/* Defines TYPE's name and parse functions from the word list WORDS (indexed by value), its
+ * errors naming FIELD. */
+#define CLPAR_ENUM_WORDS(TYPE, NAME_FN, PARSE_FN, FIELD, WORDS)                                    \
+    const char *NAME_FN(TYPE value) {                                                              \
+        return clpar_enum_name(WORDS, (int)(sizeof WORDS / sizeof *WORDS), (int)value);            \
+    }                                                                                              \
+    clpar_status PARSE_FN(const char *text, TYPE *value) {                                         \
+        int v;                                                                                     \
+        TRY(clpar_enum_parse(WORDS, (int)(sizeof WORDS / sizeof *WORDS), FIELD, text, &v));        \
+        *value = (TYPE)v;                                                                          \
+        return CLPAR_OK;                                                                           \
+    }
 
 /* The embedded kernel sources (generated at build time from kernels/ (.cl files)). */
 typedef struct {

@@ -19,6 +19,12 @@ static void get_string(cl_device_id d, cl_device_info what, char *buf, size_t n)
 }
 
 clpar_status clpar_runtime_init(clpar_runtime **out) {
+    clpar_runtime_config cfg;
+    clpar_runtime_config_from_env(&cfg);
+    return clpar_runtime_init_config(&cfg, out);
+}
+
+clpar_status clpar_runtime_init_config(const clpar_runtime_config *cfg, clpar_runtime **out) {
     *out = NULL;
     cl_uint np = 0;
     cl_int err = clGetPlatformIDs(0, NULL, &np);
@@ -39,6 +45,7 @@ clpar_status clpar_runtime_init(clpar_runtime **out) {
         free(rt);
         return clpar_cl_error(err, "clGetPlatformIDs");
     }
+    rt->cfg = *cfg;
     rt->nplatforms = (int)np;
     rt->platforms = calloc(np, sizeof *rt->platforms);
     for (cl_uint p = 0; p < np && rt->platforms; p++) {
@@ -186,9 +193,9 @@ clpar_status clpar_runtime_parse_spec(const clpar_runtime *rt, const char *spec,
     return CLPAR_OK;
 }
 
-static const char *find_source(const char *name, char **owned) {
+static const char *find_source(const clpar_runtime *rt, const char *name, char **owned) {
     *owned = NULL;
-    const char *dir = getenv("CLPAR_KERNEL_DIR");
+    const char *dir = rt->cfg.kernel_dir;
     if (dir && *dir) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.cl", dir, name);
@@ -225,7 +232,7 @@ clpar_status clpar_runtime_program(clpar_runtime *rt, int dev, cl_context ctx, c
         return CLPAR_OK;
     }
     char *owned;
-    const char *src = find_source(name, &owned);
+    const char *src = find_source(rt, name, &owned);
     if (!src) return clpar_error(CLPAR_EBUILD, "kernel source '%s.cl' not found", name);
     cl_int err;
     cl_program prog = clCreateProgramWithSource(ctx, 1, &src, NULL, &err);

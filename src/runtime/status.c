@@ -3,8 +3,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
-static _Thread_local char last_error[1024];
+/* The detail message as raised, configuration fields marked (CLPAR_FIELD), and as shown. */
+static _Thread_local char last_raw[1024], last_error[1024], last_renamed[1024];
 
 typedef struct {
     clpar_status code;
@@ -66,6 +68,51 @@ static const status_entry status_table[] = {
     E(CL_INVALID_BUFFER_SIZE, "OpenCL: invalid buffer size"),
     E(CL_INVALID_GLOBAL_WORK_SIZE, "OpenCL: invalid global work size"),
     E(-1001, "OpenCL: no ICD platform found (CL_PLATFORM_NOT_FOUND_KHR)"),
+    /* CLBlast's own codes (clblast_c.h), named as CLBlast names them */
+    {-1024, "CLBLAST_NOT_IMPLEMENTED", "CLBlast: routine or functionality not implemented yet"},
+    {-1022, "CLBLAST_INVALID_MATRIX_A", "CLBlast: matrix A is not a valid OpenCL buffer"},
+    {-1021, "CLBLAST_INVALID_MATRIX_B", "CLBlast: matrix B is not a valid OpenCL buffer"},
+    {-1020, "CLBLAST_INVALID_MATRIX_C", "CLBlast: matrix C is not a valid OpenCL buffer"},
+    {-1019, "CLBLAST_INVALID_VECTOR_X", "CLBlast: vector X is not a valid OpenCL buffer"},
+    {-1018, "CLBLAST_INVALID_VECTOR_Y", "CLBlast: vector Y is not a valid OpenCL buffer"},
+    {-1017, "CLBLAST_INVALID_DIMENSION",
+     "CLBlast: dimensions M, N, and K have to be larger than zero"},
+    {-1016, "CLBLAST_INVALID_LEAD_DIM_A",
+     "CLBlast: leading dimension of A is smaller than the matrix's first dimension"},
+    {-1015, "CLBLAST_INVALID_LEAD_DIM_B",
+     "CLBlast: leading dimension of B is smaller than the matrix's first dimension"},
+    {-1014, "CLBLAST_INVALID_LEAD_DIM_C",
+     "CLBlast: leading dimension of C is smaller than the matrix's first dimension"},
+    {-1013, "CLBLAST_INVALID_INCREMENT_X", "CLBlast: increment of vector X cannot be zero"},
+    {-1012, "CLBLAST_INVALID_INCREMENT_Y", "CLBlast: increment of vector Y cannot be zero"},
+    {-1011, "CLBLAST_INSUFFICIENT_MEMORY_A", "CLBlast: matrix A's OpenCL buffer is too small"},
+    {-1010, "CLBLAST_INSUFFICIENT_MEMORY_B", "CLBlast: matrix B's OpenCL buffer is too small"},
+    {-1009, "CLBLAST_INSUFFICIENT_MEMORY_C", "CLBlast: matrix C's OpenCL buffer is too small"},
+    {-1008, "CLBLAST_INSUFFICIENT_MEMORY_X", "CLBlast: vector X's OpenCL buffer is too small"},
+    {-1007, "CLBLAST_INSUFFICIENT_MEMORY_Y", "CLBlast: vector Y's OpenCL buffer is too small"},
+    {-2050, "CLBLAST_INSUFFICIENT_MEMORY_TEMP",
+     "CLBlast: temporary buffer provided to GEMM routine is too small"},
+    {-2049, "CLBLAST_INVALID_BATCH_COUNT", "CLBlast: the batch count needs to be positive"},
+    {-2048, "CLBLAST_INVALID_OVERRIDE_KERNEL",
+     "CLBlast: trying to override parameters for an invalid kernel"},
+    {-2047, "CLBLAST_MISSING_OVERRIDE_PARAMETER",
+     "CLBlast: missing override parameter(s) for the target kernel"},
+    {-2046, "CLBLAST_INVALID_LOCAL_MEM_USAGE",
+     "CLBlast: not enough local memory available on this device"},
+    {-2045, "CLBLAST_NO_HALF_PRECISION",
+     "CLBlast: half precision (16-bits) not supported by the device"},
+    {-2044, "CLBLAST_NO_DOUBLE_PRECISION",
+     "CLBlast: double precision (64-bits) not supported by the device"},
+    {-2043, "CLBLAST_INVALID_VECTOR_SCALAR",
+     "CLBlast: the unit-sized vector is not a valid OpenCL buffer"},
+    {-2042, "CLBLAST_INSUFFICIENT_MEMORY_SCALAR",
+     "CLBlast: the unit-sized vector's OpenCL buffer is too small"},
+    {-2041, "CLBLAST_DATABASE_ERROR",
+     "CLBlast: entry for the device was not found in the database"},
+    {-2040, "CLBLAST_UNKNOWN_ERROR",
+     "CLBlast: a catch-all error code representing an unspecified error"},
+    {-2039, "CLBLAST_UNEXPECTED_ERROR",
+     "CLBlast: a catch-all error code representing an unexpected exception"},
 };
 #undef E
 
@@ -78,16 +125,17 @@ static const status_entry *find_status(clpar_status status) {
 const char *clpar_status_name(clpar_status status) {
     const status_entry *e = find_status(status);
     if (e) return e->name;
-    if (status <= -1007 && status >= -1024) return "CLBLAST_CLBLAS_ERROR";
-    if (status <= -2039 && status >= -2050) return "CLBLAST_ERROR";
+    if (status <= -1000 && status >= -1024) return "CLBLAST_ERROR";
+    if (status <= -2000 && status >= -2099) return "CLBLAST_ERROR";
     return "CLPAR_UNKNOWN";
 }
 
 const char *clpar_status_message(clpar_status status) {
     const status_entry *e = find_status(status);
     if (e) return e->message;
-    if (status <= -1007 && status >= -1024) return "CLBlast: invalid matrix, dimension or size";
-    if (status <= -2039 && status >= -2050) return "CLBlast: internal error";
+    /* codes a later CLBlast may add inside its two ranges */
+    if (status <= -1000 && status >= -1024) return "CLBlast: invalid argument";
+    if (status <= -2000 && status >= -2099) return "CLBlast: error";
     return "unknown status";
 }
 
@@ -95,11 +143,43 @@ const char *clpar_last_error(void) {
     return last_error;
 }
 
+/* Writes raw into out (n bytes) with each marked field replaced by rename's word for it. */
+static void expand_fields(char *out, size_t n, const char *raw, clpar_field_name_fn rename,
+                          void *user) {
+    size_t used = 0;
+    for (const char *p = raw; *p && used + 1 < n;) {
+        const char *end = *p == '\x01' ? strchr(p, '\x02') : NULL;
+        if (!end) {
+            out[used++] = *p++;
+            continue;
+        }
+        char field[64];
+        snprintf(field, sizeof field, "%.*s", (int)(end - p - 1), p + 1);
+        const char *word = rename ? rename(field, user) : NULL;
+        used += (size_t)snprintf(out + used, n - used, "%s", word ? word : field);
+        if (used >= n) used = n - 1;
+        p = end + 1;
+    }
+    out[used] = 0;
+}
+
+const char *clpar_last_error_raw(void) {
+    return last_raw;
+}
+
+const char *clpar_last_error_renamed(clpar_field_name_fn rename, void *user) {
+    expand_fields(last_renamed, sizeof last_renamed, last_raw, rename, user);
+    return last_renamed;
+}
+
 clpar_status clpar_error(clpar_status status, const char *fmt, ...) {
+    char raw[sizeof last_raw];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap); /* fmt's arguments may be the last message itself */
     va_end(ap);
+    memcpy(last_raw, raw, sizeof raw);
+    expand_fields(last_error, sizeof last_error, last_raw, NULL, NULL);
     return status;
 }
 

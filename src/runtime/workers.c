@@ -45,7 +45,7 @@ static void *worker_main(void *arg) {
 
         me->status = fn(ctx, me->rank);
         if (me->status != CLPAR_OK) {
-            strncpy(me->message, clpar_last_error(), sizeof me->message - 1);
+            strncpy(me->message, clpar_last_error_raw(), sizeof me->message - 1);
             me->message[sizeof me->message - 1] = 0;
         }
         pthread_mutex_lock(&w->lock);

@@ -1,5 +1,6 @@
-/* Internal to the strategies level: how a rank's layers are laid out, its pipeline schedule,
- * and the mesh's state. */
+/* Internal to the strategies level: what one rank holds (its layout, worked out from the
+ * configuration alone), the mesh's state, the pipeline schedules, and the helpers the mesh's
+ * files share (mesh_build.c, mesh_step.c, mesh_params.c, mesh_trace.c). */
 #ifndef CLPAR_MESH_INTERNAL_H
 #define CLPAR_MESH_INTERNAL_H
 
@@ -7,42 +8,34 @@
 #include "../runtime/internal.h"
 #include "../runtime/workers.h"
 
-typedef enum {
-    LAYER_PLAIN, /* the whole layer on this rank (tp = 1) */
-    LAYER_COL,   /* column-parallel (output features split), followed by a ROW layer */
-    LAYER_ROW,   /* row-parallel (input features split), partial outputs summed */
-    LAYER_COLG   /* column-parallel whose output slices are concatenated */
-} layer_kind;
+#define RANK_OF(c, d, p, t) (((d) * (c)->pp + (p)) * (c)->tp + (t))
 
+/* One rank's stage as modules and the size of every buffer it needs: built by
+ * layout_rank from the configuration alone, so that building a mesh and planning one
+ * (clpar_mesh_plan_rank, --dry-run, the planner) count the same bytes. */
 typedef struct {
-    int global; /* index of the layer in the model */
-    layer_kind kind;
-    size_t in, out; /* the full layer */
-    size_t a, len;  /* this shard: out features [a, a + len) (COL, COLG), in features (ROW) */
-    size_t w_rows, w_cols;     /* local weight (w_rows, w_cols) */
-    size_t woff, boff, bcount; /* offsets in the rank's flat parameters; bias floats held */
-    size_t in_w, out_w;        /* widths of the layer's input and output as stored */
-    int relu;                  /* ReLU after this layer */
-} layer_plan;
+    int d, p, t; /* replica, stage, shard */
+    int l0, nl;  /* the stage's first top-level module and how many */
+    clpar_module *mods[CLPAR_MAX_LAYERS];
+    size_t nparams;                     /* the rank's parameter floats */
+    int nslots, group;                  /* micro-batches held at once; largest W group */
+    size_t cap;                         /* rows of the largest micro-batch */
+    size_t act_w[CLPAR_MAX_LAYERS + 1]; /* act_w[j]: module j's input; [nl]: the stage's output */
+    size_t in_w;                        /* the stage's input gradient (0 on the first stage) */
+    size_t wx_w, wdy_w;                 /* widest input and output gradient a W group gathers */
+    size_t scratch;                     /* floats of scratch the modules need */
+    size_t out_w;                       /* last stage: the model's outputs (targets); else 0 */
+} rank_layout;
 
-/* Row stride of the gradient of a layer's output as its backward reads it: a COLG shard
- * reads its columns of the gathered (rows, out) gradient. */
-static inline size_t layer_dy_width(const layer_plan *lp) {
-    return lp->kind == LAYER_COLG ? lp->out : lp->out_w;
-}
+clpar_status layout_rank(const clpar_mesh_config *c, int rank, rank_layout *out);
+void layout_free(rank_layout *l);
+/* Bytes of every activation and working buffer of the layout, each as allocated. */
+size_t layout_activation_bytes(const rank_layout *l);
 
-/* Lays out stage p's layers for shard t (widths weighted by the ranks' speeds); returns the
- * local parameter count. */
-size_t plan_layers(const clpar_mesh_config *c, int p, int t, layer_plan *out);
 /* Rows of the largest micro-batch any replica will hold. */
 size_t plan_micro_cap(const clpar_mesh_config *c);
-/* Part i of total split in proportion to w (NULL: equally). */
-void split_part(size_t total, int parts, const double *w, int i, size_t *start, size_t *size);
 /* Index of the first layer of each stage, stages[pp] = L. */
 void plan_stage_starts(const clpar_mesh_config *cfg, int *starts);
-/* Split of total into parts: part i's size and start (the first total % parts get one more). */
-size_t split_size(size_t total, size_t parts, size_t i);
-size_t split_start(size_t total, size_t parts, size_t i);
 
 /* One op of a pipeline schedule: the forward (F) or input-gradient backward (B) of
  * micro-batch m, or the weight gradients (W) of micro-batches m .. m + count - 1. */
@@ -59,5 +52,92 @@ int schedule_ops(clpar_schedule kind, int stage, int stages, int micro, sched_op
                  int *group);
 /* The slots and largest W group alone. */
 void schedule_shape(clpar_schedule kind, int stage, int stages, int micro, int *slots, int *group);
+
+/* A span of device work recorded for traces: start and end markers (or a copy's own event
+ * in a, b = NULL). */
+typedef struct {
+    cl_event a, b;
+    char name[48];
+    char cat[16];
+    int queue;
+} rank_event;
+
+typedef struct {
+    int rank;
+    rank_layout lay;
+    clpar_device *dev;
+    clpar_module *loss; /* on the last stage */
+    clpar_tp_comm tp;   /* the collectives lent to the modules */
+    clpar_module_env env;
+    cl_mem params, grads;
+    clpar_optim *opt;
+    cl_mem *act;    /* nslots x (nl + 1): act[s (nl + 1) + j] is module j's input */
+    cl_mem *dys;    /* nslots x nl: dys[s nl + j] is the gradient of module j's output */
+    cl_mem din;     /* the gradient of the stage's input, sent to the previous stage */
+    cl_mem wx, wdy; /* a W group's inputs and output gradients, gathered row after row */
+    cl_mem scratch, lossbuf;
+    cl_mem *labels, *targets; /* per slot, on the last stage */
+    size_t act_bytes, param_bytes;
+    clpar_allreduce *tp_ar, *dp_ar;
+    clpar_allgather *tp_ag;
+    clpar_channel *fwd_in, *fwd_out, *bwd_in, *bwd_out;
+    sched_op *ops;
+    int first_w;
+    cl_event bwd_end;
+    rank_event *ev;
+    int nev, evcap;
+    double clock_offset_ns; /* host clock minus this device's profiling clock */
+    uint64_t bytes_tp, bytes_pp, bytes_dp;
+} mrank;
+
+struct clpar_mesh {
+    clpar_mesh_config cfg;
+    int n;
+    mrank *ranks;
+    clpar_sync *sync;
+    clpar_workers *workers;
+    clpar_allreduce **tp_ars, **dp_ars;
+    clpar_allgather **tp_ags;
+    clpar_channel **chans; /* forward and backward channels */
+    int nchans;
+    size_t micro_cap, nparams;
+    float *row_loss, *eval_out;
+    /* the current step's batch */
+    const float *x, *targets;
+    const int *labels;
+    size_t rows;
+    int eval;
+    clpar_mesh_stats stats;
+    int tracing;
+    clpar_trace_event *trace;
+    int ntrace, tcap;
+    double trace_origin_ns;
+};
+
+/* Copies a rank's flat parameters (or anything in their layout) to or from the full
+ * model's (mesh_params.c). */
+void mesh_map_params(const mrank *k, float *full, float *local, clpar_param_copy direction);
+/* The collectives a rank lends its modules (clpar_tp_comm, ctx = the mrank). */
+clpar_status mesh_tp_all_reduce(void *ctx, cl_mem buf, size_t count);
+clpar_status mesh_tp_all_gather(void *ctx, cl_mem part, size_t rows, size_t first, size_t len,
+                                size_t width, cl_mem out);
+/* Runs one step's (or evaluation's) work on every rank (mesh_step.c). */
+clpar_status mesh_run(clpar_mesh *M);
+
+/* Monotonic host clock in nanoseconds. */
+double host_ns(void);
+/* A marker on the rank's compute queue. */
+clpar_status rank_marker(mrank *k, cl_event *ev);
+/* Records a span for the trace; takes a and b (released on failure too). */
+clpar_status rank_record(mrank *k, cl_event a, cl_event b, int queue, const char *cat,
+                         const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Releases the rank's recorded spans without tracing them. */
+void rank_drop_events(mrank *k);
+/* Turns the step's spans of every rank into trace events and the bubble measurement, and
+ * releases them (all of them, also when out of memory). */
+clpar_status mesh_collect_events(clpar_mesh *M);
+/* items (count used, room for *cap of size bytes) with room for one more, doubling from
+ * `first`; NULL when out of host memory, items then left as they were. */
+void *grow_array(void *items, int count, int *cap, size_t size, int first);
 
 #endif

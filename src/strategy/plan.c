@@ -1,68 +1,16 @@
-/* Layouts: stages of consecutive layers balanced by FLOPs, the Megatron pairing of sharded
- * layers, the sizes of uneven splits, checks of a mesh configuration, and the bytes tensor
- * parallelism is predicted to move. */
+/* Layouts: stages of consecutive layers balanced by FLOPs, each rank's modules and buffers
+ * (layout_rank), checks of a mesh configuration, and the bytes tensor parallelism is
+ * predicted to move. */
 #include "mesh_internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-size_t split_size(size_t total, size_t parts, size_t i) {
-    return total / parts + (i < total % parts ? 1 : 0);
-}
-
-size_t split_start(size_t total, size_t parts, size_t i) {
-    return i * (total / parts) + (i < total % parts ? i : total % parts);
-}
-
-/* Sizes of a split of total into parts proportional to w (NULL: equal parts, the first
- * total % parts one larger): each part gets at least one when total >= parts, the rest by
- * largest remainder, ties to the lower index, so every rank computes the same split. */
-static void weighted_sizes(size_t total, int parts, const double *w, size_t *sizes) {
-    double sum = 0;
-    int use = w != NULL;
-    for (int i = 0; use && i < parts; i++) {
-        if (!(w[i] > 0)) use = 0;
-        sum += w[i];
-    }
-    if (!use) {
-        for (int i = 0; i < parts; i++)
-            sizes[i] = split_size(total, (size_t)parts, (size_t)i);
-        return;
-    }
-    size_t base = total >= (size_t)parts ? 1 : 0, rest = total - base * (size_t)parts, given = 0;
-    double rem[256];
-    for (int i = 0; i < parts; i++) {
-        double exact = (double)rest * w[i] / sum;
-        size_t whole = (size_t)exact;
-        sizes[i] = base + whole;
-        rem[i] = exact - (double)whole;
-        given += whole;
-    }
-    for (size_t left = rest - given; left > 0; left--) {
-        int best = 0;
-        for (int i = 1; i < parts; i++)
-            if (rem[i] > rem[best]) best = i;
-        sizes[best]++;
-        rem[best] = -1;
-    }
-}
-
-void split_part(size_t total, int parts, const double *w, int i, size_t *start, size_t *size) {
-    size_t sizes[256];
-    weighted_sizes(total, parts, w, sizes);
-    *start = 0;
-    for (int j = 0; j < i; j++)
-        *start += sizes[j];
-    *size = sizes[i];
-}
-
 static int has_speeds(const clpar_mesh_config *c) {
-    for (int r = 0; r < c->dp * c->pp * c->tp && r < 256; r++)
+    for (int r = 0; r < c->dp * c->pp * c->tp && r < CLPAR_MAX_RANKS; r++)
         if (c->speed[r] > 0) return 1;
     return 0;
 }
-
-#define RANK_OF(c, d, p, t) (((d) * (c)->pp + (p)) * (c)->tp + (t))
 
 /* Shard t's weight in stage p: its ranks' speeds summed over replicas. */
 static void shard_weights(const clpar_mesh_config *c, int p, double *w) {
@@ -84,14 +32,14 @@ void clpar_mesh_stage_speeds(const clpar_mesh_config *c, double *speed) {
 
 void clpar_mesh_replica_rows(const clpar_mesh_config *c, size_t rows, int d, size_t *first,
                              size_t *count) {
-    double w[256];
+    double w[CLPAR_MAX_RANKS];
     for (int i = 0; i < c->dp; i++) {
         w[i] = 0;
         for (int p = 0; p < c->pp; p++)
             for (int t = 0; t < c->tp; t++)
                 w[i] += c->speed[RANK_OF(c, i, p, t)];
     }
-    split_part(rows, c->dp, has_speeds(c) ? w : NULL, d, first, count);
+    clpar_split_part(rows, c->dp, has_speeds(c) ? w : NULL, d, first, count);
 }
 
 static double layer_flops(const clpar_mlp_shape *s, int l) {
@@ -108,7 +56,8 @@ clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
                                            const double *speed, int *layers) {
     int L = shape->nlayers;
     if (pp < 1 || pp > L)
-        return clpar_error(CLPAR_EINVAL, "--pp %d is larger than the model's %d layers", pp, L);
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("pp") " %d is larger than the model's %d layers", pp, L);
     /* best[k][i]: the smallest possible largest stage when layers [0, i) form k stages */
     double best[CLPAR_MAX_LAYERS + 1][CLPAR_MAX_LAYERS + 1];
     int cut[CLPAR_MAX_LAYERS + 1][CLPAR_MAX_LAYERS + 1];
@@ -144,128 +93,121 @@ void plan_stage_starts(const clpar_mesh_config *cfg, int *starts) {
         starts[p + 1] = starts[p] + cfg->stage_layers[p];
 }
 
-size_t plan_layers(const clpar_mesh_config *c, int p, int t, layer_plan *out) {
-    const clpar_mlp_shape *shape = &c->shape;
-    int starts[CLPAR_MAX_LAYERS + 1], tp = c->tp;
+clpar_status layout_rank(const clpar_mesh_config *c, int rank, rank_layout *l) {
+    memset(l, 0, sizeof *l);
+    l->t = rank % c->tp;
+    l->p = (rank / c->tp) % c->pp;
+    l->d = rank / (c->tp * c->pp);
+    int starts[CLPAR_MAX_LAYERS + 1];
     plan_stage_starts(c, starts);
-    int l0 = starts[p], n = c->stage_layers[p];
-    double w[256];
-    shard_weights(c, p, w);
-    const double *weights = has_speeds(c) ? w : NULL;
-    size_t off = 0;
-    for (int j = 0; j < n; j++) {
-        layer_plan *lp = &out[j];
-        memset(lp, 0, sizeof *lp);
-        int l = l0 + j;
-        lp->global = l;
-        lp->in = shape->sizes[l];
-        lp->out = shape->sizes[l + 1];
-        lp->relu = l + 1 < shape->nlayers;
-        if (tp == 1)
-            lp->kind = LAYER_PLAIN;
-        else if (j % 2 == 1)
-            lp->kind = LAYER_ROW; /* pairs (col, row) from the stage start */
-        else
-            lp->kind = j + 1 < n ? LAYER_COL : LAYER_COLG;
-        size_t split = lp->kind == LAYER_ROW ? lp->in : lp->out;
-        if (lp->kind == LAYER_PLAIN)
-            lp->a = 0, lp->len = split;
-        else
-            split_part(split, tp, weights, t, &lp->a, &lp->len);
-        switch (lp->kind) {
-        case LAYER_PLAIN:
-            lp->w_rows = lp->out, lp->w_cols = lp->in, lp->bcount = lp->out;
-            lp->in_w = lp->in, lp->out_w = lp->out;
-            break;
-        case LAYER_COL:
-            lp->w_rows = lp->len, lp->w_cols = lp->in, lp->bcount = lp->len;
-            lp->in_w = lp->in, lp->out_w = lp->len;
-            break;
-        case LAYER_COLG:
-            lp->w_rows = lp->len, lp->w_cols = lp->in, lp->bcount = lp->len;
-            lp->in_w = lp->in, lp->out_w = lp->out;
-            break;
-        case LAYER_ROW:
-            /* the bias is added once, by shard 0, before the partial outputs are summed */
-            lp->w_rows = lp->out, lp->w_cols = lp->len, lp->bcount = t == 0 ? lp->out : 0;
-            lp->in_w = lp->len, lp->out_w = lp->out;
-            break;
-        }
-        lp->woff = off;
-        lp->boff = off + lp->w_rows * lp->w_cols;
-        off = lp->boff + lp->bcount;
+    l->l0 = starts[l->p];
+    l->nl = c->stage_layers[l->p];
+    double w[CLPAR_MAX_RANKS];
+    shard_weights(c, l->p, w);
+    TRY(clpar_mlp_build(&c->shape, l->l0, l->nl, l->t, c->tp, has_speeds(c) ? w : NULL, l->mods,
+                        &l->nparams));
+    schedule_shape(c->schedule, l->p, c->pp, c->micro, &l->nslots, &l->group);
+    l->cap = plan_micro_cap(c);
+    for (int j = 0; j < l->nl; j++) {
+        const clpar_module *m = l->mods[j];
+        l->act_w[j] = m->in_width;
+        if (m->in_width > l->wx_w) l->wx_w = m->in_width;
+        if (m->dy_width > l->wdy_w) l->wdy_w = m->dy_width;
+        size_t s = clpar_module_scratch_floats(m, l->cap);
+        if (s > l->scratch) l->scratch = s;
     }
-    return off;
+    l->act_w[l->nl] = l->mods[l->nl - 1]->out_width;
+    l->in_w = l->p > 0 ? l->mods[0]->in_width : 0;
+    l->out_w = l->p == c->pp - 1 ? c->shape.sizes[c->shape.nlayers] : 0;
+    return CLPAR_OK;
+}
+
+void layout_free(rank_layout *l) {
+    for (int j = 0; j < l->nl; j++)
+        clpar_module_free(l->mods[j]), l->mods[j] = NULL;
+}
+
+/* Each buffer as build_rank allocates it (an empty one still takes a float). */
+static size_t floats(size_t n) {
+    return (n ? n : 1) * sizeof(float);
+}
+
+size_t layout_activation_bytes(const rank_layout *l) {
+    size_t per_slot = 0, cap = l->cap, total = 0;
+    for (int j = 0; j <= l->nl; j++)
+        per_slot += floats(cap * l->act_w[j]);
+    for (int j = 0; j < l->nl; j++)
+        per_slot += floats(cap * l->mods[j]->dy_width);
+    if (l->out_w) per_slot += cap * sizeof(cl_int) + floats(cap * l->out_w);
+    total = per_slot * (size_t)l->nslots;
+    if (l->in_w) total += floats(cap * l->in_w);
+    if (l->group > 1) total += floats((size_t)l->group * cap * l->wx_w);
+    if (l->group > 1) total += floats((size_t)l->group * cap * l->wdy_w);
+    return total + floats(l->scratch) + floats(cap);
 }
 
 clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     const clpar_mlp_shape *s = &c->shape;
-    if (c->dp < 1) return clpar_error(CLPAR_EINVAL, "--dp must be at least 1 (got %d)", c->dp);
-    if (c->pp < 1) return clpar_error(CLPAR_EINVAL, "--pp must be at least 1 (got %d)", c->pp);
-    if (c->tp < 1) return clpar_error(CLPAR_EINVAL, "--tp must be at least 1 (got %d)", c->tp);
+    if (c->dp < 1)
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("dp") " must be at least 1 (got %d)", c->dp);
+    if (c->pp < 1)
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("pp") " must be at least 1 (got %d)", c->pp);
+    if (c->tp < 1)
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("tp") " must be at least 1 (got %d)", c->tp);
     if (c->micro < 1)
-        return clpar_error(CLPAR_EINVAL, "--micro-batches must be at least 1 (got %d)", c->micro);
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("micro") " must be at least 1 (got %d)",
+                           c->micro);
     if (c->schedule < CLPAR_SCHEDULE_GPIPE || c->schedule > CLPAR_SCHEDULE_AUTO)
-        return clpar_error(CLPAR_EINVAL, "unknown pipeline schedule %d", (int)c->schedule);
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("schedule") ": unknown pipeline schedule %d",
+                           (int)c->schedule);
     if (c->pp > s->nlayers)
-        return clpar_error(CLPAR_EINVAL, "--pp %d is larger than the model's %d layers", c->pp,
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("pp") " %d is larger than the model's %d layers", c->pp,
                            s->nlayers);
-    if ((long)c->dp * c->pp * c->tp > 256)
-        return clpar_error(CLPAR_EINVAL, "a mesh of %d x %d x %d exceeds 256 ranks", c->dp, c->pp,
-                           c->tp);
+    if ((long)c->dp * c->pp * c->tp > CLPAR_MAX_RANKS)
+        return clpar_error(CLPAR_EINVAL,
+                           "a mesh of %d x %d x %d exceeds CLPAR_MAX_RANKS (%d ranks)", c->dp,
+                           c->pp, c->tp, CLPAR_MAX_RANKS);
     if ((size_t)c->dp > c->max_batch)
-        return clpar_error(CLPAR_EINVAL, "--dp %d is larger than --batch %zu", c->dp, c->max_batch);
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("dp") " %d is larger than " CLPAR_FIELD("max_batch") " %zu",
+                           c->dp, c->max_batch);
     if ((size_t)c->micro > c->max_batch)
-        return clpar_error(CLPAR_EINVAL, "--micro-batches %d is larger than --batch %zu", c->micro,
-                           c->max_batch);
+        return clpar_error(
+            CLPAR_EINVAL,
+            CLPAR_FIELD("micro") " %d is larger than " CLPAR_FIELD("max_batch") " %zu", c->micro,
+            c->max_batch);
     int sum = 0;
     for (int p = 0; p < c->pp; p++) {
         if (c->stage_layers[p] < 1)
-            return clpar_error(CLPAR_EINVAL, "--stages: stage %d has no layers", p);
+            return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("stage_layers") ": stage %d has no layers",
+                               p);
         sum += c->stage_layers[p];
     }
     if (sum != s->nlayers)
-        return clpar_error(CLPAR_EINVAL, "--stages adds up to %d layers, the model has %d", sum,
-                           s->nlayers);
-    if (c->tp > 1) {
-        int starts[CLPAR_MAX_LAYERS + 1];
-        plan_stage_starts(c, starts);
-        for (int p = 0; p < c->pp; p++) {
-            layer_plan lp[CLPAR_MAX_LAYERS];
-            plan_layers(c, p, 0, lp);
-            for (int j = 0; j < c->stage_layers[p]; j++) {
-                size_t split = lp[j].kind == LAYER_ROW ? lp[j].in : lp[j].out;
-                if ((size_t)c->tp > split)
-                    return clpar_error(CLPAR_EINVAL,
-                                       "--tp %d is larger than layer %d's %zu %s features it "
-                                       "would split",
-                                       c->tp, lp[j].global, split,
-                                       lp[j].kind == LAYER_ROW ? "input" : "output");
-            }
-        }
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("stage_layers") " adds up to %d layers, the model has %d",
+                           sum, s->nlayers);
+    for (int p = 0; p < c->pp && c->tp > 1; p++) { /* every layer has features to split */
+        rank_layout l;
+        TRY(layout_rank(c, RANK_OF(c, 0, p, 0), &l));
+        layout_free(&l);
     }
     return CLPAR_OK;
 }
 
 uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t rows) {
     if (c->tp == 1) return 0;
-    int starts[CLPAR_MAX_LAYERS + 1];
-    plan_stage_starts(c, starts);
-    uint64_t floats = 0, tp = (uint64_t)c->tp;
-    for (int p = 0; p < c->pp; p++) {
-        layer_plan lp[CLPAR_MAX_LAYERS];
-        plan_layers(c, p, 0, lp);
-        for (int j = 0; j < c->stage_layers[p]; j++) {
-            /* per rank: an all-reduce reads and writes the whole (rows, width) block; a gather
-             * reads the rank's slice and writes the whole block */
-            if (lp[j].kind == LAYER_ROW) floats += tp * 2 * rows * lp[j].out;
-            if (lp[j].kind == LAYER_COLG) floats += (tp + 1) * rows * lp[j].out;
-            int needs_dx = lp[j].global > 0;
-            if ((lp[j].kind == LAYER_COL || lp[j].kind == LAYER_COLG) && needs_dx)
-                floats += tp * 2 * rows * lp[j].in;
+    uint64_t bytes = 0;
+    for (int p = 0; p < c->pp; p++)
+        for (int t = 0; t < c->tp; t++) {
+            rank_layout l;
+            if (layout_rank(c, RANK_OF(c, 0, p, t), &l) != CLPAR_OK) return 0;
+            for (int j = 0; j < l.nl; j++) /* the model's first layer has no input gradient */
+                bytes += clpar_module_tp_bytes(l.mods[j], rows, l.l0 + j > 0);
+            layout_free(&l);
         }
-    }
-    return floats * sizeof(float);
+    return bytes;
 }
 
 size_t plan_micro_cap(const clpar_mesh_config *c) {
@@ -279,36 +221,19 @@ size_t plan_micro_cap(const clpar_mesh_config *c) {
 }
 
 void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info *info) {
-    int starts[CLPAR_MAX_LAYERS + 1];
-    plan_stage_starts(c, starts);
     memset(info, 0, sizeof *info);
-    info->shard = rank % c->tp;
-    info->stage = (rank / c->tp) % c->pp;
-    info->replica = rank / (c->tp * c->pp);
-    info->first_layer = starts[info->stage];
-    info->layers = c->stage_layers[info->stage];
-    layer_plan lp[CLPAR_MAX_LAYERS];
-    info->param_count = plan_layers(c, info->stage, info->shard, lp);
-    info->param_bytes =
-        (size_t)(2 + clpar_optim_config_state_count(&c->optim)) * info->param_count * sizeof(float);
-    int slots, group;
-    schedule_shape(c->schedule, info->stage, c->pp, c->micro, &slots, &group);
-    info->activation_slots = slots;
-    /* as build_rank allocates: per slot, each layer's input and output and the gradient of
-     * each layer's output (labels and targets on the last stage); the stage's input
-     * gradient, the gather buffer and the losses; the W group's gathered rows */
-    size_t cap = plan_micro_cap(c), gather = 1, per_slot = 0, wx = 0, wdy = 0;
-    for (int j = 0; j < info->layers; j++) {
-        per_slot += lp[j].in_w + lp[j].out;
-        if (lp[j].kind == LAYER_COLG && lp[j].len > gather) gather = lp[j].len;
-        if (lp[j].w_cols > wx) wx = lp[j].w_cols;
-        if (layer_dy_width(&lp[j]) > wdy) wdy = layer_dy_width(&lp[j]);
-    }
-    per_slot += lp[info->layers - 1].out_w;
-    if (info->stage == c->pp - 1) per_slot += 1 + c->shape.sizes[c->shape.nlayers];
-    size_t other = (info->stage > 0 ? lp[0].in : 0) + gather + 1;
-    if (group > 1) other += (size_t)group * (wx + wdy);
-    info->activation_bytes = cap * (per_slot * (size_t)slots + other) * sizeof(float);
+    rank_layout l;
+    if (layout_rank(c, rank, &l) != CLPAR_OK) return; /* clpar_mesh_validate says why */
+    info->replica = l.d;
+    info->stage = l.p;
+    info->shard = l.t;
+    info->first_layer = l.l0;
+    info->layers = l.nl;
+    info->param_count = l.nparams;
+    info->param_bytes = (size_t)(2 + clpar_optim_config_state_count(&c->optim)) * floats(l.nparams);
+    info->activation_slots = l.nslots;
+    info->activation_bytes = layout_activation_bytes(&l);
+    layout_free(&l);
 }
 
 clpar_schedule clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory) {

@@ -24,57 +24,37 @@ static double model_flops(const clpar_mlp_shape *s, size_t rows) {
     return f;
 }
 
-static void cache_path(char *buf, size_t n) {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg)
-        snprintf(buf, n, "%s/clpar", xdg);
-    else
-        snprintf(buf, n, "%s/.cache/clpar", home && *home ? home : "/tmp");
-}
-
-/* One line per device, model and batch: "platform|device|version|sizes|batch\tgf\th2d\td2h" */
-static void cache_key(const clpar_device_info *di, const clpar_mlp_shape *s, size_t batch,
-                      char *key, size_t n) {
+/* One line per device, model and batch: "platform|device|version|sizes|batch|gemm=PATH"
+ * and "gflops h2d d2h". */
+static void cache_key(const clpar_runtime *rt, const clpar_device_info *di,
+                      const clpar_mlp_shape *s, size_t batch, char *key, size_t n) {
     char sizes[512];
     clpar_mlp_shape_format(s, sizes, sizeof sizes);
     /* the GEMM kernels chosen (see ops/gemm.c) change the speed, so they are part of the key */
-    const char *gemm = getenv("CLPAR_GEMM_PATH");
+    const char *gemm = clpar_runtime_get_config(rt)->gemm_path;
     snprintf(key, n, "%s|%s|%s|%s|%zu|gemm=%s", di->platform_name, di->name, di->version, sizes,
-             batch, gemm && *gemm ? gemm : "default-v2");
-    for (char *c = key; *c; c++)
-        if (*c == '\t' || *c == '\n') *c = ' ';
+             batch, *gemm ? gemm : "default-v2");
+    clpar_cache_key_clean(key);
 }
 
-static int cache_lookup(const char *key, clpar_device_measure *m) {
-    char dir[4096], path[4200], line[2048];
-    cache_path(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/measurements.tsv", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    int found = 0;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, kl) && line[kl] == '\t' &&
-            sscanf(line + kl + 1, "%lf %lf %lf", &m->gflops, &m->h2d_gbs, &m->d2h_gbs) == 3 &&
-            m->gflops > 0 && m->h2d_gbs > 0 && m->d2h_gbs > 0)
-            found = 1; /* the last line for a key wins */
-    fclose(f);
-    return found;
+static int valid_measure(const char *value, void *user) {
+    clpar_device_measure *m = user;
+    return sscanf(value, "%lf %lf %lf", &m->gflops, &m->h2d_gbs, &m->d2h_gbs) == 3 &&
+           m->gflops > 0 && m->h2d_gbs > 0 && m->d2h_gbs > 0;
 }
 
-static void cache_store(const char *key, const clpar_device_measure *m) {
-    char dir[4096], path[4200];
-    cache_path(dir, sizeof dir);
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash) *slash = 0, mkdir(parent, 0755);
-    mkdir(dir, 0755);
-    snprintf(path, sizeof path, "%s/measurements.tsv", dir);
-    FILE *f = fopen(path, "a"); /* a cache: failing to write it only costs a remeasure */
-    if (!f) return;
-    fprintf(f, "%s\t%.4f %.4f %.4f\n", key, m->gflops, m->h2d_gbs, m->d2h_gbs);
-    fclose(f);
+static int cache_lookup(const clpar_runtime *rt, const char *key, clpar_device_measure *m) {
+    char value[256];
+    if (!clpar_cache_lookup(rt, "measurements.tsv", key, valid_measure, m, value, sizeof value))
+        return 0;
+    return valid_measure(value, m);
+}
+
+static void cache_store(const clpar_runtime *rt, const char *key, const clpar_device_measure *m) {
+    char value[256];
+    snprintf(value, sizeof value, "%.4f %.4f %.4f", m->gflops, m->h2d_gbs, m->d2h_gbs);
+    /* a cache: failing to write it only costs a remeasure next time */
+    (void)clpar_cache_append(rt, "measurements.tsv", key, value);
 }
 
 static clpar_status measure(clpar_device *d, const clpar_mlp_shape *s, size_t batch,
@@ -107,7 +87,7 @@ static clpar_status measure(clpar_device *d, const clpar_mlp_shape *s, size_t ba
     TRY(st);
     size_t bytes = 16u << 20;
     char *host = calloc(bytes, 1);
-    cl_mem buf;
+    cl_mem buf = NULL;
     if (!host) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     st = clpar_device_alloc(d, bytes, &buf);
     if (st == CLPAR_OK) st = clpar_device_write(d, buf, 0, bytes, host);
@@ -119,13 +99,13 @@ static clpar_status measure(clpar_device *d, const clpar_mlp_shape *s, size_t ba
     for (int i = 0; i < 3 && st == CLPAR_OK; i++)
         st = clpar_device_read(d, host, buf, 0, bytes);
     m->d2h_gbs = 3.0 * bytes / (now_s() - t0) / 1e9;
-    if (st == CLPAR_OK) clpar_device_release(d, buf);
+    clpar_device_release(d, buf); /* also when a copy failed */
     free(host);
     return st;
 }
 
 clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mlp_shape *shape,
-                                   size_t batch, int remeasure, clpar_device_measure *out) {
+                                   size_t batch, bool remeasure, clpar_device_measure *out) {
     const clpar_device_info *di = clpar_runtime_device_info(rt, device);
     if (!di) return clpar_error(CLPAR_ENODEV, "no device %d", device);
     memset(out, 0, sizeof *out);
@@ -133,8 +113,8 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_ml
     out->memory = di->global_mem;
     out->host_cores = di->type & CL_DEVICE_TYPE_CPU ? di->compute_units : 0;
     char key[2048];
-    cache_key(di, shape, batch, key, sizeof key);
-    if (!remeasure && cache_lookup(key, out)) {
+    cache_key(rt, di, shape, batch, key, sizeof key);
+    if (!remeasure && cache_lookup(rt, key, out)) {
         out->cached = 1;
         return CLPAR_OK;
     }
@@ -143,7 +123,7 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_ml
     clpar_status st = measure(d, shape, batch, out);
     clpar_device_free(d);
     TRY(st);
-    cache_store(key, out);
+    cache_store(rt, key, out);
     return CLPAR_OK;
 }
 
@@ -173,7 +153,7 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
     memset(p, 0, sizeof *p);
     p->cfg = *c;
     int n = c->dp * c->pp * c->tp;
-    uint64_t memory[256];
+    uint64_t memory[CLPAR_MAX_RANKS];
     for (int r = 0; r < n; r++)
         memory[r] = m[r].memory;
     p->cfg.schedule = clpar_mesh_choose_schedule(c, memory); /* what the mesh will run */

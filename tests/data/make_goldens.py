@@ -73,3 +73,25 @@ for name, make in optims.items():
         ref[f"{name}.{k}"] = v.detach().clone()
 save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(here, "reference.safetensors"))
 print("wrote", len(ref), "reference tensors")
+
+# The training path (tests/test_golden.c, trainer tests): from the same initial model, a data
+# set of 24 samples visited in order in batches of 8, three optimizer steps on three different
+# batches for each optimizer; written apart so the tensors above stay as they were.
+torch.manual_seed(99)
+tx = torch.randn(24, 6)
+tlabels = torch.randint(0, 4, (24,))
+train = {"x": tx, "labels": tlabels.float()}
+for name, make in optims.items():
+    net.load_state_dict(init)
+    opt = make(net.parameters())
+    for step in range(3):
+        rows = slice(8 * step, 8 * step + 8)
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(tx[rows]), tlabels[rows])
+        loss.backward()
+        opt.step()
+        train[f"{name}.loss{step}"] = loss.detach().reshape(1)
+    for k, v in net.state_dict().items():
+        train[f"{name}.{k}"] = v.detach().clone()
+save_file({k: v.contiguous() for k, v in train.items()}, os.path.join(here, "training.safetensors"))
+print("wrote", len(train), "training tensors")

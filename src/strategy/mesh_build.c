@@ -1,0 +1,247 @@
+/* Building a mesh: each rank's layout (its modules and buffers, plan.c) allocated on its
+ * device, the collectives and channels between ranks, and freeing it all again. */
+#include "mesh_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void free_rank(mrank *k) {
+    clpar_device *d = k->dev;
+    if (!d) return;
+    clFinish(d->compute);
+    clFinish(d->transfer);
+    rank_drop_events(k);
+    free(k->ev);
+    if (k->bwd_end) clReleaseEvent(k->bwd_end);
+    clpar_optim_free(k->opt);
+    clpar_device_release(d, k->params);
+    clpar_device_release(d, k->grads);
+    for (int i = 0; k->act && i < k->lay.nslots * (k->lay.nl + 1); i++)
+        clpar_device_release(d, k->act[i]);
+    for (int i = 0; k->labels && i < k->lay.nslots; i++)
+        clpar_device_release(d, k->labels[i]);
+    for (int i = 0; k->targets && i < k->lay.nslots; i++)
+        clpar_device_release(d, k->targets[i]);
+    for (int i = 0; k->dys && i < k->lay.nslots * k->lay.nl; i++)
+        clpar_device_release(d, k->dys[i]);
+    clpar_device_release(d, k->din);
+    clpar_device_release(d, k->wx);
+    clpar_device_release(d, k->wdy);
+    clpar_device_release(d, k->scratch);
+    clpar_device_release(d, k->lossbuf);
+    free(k->act);
+    free(k->dys);
+    free(k->labels);
+    free(k->targets);
+    free(k->ops);
+    clpar_module_free(k->loss);
+    layout_free(&k->lay);
+}
+
+void clpar_mesh_free(clpar_mesh *M) {
+    if (!M) return;
+    clpar_workers_free(M->workers);
+    for (int r = 0; M->ranks && r < M->n; r++)
+        free_rank(&M->ranks[r]);
+    for (int i = 0; M->tp_ars && i < M->cfg.dp * M->cfg.pp; i++) {
+        clpar_allreduce_free(M->tp_ars[i]);
+        clpar_allgather_free(M->tp_ags[i]);
+    }
+    for (int i = 0; M->dp_ars && i < M->cfg.pp * M->cfg.tp; i++)
+        clpar_allreduce_free(M->dp_ars[i]);
+    for (int i = 0; M->chans && i < M->nchans; i++)
+        clpar_channel_free(M->chans[i]);
+    clpar_sync_free(M->sync);
+    free(M->tp_ars);
+    free(M->tp_ags);
+    free(M->dp_ars);
+    free(M->chans);
+    free(M->ranks);
+    free(M->row_loss);
+    free(M->eval_out);
+    free(M->trace);
+    free(M);
+}
+
+/* A buffer of `floats` floats (at least one), counted in *account. */
+static clpar_status alloc_counted(mrank *k, size_t floats, cl_mem *m, size_t *account) {
+    size_t bytes = (floats ? floats : 1) * sizeof(float);
+    TRY(clpar_device_alloc(k->dev, bytes, m));
+    *account += bytes;
+    return CLPAR_OK;
+}
+
+static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
+    const clpar_mesh_config *c = &M->cfg;
+    TRY(clpar_op_warmup(k->dev));
+    TRY(layout_rank(c, k->rank, &k->lay));
+    const rank_layout *l = &k->lay;
+    const size_t f = sizeof(float), cap = l->cap;
+    int last = l->p == c->pp - 1;
+    if (last) {
+        size_t out = c->shape.sizes[c->shape.nlayers];
+        TRY(c->loss == CLPAR_LOSS_XENT ? clpar_cross_entropy_init(out, &k->loss)
+                                       : clpar_mse_init(out, &k->loss));
+    }
+    k->ops = malloc(3 * (size_t)c->micro * sizeof *k->ops);
+    if (!k->ops) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    TRY(alloc_counted(k, l->nparams, &k->params, &k->param_bytes));
+    TRY(alloc_counted(k, l->nparams, &k->grads, &k->param_bytes));
+    size_t before = clpar_device_allocated_bytes(k->dev);
+    TRY(clpar_optim_init(k->dev, &c->optim, l->nparams, &k->opt));
+    k->param_bytes += clpar_device_allocated_bytes(k->dev) - before;
+    k->act = calloc((size_t)(l->nslots * (l->nl + 1)), sizeof *k->act);
+    k->dys = calloc((size_t)(l->nslots * l->nl), sizeof *k->dys);
+    k->labels = last ? calloc((size_t)l->nslots, sizeof *k->labels) : NULL;
+    k->targets = last ? calloc((size_t)l->nslots, sizeof *k->targets) : NULL;
+    if (!k->act || !k->dys || (last && (!k->labels || !k->targets)))
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int s = 0; s < l->nslots; s++) {
+        for (int j = 0; j <= l->nl; j++)
+            TRY(alloc_counted(k, cap * l->act_w[j], &k->act[s * (l->nl + 1) + j], &k->act_bytes));
+        for (int j = 0; j < l->nl; j++)
+            TRY(alloc_counted(k, cap * l->mods[j]->dy_width, &k->dys[s * l->nl + j],
+                              &k->act_bytes));
+        if (last) {
+            TRY(clpar_device_alloc(k->dev, cap * sizeof(cl_int), &k->labels[s]));
+            k->act_bytes += cap * sizeof(cl_int);
+            TRY(alloc_counted(k, cap * l->out_w, &k->targets[s], &k->act_bytes));
+        }
+    }
+    if (l->in_w) TRY(alloc_counted(k, cap * l->in_w, &k->din, &k->act_bytes));
+    if (l->group > 1) {
+        TRY(alloc_counted(k, (size_t)l->group * cap * l->wx_w, &k->wx, &k->act_bytes));
+        TRY(alloc_counted(k, (size_t)l->group * cap * l->wdy_w, &k->wdy, &k->act_bytes));
+    }
+    TRY(alloc_counted(k, l->scratch, &k->scratch, &k->act_bytes));
+    TRY(alloc_counted(k, cap, &k->lossbuf, &k->act_bytes));
+    k->tp = (clpar_tp_comm){l->t, c->tp, mesh_tp_all_reduce, mesh_tp_all_gather, k};
+    k->env = (clpar_module_env){k->dev, k->params, k->grads, c->tp > 1 ? &k->tp : NULL, k->scratch};
+    float *local = malloc((l->nparams ? l->nparams : 1) * f);
+    if (!local) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    mesh_map_params(k, (float *)params, local, CLPAR_FULL_TO_LOCAL);
+    clpar_status st = clpar_device_write(k->dev, k->params, 0, l->nparams * f, local);
+    free(local);
+    TRY(st);
+    float zero = 0.0f;
+    CL_CHECK(
+        clEnqueueFillBuffer(k->dev->compute, k->grads, &zero, f, 0, l->nparams * f, 0, NULL, NULL),
+        "clEnqueueFillBuffer");
+    /* the device's profiling clock against the host's, for traces */
+    cl_event e;
+    TRY(rank_marker(k, &e));
+    cl_int err = clWaitForEvents(1, &e);
+    double now = host_ns();
+    cl_ulong end = 0;
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
+    clReleaseEvent(e);
+    CL_CHECK(err, "clWaitForEvents");
+    k->clock_offset_ns = now - (double)end;
+    return CLPAR_OK;
+}
+
+static clpar_status build_links(clpar_mesh *M) {
+    const clpar_mesh_config *c = &M->cfg;
+    clpar_device *group[CLPAR_MAX_RANKS];
+    M->tp_ars = calloc((size_t)(c->dp * c->pp), sizeof *M->tp_ars);
+    M->tp_ags = calloc((size_t)(c->dp * c->pp), sizeof *M->tp_ags);
+    M->dp_ars = calloc((size_t)(c->pp * c->tp), sizeof *M->dp_ars);
+    M->chans = calloc((size_t)(2 * c->dp * c->pp * c->tp), sizeof *M->chans);
+    if (!M->tp_ars || !M->tp_ags || !M->dp_ars || !M->chans)
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    int starts[CLPAR_MAX_LAYERS + 1];
+    plan_stage_starts(c, starts);
+    for (int d = 0; d < c->dp; d++)
+        for (int p = 0; p < c->pp && c->tp > 1; p++) {
+            size_t widest = 0;
+            for (int l = starts[p]; l <= starts[p + 1]; l++)
+                if (c->shape.sizes[l] > widest) widest = c->shape.sizes[l];
+            for (int t = 0; t < c->tp; t++)
+                group[t] = M->ranks[RANK_OF(c, d, p, t)].dev;
+            size_t count = M->micro_cap * widest;
+            int g = d * c->pp + p;
+            TRY(clpar_allreduce_init(group, c->tp, count, M->sync, &M->tp_ars[g]));
+            TRY(clpar_allgather_init(group, c->tp, count, M->sync, &M->tp_ags[g]));
+            for (int t = 0; t < c->tp; t++) {
+                M->ranks[RANK_OF(c, d, p, t)].tp_ar = M->tp_ars[g];
+                M->ranks[RANK_OF(c, d, p, t)].tp_ag = M->tp_ags[g];
+            }
+        }
+    for (int p = 0; p < c->pp && c->dp > 1; p++)
+        for (int t = 0; t < c->tp; t++) {
+            for (int d = 0; d < c->dp; d++)
+                group[d] = M->ranks[RANK_OF(c, d, p, t)].dev;
+            int g = p * c->tp + t;
+            TRY(clpar_allreduce_init(group, c->dp, M->ranks[RANK_OF(c, 0, p, t)].lay.nparams,
+                                     M->sync, &M->dp_ars[g]));
+            for (int d = 0; d < c->dp; d++)
+                M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
+        }
+    int slots = c->micro > 2 ? c->micro : 2;
+    for (int d = 0; d < c->dp; d++)
+        for (int p = 0; p + 1 < c->pp; p++)
+            for (int t = 0; t < c->tp; t++) {
+                mrank *a = &M->ranks[RANK_OF(c, d, p, t)], *b = &M->ranks[RANK_OF(c, d, p + 1, t)];
+                size_t count = M->micro_cap * c->shape.sizes[starts[p + 1]];
+                TRY(clpar_channel_init(a->dev, b->dev, slots, count, M->sync,
+                                       &M->chans[M->nchans]));
+                a->fwd_out = b->fwd_in = M->chans[M->nchans++];
+                TRY(clpar_channel_init(b->dev, a->dev, slots, count, M->sync,
+                                       &M->chans[M->nchans]));
+                b->bwd_out = a->bwd_in = M->chans[M->nchans++];
+            }
+    return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config *cfg,
+                             const float *params, clpar_mesh **out) {
+    *out = NULL;
+    TRY(clpar_mesh_validate(cfg));
+    clpar_mesh *M = calloc(1, sizeof *M);
+    if (!M) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    M->cfg = *cfg;
+    const clpar_mesh_config *c = &M->cfg;
+    M->n = c->dp * c->pp * c->tp;
+    uint64_t memory[CLPAR_MAX_RANKS];
+    for (int r = 0; r < M->n; r++)
+        memory[r] = devs[r]->info->global_mem;
+    M->cfg.schedule = clpar_mesh_choose_schedule(c, memory);
+    M->nparams = clpar_mlp_shape_param_count(&c->shape);
+    M->micro_cap = plan_micro_cap(c);
+    M->ranks = calloc((size_t)M->n, sizeof *M->ranks);
+    clpar_status st =
+        M->ranks ? clpar_sync_init(&M->sync) : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int r = 0; r < M->n && st == CLPAR_OK; r++) {
+        mrank *k = &M->ranks[r];
+        k->rank = r;
+        k->dev = devs[r];
+        st = build_rank(M, k, params);
+    }
+    if (st == CLPAR_OK) st = build_links(M);
+    if (st == CLPAR_OK && M->n > 1) st = clpar_workers_init(M->n, &M->workers);
+    if (st != CLPAR_OK) {
+        clpar_mesh_free(M);
+        return st;
+    }
+    M->stats.bubble_ideal = (double)(c->pp - 1) / (double)(c->micro + c->pp - 1);
+    *out = M;
+    return CLPAR_OK;
+}
+
+const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *M) {
+    return &M->cfg;
+}
+
+void clpar_mesh_rank_info(const clpar_mesh *M, int rank, clpar_rank_info *info) {
+    const mrank *k = &M->ranks[rank];
+    info->replica = k->lay.d;
+    info->stage = k->lay.p;
+    info->shard = k->lay.t;
+    info->first_layer = k->lay.l0;
+    info->layers = k->lay.nl;
+    info->param_count = k->lay.nparams;
+    info->param_bytes = k->param_bytes;
+    info->activation_bytes = k->act_bytes;
+    info->activation_slots = k->lay.nslots;
+}

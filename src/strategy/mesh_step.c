@@ -1,0 +1,456 @@
+/* The step: each rank's host thread runs its stage's pipeline schedule of micro-batch ops
+ * (F, B, W) through its modules, hands activations and gradients to the neighbouring
+ * stages, lends the modules the tensor-parallel collectives, reduces gradients across
+ * replicas bucket by bucket as W finishes them, and updates. Evaluation runs forwards only,
+ * on replica 0. */
+#include "mesh_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the collectives lent to the modules ---- */
+
+clpar_status mesh_tp_all_reduce(void *ctx, cl_mem buf, size_t count) {
+    mrank *k = ctx;
+    cl_event e;
+    TRY(rank_marker(k, &e));
+    clpar_status st = clpar_allreduce_run(k->tp_ar, k->lay.t, buf, count, e);
+    clReleaseEvent(e);
+    k->bytes_tp += 2 * count * sizeof(float);
+    return st;
+}
+
+clpar_status mesh_tp_all_gather(void *ctx, cl_mem part, size_t rows, size_t first, size_t len,
+                                size_t width, cl_mem out) {
+    mrank *k = ctx;
+    cl_event e;
+    TRY(rank_marker(k, &e));
+    clpar_status st =
+        clpar_allgather_run(k->tp_ag, k->lay.t, part, rows, first, len, width, out, e);
+    clReleaseEvent(e);
+    k->bytes_tp += (rows * len + rows * width) * sizeof(float);
+    return st;
+}
+
+/* ---- spans, hand-offs ---- */
+
+/* Ends the span that began at *start as `name` and begins the next one there. On failure
+ * *start is still the caller's to release. */
+static clpar_status span_close(mrank *k, cl_event *start, const char *cat, const char *name) {
+    cl_event end;
+    TRY(rank_marker(k, &end));
+    clRetainEvent(end);
+    cl_event a = *start;
+    *start = end;
+    return rank_record(k, a, end, 0, cat, "%s", name);
+}
+
+static clpar_status send(mrank *k, clpar_channel *c, long msg, cl_mem src, size_t len,
+                         cl_event after, const char *what) {
+    cl_event ev;
+    TRY(clpar_channel_send(c, msg, src, len, after, &ev));
+    k->bytes_pp += len * sizeof(float);
+    return rank_record(k, ev, NULL, 1, "copy", "%s m%ld", what, msg);
+}
+
+static clpar_status recv(mrank *k, clpar_channel *c, long msg, cl_mem dst, size_t len,
+                         const char *what) {
+    cl_event ev;
+    TRY(clpar_channel_recv(c, msg, dst, len, &ev));
+    k->bytes_pp += len * sizeof(float);
+    return rank_record(k, ev, NULL, 1, "copy", "%s m%ld", what, msg);
+}
+
+/* ---- micro-batch ops ---- */
+
+/* Rows and first global row of micro-batch m of this rank's replica. */
+static void micro_rows(const clpar_mesh *M, const mrank *k, int m, int nmicro, size_t *rows,
+                       size_t *first) {
+    if (M->eval) {
+        *first = (size_t)m * M->micro_cap;
+        *rows = M->rows - *first < M->micro_cap ? M->rows - *first : M->micro_cap;
+        return;
+    }
+    size_t s0, n;
+    clpar_mesh_replica_rows(&M->cfg, M->rows, k->lay.d, &s0, &n);
+    *rows = clpar_split_size(n, (size_t)nmicro, (size_t)m);
+    *first = s0 + clpar_split_start(n, (size_t)nmicro, (size_t)m);
+}
+
+static cl_mem loss_target(const clpar_mesh *M, const mrank *k, int s) {
+    return M->cfg.loss == CLPAR_LOSS_XENT ? k->labels[s] : k->targets[s];
+}
+
+/* F: micro-batch m through the stage's modules: its input from the data or the previous
+ * stage, its output to the next stage or, on the last, into the loss. */
+static clpar_status op_forward(clpar_mesh *M, mrank *k, int m, int nmicro) {
+    const clpar_mesh_config *c = &M->cfg;
+    const rank_layout *l = &k->lay;
+    size_t R, g0;
+    micro_rows(M, k, m, nmicro, &R, &g0);
+    int s = m % l->nslots, last = l->p == c->pp - 1;
+    cl_mem *act = &k->act[s * (l->nl + 1)];
+    size_t in = l->act_w[0], out = c->shape.sizes[c->shape.nlayers];
+    cl_command_queue q = k->dev->compute;
+    if (l->p == 0)
+        CL_CHECK(clEnqueueWriteBuffer(q, act[0], CL_FALSE, 0, R * in * sizeof(float),
+                                      M->x + g0 * in, 0, NULL, NULL),
+                 "clEnqueueWriteBuffer(input)");
+    else
+        TRY(recv(k, k->fwd_in, m, act[0], R * in, "recv act"));
+    if (last && M->labels)
+        CL_CHECK(clEnqueueWriteBuffer(q, k->labels[s], CL_FALSE, 0, R * sizeof(cl_int),
+                                      M->labels + g0, 0, NULL, NULL),
+                 "clEnqueueWriteBuffer(labels)");
+    if (last && M->targets)
+        CL_CHECK(clEnqueueWriteBuffer(q, k->targets[s], CL_FALSE, 0, R * out * sizeof(float),
+                                      M->targets + g0 * out, 0, NULL, NULL),
+                 "clEnqueueWriteBuffer(targets)");
+    cl_event start;
+    TRY(rank_marker(k, &start));
+    clpar_status st = CLPAR_OK;
+    for (int j = 0; j < l->nl && st == CLPAR_OK; j++) {
+        clpar_module_io io = {.rows = R, .x = act[j], .y = act[j + 1]};
+        st = clpar_module_forward(l->mods[j], &k->env, &io);
+        char name[48];
+        snprintf(name, sizeof name, "F m%d L%d", m, l->l0 + j);
+        if (st == CLPAR_OK) st = span_close(k, &start, "forward", name);
+    }
+    if (st == CLPAR_OK && last) {
+        int has_loss = M->labels || M->targets;
+        clpar_module_io io = {
+            .rows = R, .x = act[l->nl], .y = k->lossbuf, .target = loss_target(M, k, s)};
+        if (has_loss) st = clpar_module_forward(k->loss, &k->env, &io);
+        if (st == CLPAR_OK && l->t == 0 && has_loss) {
+            cl_int err = clEnqueueReadBuffer(q, k->lossbuf, CL_FALSE, 0, R * sizeof(float),
+                                             M->row_loss + g0, 0, NULL, NULL);
+            if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueReadBuffer(loss)");
+        }
+        if (st == CLPAR_OK && l->t == 0 && M->eval) {
+            cl_int err = clEnqueueReadBuffer(q, act[l->nl], CL_FALSE, 0, R * out * sizeof(float),
+                                             M->eval_out + g0 * out, 0, NULL, NULL);
+            if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueReadBuffer(output)");
+        }
+    } else if (st == CLPAR_OK) {
+        st = send(k, k->fwd_out, m, act[l->nl], R * l->act_w[l->nl], start, "send act");
+    }
+    clReleaseEvent(start);
+    TRY(st);
+    CL_CHECK(clFlush(q), "clFlush(compute)");
+    return CLPAR_OK;
+}
+
+/* B: the chain of input gradients of micro-batch m through the stage, each module's output
+ * gradient kept for W; the stage's input gradient goes to the previous stage. */
+static clpar_status op_backward(clpar_mesh *M, mrank *k, int m, int nmicro) {
+    const clpar_mesh_config *c = &M->cfg;
+    const rank_layout *l = &k->lay;
+    size_t R, g0;
+    micro_rows(M, k, m, nmicro, &R, &g0);
+    int s = m % l->nslots;
+    cl_mem *act = &k->act[s * (l->nl + 1)], *dys = &k->dys[s * l->nl];
+    if (l->p == c->pp - 1) {
+        double total = c->reduce == CLPAR_REDUCE_MEAN ? (double)M->rows : (double)R;
+        double outputs = c->loss == CLPAR_LOSS_MSE ? (double)c->shape.sizes[c->shape.nlayers] : 1;
+        clpar_module_io io = {.rows = R,
+                              .x = act[l->nl],
+                              .dx = dys[l->nl - 1],
+                              .target = loss_target(M, k, s),
+                              .scale = (float)(1.0 / (total * outputs))};
+        TRY(clpar_module_backward_input(k->loss, &k->env, &io));
+    } else {
+        TRY(recv(k, k->bwd_in, m, dys[l->nl - 1], R * l->mods[l->nl - 1]->dy_width, "recv grad"));
+    }
+    cl_event start;
+    TRY(rank_marker(k, &start));
+    clpar_status st = CLPAR_OK;
+    for (int j = l->nl - 1; j >= 0 && st == CLPAR_OK; j--) {
+        /* the model's first module computes no input gradient (only what W needs) */
+        clpar_module_io io = {.rows = R,
+                              .x = act[j],
+                              .y = act[j + 1],
+                              .dy = dys[j],
+                              .dx = j > 0      ? dys[j - 1]
+                                    : l->p > 0 ? k->din
+                                               : NULL};
+        st = clpar_module_backward_input(l->mods[j], &k->env, &io);
+        char name[48];
+        snprintf(name, sizeof name, "B m%d L%d", m, l->l0 + j);
+        if (st == CLPAR_OK) st = span_close(k, &start, "backward", name);
+    }
+    if (st == CLPAR_OK && l->p > 0)
+        st = send(k, k->bwd_out, m, k->din, R * l->in_w, start, "send grad");
+    clReleaseEvent(start);
+    TRY(st);
+    CL_CHECK(clFlush(k->dev->compute), "clFlush(compute)");
+    return CLPAR_OK;
+}
+
+/* Copies rows [0, rows) of src (width w) to row `row` of dst. */
+static clpar_status copy_rows(mrank *k, cl_mem dst, size_t row, cl_mem src, size_t rows, size_t w) {
+    CL_CHECK(clEnqueueCopyBuffer(k->dev->compute, src, dst, 0, row * w * sizeof(float),
+                                 rows * w * sizeof(float), 0, NULL, NULL),
+             "clEnqueueCopyBuffer(W group)");
+    return CLPAR_OK;
+}
+
+/* Starts reducing module j's gradient bucket across replicas once `ready` has passed. */
+static clpar_status begin_reduction(mrank *k, int j, cl_event ready) {
+    const clpar_module *mod = k->lay.mods[j];
+    return clpar_allreduce_begin(k->dp_ar, k->lay.d, k->grads, mod->param_offset, mod->param_count,
+                                 ready);
+}
+
+/* W: the weight gradients of micro-batches m .. m + count - 1, one call per module over all
+ * their rows (gathered into one buffer when there are several). The step's last W starts
+ * each module's gradient reduction across replicas as soon as that module is done. */
+static clpar_status op_weights(clpar_mesh *M, mrank *k, int m, int count, int nmicro, int final) {
+    const clpar_mesh_config *c = &M->cfg;
+    const rank_layout *l = &k->lay;
+    float beta = k->first_w ? 0.0f : 1.0f;
+    k->first_w = 0;
+    cl_event start;
+    TRY(rank_marker(k, &start));
+    clpar_status st = CLPAR_OK;
+    for (int j = l->nl - 1; j >= 0 && st == CLPAR_OK; j--) {
+        clpar_module *mod = l->mods[j];
+        clpar_module_io io = {.beta = beta};
+        size_t R, g0;
+        if (count == 1) {
+            int s = m % l->nslots;
+            micro_rows(M, k, m, nmicro, &io.rows, &g0);
+            io.x = k->act[s * (l->nl + 1) + j];
+            io.dy = k->dys[s * l->nl + j];
+        } else {
+            for (int i = m; i < m + count && st == CLPAR_OK; i++) {
+                int s = i % l->nslots;
+                micro_rows(M, k, i, nmicro, &R, &g0);
+                st = copy_rows(k, k->wx, io.rows, k->act[s * (l->nl + 1) + j], R, mod->in_width);
+                if (st == CLPAR_OK)
+                    st = copy_rows(k, k->wdy, io.rows, k->dys[s * l->nl + j], R, mod->dy_width);
+                io.rows += R;
+            }
+            io.x = k->wx;
+            io.dy = k->wdy;
+        }
+        if (st == CLPAR_OK) st = clpar_module_backward_weights(mod, &k->env, &io);
+        cl_event ready = NULL;
+        if (st == CLPAR_OK) st = rank_marker(k, &ready);
+        if (st == CLPAR_OK && final && c->dp > 1) st = begin_reduction(k, j, ready);
+        if (ready && final && j == 0) {
+            if (k->bwd_end) clReleaseEvent(k->bwd_end);
+            k->bwd_end = ready;
+        } else if (ready) {
+            clReleaseEvent(ready);
+        }
+        char name[48];
+        if (count == 1)
+            snprintf(name, sizeof name, "W m%d L%d", m, l->l0 + j);
+        else
+            snprintf(name, sizeof name, "W m%d-%d L%d", m, m + count - 1, l->l0 + j);
+        if (st == CLPAR_OK) st = span_close(k, &start, "weights", name);
+    }
+    clReleaseEvent(start);
+    TRY(st);
+    CL_CHECK(clFlush(k->dev->compute), "clFlush(compute)");
+    return CLPAR_OK;
+}
+
+/* ---- a rank's whole step ---- */
+
+static clpar_status zero_grads(mrank *k, cl_event *ev) {
+    float zero = 0.0f;
+    CL_CHECK(clEnqueueFillBuffer(k->dev->compute, k->grads, &zero, sizeof zero, 0,
+                                 k->lay.nparams * sizeof(float), 0, NULL, ev),
+             "clEnqueueFillBuffer(gradients)");
+    return CLPAR_OK;
+}
+
+static clpar_status run_rank(clpar_mesh *M, mrank *k) {
+    const clpar_mesh_config *c = &M->cfg;
+    const rank_layout *l = &k->lay;
+    k->first_w = 1;
+    int nmicro;
+    if (M->eval) {
+        if (l->d != 0) return CLPAR_OK;
+        nmicro = (int)((M->rows + M->micro_cap - 1) / M->micro_cap);
+        for (int m = 0; m < nmicro; m++)
+            TRY(op_forward(M, k, m, nmicro));
+        return clpar_device_finish(k->dev);
+    }
+    size_t s0, n;
+    clpar_mesh_replica_rows(c, M->rows, l->d, &s0, &n);
+    nmicro = n < (size_t)c->micro ? (int)n : c->micro;
+    if (nmicro == 0) {
+        /* a replica without rows this step still takes part in the reduction */
+        cl_event ev;
+        TRY(zero_grads(k, &ev));
+        if (k->bwd_end) clReleaseEvent(k->bwd_end);
+        k->bwd_end = ev;
+        for (int j = l->nl - 1; j >= 0 && c->dp > 1; j--)
+            TRY(begin_reduction(k, j, ev));
+    } else {
+        int slots, group;
+        int nops = schedule_ops(c->schedule, l->p, c->pp, nmicro, k->ops, &slots, &group);
+        for (int i = 0; i < nops; i++) {
+            const sched_op *op = &k->ops[i];
+            if (op->kind == SCHED_F)
+                TRY(op_forward(M, k, op->m, nmicro));
+            else if (op->kind == SCHED_B)
+                TRY(op_backward(M, k, op->m, nmicro));
+            else
+                TRY(op_weights(M, k, op->m, op->count, nmicro, i == nops - 1));
+        }
+    }
+    if (c->dp > 1) {
+        cl_event a, b;
+        TRY(rank_marker(k, &a));
+        clpar_status st = CLPAR_OK;
+        for (int j = l->nl - 1; j >= 0 && st == CLPAR_OK; j--) {
+            const clpar_module *mod = l->mods[j];
+            st = clpar_allreduce_bucket(k->dp_ar, l->d, k->grads, mod->param_offset,
+                                        mod->param_count);
+            k->bytes_dp += 2 * mod->param_count * sizeof(float);
+        }
+        if (st == CLPAR_OK) st = rank_marker(k, &b);
+        if (st != CLPAR_OK) {
+            clReleaseEvent(a);
+            return st;
+        }
+        TRY(rank_record(k, a, b, 0, "reduction", "allreduce grads"));
+    }
+    cl_event a, b;
+    TRY(rank_marker(k, &a));
+    clpar_status st = clpar_optim_step(k->opt, k->params, k->grads, NULL);
+    if (st == CLPAR_OK) st = rank_marker(k, &b);
+    if (st != CLPAR_OK) {
+        clReleaseEvent(a);
+        return st;
+    }
+    TRY(rank_record(k, a, b, 0, "optimizer", "optimizer"));
+    return clpar_device_finish(k->dev);
+}
+
+static clpar_status rank_task(void *ctx, int r) {
+    clpar_mesh *M = ctx;
+    clpar_status st = run_rank(M, &M->ranks[r]);
+    if (st != CLPAR_OK) clpar_sync_abort(M->sync);
+    return st;
+}
+
+static void reset_after_failure(clpar_mesh *M) {
+    for (int r = 0; r < M->n; r++) {
+        mrank *k = &M->ranks[r];
+        clFinish(k->dev->compute);
+        clFinish(k->dev->transfer);
+    }
+    for (int i = 0; i < M->cfg.dp * M->cfg.pp && M->cfg.tp > 1; i++)
+        clpar_allreduce_reset(M->tp_ars[i]);
+    for (int i = 0; i < M->cfg.pp * M->cfg.tp && M->cfg.dp > 1; i++)
+        clpar_allreduce_reset(M->dp_ars[i]);
+    for (int i = 0; i < M->nchans; i++)
+        clpar_channel_reset(M->chans[i]);
+    clpar_sync_reset(M->sync);
+    for (int r = 0; r < M->n; r++) /* a failed step traces nothing */
+        rank_drop_events(&M->ranks[r]);
+}
+
+clpar_status mesh_run(clpar_mesh *M) {
+    clpar_status st = M->n == 1 ? rank_task(M, 0) : clpar_workers_run(M->workers, rank_task, M);
+    if (st != CLPAR_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", clpar_last_error_raw());
+        reset_after_failure(M);
+        return clpar_error(st, "%s", msg);
+    }
+    return CLPAR_OK;
+}
+
+/* ---- the public step ---- */
+
+static clpar_status ensure_rows(clpar_mesh *M, size_t rows) {
+    size_t out = M->cfg.shape.sizes[M->cfg.shape.nlayers];
+    float *a = realloc(M->row_loss, rows * sizeof(float));
+    if (a) M->row_loss = a;
+    float *b = realloc(M->eval_out, rows * out * sizeof(float));
+    if (b) M->eval_out = b;
+    if (!a || !b) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    return CLPAR_OK;
+}
+
+static double mean_loss(const clpar_mesh *M, size_t rows) {
+    double sum = 0.0;
+    for (size_t i = 0; i < rows; i++)
+        sum += M->row_loss[i];
+    size_t out = M->cfg.shape.sizes[M->cfg.shape.nlayers];
+    return sum / (double)rows / (M->cfg.loss == CLPAR_LOSS_MSE ? (double)out : 1.0);
+}
+
+clpar_status clpar_mesh_step(clpar_mesh *M, const float *x, const int *labels, const float *targets,
+                             size_t rows, double *loss) {
+    const clpar_mesh_config *c = &M->cfg;
+    if (rows == 0 || rows > c->max_batch)
+        return clpar_error(CLPAR_EINVAL, "batch of %zu rows for a mesh sized for 1..%zu", rows,
+                           c->max_batch);
+    if (c->loss == CLPAR_LOSS_XENT ? !labels : !targets)
+        return clpar_error(CLPAR_EINVAL, "the %s loss needs %s",
+                           c->loss == CLPAR_LOSS_XENT ? "xent" : "mse",
+                           c->loss == CLPAR_LOSS_XENT ? "labels" : "targets");
+    TRY(ensure_rows(M, rows));
+    M->x = x, M->labels = labels, M->targets = targets, M->rows = rows, M->eval = 0;
+    TRY(mesh_run(M));
+    *loss = mean_loss(M, rows);
+    if (c->dp > 1) {
+        for (int p = 0; p < c->pp; p++)
+            for (int t = 0; t < c->tp; t++) {
+                cl_ulong ends[CLPAR_MAX_RANKS];
+                for (int d = 0; d < c->dp; d++) {
+                    cl_event e = M->ranks[RANK_OF(c, d, p, t)].bwd_end;
+                    ends[d] = 0;
+                    if (e)
+                        clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof ends[d],
+                                                &ends[d], NULL);
+                }
+                double win, exp;
+                TRY(clpar_allreduce_collect(M->dp_ars[p * c->tp + t], ends, &win, &exp));
+                M->stats.reduce_window_ns += win;
+                M->stats.reduce_exposed_ns += exp;
+            }
+    }
+    TRY(mesh_collect_events(M));
+    M->stats.steps++;
+    return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_evaluate(clpar_mesh *M, const float *x, const int *labels,
+                                 const float *targets, size_t rows, double *loss,
+                                 double *accuracy) {
+    const clpar_mesh_config *c = &M->cfg;
+    if (rows == 0) return clpar_error(CLPAR_EINVAL, "nothing to evaluate");
+    TRY(ensure_rows(M, rows));
+    M->x = x, M->labels = labels, M->targets = targets, M->rows = rows, M->eval = 1;
+    clpar_status st = mesh_run(M);
+    for (int r = 0; r < M->n; r++) /* evaluation leaves nothing to trace */
+        rank_drop_events(&M->ranks[r]);
+    TRY(st);
+    if (loss) *loss = (labels || targets) ? mean_loss(M, rows) : 0.0;
+    if (accuracy) {
+        size_t out = c->shape.sizes[c->shape.nlayers], correct = 0;
+        for (size_t i = 0; labels && i < rows; i++) {
+            const float *z = M->eval_out + i * out;
+            size_t best = 0;
+            for (size_t j = 1; j < out; j++)
+                if (z[j] > z[best]) best = j;
+            correct += (int)best == labels[i];
+        }
+        *accuracy = labels ? (double)correct / (double)rows : 0.0;
+    }
+    return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_predict(clpar_mesh *M, const float *x, size_t rows, float *out) {
+    TRY(clpar_mesh_evaluate(M, x, NULL, NULL, rows, NULL, NULL));
+    memcpy(out, M->eval_out, rows * M->cfg.shape.sizes[M->cfg.shape.nlayers] * sizeof(float));
+    return CLPAR_OK;
+}

@@ -1,0 +1,24 @@
+/* Internal to the trainer level: the trainer's state, shared by the training loop
+ * (trainer.c) and checkpoints (checkpoint.c). */
+#ifndef CLPAR_TRAINER_INTERNAL_H
+#define CLPAR_TRAINER_INTERNAL_H
+
+#include "clpar/trainer.h"
+#include "../runtime/internal.h"
+
+struct clpar_trainer {
+    clpar_trainer_config cfg; /* devices and init_path dropped; data points at data_name */
+    char *data_name;
+    const clpar_dataset *train;
+    clpar_device *devs[CLPAR_MAX_RANKS];
+    int ndevs;
+    clpar_mesh *mesh;
+    size_t *order;
+    long step, epoch;
+    size_t pos; /* next sample of the epoch */
+    float *bx, *btargets;
+    int *blabels;
+    size_t nparams;
+};
+
+#endif
