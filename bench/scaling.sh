@@ -3,7 +3,9 @@
 # thread that drives it; `pthread` devices of one process share one worker pool in PoCL 3.1,
 # so they are measured too, for the record). For each strategy: throughput of two ranks over
 # one device on the same model and batch, medians of three alternating runs.
-#   bench/scaling.sh [BUILD_DIR] [dp|tp|pp|all]
+#   bench/scaling.sh [BUILD_DIR] [dp|tp|pp|gpt|all]
+# gpt: the GPT of bench/gpt.sh (4 layers, 4 heads, 256 features, context 128) on Debian's
+# fortunes, --tp 2 and --pp 2 --micro-batches 8 against one device.
 set -euo pipefail
 B="${1:-build}"
 WHAT="${2:-all}"
@@ -66,4 +68,13 @@ if [ "$WHAT" = pp ] || [ "$WHAT" = all ]; then
     compare "pp 2 --micro-batches 8 --schedule $s, 784,784,784,784,784,10, batch 256 (basic devices)" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 -- "${m[@]}" --devices 0,1 --pp 2 --micro-batches 8 --schedule $s
   done
   compare "the same pipeline against one device accumulating the same 8 micro-batches" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 --accum 8 -- "${m[@]}" --devices 0,1 --pp 2 --micro-batches 8
+fi
+if [ "$WHAT" = gpt ] || [ "$WHAT" = all ]; then
+  corpus=$(mktemp)
+  find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort |
+    xargs cat >"$corpus"
+  m=(--data "text:$corpus" --model gpt:layers=4,heads=4,embd=256,ctx=128 --batch 16 --steps 12)
+  compare "GPT tp 2, 4 layers, 4 heads, 256 features, ctx 128, batch 16 (basic devices)" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 -- "${m[@]}" --devices 0,1 --tp 2
+  compare "GPT pp 2 --micro-batches 8, same (basic devices)" "POCL_DEVICES=basic basic" -- "${m[@]}" --devices 0 -- "${m[@]}" --devices 0,1 --pp 2 --micro-batches 8
+  rm -f "$corpus"
 fi

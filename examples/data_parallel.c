@@ -40,7 +40,8 @@ int main(int argc, char **argv) {
         devices[r] = found[r % nfound];
 
     /* inputs = [randn(25, 10) for 4], targets = [randn(25, 5) for 4] */
-    clpar_dataset ds = {100, 10, 5, malloc(100 * 10 * 4), NULL, malloc(100 * 5 * 4)};
+    clpar_dataset ds = {
+        .n = 100, .in = 10, .out = 5, .x = malloc(100 * 10 * 4), .targets = malloc(100 * 5 * 4)};
     clpar_rng rng;
     clpar_rng_seed(&rng, 2024);
     for (int i = 0; i < 100 * 10; i++)

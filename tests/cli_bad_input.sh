@@ -58,6 +58,16 @@ expect_error "4 ranks (dp 2 x pp 1 x tp 2) need 4 devices, but the device spec n
 expect_error "$T/no/trace.json" "$train" "${syn[@]}" --trace "$T/no/trace.json"
 expect_error "$T/no/tl.svg" "$train" "${syn[@]}" --timeline "$T/no/tl.svg"
 
+# a GPT on text
+gpt=(--data "text:$(dirname "$0")/../README.md" --steps 1 --quiet)
+expect_error "embd 32 is not a multiple of heads 3" "$train" "${gpt[@]}" --model gpt:layers=1,heads=3,embd=32,ctx=16
+expect_error "give --model gpt:" "$train" "${gpt[@]}" --model 10,5
+expect_error "give --data text:FILE" "$train" --model gpt:layers=1,heads=2,embd=16,ctx=8 --steps 1
+expect_error "expected gpt:layers=L" "$train" "${gpt[@]}" --model gpt:layers=x
+expect_error "--tp 3 is larger than the 2 heads" "$train" "${gpt[@]}" --model gpt:layers=1,heads=2,embd=16,ctx=8 --tp 3 --devices 0,1,2
+expect_error "holds no sample of ctx 4000" "$train" --data "text:$(dirname "$0")/harness.sh" --model gpt:layers=1,heads=2,embd=16,ctx=4000 --steps 1
+expect_error "$T/none.txt" "$train" --data "text:$T/none.txt" --model gpt:layers=1,heads=2,embd=16,ctx=8 --steps 1
+
 # data sets: missing folder, wrong magic, truncated, counts that disagree
 expect_error "$T/nodata" "$train" --data "$T/nodata" --steps 1
 mkdir -p "$T/magic" "$T/trunc" "$T/count"
@@ -88,6 +98,15 @@ expect_error "$T/missing.safetensors" "$train" "${syn[@]}" --init "$T/missing.sa
 expect_error "$T/no/such/dir" "$train" "${syn[@]}" --save "$T/no/such/dir/m.safetensors"
 expect_error "$T/no/log.csv" "$train" "${syn[@]}" --log "$T/no/log.csv"
 if ls "$T"/no 2>/dev/null | grep -q .; then echo "FAIL: a file was left"; fail=$((fail + 1)); fi
+
+gen="$B/clpar-generate"
+expect_error "--init FILE names the model" "$gen"
+expect_error "$T/none.safetensors" "$gen" --init "$T/none.safetensors"
+expect_error "names no model" "$gen" --init "$(dirname "$0")/data/gpt_model.safetensors"
+expect_error "holds an MLP" "$gen" --init "$T/good.safetensors" --model 10,5
+expect_error "--temperature" "$gen" --init "$T/good.safetensors" --temperature -1
+expect_error "--prompt is empty" "$gen" --init "$T/good.safetensors" --prompt ""
+expect_error "unknown option" "$gen" --bogus
 
 devices="$B/clpar-devices"
 expect_error "no device 42" "$devices" --devices 42

@@ -53,6 +53,21 @@ awk -v d="$d" 'BEGIN { exit !(d < 1e-5) }' && ok || bad "resume on another mesh 
 d=$(rel_l2 "$T/pipe.safetensors" "$T/full.safetensors")
 awk -v d="$d" 'BEGIN { exit !(d < 1e-5) }' && ok || bad "resume on a pipeline differs by $d"
 
+# a GPT on text: killed after its second checkpoint, resumed bit-identical, and on 2 replicas
+gpt=(--data "text:$(dirname "$0")/../README.md" --model gpt:layers=1,heads=2,embd=16,ctx=16
+  --batch 8 --steps 12 --quiet)
+"$B/clpar-train" "${gpt[@]}" --save "$T/gfull.safetensors" >/dev/null || bad "uninterrupted GPT run"
+LD_PRELOAD="$B/tests/libclpar_kill_shim.so" CLPAR_TEST_KILL_AT_RENAME="2:$T/gck.safetensors" \
+  "$B/clpar-train" "${gpt[@]}" --checkpoint "$T/gck.safetensors" --checkpoint-every 4 >/dev/null 2>&1
+grep -aq '"clpar.step":"8"' "$T/gck.safetensors" && ok || bad "the GPT's last checkpoint is not step 8"
+"$B/clpar-train" --resume "$T/gck.safetensors" --save "$T/gsame.safetensors" --quiet >/dev/null \
+  && cmp -s "$T/gfull.safetensors" "$T/gsame.safetensors" && ok \
+  || bad "a GPT resumed on the same mesh is not bit-identical"
+"$B/clpar-train" --resume "$T/gck.safetensors" --dp 2 --devices 0,1 --save "$T/gdp.safetensors" \
+  --quiet >/dev/null || bad "GPT resume on 2 replicas failed"
+d=$(rel_l2 "$T/gdp.safetensors" "$T/gfull.safetensors")
+awk -v d="$d" 'BEGIN { exit !(d < 1e-5) }' && ok || bad "a GPT resumed on 2 replicas differs by $d"
+
 # bad resume files: each refused with one line, the checkpoint unchanged
 before=$(sha256sum <"$T/ck.safetensors")
 python3 - "$T/ck.safetensors" "$T/noopt.safetensors" <<'PY'

@@ -10,6 +10,7 @@ test -x "$T/prefix/bin/clpar-devices" && test -x "$T/prefix/bin/clpar-train"
 # the installed tools start without LD_LIBRARY_PATH (their RUNPATH is $ORIGIN/../lib)
 env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-devices" --json >/dev/null
 env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-train" --help | grep -q "usage: clpar-train"
+env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-generate" --help | grep -q "usage: clpar-generate"
 # the library exports its API and nothing else
 so=$(find "$T/prefix" -name 'libclpar.so.0' | head -1)
 others=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^clpar_' || true)

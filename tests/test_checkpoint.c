@@ -96,3 +96,23 @@ Test(checkpoint, a_model_file_is_not_a_checkpoint) {
     cr_expect_eq(clpar_checkpoint_read_config(path, &r, data, sizeof data), CLPAR_EFORMAT);
     cr_expect(strstr(clpar_last_error(), "not a clpar checkpoint"), "%s", clpar_last_error());
 }
+
+/* nanoGPT's learning-rate schedule: linear warm-up, then cosine decay to the minimum at the
+ * run's end; without either, the rate stays. */
+Test(schedule, warmup_then_cosine_decay) {
+    clpar_trainer_config c = base();
+    c.optim.lr = 1.0f;
+    c.warmup_steps = 10;
+    c.total_steps = 110;
+    c.lr_decay = true;
+    c.lr_min = 0.1f;
+    cr_expect_float_eq(clpar_trainer_lr(&c, 0), 1.0 / 11, 1e-12);
+    cr_expect_float_eq(clpar_trainer_lr(&c, 9), 10.0 / 11, 1e-12);
+    cr_expect_float_eq(clpar_trainer_lr(&c, 10), 1.0, 1e-12);
+    cr_expect_float_eq(clpar_trainer_lr(&c, 60), 0.55, 1e-7);
+    cr_expect_float_eq(clpar_trainer_lr(&c, 110), 0.1, 1e-7);
+    c.lr_decay = false;
+    cr_expect_float_eq(clpar_trainer_lr(&c, 60), 1.0, 1e-12);
+    c.warmup_steps = 0;
+    cr_expect_float_eq(clpar_trainer_lr(&c, 0), 1.0, 1e-12);
+}

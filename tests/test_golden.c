@@ -159,7 +159,8 @@ static void check_trainer(clpar_optim_config optim, const char *name, int dp, in
     snprintf(path, sizeof path, "%s/tests/data/training.safetensors", t_source_dir());
     clpar_st *train;
     T_OK(clpar_st_read(path, &train));
-    clpar_dataset ds = {24, 6, 4, malloc(24 * 6 * 4), malloc(24 * sizeof(int)), NULL};
+    clpar_dataset ds = {
+        .n = 24, .in = 6, .out = 4, .x = malloc(24 * 6 * 4), .labels = malloc(24 * sizeof(int))};
     const clpar_st_tensor *tx = clpar_st_find(train, "x"), *tl = clpar_st_find(train, "labels");
     cr_assert(tx && tl, "training.safetensors lacks x or labels");
     memcpy(ds.x, clpar_st_data(train, tx), 24 * 6 * 4);

@@ -10,7 +10,7 @@
 /* A classification set (in features, out classes) or, with out_targets, regression. */
 static inline clpar_dataset t_dataset(size_t n, size_t in, size_t out, int regression,
                                       uint64_t seed) {
-    clpar_dataset ds = {n, in, out, malloc(n * in * 4), NULL, NULL};
+    clpar_dataset ds = {.n = n, .in = in, .out = out, .x = malloc(n * in * 4)};
     t_fill(ds.x, n * in, seed, -1, 1);
     if (regression) {
         ds.targets = malloc(n * out * 4);

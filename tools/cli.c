@@ -10,6 +10,7 @@
 #include <time.h>
 
 static clpar_field_name_fn field_flag;
+static char tool_message[1024]; /* a tool's own error, reported in place of the library's */
 
 void cli_set_field_flags(clpar_field_name_fn flag_of) {
     field_flag = flag_of;
@@ -20,7 +21,7 @@ const char *cli_last_error(void) {
 }
 
 int cli_fail(const char *prog, clpar_status st) {
-    const char *detail = cli_last_error();
+    const char *detail = tool_message[0] ? tool_message : cli_last_error();
     fprintf(stderr, "%s: error: %s\n", prog, *detail ? detail : clpar_status_message(st));
     return 1;
 }
@@ -65,6 +66,16 @@ int cli_double(const char *prog, const char *opt, const char *s, double min, dou
     }
     *out = v;
     return 0;
+}
+
+clpar_status cli_error_status(clpar_status st, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(tool_message, sizeof tool_message, "%s", msg);
+    return st;
 }
 
 double cli_now(void) {

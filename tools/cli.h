@@ -18,6 +18,16 @@ int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((forma
 int cli_long(const char *prog, const char *opt, const char *s, long min, long max, long *out);
 /* Parses a finite real >= min for option opt. */
 int cli_double(const char *prog, const char *opt, const char *s, double min, double *out);
+/* Sets the library's detail message (as its own errors do) and returns st, for a tool's
+ * functions that speak in statuses. */
+clpar_status cli_error_status(clpar_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Returns from a clpar_status function when a call fails. */
+#define TRY_STATUS(call)                                                                           \
+    do {                                                                                           \
+        clpar_status st_ = (call);                                                                 \
+        if (st_ != CLPAR_OK) return st_;                                                           \
+    } while (0)
 /* Monotonic seconds. */
 double cli_now(void);
 

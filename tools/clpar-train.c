@@ -11,9 +11,11 @@
 
 static const char *prog = "clpar-train";
 
-static clpar_status load_data(const char *data, uint64_t seed, clpar_dataset *train,
+/* synthetic, fashion-mnist, text:FILE (a GPT's, at context ctx) or a folder of IDX files */
+static clpar_status load_data(const char *data, uint64_t seed, size_t ctx, clpar_dataset *train,
                               clpar_dataset *test) {
     if (!strcmp(data, "synthetic")) return clpar_dataset_synthetic(seed, 1000, 200, train, test);
+    if (!strncmp(data, "text:", 5)) return clpar_dataset_load_text(data + 5, ctx, train, test);
     const char *dir = strcmp(data, "fashion-mnist") ? data : CLPAR_FASHION_MNIST_DIR;
     return clpar_dataset_load_fashion_mnist(dir, train, test);
 }
@@ -29,14 +31,31 @@ static int configure(train_options *o, clpar_trainer_config *cfg, char *data, si
         if (!train_options_given(o, "data")) o->data = data;
     }
     if (o->steps && o->epochs) return cli_usage_error(prog, "give --epochs or --steps, not both");
-    int synthetic = !strcmp(o->data, "synthetic");
+    int synthetic = !strcmp(o->data, "synthetic"), text = !strncmp(o->data, "text:", 5);
     if (!o->resume || o->model) {
-        const char *model = o->model ? o->model : synthetic ? "10,5" : "784,256,128,10";
-        if (clpar_mlp_shape_parse(&cfg->shape, model) != CLPAR_OK)
+        const char *model = o->model    ? o->model
+                            : synthetic ? "10,5"
+                            : text      ? "gpt:layers=4,heads=4,embd=256,ctx=128"
+                                        : "784,256,128,10";
+        clpar_model_spec spec;
+        if (clpar_model_parse(model, &spec) != CLPAR_OK)
             return cli_usage_error(prog, "--model: %s", clpar_last_error());
+        if (clpar_model_is_gpt(&spec) && !text)
+            return cli_usage_error(prog, "--model %s trains on text: give --data text:FILE", model);
+        if (!clpar_model_is_gpt(&spec) && text)
+            return cli_usage_error(prog, "--data %s is text: give --model gpt:...", o->data);
+        if (clpar_model_is_gpt(&spec) && !spec.gpt.vocab) spec.gpt.vocab = 256; /* bytes */
+        if (clpar_model_is_gpt(&spec) && clpar_gpt_config_check(&spec.gpt) != CLPAR_OK)
+            return cli_usage_error(prog, "--model: %s", clpar_last_error());
+        cfg->shape = spec.mlp;
+        cfg->gpt = spec.gpt;
     }
     int given_optim = train_options_given(o, "optim");
-    if (!o->resume || given_optim) cfg->optim = clpar_optim_defaults(o->optim);
+    if (!o->resume || given_optim) {
+        cfg->optim = clpar_optim_defaults(o->optim);
+        cfg->optim.decay_matrices_only = cfg->gpt.layers > 0; /* as nanoGPT configures it */
+    }
+    if (!o->resume || train_options_given(o, "clip")) cfg->clip = (float)o->clip;
     if (!o->resume || train_options_given(o, "loss"))
         cfg->loss = train_options_given(o, "loss") ? o->loss
                     : synthetic                    ? CLPAR_LOSS_MSE
@@ -45,6 +64,11 @@ static int configure(train_options *o, clpar_trainer_config *cfg, char *data, si
         if (train_options_given(o, "lr")) cfg->optim.lr = (float)o->lr;
     }
     if (!o->resume || train_options_given(o, "momentum")) cfg->optim.momentum = (float)o->momentum;
+    if (!o->resume || train_options_given(o, "warmup")) cfg->warmup_steps = o->warmup;
+    if (!o->resume || train_options_given(o, "lr-min")) {
+        cfg->lr_decay = train_options_given(o, "lr-min");
+        cfg->lr_min = (float)o->lr_min;
+    }
     if (train_options_given(o, "weight-decay")) cfg->optim.weight_decay = (float)o->weight_decay;
     if (!o->resume || train_options_given(o, "grad-reduce")) cfg->reduce = o->reduce;
     if (!o->resume || train_options_given(o, "batch")) cfg->batch = (size_t)o->batch;
@@ -138,7 +162,8 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
     int chosen = mc.schedule == CLPAR_SCHEDULE_AUTO;
     mc.schedule = clpar_mesh_choose_schedule(&mc, memory);
     char sizes[512];
-    clpar_mlp_shape_format(&mc.shape, sizes, sizeof sizes);
+    clpar_model_spec spec = {mc.shape, mc.gpt};
+    clpar_model_format(&spec, sizes, sizeof sizes);
     printf("plan: model %s, batch %zu, mesh dp %d x pp %d x tp %d, %d micro-batches per replica, "
            "%s%s\n",
            sizes, mc.max_batch, mc.dp, mc.pp, mc.tp, mc.micro, clpar_schedule_name(mc.schedule),
@@ -177,13 +202,6 @@ static void format_time(double s, char *buf, size_t n) {
     snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-/* Returns from a clpar_status function when a call fails. */
-#define TRY_CLI(call)                                                                              \
-    do {                                                                                           \
-        clpar_status st_ = (call);                                                                 \
-        if (st_ != CLPAR_OK) return st_;                                                           \
-    } while (0)
-
 /* Writes the checkpoint when it is due. */
 static clpar_status maybe_checkpoint(clpar_trainer *tr, const train_options *o,
                                      const clpar_step_info *info, long every, long total) {
@@ -208,6 +226,7 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
     size_t epoch_samples = 0;
     double epoch_loss = 0, t_epoch = cli_now();
     int xent = clpar_mesh_get_config(mesh)->loss == CLPAR_LOSS_XENT;
+    int gpt = clpar_mesh_get_config(mesh)->gpt.layers > 0;
     for (long s = clpar_trainer_steps_done(tr); s < total; s++) {
         clpar_step_info info;
         clpar_mesh_stats before, after;
@@ -247,12 +266,12 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
         }
         if (info.epoch_done || info.step == total) {
             double tl, ta;
-            TRY_CLI(clpar_trainer_evaluate(tr, test, &tl, &ta));
+            TRY_STATUS(clpar_trainer_evaluate(tr, test, &tl, &ta));
             if (!o->quiet) {
                 if (tty) printf("\r\033[K");
                 printf("epoch %ld: train loss %.4f, test loss %.4f", info.epoch + 1,
                        epoch_loss / (double)epoch_samples, tl);
-                if (xent) printf(", test accuracy %.4f", ta);
+                if (xent && !gpt) printf(", test accuracy %.4f", ta);
                 printf(", %.1f s\n", cli_now() - t_epoch);
             }
             epoch_samples = 0;
@@ -319,8 +338,8 @@ static clpar_status write_trace(clpar_mesh *mesh, const train_options *o, const 
                  ri.replica, ri.stage, ri.shard);
         lp[r] = labels[r];
     }
-    if (o->trace) TRY_CLI(clpar_trace_write_json(o->trace, ev, nev, lp, nranks));
-    if (o->timeline) TRY_CLI(clpar_trace_write_svg(o->timeline, ev, nev, lp, nranks, 2));
+    if (o->trace) TRY_STATUS(clpar_trace_write_json(o->trace, ev, nev, lp, nranks));
+    if (o->timeline) TRY_STATUS(clpar_trace_write_svg(o->timeline, ev, nev, lp, nranks, 2));
     if (!o->quiet)
         printf("wrote%s%s%s%s\n", o->trace ? " " : "", o->trace ? o->trace : "",
                o->timeline ? " " : "", o->timeline ? o->timeline : "");
@@ -347,7 +366,7 @@ int main(int argc, char **argv) {
     if ((rc = configure(&o, &cfg, data_name, sizeof data_name))) return rc;
 
     clpar_dataset train_set, test_set;
-    clpar_status st = load_data(cfg.data, cfg.seed, &train_set, &test_set);
+    clpar_status st = load_data(cfg.data, cfg.seed, cfg.gpt.ctx, &train_set, &test_set);
     if (st != CLPAR_OK) return cli_fail(prog, st);
     clpar_runtime *rt = NULL;
     clpar_trainer *tr = NULL;
@@ -367,6 +386,14 @@ int main(int argc, char **argv) {
         if (cfg.dp == 0) cfg.dp = ndev / (cfg.pp * cfg.tp) > 0 ? ndev / (cfg.pp * cfg.tp) : 1;
         cfg.devices = devices;
         cfg.ndevices = ndev;
+        if ((o.mesh_auto || o.balance) && cfg.gpt.layers) {
+            fprintf(stderr,
+                    "%s: error: --mesh auto and --balance auto measure MLPs only, not "
+                    "a GPT yet\n",
+                    prog);
+            rc = 2;
+            goto done;
+        }
         if (o.mesh_auto) st = choose_mesh(rt, &cfg, train_set.n, o.quiet);
         if (st == CLPAR_OK && o.balance) st = measure_speeds(rt, &cfg, speeds, o.quiet);
         if (st == CLPAR_OK && o.dry_run) {
@@ -389,7 +416,8 @@ int main(int argc, char **argv) {
     clpar_mesh *mesh = clpar_trainer_mesh(tr);
     if (!o.quiet) {
         char model[512];
-        clpar_mlp_shape_format(&cfg.shape, model, sizeof model);
+        clpar_model_spec spec = {cfg.shape, cfg.gpt};
+        clpar_model_format(&spec, model, sizeof model);
         printf("clpar-train: %s, model %s, %zu train / %zu test samples, batch %zu, %ld steps "
                "(%ld per epoch)\n",
                cfg.data, model, train_set.n, test_set.n, cfg.batch, total, per_epoch);
@@ -410,7 +438,7 @@ int main(int argc, char **argv) {
     }
     printf("done: %ld steps in %.1f s (%.0f samples/s), test loss %.4f", total,
            cli_now() - t.t_start, (double)t.samples / t.t_train, tl);
-    if (cfg.loss == CLPAR_LOSS_XENT) printf(", test accuracy %.4f", ta);
+    if (cfg.loss == CLPAR_LOSS_XENT && !cfg.gpt.layers) printf(", test accuracy %.4f", ta);
     printf("\n");
     print_parallel_report(tr, &t, total);
     if ((o.trace || o.timeline) && (st = write_trace(mesh, &o, devices)) != CLPAR_OK) {

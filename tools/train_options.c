@@ -43,10 +43,13 @@ static const char *const mesh_words[] = {"", "auto", NULL};
 static const opt_def table[] = {
     {"Data and model:", "data", "SRC",
      "fashion-mnist (default; " CLPAR_FASHION_MNIST_DIR "),\nsynthetic (the seed's 10-input, "
-     "5-target regression), or a\nfolder holding Fashion-MNIST's IDX files (.gz or plain)",
+     "5-target regression), a\nfolder holding Fashion-MNIST's IDX files (.gz or plain), or\n"
+     "text:FILE (bytes as tokens, for a GPT; 90% train, 10% validate)",
      K_TEXT, AT(data), 0, 0, NULL, NULL, NULL, "data"},
-    {NULL, "model", "SIZES", "layer sizes, default 784,256,128,10 (synthetic: 10,5)", K_TEXT,
-     AT(model), 0, 0, NULL, NULL, NULL, "shape"},
+    {NULL, "model", "SIZES|gpt:...",
+     "layer sizes, default 784,256,128,10 (synthetic: 10,5), or\n"
+     "gpt:layers=L,heads=H,embd=C,ctx=T (text; default 4,4,256,128)",
+     K_TEXT, AT(model), 0, 0, NULL, NULL, NULL, "shape"},
     {NULL, "loss", "xent|mse", "default xent (synthetic: mse)", K_ENUM, 0, 0, 0, NULL, NULL,
      parse_loss, "loss"},
     {NULL, "init", "FILE", "start from a safetensors model (PyTorch nn.Sequential names)", K_TEXT,
@@ -57,10 +60,16 @@ static const opt_def table[] = {
      parse_optim, "optim.kind"},
     {NULL, "lr", "X", "learning rate (default 1e-3; sgd: 0.01)", K_REAL, AT(lr), 0, 0, NULL, NULL,
      NULL, "optim.lr"},
+    {NULL, "warmup", "N", "learning rate warm-up: linear over the first N steps", K_LONG,
+     AT(warmup), 0, 1L << 40, NULL, NULL, NULL, "warmup_steps"},
+    {NULL, "lr-min", "X", "cosine decay of the learning rate to X at the run's end", K_REAL,
+     AT(lr_min), 0, 0, NULL, NULL, NULL, "lr_min lr_decay"},
+    {NULL, "clip", "X", "clip the gradients' global norm to X (default: no clipping)", K_REAL,
+     AT(clip), 0, 0, NULL, NULL, NULL, "clip"},
     {NULL, "momentum", "X", "SGD momentum (default 0)", K_REAL, AT(momentum), 0, 0, NULL, NULL,
      NULL, "optim.momentum"},
-    {NULL, "weight-decay", "X", "default 0 (adamw: 0.01)", K_REAL, AT(weight_decay), 0, 0, NULL,
-     NULL, NULL, "optim.weight_decay"},
+    {NULL, "weight-decay", "X", "default 0 (adamw: 0.01; a GPT's on matrices only)", K_REAL,
+     AT(weight_decay), 0, 0, NULL, NULL, NULL, "optim.weight_decay"},
     {NULL, "batch", "B", "global batch of one optimizer step (default 128)", K_LONG, AT(batch), 1,
      1L << 24, NULL, NULL, NULL, "batch max_batch"},
     {NULL, "epochs", "E", "epochs (default 3), or", K_LONG, AT(epochs), 1, 1L << 20, NULL, NULL,
@@ -126,7 +135,8 @@ static const char *prog = "clpar-train";
 
 static void usage(void) {
     printf("usage: clpar-train [options]\n"
-           "Trains an MLP (Linear layers with ReLU between them) on OpenCL devices.\n\n");
+           "Trains an MLP (Linear layers with ReLU between them) or a GPT (nanoGPT's) on\n"
+           "OpenCL devices.\n\n");
     for (int i = 0; i < NOPTS; i++) {
         const opt_def *d = &table[i];
         if (d->section) printf("%s\n", d->section);

@@ -8,8 +8,8 @@
 typedef struct {
     const char *data, *model, *init, *save, *log, *devices, *trace, *timeline, *stages;
     const char *checkpoint, *resume;
-    long batch, epochs, steps, seed, dp, accum, pp, tp, micro, checkpoint_every;
-    double lr, momentum, weight_decay;
+    long batch, epochs, steps, seed, dp, accum, pp, tp, micro, checkpoint_every, warmup;
+    double lr, momentum, weight_decay, lr_min, clip;
     clpar_loss_kind loss;
     clpar_optim_kind optim;
     clpar_reduce_mode reduce;

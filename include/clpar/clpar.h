@@ -13,6 +13,7 @@
 #include "clpar/data.h"
 #include "clpar/comm.h"
 #include "clpar/strategy.h"
+#include "clpar/gpt.h"
 #include "clpar/trainer.h"
 #include "clpar/planner.h"
 

@@ -63,6 +63,10 @@ CLPAR_API clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_
 CLPAR_API clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem buf, size_t len,
                                            cl_event after);
 /* From one thread between uses: drops reads that a failed reduction left behind. */
+/* The same over buf[off, off + len): the ranks' ranges may sit at different offsets (a
+ * tied tensor's two copies in two ranks' layouts). */
+CLPAR_API clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
+                                              size_t len, cl_event after);
 CLPAR_API void clpar_allreduce_reset(clpar_allreduce *ar);
 /* Timings of the reductions since the last call, from OpenCL profiling: the time their
  * windows (read start to write end) spanned, and how much of it came after

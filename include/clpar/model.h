@@ -6,6 +6,7 @@
 #ifndef CLPAR_MODEL_H
 #define CLPAR_MODEL_H
 
+#include "clpar/gpt.h"
 #include "clpar/module.h"
 #include "clpar/ops.h"
 
@@ -111,6 +112,44 @@ CLPAR_API clpar_status clpar_mlp_read_loss(clpar_mlp *m, size_t rows, double *su
 /* Waits and reads the output (rows, sizes[L]) of the last forward. */
 CLPAR_API clpar_status clpar_mlp_read_output(clpar_mlp *m, float *out, size_t rows);
 
+/* ---- the model a run trains, whatever its kind ---- */
+
+/* An MLP (mlp) or, when gpt.layers > 0, a GPT (gpt.h). */
+typedef struct {
+    clpar_mlp_shape mlp;
+    clpar_gpt_config gpt;
+} clpar_model_spec;
+
+CLPAR_API bool clpar_model_is_gpt(const clpar_model_spec *m);
+/* Top-level modules: an MLP's layers, a GPT's embeddings, blocks and head. */
+CLPAR_API int clpar_model_modules(const clpar_model_spec *m);
+CLPAR_API size_t clpar_model_param_count(const clpar_model_spec *m);
+/* A row's input (features, or a sequence's token ids), its predictions (1, or a sequence's
+ * positions), their classes or outputs, and the output width (positions x classes). */
+CLPAR_API size_t clpar_model_input_width(const clpar_model_spec *m);
+CLPAR_API size_t clpar_model_positions(const clpar_model_spec *m);
+CLPAR_API size_t clpar_model_classes(const clpar_model_spec *m);
+CLPAR_API size_t clpar_model_output_width(const clpar_model_spec *m);
+/* Top-level modules [first, first + count) for tensor-parallel shard `shard` of `shards`,
+ * parameters laid out from 0 (see clpar_mlp_build, clpar_gpt_build). */
+CLPAR_API clpar_status clpar_model_build(const clpar_model_spec *m, int first, int count, int shard,
+                                         int shards, const double *weights, clpar_module **mods,
+                                         size_t *param_count);
+CLPAR_API clpar_status clpar_model_init_params(const clpar_model_spec *m, float *params,
+                                               uint64_t seed);
+/* Every parameter of the whole model in the flat layout's order. */
+CLPAR_API clpar_status clpar_model_each_param(const clpar_model_spec *m, clpar_param_fn fn,
+                                              void *user);
+/* The loss module for the model's output (a GPT: cross-entropy at every position). */
+CLPAR_API clpar_status clpar_model_loss(const clpar_model_spec *m, clpar_loss_kind kind,
+                                        clpar_module **out);
+/* Forward and backward FLOPs per row of top-level module i (stage balance, planning). */
+CLPAR_API double clpar_model_module_flops(const clpar_model_spec *m, int i);
+/* "784,256,10" or "gpt:layers=L,heads=H,embd=C,ctx=T,vocab=V", and back (a GPT's vocab may
+ * be left out, to come from the data; gpt.vocab is then 0). */
+CLPAR_API void clpar_model_format(const clpar_model_spec *m, char *buf, size_t n);
+CLPAR_API clpar_status clpar_model_parse(const char *text, clpar_model_spec *m);
+
 /* ---- optimizers ---- */
 
 typedef enum { CLPAR_OPTIM_SGD, CLPAR_OPTIM_ADAM, CLPAR_OPTIM_ADAMW } clpar_optim_kind;
@@ -121,7 +160,9 @@ typedef struct {
     float momentum, dampening; /* SGD */
     bool nesterov;             /* SGD */
     float weight_decay;
-    float beta1, beta2, eps; /* Adam, AdamW */
+    float beta1, beta2, eps;  /* Adam, AdamW */
+    bool decay_matrices_only; /* weight decay on 2-D tensors only, as nanoGPT configures
+                               * AdamW (not biases and layer norms); else on all */
 } clpar_optim_config;
 
 /* clpar's defaults for kind, the only ones (the tools take theirs from here): SGD lr 1e-2
@@ -139,10 +180,15 @@ typedef struct clpar_optim clpar_optim;
 CLPAR_API clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, size_t n,
                                         clpar_optim **out);
 CLPAR_API void clpar_optim_free(clpar_optim *o);
+/* Parameters that take no weight decay: n ranges [start, end) (pairs in ranges, in order),
+ * such as a GPT's biases and layer norms (nanoGPT decays matrices and embeddings only). */
+CLPAR_API clpar_status clpar_optim_set_no_decay(clpar_optim *o, const size_t *ranges, int n);
 /* Queues one update of params from grads (n floats each) on the compute queue. */
 CLPAR_API clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads,
                                         cl_event *event);
 CLPAR_API long clpar_optim_steps_taken(const clpar_optim *o);
+/* The learning rate of the next steps (a schedule's). */
+CLPAR_API void clpar_optim_set_lr(clpar_optim *o, float lr);
 /* Sets the step count, as when resuming (Adam's bias correction and SGD's first step). */
 CLPAR_API void clpar_optim_set_steps(clpar_optim *o, long steps);
 /* The state buffers, named as PyTorch names them: SGD with momentum has one

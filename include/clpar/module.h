@@ -17,13 +17,12 @@
  * B (which may change it in place: a ReLU masks it), both row-major (rows, width), so a
  * strategy may concatenate the rows of several micro-batches before calling it.
  *
- * The transformer layers to come fit the same interface: a block is a module whose calls
- * run its children (layer norms, attention, the MLP's Linears) and add the residuals; heads
- * split over shards are a column-split c_attn (a shard's heads' q, k and v columns) feeding a
- * row-split c_proj, one all-reduce each way, as for an MLP pair; an embedding is a module
- * whose input is token ids. A module whose W needs more than its input and output gradient
- * (a block's inner activations) will keep those per micro-batch itself, and this interface
- * will then pass the micro-batch's slot; nothing today needs it. */
+ * A module whose B or W needs more than its input, output and output gradient (a
+ * transformer block's inner activations, a layer norm's statistics) keeps that itself, per
+ * micro-batch: `reserve` allocates room for the slots a schedule holds, and every call names
+ * its micro-batch's slot. Such a module's W runs once per micro-batch (a strategy does not
+ * concatenate its rows). A transformer block runs its children (layer norms, the attention's
+ * and the MLP's Linears) and adds the residuals itself; an embedding's input is token ids. */
 #ifndef CLPAR_MODULE_H
 #define CLPAR_MODULE_H
 
@@ -60,7 +59,9 @@ typedef struct {
 /* One parameter tensor as the full model names and shapes it, and the block of it that a
  * shard holds: rows [row0, row0 + rows) and columns [col0, col0 + cols) of the full
  * (shape[0], shape[1]) tensor (1-D tensors have shape[1] = 1), stored row-major at `offset`
- * of the rank's flat parameters. rows = 0: this shard holds none of it. */
+ * of the rank's flat parameters. rows = 0: this shard holds none of it. With groups > 1 the
+ * row block repeats every group_stride rows (a fused q, k, v projection split by heads: the
+ * shard's rows of q, then of k, then of v), stored one group after the other. */
 typedef struct {
     char name[96]; /* PyTorch's name: "2.weight" */
     int ndim;
@@ -68,6 +69,9 @@ typedef struct {
     size_t full_offset; /* in the full model's flat layout */
     size_t row0, rows, col0, cols;
     size_t offset;
+    size_t groups, group_stride; /* 0 or 1 group: one block */
+    bool copy; /* a second copy of a tied tensor on another rank (a GPT's token table on its
+                * last pipeline stage): its gradient is summed with the first's */
 } clpar_param;
 
 /* What one call of a module works on. Widths are those of this shard's module. */
@@ -80,6 +84,9 @@ typedef struct {
     cl_mem target; /* losses: labels (rows) as int, or targets (rows, in_width) */
     float scale;   /* losses' B: the weight of each row's loss in the loss being minimized */
     float beta;    /* W: 0 overwrites the gradients, 1 adds to them */
+    int slot;      /* the micro-batch's slot, for modules that keep state (reserve) */
+    bool add;      /* B: add the input gradient to dx (a residual stream's) instead of
+                    * writing it; modules that cannot say so in their kind's comment */
 } clpar_module_io;
 
 /* The rank a module runs on: its device, its flat parameters and gradients, its collectives
@@ -107,14 +114,23 @@ typedef struct {
      * left it). NULL for modules without parameters. */
     clpar_status (*backward_weights)(clpar_module *m, const clpar_module_env *env,
                                      const clpar_module_io *io);
-    /* Floats of scratch the calls need for `rows` rows (NULL: none). */
+    /* Allocates on d what the module (and its children: this speaks for them) keeps
+     * between forward and backward for `slots` micro-batches of up to `rows` rows each
+     * (NULL: nothing beyond x, y and dy, the children asked alike); free releases it. */
+    clpar_status (*reserve)(clpar_module *m, clpar_device *d, int slots, size_t rows);
+    /* Bytes reserve allocates per slot for `rows` rows, children included (NULL: the
+     * children's). */
+    size_t (*state_bytes)(const clpar_module *m, size_t rows);
+    /* Floats of scratch the calls need for `rows` rows, children included (NULL: the
+     * children's largest). */
     size_t (*scratch_floats)(const clpar_module *m, size_t rows);
     /* Initializes the module's parameters in the full model's flat layout (full), drawing
      * from rng in parameter order, as PyTorch's module of the kind initializes them (NULL:
      * no parameters). Shards draw the same numbers: they hold blocks of the same tensors. */
     void (*init)(const clpar_module *m, float *full, clpar_rng *rng);
-    /* Bytes one forward and one B over `rows` rows move through the collectives, per shard
-     * (NULL: none). with_dx: whether B computes the input gradient. */
+    /* Bytes one forward and one B over `rows` rows move through the collectives, per shard,
+     * children included (NULL: the children's). with_dx: whether B computes the input
+     * gradient. */
     uint64_t (*tp_bytes)(const clpar_module *m, size_t rows, bool with_dx);
     void (*free)(clpar_module *m); /* the class's own part (NULL: nothing) */
 } clpar_module_class;
@@ -144,6 +160,14 @@ CLPAR_API clpar_status clpar_linear_init(const char *name, size_t in, size_t out
                                          clpar_tp_split split, int shard, int shards,
                                          const double *weights, size_t param_offset,
                                          size_t full_offset, clpar_module **out_module);
+/* The same, the split features counted in units of `unit` (a head's features), and for a
+ * column split the output made of `groups` equal parts split alike (q, k and v: 3); the
+ * shard's output holds its part of each group, group after group. */
+CLPAR_API clpar_status clpar_linear_init_grouped(const char *name, size_t in, size_t out,
+                                                 clpar_tp_split split, size_t groups, size_t unit,
+                                                 int shard, int shards, const double *weights,
+                                                 size_t param_offset, size_t full_offset,
+                                                 clpar_module **out_module);
 /* nn.ReLU over rows of `width` features, in place (y may be x; B masks dy in place). */
 CLPAR_API clpar_status clpar_relu_init(const char *name, size_t width, clpar_module **out);
 /* Modules applied one after another, all but the first in place (element-wise ones): so
@@ -155,6 +179,36 @@ CLPAR_API clpar_status clpar_sequential_init(const char *name, clpar_module **ch
  * squared errors against (rows, width) targets: per-row losses forward, scale times the
  * gradient backward (the mean of MSE over outputs is the caller's scale). */
 CLPAR_API clpar_status clpar_cross_entropy_init(size_t classes, clpar_module **out);
+/* The same over `positions` rows of `classes` logits per row (a sequence's next-token
+ * predictions): per-position losses forward, positions per row. */
+CLPAR_API clpar_status clpar_sequence_cross_entropy_init(size_t classes, size_t positions,
+                                                         clpar_module **out);
+/* nn.LayerNorm(C) named `name` (eps 1e-5) over rows of C features; B honours io->add. */
+CLPAR_API clpar_status clpar_layernorm_init(const char *name, size_t C, size_t param_offset,
+                                            size_t full_offset, clpar_module **out);
+/* nanoGPT's token and position embeddings, `wte` (V, C) and `wpe` (T, C) by name: rows of T
+ * token ids (int) in, rows of T x C out. tied: the token table's gradient is always added
+ * to (a tied head on this rank writes it first). */
+CLPAR_API clpar_status clpar_embedding_init(const char *wte, const char *wpe, size_t V, size_t T,
+                                            size_t C, bool tied, size_t param_offset,
+                                            size_t full_offset, clpar_module **out);
+/* nanoGPT's Block named `prefix` ("transformer.h.0"): ln_1, attn (c_attn, causal attention
+ * of H heads, c_proj), ln_2, mlp (c_fc, GELU, c_proj), with residuals, over rows of T x C;
+ * its residual projections initialize with std 0.02 / sqrt(2 layers). For tensor-parallel
+ * shard `shard` of `shards` (weights: relative widths, NULL: even) it holds whole heads
+ * (uneven counts work: 4 heads over 3 shards are 2, 1, 1) and a slice of the MLP. */
+CLPAR_API clpar_status clpar_gpt_block_init(const char *prefix, size_t T, size_t C, size_t H,
+                                            int layers, int shard, int shards,
+                                            const double *weights, size_t param_offset,
+                                            size_t full_offset, clpar_module **out);
+/* ln_f (named ln_name, at full_offset) then the output head tied to the token table: at
+ * wte_offset of the same rank's parameters, or with own_table (a pipeline's last stage,
+ * away from the embeddings) a copy of the table (full offset wte_full) held first among
+ * the head's parameters. Rows of T x C in, T x V logits out. */
+CLPAR_API clpar_status clpar_gpt_head_init(const char *ln_name, size_t T, size_t C, size_t V,
+                                           size_t wte_offset, bool own_table, size_t wte_full,
+                                           size_t param_offset, size_t full_offset,
+                                           clpar_module **out);
 CLPAR_API clpar_status clpar_mse_init(size_t width, clpar_module **out);
 CLPAR_API void clpar_module_free(clpar_module *m);
 
@@ -166,6 +220,12 @@ CLPAR_API clpar_status clpar_module_backward_input(clpar_module *m, const clpar_
 CLPAR_API clpar_status clpar_module_backward_weights(clpar_module *m, const clpar_module_env *env,
                                                      const clpar_module_io *io);
 CLPAR_API size_t clpar_module_scratch_floats(const clpar_module *m, size_t rows);
+/* reserve and state_bytes of m and its children. */
+CLPAR_API clpar_status clpar_module_reserve(clpar_module *m, clpar_device *d, int slots,
+                                            size_t rows);
+CLPAR_API size_t clpar_module_state_bytes(const clpar_module *m, size_t rows);
+/* Whether m or a child keeps state per micro-batch (its W then runs per micro-batch). */
+CLPAR_API bool clpar_module_has_state(const clpar_module *m);
 /* Initializes m's and its children's parameters in the full layout, in order. */
 CLPAR_API void clpar_module_init_params(const clpar_module *m, float *full, clpar_rng *rng);
 CLPAR_API uint64_t clpar_module_tp_bytes(const clpar_module *m, size_t rows, bool with_dx);

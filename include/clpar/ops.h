@@ -50,6 +50,59 @@ CLPAR_API clpar_status clpar_op_mse_forward(clpar_device *d, cl_mem loss, cl_mem
 CLPAR_API clpar_status clpar_op_mse_backward(clpar_device *d, cl_mem dy, cl_mem y, cl_mem t,
                                              size_t n, float scale, cl_event *event);
 
+/* ---- transformer layers (kernels/transformer.cl) ---- */
+
+/* out (rows, C) = LayerNorm(x) with weight p[woff ..] and bias p[boff ..], eps 1e-5; mean
+ * and rstd (rows) receive what backward needs */
+CLPAR_API clpar_status clpar_op_layernorm_forward(clpar_device *d, cl_mem out, cl_mem mean,
+                                                  cl_mem rstd, cl_mem x, cl_mem p, size_t woff,
+                                                  size_t boff, size_t rows, size_t C,
+                                                  cl_event *event);
+/* dx (rows, C) = (keep ? dx : 0) + the input gradient from dout */
+CLPAR_API clpar_status clpar_op_layernorm_backward(clpar_device *d, cl_mem dx, cl_mem dout,
+                                                   cl_mem x, cl_mem mean, cl_mem rstd, cl_mem p,
+                                                   size_t woff, size_t rows, size_t C, bool keep,
+                                                   cl_event *event);
+/* g[woff ..] = beta g + sum_rows dout xhat, g[boff ..] = beta g + sum_rows dout (C each) */
+CLPAR_API clpar_status clpar_op_layernorm_weights(clpar_device *d, cl_mem g, size_t woff,
+                                                  size_t boff, cl_mem dout, cl_mem x, cl_mem mean,
+                                                  cl_mem rstd, size_t rows, size_t C, float beta,
+                                                  cl_event *event);
+/* y (n) = GELU(x), the exact erf form (PyTorch's nn.GELU()); y may be x */
+CLPAR_API clpar_status clpar_op_gelu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n,
+                                             cl_event *event);
+/* dx (n) = dy GELU'(x) from the GELU's input x; dx may be dy */
+CLPAR_API clpar_status clpar_op_gelu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_mem x,
+                                              size_t n, cl_event *event);
+/* Causal self-attention: qkv (B T, 3 nh hs) holds q, k, v of nh heads of hs features (head h
+ * at column h hs of each third); out (B T, nh hs) = softmax(q k^T / sqrt(hs), causal) v per
+ * head; att (B, nh, T, T) receives the probabilities backward needs */
+CLPAR_API clpar_status clpar_op_attention_forward(clpar_device *d, cl_mem out, cl_mem att,
+                                                  cl_mem qkv, size_t B, size_t T, size_t nh,
+                                                  size_t hs, cl_event *event);
+/* dqkv (B T, 3 nh hs) = the gradient of qkv from dout (B T, nh hs); dpre (B, nh, T, T) is
+ * scratch */
+CLPAR_API clpar_status clpar_op_attention_backward(clpar_device *d, cl_mem dqkv, cl_mem dpre,
+                                                   cl_mem dout, cl_mem att, cl_mem qkv, size_t B,
+                                                   size_t T, size_t nh, size_t hs, cl_event *event);
+/* out (rows, C) = p[wte + idx[r] C ..] + p[wpe + (r % T) C ..]: token plus position
+ * embedding of rows = B T token ids idx (int) */
+CLPAR_API clpar_status clpar_op_embedding_forward(clpar_device *d, cl_mem out, cl_mem idx, cl_mem p,
+                                                  size_t wte, size_t wpe, size_t rows, size_t T,
+                                                  size_t C, cl_event *event);
+/* The embeddings' gradients from dout (B T, C): g[wte ..] (V, C) = beta_tokens g + each
+ * token's rows summed in position order (order and start from clpar_embedding_order, on
+ * the device), g[wpe ..] (T, C) = beta_positions g + the sum over sequences.
+ * Deterministic. */
+CLPAR_API clpar_status clpar_op_embedding_backward(clpar_device *d, cl_mem g, size_t wte,
+                                                   size_t wpe, cl_mem dout, cl_mem order,
+                                                   cl_mem start, size_t B, size_t T, size_t V,
+                                                   size_t C, float beta_tokens,
+                                                   float beta_positions, cl_event *event);
+/* The rows of each token id of idx (rows ids < V), in position order: order (rows) lists
+ * them token after token, start (V + 1) where each token's list begins. */
+CLPAR_API void clpar_embedding_order(const int *idx, size_t rows, size_t V, int *order, int *start);
+
 /* torch.optim.SGD's hyper-parameters (defaults: all zero, nesterov off) */
 typedef struct {
     float lr, momentum, dampening, weight_decay;
@@ -66,7 +119,16 @@ typedef struct {
  * gradient into the momentum buffer as PyTorch does. */
 CLPAR_API clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t n,
                                          const clpar_sgd_params *hp, bool first, cl_event *event);
+/* The same over elements [start, start + count) only. */
+CLPAR_API clpar_status clpar_op_sgd_step_range(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf,
+                                               size_t start, size_t count,
+                                               const clpar_sgd_params *hp, bool first,
+                                               cl_event *event);
 /* One Adam/AdamW step over p, g, m, v (n each); step counts from 1. */
+CLPAR_API clpar_status clpar_op_adam_step_range(clpar_device *d, cl_mem p, cl_mem g, cl_mem m,
+                                                cl_mem v, size_t start, size_t count,
+                                                const clpar_adam_params *hp, long step,
+                                                cl_event *event);
 CLPAR_API clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v,
                                           size_t n, const clpar_adam_params *hp, long step,
                                           cl_event *event);

@@ -55,6 +55,14 @@ typedef struct {
 CLPAR_API clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int n,
                                       const char *const *meta, int nmeta);
 
+/* Any model's parameters (params in its flat layout) under PyTorch's names, with the model
+ * described in __metadata__["clpar.model"], written atomically; and read back, each tensor
+ * checked against the model's names and shapes (a GPT's file may also hold lm_head.weight
+ * equal to transformer.wte.weight, as nanoGPT saves it). */
+CLPAR_API clpar_status clpar_model_file_save(const char *path, const clpar_model_spec *model,
+                                             const float *params);
+CLPAR_API clpar_status clpar_model_file_load(const char *path, const clpar_model_spec *model,
+                                             float *params);
 /* Saves a model's flat parameters under PyTorch nn.Sequential names, with the size list
  * in __metadata__["clpar.model"]. */
 CLPAR_API clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape,

@@ -50,14 +50,18 @@ CLPAR_API clpar_status clpar_schedule_parse(const char *text, clpar_schedule *sc
 
 typedef struct {
     clpar_mlp_shape shape;
+    clpar_gpt_config gpt; /* a GPT when gpt.layers > 0 (shape then unused) */
     clpar_loss_kind loss;
     clpar_optim_config optim;
     clpar_reduce_mode reduce;
     int dp, pp, tp;
     int micro; /* micro-batches per replica and step (>= 1) */
     clpar_schedule schedule;
-    int stage_layers[CLPAR_MAX_LAYERS]; /* layers per stage; all zero: balance by FLOPs */
+    int stage_layers[CLPAR_MAX_LAYERS]; /* top-level modules per stage (an MLP's layers; a
+                                         * GPT's embeddings, blocks and head) */
     size_t max_batch;                   /* largest global batch a step will be given */
+    float clip; /* clip the gradients' global norm to this, as torch.nn.utils.clip_grad_norm_
+                 * (once over the whole model, whatever the mesh); 0: no clipping */
     /* Relative throughput of each rank's device (all zero: equal). Faster ranks get more:
      * replicas larger shards of the batch, tensor-parallel shards wider slices, and, through
      * clpar_stages_balance_weighted, stages more layers. The update stays the full batch's. */
@@ -73,6 +77,9 @@ CLPAR_API clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp
  * FLOPs over its speed, is made as small as it can be. */
 CLPAR_API clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
                                                      const double *speed, int *layers);
+/* The same for any model, over its top-level modules. */
+CLPAR_API clpar_status clpar_stages_balance_model(const clpar_model_spec *model, int pp,
+                                                  const double *speed, int *layers);
 /* The speed of each stage of cfg (the sum of its ranks' speeds), 1 each when cfg has none. */
 CLPAR_API void clpar_mesh_stage_speeds(const clpar_mesh_config *cfg, double *speed);
 /* Replica d's share of a batch of rows: first row and count. */
@@ -96,14 +103,16 @@ CLPAR_API clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_me
 CLPAR_API void clpar_mesh_free(clpar_mesh *m);
 CLPAR_API const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
 
-/* One optimizer step on a global batch of rows samples: x (rows, in), and labels (rows) or
- * targets (rows, out). Returns once every rank has updated, with the batch's mean loss. */
-CLPAR_API clpar_status clpar_mesh_step(clpar_mesh *m, const float *x, const int *labels,
+/* One optimizer step on a global batch of rows samples: x (rows, in) as floats, or for a GPT
+ * as int token ids (rows, ctx); labels (rows, or rows x ctx next tokens for a GPT) or
+ * targets (rows, out). Returns once every rank has updated, with the batch's mean loss (a
+ * GPT's: over every position). */
+CLPAR_API clpar_status clpar_mesh_step(clpar_mesh *m, const void *x, const int *labels,
                                        const float *targets, size_t rows, double *loss);
 
 /* Mean loss and (for labels) accuracy of replica 0 over rows samples, forward only; loss and
  * accuracy may be NULL. */
-CLPAR_API clpar_status clpar_mesh_evaluate(clpar_mesh *m, const float *x, const int *labels,
+CLPAR_API clpar_status clpar_mesh_evaluate(clpar_mesh *m, const void *x, const int *labels,
                                            const float *targets, size_t rows, double *loss,
                                            double *accuracy);
 
@@ -123,6 +132,8 @@ CLPAR_API clpar_status clpar_mesh_get_optim_state(clpar_mesh *m, int i, float *s
 CLPAR_API clpar_status clpar_mesh_set_optim_state(clpar_mesh *m, int i, const float *state);
 CLPAR_API clpar_status clpar_mesh_set_params(clpar_mesh *m, const float *params);
 CLPAR_API long clpar_mesh_optim_steps(const clpar_mesh *m);
+/* The learning rate of the next steps, on every rank. */
+CLPAR_API void clpar_mesh_set_lr(clpar_mesh *m, float lr);
 CLPAR_API void clpar_mesh_set_optim_steps(clpar_mesh *m, long steps);
 
 /* What one rank holds: its parameter floats (weights and biases of its shard), and the
@@ -162,6 +173,7 @@ typedef struct {
     uint64_t bytes_tp, bytes_pp, bytes_dp; /* moved between host and devices, per kind */
     double bubble_measured; /* mean over stages of idle / span of the last step's pipeline */
     double bubble_ideal;    /* (pp - 1) / (micro + pp - 1) */
+    double grad_norm;       /* the last step's global gradient norm (with clipping on) */
 } clpar_mesh_stats;
 CLPAR_API void clpar_mesh_get_stats(const clpar_mesh *m, clpar_mesh_stats *stats);
 

@@ -13,6 +13,7 @@ extern "C" {
 
 typedef struct {
     clpar_mlp_shape shape;
+    clpar_gpt_config gpt; /* a GPT when gpt.layers > 0 (shape then unused) */
     clpar_loss_kind loss;
     clpar_optim_config optim;
     clpar_reduce_mode reduce;
@@ -33,7 +34,17 @@ typedef struct {
     const char *data;      /* the data set's name, kept in checkpoints ("fashion-mnist",
                             * "synthetic", a folder; copied), or NULL */
     long total_steps;      /* the run's planned length, kept in checkpoints (0: not said) */
+    /* nanoGPT's schedule of the learning rate optim.lr: a linear warm-up over the first
+     * warmup_steps (lr (s + 1) / (warmup_steps + 1) at step s), then with lr_decay a cosine
+     * decay to lr_min at total_steps; without either the rate stays optim.lr. */
+    long warmup_steps;
+    bool lr_decay;
+    float lr_min;
+    float clip; /* clip the gradients' global norm to this (0: no clipping) */
 } clpar_trainer_config;
+
+/* The learning rate of step `step` (from 0) of a run of cfg. */
+CLPAR_API double clpar_trainer_lr(const clpar_trainer_config *cfg, long step);
 
 typedef struct clpar_trainer clpar_trainer;
 

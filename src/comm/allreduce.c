@@ -190,6 +190,32 @@ clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem buf, size
     return clpar_barrier_wait(&ar->meet);
 }
 
+clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
+                                    size_t len, cl_event after) {
+    if (rank < 0 || rank >= ar->n || len > ar->count)
+        return clpar_error(CLPAR_EINVAL, "allreduce of %zu floats exceeds its %zu", len, ar->count);
+    rank_state *rs = &ar->ranks[rank];
+    cl_event read, write;
+    TRY(clpar_staging_read(&rs->stage, 0, buf, off, len, after, &read));
+    cl_int err = clWaitForEvents(1, &read);
+    clReleaseEvent(read);
+    CL_CHECK(err, "clWaitForEvents(allreduce read)");
+    TRY(clpar_barrier_wait(&ar->meet));
+    size_t a = len * (size_t)rank / (size_t)ar->n, b = len * (size_t)(rank + 1) / (size_t)ar->n;
+    memcpy(ar->sum + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
+    for (int r = 1; r < ar->n; r++)
+        for (size_t i = a; i < b; i++)
+            ar->sum[i] += ar->ranks[r].stage.host[i];
+    TRY(clpar_barrier_wait(&ar->meet));
+    TRY(clpar_staging_write(rs->dev, buf, off, ar->sum, len, 0, NULL, &write));
+    clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
+    err = clWaitForEvents(1, &write);
+    clReleaseEvent(write);
+    TRY(st);
+    CL_CHECK(err, "clWaitForEvents(allreduce write)");
+    return clpar_barrier_wait(&ar->meet);
+}
+
 clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,
                                      double *window_ns, double *exposed_ns) {
     double window = 0, exposed = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 void clpar_dataset_free(clpar_dataset *ds) {
+    free(ds->tokens);
     free(ds->x);
     free(ds->labels);
     free(ds->targets);
@@ -70,11 +71,15 @@ void clpar_dataset_order(size_t *order, size_t n, int shuffle, uint64_t seed, lo
 }
 
 void clpar_dataset_gather(const clpar_dataset *ds, const size_t *order, size_t first, size_t count,
-                          float *x, int *labels, float *targets) {
+                          void *x, int *labels, float *targets) {
+    size_t lw = ds->label_width ? ds->label_width : 1;
     for (size_t r = 0; r < count; r++) {
         size_t s = order[first + r];
-        memcpy(x + r * ds->in, ds->x + s * ds->in, ds->in * sizeof(float));
-        if (labels && ds->labels) labels[r] = ds->labels[s];
+        if (ds->tokens)
+            memcpy((int *)x + r * ds->in, ds->tokens + s * ds->in, ds->in * sizeof(int));
+        else
+            memcpy((float *)x + r * ds->in, ds->x + s * ds->in, ds->in * sizeof(float));
+        if (labels && ds->labels) memcpy(labels + r * lw, ds->labels + s * lw, lw * sizeof(int));
         if (targets && ds->targets)
             memcpy(targets + r * ds->out, ds->targets + s * ds->out, ds->out * sizeof(float));
     }

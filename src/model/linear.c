@@ -10,9 +10,12 @@ typedef struct {
     clpar_module base;
     clpar_tp_split split;
     size_t in, out;        /* the full layer */
-    size_t a, len;         /* this shard's features: output (column, gathered) or input (row) */
+    size_t groups;         /* output groups split alike (column splits) */
+    size_t a, len;         /* this shard's features: output (column, gathered; within each
+                            * group) or input (row) */
     size_t w_rows, w_cols; /* the local weight block */
     size_t woff, boff, bcount;
+    double init_std; /* 0: nn.Linear's default init; else normal(0, std) weights, zero bias */
 } linear;
 
 /* Where a gathered layer's columns of the whole output gradient start. */
@@ -84,8 +87,15 @@ static uint64_t tp_bytes(const clpar_module *m, size_t rows, bool with_dx) {
  * uniform in +-1/sqrt(in); W then b, row after row */
 static void init(const clpar_module *m, float *full, clpar_rng *rng) {
     const linear *l = (const linear *)m;
-    double bound = 1.0 / sqrt((double)l->in);
     float *p = full + m->params[0].full_offset;
+    if (l->init_std > 0) { /* GPT-2's */
+        for (size_t i = 0; i < l->out * l->in; i++)
+            p[i] = (float)(l->init_std * clpar_rng_normal(rng));
+        for (size_t i = 0; i < l->out; i++)
+            p[l->out * l->in + i] = 0.0f;
+        return;
+    }
+    double bound = 1.0 / sqrt((double)l->in);
     for (size_t i = 0; i < l->out * l->in + l->out; i++)
         p[i] = (float)((2.0 * clpar_rng_uniform(rng) - 1.0) * bound);
 }
@@ -98,35 +108,55 @@ static const clpar_module_class linear_class = {.kind = "linear",
                                                 .init = init,
                                                 .tp_bytes = tp_bytes};
 
+void linear_set_init_std(clpar_module *m, double std) {
+    ((linear *)m)->init_std = std;
+}
+
 clpar_status clpar_linear_init(const char *name, size_t in, size_t out, clpar_tp_split split,
                                int shard, int shards, const double *weights, size_t param_offset,
                                size_t full_offset, clpar_module **out_module) {
+    return clpar_linear_init_grouped(name, in, out, split, 1, 1, shard, shards, weights,
+                                     param_offset, full_offset, out_module);
+}
+
+clpar_status clpar_linear_init_grouped(const char *name, size_t in, size_t out,
+                                       clpar_tp_split split, size_t groups, size_t unit, int shard,
+                                       int shards, const double *weights, size_t param_offset,
+                                       size_t full_offset, clpar_module **out_module) {
     *out_module = NULL;
     if (split == CLPAR_TP_NONE) shard = 0, shards = 1;
-    size_t dim = split == CLPAR_TP_ROW ? in : out;
-    if (split != CLPAR_TP_NONE && (size_t)shards > dim)
+    if (groups < 1 || unit < 1 || (split == CLPAR_TP_ROW && groups > 1) || out % groups ||
+        (split == CLPAR_TP_ROW ? in : out / groups) % unit)
+        return clpar_error(CLPAR_EINVAL, "%s: %zu groups of units of %zu do not fit %zu x %zu",
+                           name, groups, unit, out, in);
+    size_t dim = split == CLPAR_TP_ROW ? in : out / groups; /* split features per group */
+    if (split != CLPAR_TP_NONE && (size_t)shards > dim / unit)
         return clpar_error(CLPAR_EINVAL,
-                           CLPAR_FIELD("tp") " %d is larger than layer %s's %zu %s features it "
+                           CLPAR_FIELD("tp") " %d is larger than layer %s's %zu %s %s it "
                                              "would split",
-                           shards, name, dim, split == CLPAR_TP_ROW ? "input" : "output");
+                           shards, name, dim / unit, split == CLPAR_TP_ROW ? "input" : "output",
+                           unit > 1 ? "heads" : "features");
     clpar_module *m;
     TRY(module_alloc(&linear_class, name, sizeof(linear), 2, &m));
     linear *l = (linear *)m;
     l->split = split;
     l->in = in;
     l->out = out;
-    if (split == CLPAR_TP_NONE)
+    l->groups = groups;
+    if (split == CLPAR_TP_NONE) {
         l->a = 0, l->len = dim;
-    else
-        clpar_split_part(dim, shards, weights, shard, &l->a, &l->len);
+    } else {
+        clpar_split_part(dim / unit, shards, weights, shard, &l->a, &l->len);
+        l->a *= unit, l->len *= unit;
+    }
     int by_input = split == CLPAR_TP_ROW;
-    l->w_rows = by_input ? out : l->len;
+    l->w_rows = by_input ? out : groups * l->len;
     l->w_cols = by_input ? l->len : in;
     l->bcount = by_input && shard != 0 ? 0 : l->w_rows;
     l->woff = param_offset;
     l->boff = param_offset + l->w_rows * l->w_cols;
     m->in_width = by_input ? l->len : in;
-    m->out_width = split == CLPAR_TP_COLUMN ? l->len : out;
+    m->out_width = split == CLPAR_TP_COLUMN ? l->w_rows : out;
     m->dy_width = split == CLPAR_TP_GATHERED ? out : m->out_width;
     m->param_offset = param_offset;
     m->param_count = l->w_rows * l->w_cols + l->bcount;
@@ -134,15 +164,17 @@ clpar_status clpar_linear_init(const char *name, size_t in, size_t out, clpar_tp
     snprintf(w->name, sizeof w->name, "%s.weight", name);
     w->ndim = 2, w->shape[0] = out, w->shape[1] = in;
     w->full_offset = full_offset;
-    w->row0 = by_input ? 0 : l->a, w->rows = l->w_rows;
+    w->row0 = by_input ? 0 : l->a, w->rows = by_input ? out : l->len;
     w->col0 = by_input ? l->a : 0, w->cols = l->w_cols;
     w->offset = l->woff;
+    w->groups = by_input ? 1 : groups, w->group_stride = out / groups;
     snprintf(b->name, sizeof b->name, "%s.bias", name);
     b->ndim = 1, b->shape[0] = out, b->shape[1] = 1;
     b->full_offset = full_offset + out * in;
-    b->row0 = by_input ? 0 : l->a, b->rows = l->bcount;
+    b->row0 = by_input ? 0 : l->a, b->rows = by_input ? l->bcount : l->len;
     b->col0 = 0, b->cols = 1;
     b->offset = l->boff;
+    b->groups = by_input ? 1 : groups, b->group_stride = out / groups;
     *out_module = m;
     return CLPAR_OK;
 }

@@ -1,73 +1,122 @@
-/* An MLP's parameters as a safetensors file with PyTorch nn.Sequential's names, both ways. */
+/* A model's parameters as a safetensors file under PyTorch's names (nn.Sequential's for an
+ * MLP, nanoGPT's for a GPT), both ways; the model's description in __metadata__. */
 #include "clpar/safetensors.h"
 #include "../runtime/internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape, const float *params) {
-    int L = shape->nlayers;
-    clpar_st_entry entries[2 * CLPAR_MAX_LAYERS];
-    char names[2 * CLPAR_MAX_LAYERS][32];
-    for (int l = 0; l < L; l++) {
-        /* nn.Sequential(Linear, ReLU, Linear, ...): Linear l is module 2l */
-        snprintf(names[2 * l], sizeof names[0], "%d.weight", 2 * l);
-        snprintf(names[2 * l + 1], sizeof names[0], "%d.bias", 2 * l);
-        entries[2 * l] = (clpar_st_entry){names[2 * l],
-                                          2,
-                                          {shape->sizes[l + 1], shape->sizes[l]},
-                                          params + clpar_mlp_shape_weight_offset(shape, l)};
-        entries[2 * l + 1] = (clpar_st_entry){names[2 * l + 1],
-                                              1,
-                                              {shape->sizes[l + 1]},
-                                              params + clpar_mlp_shape_bias_offset(shape, l)};
+typedef struct {
+    clpar_st_entry *entries;
+    char (*names)[96]; /* the parameters' names outlive the modules that gave them */
+    int n;
+    const float *params;
+} save_job;
+
+static void add_entry(const clpar_param *p, void *user) {
+    save_job *j = user;
+    snprintf(j->names[j->n], sizeof j->names[0], "%s", p->name);
+    j->entries[j->n] = (clpar_st_entry){
+        j->names[j->n], p->ndim, {p->shape[0], p->shape[1]}, j->params + p->full_offset};
+    j->n++;
+}
+
+static void count_one(const clpar_param *p, void *user) {
+    (*(int *)user)++;
+}
+
+clpar_status clpar_model_file_save(const char *path, const clpar_model_spec *m,
+                                   const float *params) {
+    int n = 0;
+    TRY(clpar_model_each_param(m, count_one, &n));
+    save_job j = {calloc((size_t)n, sizeof(clpar_st_entry)), calloc((size_t)n, sizeof *j.names), 0,
+                  params};
+    clpar_status rc = j.entries && j.names ? clpar_model_each_param(m, add_entry, &j)
+                                           : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    char text[512];
+    clpar_model_format(m, text, sizeof text);
+    const char *meta[] = {"format", "pt", "clpar.model", text};
+    if (rc == CLPAR_OK) rc = clpar_st_write(path, j.entries, j.n, meta, 2);
+    free(j.entries);
+    free(j.names);
+    return rc;
+}
+
+typedef struct {
+    const clpar_st *st;
+    const char *path;
+    float *params;
+    clpar_status rc;
+    int n;
+} load_job;
+
+static void load_one(const clpar_param *p, void *user) {
+    load_job *j = user;
+    if (j->rc != CLPAR_OK) return;
+    j->n++;
+    const clpar_st_tensor *t = clpar_st_find(j->st, p->name);
+    char want[64];
+    if (p->ndim == 1)
+        snprintf(want, sizeof want, "[%zu]", p->shape[0]);
+    else
+        snprintf(want, sizeof want, "[%zu, %zu]", p->shape[0], p->shape[1]);
+    if (!t) {
+        j->rc = clpar_error(CLPAR_ESHAPE, "%s: no tensor '%s' (model %s expects shape %s)", j->path,
+                            p->name, "layer", want);
+        return;
     }
-    char sizes[512];
-    clpar_mlp_shape_format(shape, sizes, sizeof sizes);
-    const char *meta[] = {"format", "pt", "clpar.model", sizes};
-    return clpar_st_write(path, entries, 2 * L, meta, 2);
+    int ok = !strcmp(t->dtype, "F32") && t->ndim == p->ndim && t->shape[0] == p->shape[0] &&
+             (p->ndim == 1 || t->shape[1] == p->shape[1]);
+    if (!ok) {
+        char got[128] = "";
+        size_t u = 0;
+        for (int d = 0; d < t->ndim && u < sizeof got; d++)
+            u += (size_t)snprintf(got + u, sizeof got - u, "%s%zu", d ? ", " : "", t->shape[d]);
+        j->rc = clpar_error(CLPAR_ESHAPE, "%s: tensor '%s' is %s [%s], the model needs F32 %s",
+                            j->path, p->name, t->dtype, got, want);
+        return;
+    }
+    memcpy(j->params + p->full_offset, clpar_st_data(j->st, t), t->end - t->begin);
+}
+
+clpar_status clpar_model_file_load(const char *path, const clpar_model_spec *m, float *params) {
+    clpar_st *st;
+    TRY(clpar_st_read(path, &st));
+    load_job j = {st, path, params, CLPAR_OK, 0};
+    clpar_status rc = clpar_model_each_param(m, load_one, &j);
+    if (rc == CLPAR_OK) rc = j.rc;
+    int extra = clpar_st_count(st) - j.n;
+    if (rc == CLPAR_OK && extra == 1 && clpar_model_is_gpt(m)) {
+        /* nanoGPT's state_dict also holds the tied head: it must be the token table */
+        const clpar_st_tensor *head = clpar_st_find(st, "lm_head.weight"),
+                              *wte = clpar_st_find(st, "transformer.wte.weight");
+        if (!head || head->end - head->begin != wte->end - wte->begin ||
+            memcmp(clpar_st_data(st, head), clpar_st_data(st, wte), head->end - head->begin))
+            rc = clpar_error(CLPAR_ESHAPE,
+                             "%s: lm_head.weight must equal transformer.wte.weight (tied)", path);
+        extra = 0;
+    }
+    if (rc == CLPAR_OK && extra != 0)
+        rc = clpar_error(CLPAR_ESHAPE, "%s: holds %d tensors, the model has %d", path,
+                         clpar_st_count(st), j.n);
+    clpar_st_free(st);
+    return rc;
+}
+
+static clpar_model_spec mlp_spec(const clpar_mlp_shape *shape) {
+    clpar_model_spec m;
+    memset(&m, 0, sizeof m);
+    m.mlp = *shape;
+    return m;
+}
+
+clpar_status clpar_model_save(const char *path, const clpar_mlp_shape *shape, const float *params) {
+    clpar_model_spec m = mlp_spec(shape);
+    return clpar_model_file_save(path, &m, params);
 }
 
 clpar_status clpar_model_load(const char *path, const clpar_mlp_shape *shape, float *params) {
-    clpar_st *st;
-    TRY(clpar_st_read(path, &st));
-    clpar_status rc = CLPAR_OK;
-    for (int l = 0; l < shape->nlayers && rc == CLPAR_OK; l++) {
-        for (int b = 0; b < 2 && rc == CLPAR_OK; b++) {
-            char name[32];
-            snprintf(name, sizeof name, "%d.%s", 2 * l, b ? "bias" : "weight");
-            const clpar_st_tensor *t = clpar_st_find(st, name);
-            size_t out = shape->sizes[l + 1], in = shape->sizes[l];
-            char want[64];
-            if (b)
-                snprintf(want, sizeof want, "[%zu]", out);
-            else
-                snprintf(want, sizeof want, "[%zu, %zu]", out, in);
-            if (!t) {
-                rc = clpar_error(CLPAR_ESHAPE, "%s: no tensor '%s' (model %s expects shape %s)",
-                                 path, name, "layer", want);
-                break;
-            }
-            int ok = !strcmp(t->dtype, "F32") && t->ndim == (b ? 1 : 2) && t->shape[0] == out &&
-                     (b || t->shape[1] == in);
-            if (!ok) {
-                char got[128] = "";
-                size_t u = 0;
-                for (int d = 0; d < t->ndim && u < sizeof got; d++)
-                    u += (size_t)snprintf(got + u, sizeof got - u, "%s%zu", d ? ", " : "",
-                                          t->shape[d]);
-                rc = clpar_error(CLPAR_ESHAPE, "%s: tensor '%s' is %s [%s], the model needs F32 %s",
-                                 path, name, t->dtype, got, want);
-                break;
-            }
-            memcpy(params + (b ? clpar_mlp_shape_bias_offset(shape, l)
-                               : clpar_mlp_shape_weight_offset(shape, l)),
-                   clpar_st_data(st, t), t->end - t->begin);
-        }
-    }
-    if (rc == CLPAR_OK && clpar_st_count(st) != 2 * shape->nlayers)
-        rc = clpar_error(CLPAR_ESHAPE, "%s: holds %d tensors, the model has %d", path,
-                         clpar_st_count(st), 2 * shape->nlayers);
-    clpar_st_free(st);
-    return rc;
+    clpar_model_spec m = mlp_spec(shape);
+    return clpar_model_file_load(path, &m, params);
 }

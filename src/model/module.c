@@ -52,13 +52,39 @@ clpar_status clpar_module_backward_weights(clpar_module *m, const clpar_module_e
     return m->cls->backward_weights(m, env, io);
 }
 
+/* A class's reserve, state_bytes and scratch_floats speak for its children too (a block
+ * passes its children token rows, not its own sequence rows); without them the children's
+ * are asked with the same rows. */
 size_t clpar_module_scratch_floats(const clpar_module *m, size_t rows) {
-    size_t most = m->cls->scratch_floats ? m->cls->scratch_floats(m, rows) : 0;
+    if (m->cls->scratch_floats) return m->cls->scratch_floats(m, rows);
+    size_t most = 0;
     for (int i = 0; i < m->nchildren; i++) {
         size_t c = clpar_module_scratch_floats(m->children[i], rows);
         if (c > most) most = c;
     }
     return most;
+}
+
+clpar_status clpar_module_reserve(clpar_module *m, clpar_device *d, int slots, size_t rows) {
+    if (m->cls->reserve) return m->cls->reserve(m, d, slots, rows);
+    for (int i = 0; i < m->nchildren; i++)
+        TRY(clpar_module_reserve(m->children[i], d, slots, rows));
+    return CLPAR_OK;
+}
+
+size_t clpar_module_state_bytes(const clpar_module *m, size_t rows) {
+    if (m->cls->state_bytes) return m->cls->state_bytes(m, rows);
+    size_t bytes = 0;
+    for (int i = 0; i < m->nchildren; i++)
+        bytes += clpar_module_state_bytes(m->children[i], rows);
+    return bytes;
+}
+
+bool clpar_module_has_state(const clpar_module *m) {
+    if (m->cls->reserve) return true;
+    for (int i = 0; i < m->nchildren; i++)
+        if (clpar_module_has_state(m->children[i])) return true;
+    return false;
 }
 
 void clpar_module_init_params(const clpar_module *m, float *full, clpar_rng *rng) {
@@ -68,7 +94,8 @@ void clpar_module_init_params(const clpar_module *m, float *full, clpar_rng *rng
 }
 
 uint64_t clpar_module_tp_bytes(const clpar_module *m, size_t rows, bool with_dx) {
-    uint64_t bytes = m->cls->tp_bytes ? m->cls->tp_bytes(m, rows, with_dx) : 0;
+    if (m->cls->tp_bytes) return m->cls->tp_bytes(m, rows, with_dx); /* speaks for children */
+    uint64_t bytes = 0;
     for (int i = 0; i < m->nchildren; i++)
         bytes += clpar_module_tp_bytes(m->children[i], rows, with_dx);
     return bytes;
@@ -88,9 +115,12 @@ typedef struct {
 
 static void map_one(const clpar_param *p, void *user) {
     const map_job *j = user;
-    for (size_t r = 0; r < p->rows; r++) {
-        float *f = j->full + p->full_offset + (p->row0 + r) * p->shape[1] + p->col0;
-        float *l = j->local + p->offset + r * p->cols;
+    size_t groups = p->groups > 1 ? p->groups : 1;
+    for (size_t q = 0; q < groups * p->rows; q++) {
+        size_t g = q / p->rows, r = q % p->rows; /* local row q: row r of group g's block */
+        float *f =
+            j->full + p->full_offset + (g * p->group_stride + p->row0 + r) * p->shape[1] + p->col0;
+        float *l = j->local + p->offset + q * p->cols;
         if (j->direction == CLPAR_FULL_TO_LOCAL)
             memcpy(l, f, p->cols * sizeof(float));
         else

@@ -13,4 +13,7 @@
 clpar_status module_alloc(const clpar_module_class *cls, const char *name, size_t size, int nparams,
                           clpar_module **out);
 
+/* Makes a Linear module initialize as GPT-2 does: weights normal(0, std), biases zero. */
+void linear_set_init_std(clpar_module *m, double std);
+
 #endif

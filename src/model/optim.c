@@ -11,6 +11,8 @@ struct clpar_optim {
     size_t n;
     cl_mem s0, s1; /* SGD: momentum buffer; Adam: exp_avg, exp_avg_sq */
     long steps;
+    size_t *no_decay; /* pairs [start, end) of parameters without weight decay, in order */
+    int nno;
 };
 
 clpar_optim_config clpar_optim_defaults(clpar_optim_kind kind) {
@@ -60,21 +62,59 @@ void clpar_optim_free(clpar_optim *o) {
     clFinish(o->dev->compute);
     clpar_device_release(o->dev, o->s0);
     clpar_device_release(o->dev, o->s1);
+    free(o->no_decay);
     free(o);
+}
+
+clpar_status clpar_optim_set_no_decay(clpar_optim *o, const size_t *ranges, int n) {
+    size_t *copy = n ? malloc(2 * (size_t)n * sizeof *copy) : NULL;
+    if (n && !copy) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int i = 0; i < 2 * n; i++)
+        copy[i] = ranges[i];
+    for (int i = 0; i < n; i++)
+        if (copy[2 * i] > copy[2 * i + 1] || copy[2 * i + 1] > o->n ||
+            (i && copy[2 * i] < copy[2 * i - 1])) {
+            free(copy);
+            return clpar_error(CLPAR_EINVAL, "no-decay range %d is out of order or bounds", i);
+        }
+    free(o->no_decay);
+    o->no_decay = copy;
+    o->nno = n;
+    return CLPAR_OK;
+}
+
+/* One update of elements [a, b) with weight decay wd. */
+static clpar_status step_range(clpar_optim *o, cl_mem params, cl_mem grads, size_t a, size_t b,
+                               float wd, cl_event *event) {
+    const clpar_optim_config *c = &o->cfg;
+    if (c->kind == CLPAR_OPTIM_SGD) {
+        clpar_sgd_params hp = {c->lr, c->momentum, c->dampening, wd, c->nesterov};
+        /* without momentum the buffer is never read; pass grads to keep the argument valid */
+        return clpar_op_sgd_step_range(o->dev, params, grads, o->s0 ? o->s0 : grads, a, b - a, &hp,
+                                       o->steps == 1, event);
+    }
+    clpar_adam_params hp = {c->lr, c->beta1, c->beta2, c->eps, wd, c->kind == CLPAR_OPTIM_ADAMW};
+    return clpar_op_adam_step_range(o->dev, params, grads, o->s0, o->s1, a, b - a, &hp, o->steps,
+                                    event);
 }
 
 clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_event *event) {
     const clpar_optim_config *c = &o->cfg;
     o->steps++;
-    if (c->kind == CLPAR_OPTIM_SGD) {
-        clpar_sgd_params hp = {c->lr, c->momentum, c->dampening, c->weight_decay, c->nesterov};
-        /* without momentum the buffer is never read; pass grads to keep the argument valid */
-        return clpar_op_sgd_step(o->dev, params, grads, o->s0 ? o->s0 : grads, o->n, &hp,
-                                 o->steps == 1, event);
+    if (!o->nno || c->weight_decay == 0.0f)
+        return step_range(o, params, grads, 0, o->n, c->weight_decay, event);
+    size_t at = 0; /* runs with decay and without, in order */
+    for (int i = 0; i < o->nno; i++) {
+        if (o->no_decay[2 * i] > at)
+            TRY(step_range(o, params, grads, at, o->no_decay[2 * i], c->weight_decay, NULL));
+        TRY(step_range(o, params, grads, o->no_decay[2 * i], o->no_decay[2 * i + 1], 0.0f, NULL));
+        at = o->no_decay[2 * i + 1];
     }
-    clpar_adam_params hp = {c->lr,  c->beta1,        c->beta2,
-                            c->eps, c->weight_decay, c->kind == CLPAR_OPTIM_ADAMW};
-    return clpar_op_adam_step(o->dev, params, grads, o->s0, o->s1, o->n, &hp, o->steps, event);
+    return step_range(o, params, grads, at, o->n, c->weight_decay, event);
+}
+
+void clpar_optim_set_lr(clpar_optim *o, float lr) {
+    o->cfg.lr = lr;
 }
 
 long clpar_optim_steps_taken(const clpar_optim *o) {

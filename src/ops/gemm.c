@@ -120,6 +120,16 @@ static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints, c
     TRY(clpar_op_mse_backward(d, buf, buf, buf, 8, 1.0f, NULL));
     TRY(clpar_op_sgd_step(d, buf, buf, buf, 8, &sgd, 1, NULL));
     TRY(clpar_op_adam_step(d, buf, buf, buf, buf, 8, &adam, 1, NULL));
+    /* the transformer's kernels; their data (zeros, aliased) does not matter */
+    TRY(clpar_op_layernorm_forward(d, buf, buf, buf, buf, buf, 0, 0, 2, 4, NULL));
+    TRY(clpar_op_layernorm_backward(d, buf, buf, buf, buf, buf, buf, 0, 2, 4, false, NULL));
+    TRY(clpar_op_layernorm_weights(d, buf, 0, 4, buf, buf, buf, buf, 2, 4, 1.0f, NULL));
+    TRY(clpar_op_gelu_forward(d, buf, buf, 8, NULL));
+    TRY(clpar_op_gelu_backward(d, buf, buf, buf, 8, NULL));
+    TRY(clpar_op_attention_forward(d, buf, buf, buf, 1, 2, 1, 2, NULL));
+    TRY(clpar_op_attention_backward(d, buf, buf, buf, buf, buf, 1, 2, 1, 2, NULL));
+    TRY(clpar_op_embedding_forward(d, buf, ints, buf, 0, 0, 2, 2, 4, NULL));
+    TRY(clpar_op_embedding_backward(d, buf, 0, 0, buf, ints, ints, 1, 2, 2, 4, 1.0f, 1.0f, NULL));
     d->warm_grid = 0;
     return clpar_device_finish(d);
 }

@@ -1,39 +1,7 @@
 /* Host wrappers of the kernels in kernels/ (.cl files): argument setting and launch. */
-#include "clpar/ops.h"
-#include "../runtime/internal.h"
+#include "launch.h"
 
 #include <math.h>
-
-/* Sets argument i of kernel k from a value; returns the OpenCL status. */
-#define ARG(k, i, v) clSetKernelArg((k), (i), sizeof(v), &(v))
-
-static clpar_status check_u32(size_t v, const char *what) {
-    if (v > 0xffffffffu) return clpar_error(CLPAR_EINVAL, "%s of %zu exceeds 2^32", what, v);
-    return CLPAR_OK;
-}
-
-static clpar_status launch(clpar_device *d, clpar_kernel_id id, cl_int argerr, size_t n,
-                           const char *name, cl_event *event) {
-    if (argerr != CL_SUCCESS) return clpar_cl_error(argerr, name);
-    if (n == 0) {
-        /* Nothing to compute, but callers may still wait on the event. */
-        if (event) CL_CHECK(clEnqueueMarkerWithWaitList(d->compute, 0, NULL, event), name);
-        return CLPAR_OK;
-    }
-    /* no launch wider than max_grid: larger counts go in pieces, each from its `base`
-     * (every kernel's last argument); the warm-up's launch is the widest (ops/gemm.c) */
-    for (size_t off = 0; off < n; off += d->max_grid) {
-        size_t part = n - off < d->max_grid ? n - off : d->max_grid;
-        size_t global = (part + d->wg - 1) / d->wg * d->wg;
-        if (global < d->warm_grid) global = d->warm_grid;
-        cl_uint base = (cl_uint)off;
-        CL_CHECK(clSetKernelArg(d->kernels[id], d->base_arg[id], sizeof base, &base), name);
-        CL_CHECK(clEnqueueNDRangeKernel(d->compute, d->kernels[id], 1, NULL, &global, &d->wg, 0,
-                                        NULL, off + part == n ? event : NULL),
-                 name);
-    }
-    return CLPAR_OK;
-}
 
 clpar_status clpar_op_bias_add(clpar_device *d, cl_mem y, cl_mem b, size_t boff, size_t rows,
                                size_t cols, cl_event *event) {
@@ -131,6 +99,13 @@ clpar_status clpar_op_mse_backward(clpar_device *d, cl_mem dy, cl_mem y, cl_mem 
 
 clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t n,
                                const clpar_sgd_params *hp, bool first, cl_event *event) {
+    return clpar_op_sgd_step_range(d, p, g, buf, 0, n, hp, first, event);
+}
+
+clpar_status clpar_op_sgd_step_range(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, size_t start,
+                                     size_t count, const clpar_sgd_params *hp, bool first,
+                                     cl_event *event) {
+    size_t n = start + count;
     TRY(check_u32(n, "sgd size"));
     cl_kernel k = d->kernels[CLPAR_K_sgd_step];
     cl_uint nn = (cl_uint)n;
@@ -138,11 +113,18 @@ clpar_status clpar_op_sgd_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem buf, 
     cl_int e = ARG(k, 0, p) | ARG(k, 1, g) | ARG(k, 2, buf) | ARG(k, 3, nn) | ARG(k, 4, hp->lr) |
                ARG(k, 5, hp->momentum) | ARG(k, 6, hp->dampening) | ARG(k, 7, hp->weight_decay) |
                ARG(k, 8, nest) | ARG(k, 9, fst);
-    return launch(d, CLPAR_K_sgd_step, e, n, "sgd_step", event);
+    return launch_range(d, CLPAR_K_sgd_step, e, start, n, "sgd_step", event);
 }
 
 clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v, size_t n,
                                 const clpar_adam_params *hp, long step, cl_event *event) {
+    return clpar_op_adam_step_range(d, p, g, m, v, 0, n, hp, step, event);
+}
+
+clpar_status clpar_op_adam_step_range(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, cl_mem v,
+                                      size_t start, size_t count, const clpar_adam_params *hp,
+                                      long step, cl_event *event) {
+    size_t n = start + count;
     TRY(check_u32(n, "adam size"));
     if (step < 1) return clpar_error(CLPAR_EINVAL, "adam step %ld must count from 1", step);
     cl_kernel k = d->kernels[CLPAR_K_adam_step];
@@ -157,5 +139,5 @@ clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, cl_mem m, c
                ARG(k, 5, hp->lr) | ARG(k, 6, hp->beta1) | ARG(k, 7, hp->beta2) |
                ARG(k, 8, hp->eps) | ARG(k, 9, hp->weight_decay) | ARG(k, 10, dec) |
                ARG(k, 11, step_size) | ARG(k, 12, bc2_sqrt);
-    return launch(d, CLPAR_K_adam_step, e, n, "adam_step", event);
+    return launch_range(d, CLPAR_K_adam_step, e, start, n, "adam_step", event);
 }

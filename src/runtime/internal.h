@@ -21,7 +21,18 @@
     X(mse_forward, "loss")                                                                         \
     X(mse_backward, "loss")                                                                        \
     X(sgd_step, "optim")                                                                           \
-    X(adam_step, "optim")
+    X(adam_step, "optim")                                                                          \
+    X(layernorm_forward, "transformer")                                                            \
+    X(layernorm_backward, "transformer")                                                           \
+    X(layernorm_weights, "transformer")                                                            \
+    X(gelu_forward, "transformer")                                                                 \
+    X(gelu_backward, "transformer")                                                                \
+    X(attention_forward, "transformer")                                                            \
+    X(attention_backward_query, "transformer")                                                     \
+    X(attention_backward_keys, "transformer")                                                      \
+    X(embedding_forward, "transformer")                                                            \
+    X(embedding_backward_tokens, "transformer")                                                    \
+    X(embedding_backward_positions, "transformer")
 
 typedef enum {
 #define X(name, prog) CLPAR_K_##name,
@@ -30,7 +41,7 @@ typedef enum {
         CLPAR_K_COUNT
 } clpar_kernel_id;
 
-#define CLPAR_PROGRAM_COUNT 3 /* elementwise, loss, optim */
+#define CLPAR_PROGRAM_COUNT 4 /* elementwise, loss, optim, transformer */
 
 typedef struct {
     cl_context context; /* shared by all devices of the platform; NULL until first use */

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *program_names[CLPAR_PROGRAM_COUNT] = {"elementwise", "loss", "optim"};
+static const char *program_names[CLPAR_PROGRAM_COUNT] = {"elementwise", "loss", "optim",
+                                                         "transformer"};
 
 static void get_string(cl_device_id d, cl_device_info what, char *buf, size_t n) {
     char tmp[1024] = "";

@@ -34,6 +34,7 @@ static void free_rank(mrank *k) {
     free(k->labels);
     free(k->targets);
     free(k->ops);
+    free(k->host_grads);
     clpar_module_free(k->loss);
     layout_free(&k->lay);
 }
@@ -51,6 +52,9 @@ void clpar_mesh_free(clpar_mesh *M) {
         clpar_allreduce_free(M->dp_ars[i]);
     for (int i = 0; M->chans && i < M->nchans; i++)
         clpar_channel_free(M->chans[i]);
+    for (int i = 0; M->tie_ars && i < M->ntie; i++)
+        clpar_allreduce_free(M->tie_ars[i]);
+    free(M->tie_ars);
     clpar_sync_free(M->sync);
     free(M->tp_ars);
     free(M->tp_ags);
@@ -60,6 +64,7 @@ void clpar_mesh_free(clpar_mesh *M) {
     free(M->row_loss);
     free(M->eval_out);
     free(M->trace);
+    free(M->norm_parts);
     free(M);
 }
 
@@ -71,6 +76,38 @@ static clpar_status alloc_counted(mrank *k, size_t floats, cl_mem *m, size_t *ac
     return CLPAR_OK;
 }
 
+typedef struct {
+    size_t *ranges;
+    int n;
+} range_list;
+
+static void add_vector(const clpar_param *p, void *user) {
+    range_list *r = user;
+    size_t count = p->rows * p->cols * (p->groups > 1 ? p->groups : 1);
+    if (p->ndim != 1 || !count) return;
+    r->ranges[2 * r->n] = p->offset;
+    r->ranges[2 * r->n + 1] = p->offset + count;
+    r->n++;
+}
+
+static void count_param(const clpar_param *p, void *user) {
+    (*(int *)user)++;
+}
+
+/* nanoGPT's AdamW: no weight decay on the 1-D tensors (biases, layer norms) */
+static clpar_status set_no_decay(mrank *k) {
+    int n = 0;
+    for (int j = 0; j < k->lay.nl; j++)
+        clpar_module_each_param(k->lay.mods[j], count_param, &n);
+    range_list r = {malloc((size_t)(2 * n + 2) * sizeof(size_t)), 0};
+    if (!r.ranges) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int j = 0; j < k->lay.nl; j++)
+        clpar_module_each_param(k->lay.mods[j], add_vector, &r);
+    clpar_status st = clpar_optim_set_no_decay(k->opt, r.ranges, r.n);
+    free(r.ranges);
+    return st;
+}
+
 static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
     const clpar_mesh_config *c = &M->cfg;
     TRY(clpar_op_warmup(k->dev));
@@ -78,11 +115,8 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
     const rank_layout *l = &k->lay;
     const size_t f = sizeof(float), cap = l->cap;
     int last = l->p == c->pp - 1;
-    if (last) {
-        size_t out = c->shape.sizes[c->shape.nlayers];
-        TRY(c->loss == CLPAR_LOSS_XENT ? clpar_cross_entropy_init(out, &k->loss)
-                                       : clpar_mse_init(out, &k->loss));
-    }
+    clpar_model_spec model = mesh_model(c);
+    if (last) TRY(clpar_model_loss(&model, c->loss, &k->loss));
     k->ops = malloc(3 * (size_t)c->micro * sizeof *k->ops);
     if (!k->ops) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     TRY(alloc_counted(k, l->nparams, &k->params, &k->param_bytes));
@@ -103,10 +137,14 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
             TRY(alloc_counted(k, cap * l->mods[j]->dy_width, &k->dys[s * l->nl + j],
                               &k->act_bytes));
         if (last) {
-            TRY(clpar_device_alloc(k->dev, cap * sizeof(cl_int), &k->labels[s]));
-            k->act_bytes += cap * sizeof(cl_int);
-            TRY(alloc_counted(k, cap * l->out_w, &k->targets[s], &k->act_bytes));
+            TRY(clpar_device_alloc(k->dev, cap * l->labels_w * sizeof(cl_int), &k->labels[s]));
+            k->act_bytes += cap * l->labels_w * sizeof(cl_int);
+            TRY(alloc_counted(k, cap * l->targets_w, &k->targets[s], &k->act_bytes));
         }
+    }
+    for (int j = 0; j < l->nl; j++) {
+        TRY(clpar_module_reserve(l->mods[j], k->dev, l->nslots, cap));
+        k->act_bytes += clpar_module_state_bytes(l->mods[j], cap) * (size_t)l->nslots;
     }
     if (l->in_w) TRY(alloc_counted(k, cap * l->in_w, &k->din, &k->act_bytes));
     if (l->group > 1) {
@@ -114,7 +152,10 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
         TRY(alloc_counted(k, (size_t)l->group * cap * l->wdy_w, &k->wdy, &k->act_bytes));
     }
     TRY(alloc_counted(k, l->scratch, &k->scratch, &k->act_bytes));
-    TRY(alloc_counted(k, cap, &k->lossbuf, &k->act_bytes));
+    TRY(alloc_counted(k, cap * (l->loss_w ? l->loss_w : 1), &k->lossbuf, &k->act_bytes));
+    if (c->optim.decay_matrices_only) TRY(set_no_decay(k));
+    if (c->clip > 0 && !(k->host_grads = malloc((l->nparams ? l->nparams : 1) * f)))
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
     k->tp = (clpar_tp_comm){l->t, c->tp, mesh_tp_all_reduce, mesh_tp_all_gather, k};
     k->env = (clpar_module_env){k->dev, k->params, k->grads, c->tp > 1 ? &k->tp : NULL, k->scratch};
     float *local = malloc((l->nparams ? l->nparams : 1) * f);
@@ -154,9 +195,12 @@ static clpar_status build_links(clpar_mesh *M) {
     plan_stage_starts(c, starts);
     for (int d = 0; d < c->dp; d++)
         for (int p = 0; p < c->pp && c->tp > 1; p++) {
-            size_t widest = 0;
-            for (int l = starts[p]; l <= starts[p + 1]; l++)
-                if (c->shape.sizes[l] > widest) widest = c->shape.sizes[l];
+            size_t widest = 0; /* the widest activation the stage's collectives carry */
+            const rank_layout *l0 = &M->ranks[RANK_OF(c, d, p, 0)].lay;
+            for (int j = 0; j <= l0->nl; j++)
+                if (l0->act_w[j] > widest) widest = l0->act_w[j];
+            for (int j = 0; j < l0->nl; j++)
+                if (l0->mods[j]->dy_width > widest) widest = l0->mods[j]->dy_width;
             for (int t = 0; t < c->tp; t++)
                 group[t] = M->ranks[RANK_OF(c, d, p, t)].dev;
             size_t count = M->micro_cap * widest;
@@ -178,12 +222,35 @@ static clpar_status build_links(clpar_mesh *M) {
             for (int d = 0; d < c->dp; d++)
                 M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
         }
+    /* a tensor held by two stages (a GPT's token table: the embeddings' and the head's copy)
+     * has its gradients summed between them */
+    if (c->pp > 1 && c->gpt.layers > 0) {
+        M->tie_ars = calloc((size_t)(c->dp * c->tp), sizeof *M->tie_ars);
+        if (!M->tie_ars) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+        for (int d = 0; d < c->dp; d++)
+            for (int t = 0; t < c->tp; t++) {
+                mrank *ends[2] = {&M->ranks[RANK_OF(c, d, 0, t)],
+                                  &M->ranks[RANK_OF(c, d, c->pp - 1, t)]};
+                clpar_device *pair[2] = {ends[0]->dev, ends[1]->dev};
+                size_t len = c->gpt.vocab * c->gpt.embd;
+                TRY(clpar_allreduce_init(pair, 2, len, M->sync, &M->tie_ars[M->ntie]));
+                for (int e = 0; e < 2; e++) {
+                    mrank *k = ends[e];
+                    k->tie_ar = M->tie_ars[M->ntie];
+                    k->tie_index = e;
+                    k->tie_len = len;
+                    k->tie_off = e ? k->lay.mods[k->lay.nl - 1]->params[0].offset
+                                   : k->lay.mods[0]->params[0].offset;
+                }
+                M->ntie++;
+            }
+    }
     int slots = c->micro > 2 ? c->micro : 2;
     for (int d = 0; d < c->dp; d++)
         for (int p = 0; p + 1 < c->pp; p++)
             for (int t = 0; t < c->tp; t++) {
                 mrank *a = &M->ranks[RANK_OF(c, d, p, t)], *b = &M->ranks[RANK_OF(c, d, p + 1, t)];
-                size_t count = M->micro_cap * c->shape.sizes[starts[p + 1]];
+                size_t count = M->micro_cap * a->lay.act_w[a->lay.nl]; /* the boundary */
                 TRY(clpar_channel_init(a->dev, b->dev, slots, count, M->sync,
                                        &M->chans[M->nchans]));
                 a->fwd_out = b->fwd_in = M->chans[M->nchans++];
@@ -207,11 +274,14 @@ clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config 
     for (int r = 0; r < M->n; r++)
         memory[r] = devs[r]->info->global_mem;
     M->cfg.schedule = clpar_mesh_choose_schedule(c, memory);
-    M->nparams = clpar_mlp_shape_param_count(&c->shape);
+    clpar_model_spec model = mesh_model(c);
+    M->nparams = clpar_model_param_count(&model);
     M->micro_cap = plan_micro_cap(c);
     M->ranks = calloc((size_t)M->n, sizeof *M->ranks);
-    clpar_status st =
-        M->ranks ? clpar_sync_init(&M->sync) : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    M->norm_parts = calloc((size_t)M->n, sizeof *M->norm_parts);
+    clpar_status st = M->ranks && M->norm_parts ? clpar_sync_init(&M->sync)
+                                                : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    if (st == CLPAR_OK) clpar_barrier_init(&M->clip_meet, M->sync, M->n);
     for (int r = 0; r < M->n && st == CLPAR_OK; r++) {
         mrank *k = &M->ranks[r];
         k->rank = r;

@@ -10,6 +10,14 @@
 
 #define RANK_OF(c, d, p, t) (((d) * (c)->pp + (p)) * (c)->tp + (t))
 
+/* The model a mesh configuration trains. */
+static inline clpar_model_spec mesh_model(const clpar_mesh_config *c) {
+    clpar_model_spec m;
+    m.mlp = c->shape;
+    m.gpt = c->gpt;
+    return m;
+}
+
 /* One rank's stage as modules and the size of every buffer it needs: built by
  * layout_rank from the configuration alone, so that building a mesh and planning one
  * (clpar_mesh_plan_rank, --dry-run, the planner) count the same bytes. */
@@ -24,7 +32,9 @@ typedef struct {
     size_t in_w;                        /* the stage's input gradient (0 on the first stage) */
     size_t wx_w, wdy_w;                 /* widest input and output gradient a W group gathers */
     size_t scratch;                     /* floats of scratch the modules need */
-    size_t out_w;                       /* last stage: the model's outputs (targets); else 0 */
+    size_t out_w;                       /* last stage: the model's output width; else 0 */
+    size_t labels_w, targets_w;         /* last stage: labels (int) and targets per row */
+    size_t loss_w;                      /* last stage: losses per row (a GPT's positions) */
 } rank_layout;
 
 clpar_status layout_rank(const clpar_mesh_config *c, int rank, rank_layout *out);
@@ -79,6 +89,9 @@ typedef struct {
     cl_mem *labels, *targets; /* per slot, on the last stage */
     size_t act_bytes, param_bytes;
     clpar_allreduce *tp_ar, *dp_ar;
+    clpar_allreduce *tie_ar; /* a tied tensor's copies: first and last stage (a GPT's table) */
+    int tie_index;
+    size_t tie_off, tie_len;
     clpar_allgather *tp_ag;
     clpar_channel *fwd_in, *fwd_out, *bwd_in, *bwd_out;
     sched_op *ops;
@@ -88,6 +101,7 @@ typedef struct {
     int nev, evcap;
     double clock_offset_ns; /* host clock minus this device's profiling clock */
     uint64_t bytes_tp, bytes_pp, bytes_dp;
+    float *host_grads; /* with clipping: the gradients read back for their norm */
 } mrank;
 
 struct clpar_mesh {
@@ -98,12 +112,15 @@ struct clpar_mesh {
     clpar_workers *workers;
     clpar_allreduce **tp_ars, **dp_ars;
     clpar_allgather **tp_ags;
+    clpar_allreduce **tie_ars; /* one per (replica, shard) of a pipelined GPT */
+    int ntie;
     clpar_channel **chans; /* forward and backward channels */
     int nchans;
     size_t micro_cap, nparams;
     float *row_loss, *eval_out;
     /* the current step's batch */
-    const float *x, *targets;
+    const char *x; /* rows of in_w 4-byte elements: floats, or a GPT's token ids */
+    const float *targets;
     const int *labels;
     size_t rows;
     int eval;
@@ -112,6 +129,8 @@ struct clpar_mesh {
     clpar_trace_event *trace;
     int ntrace, tcap;
     double trace_origin_ns;
+    clpar_barrier clip_meet; /* every rank, around the global gradient norm */
+    double *norm_parts;      /* each rank's sum of squares */
 };
 
 /* Copies a rank's flat parameters (or anything in their layout) to or from the full

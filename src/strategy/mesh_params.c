@@ -75,6 +75,11 @@ long clpar_mesh_optim_steps(const clpar_mesh *M) {
     return clpar_optim_steps_taken(M->ranks[0].opt);
 }
 
+void clpar_mesh_set_lr(clpar_mesh *M, float lr) {
+    for (int r = 0; r < M->n; r++)
+        clpar_optim_set_lr(M->ranks[r].opt, lr);
+}
+
 void clpar_mesh_set_optim_steps(clpar_mesh *M, long steps) {
     for (int r = 0; r < M->n; r++)
         clpar_optim_set_steps(M->ranks[r].opt, steps);

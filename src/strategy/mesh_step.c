@@ -5,6 +5,7 @@
  * on replica 0. */
 #include "mesh_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,12 @@ static void micro_rows(const clpar_mesh *M, const mrank *k, int m, int nmicro, s
     *first = s0 + clpar_split_start(n, (size_t)nmicro, (size_t)m);
 }
 
+/* A GPT's outputs are not kept for evaluation: its loss is what is asked. */
+static size_t kept_outputs(const clpar_mesh *M) {
+    clpar_model_spec model = mesh_model(&M->cfg);
+    return clpar_model_is_gpt(&model) ? 0 : clpar_model_output_width(&model);
+}
+
 static cl_mem loss_target(const clpar_mesh *M, const mrank *k, int s) {
     return M->cfg.loss == CLPAR_LOSS_XENT ? k->labels[s] : k->targets[s];
 }
@@ -91,27 +98,29 @@ static clpar_status op_forward(clpar_mesh *M, mrank *k, int m, int nmicro) {
     micro_rows(M, k, m, nmicro, &R, &g0);
     int s = m % l->nslots, last = l->p == c->pp - 1;
     cl_mem *act = &k->act[s * (l->nl + 1)];
-    size_t in = l->act_w[0], out = c->shape.sizes[c->shape.nlayers];
+    size_t in = l->act_w[0], out = kept_outputs(M);
     cl_command_queue q = k->dev->compute;
-    if (l->p == 0)
-        CL_CHECK(clEnqueueWriteBuffer(q, act[0], CL_FALSE, 0, R * in * sizeof(float),
-                                      M->x + g0 * in, 0, NULL, NULL),
+    if (l->p == 0) /* 4-byte elements: floats or token ids */
+        CL_CHECK(clEnqueueWriteBuffer(q, act[0], CL_FALSE, 0, R * in * 4, M->x + g0 * in * 4, 0,
+                                      NULL, NULL),
                  "clEnqueueWriteBuffer(input)");
     else
         TRY(recv(k, k->fwd_in, m, act[0], R * in, "recv act"));
     if (last && M->labels)
-        CL_CHECK(clEnqueueWriteBuffer(q, k->labels[s], CL_FALSE, 0, R * sizeof(cl_int),
-                                      M->labels + g0, 0, NULL, NULL),
+        CL_CHECK(clEnqueueWriteBuffer(q, k->labels[s], CL_FALSE, 0,
+                                      R * l->labels_w * sizeof(cl_int),
+                                      M->labels + g0 * l->labels_w, 0, NULL, NULL),
                  "clEnqueueWriteBuffer(labels)");
     if (last && M->targets)
-        CL_CHECK(clEnqueueWriteBuffer(q, k->targets[s], CL_FALSE, 0, R * out * sizeof(float),
-                                      M->targets + g0 * out, 0, NULL, NULL),
+        CL_CHECK(clEnqueueWriteBuffer(q, k->targets[s], CL_FALSE, 0,
+                                      R * l->targets_w * sizeof(float),
+                                      M->targets + g0 * l->targets_w, 0, NULL, NULL),
                  "clEnqueueWriteBuffer(targets)");
     cl_event start;
     TRY(rank_marker(k, &start));
     clpar_status st = CLPAR_OK;
     for (int j = 0; j < l->nl && st == CLPAR_OK; j++) {
-        clpar_module_io io = {.rows = R, .x = act[j], .y = act[j + 1]};
+        clpar_module_io io = {.rows = R, .x = act[j], .y = act[j + 1], .slot = s};
         st = clpar_module_forward(l->mods[j], &k->env, &io);
         char name[48];
         snprintf(name, sizeof name, "F m%d L%d", m, l->l0 + j);
@@ -123,11 +132,12 @@ static clpar_status op_forward(clpar_mesh *M, mrank *k, int m, int nmicro) {
             .rows = R, .x = act[l->nl], .y = k->lossbuf, .target = loss_target(M, k, s)};
         if (has_loss) st = clpar_module_forward(k->loss, &k->env, &io);
         if (st == CLPAR_OK && l->t == 0 && has_loss) {
-            cl_int err = clEnqueueReadBuffer(q, k->lossbuf, CL_FALSE, 0, R * sizeof(float),
-                                             M->row_loss + g0, 0, NULL, NULL);
+            cl_int err =
+                clEnqueueReadBuffer(q, k->lossbuf, CL_FALSE, 0, R * l->loss_w * sizeof(float),
+                                    M->row_loss + g0 * l->loss_w, 0, NULL, NULL);
             if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueReadBuffer(loss)");
         }
-        if (st == CLPAR_OK && l->t == 0 && M->eval) {
+        if (st == CLPAR_OK && l->t == 0 && M->eval && out) {
             cl_int err = clEnqueueReadBuffer(q, act[l->nl], CL_FALSE, 0, R * out * sizeof(float),
                                              M->eval_out + g0 * out, 0, NULL, NULL);
             if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueReadBuffer(output)");
@@ -151,8 +161,9 @@ static clpar_status op_backward(clpar_mesh *M, mrank *k, int m, int nmicro) {
     int s = m % l->nslots;
     cl_mem *act = &k->act[s * (l->nl + 1)], *dys = &k->dys[s * l->nl];
     if (l->p == c->pp - 1) {
-        double total = c->reduce == CLPAR_REDUCE_MEAN ? (double)M->rows : (double)R;
-        double outputs = c->loss == CLPAR_LOSS_MSE ? (double)c->shape.sizes[c->shape.nlayers] : 1;
+        double total = (c->reduce == CLPAR_REDUCE_MEAN ? (double)M->rows : (double)R) *
+                       (double)l->loss_w; /* a GPT's mean is over every position */
+        double outputs = c->loss == CLPAR_LOSS_MSE ? (double)l->targets_w : 1;
         clpar_module_io io = {.rows = R,
                               .x = act[l->nl],
                               .dx = dys[l->nl - 1],
@@ -173,7 +184,8 @@ static clpar_status op_backward(clpar_mesh *M, mrank *k, int m, int nmicro) {
                               .dy = dys[j],
                               .dx = j > 0      ? dys[j - 1]
                                     : l->p > 0 ? k->din
-                                               : NULL};
+                                               : NULL,
+                              .slot = s};
         st = clpar_module_backward_input(l->mods[j], &k->env, &io);
         char name[48];
         snprintf(name, sizeof name, "B m%d L%d", m, l->l0 + j);
@@ -217,7 +229,20 @@ static clpar_status op_weights(clpar_mesh *M, mrank *k, int m, int count, int nm
         clpar_module *mod = l->mods[j];
         clpar_module_io io = {.beta = beta};
         size_t R, g0;
-        if (count == 1) {
+        if (count > 1 && clpar_module_has_state(mod)) {
+            /* it keeps its inner activations per micro-batch: one W each */
+            for (int i = m; i < m + count && st == CLPAR_OK; i++) {
+                int s = i % l->nslots;
+                micro_rows(M, k, i, nmicro, &io.rows, &g0);
+                io.x = k->act[s * (l->nl + 1) + j];
+                io.dy = k->dys[s * l->nl + j];
+                io.slot = s;
+                io.beta = i == m ? beta : 1.0f;
+                st = clpar_module_backward_weights(mod, &k->env, &io);
+            }
+            io.rows = 0; /* done */
+        } else if (count == 1) {
+            io.slot = m % l->nslots;
             int s = m % l->nslots;
             micro_rows(M, k, m, nmicro, &io.rows, &g0);
             io.x = k->act[s * (l->nl + 1) + j];
@@ -234,7 +259,7 @@ static clpar_status op_weights(clpar_mesh *M, mrank *k, int m, int count, int nm
             io.x = k->wx;
             io.dy = k->wdy;
         }
-        if (st == CLPAR_OK) st = clpar_module_backward_weights(mod, &k->env, &io);
+        if (st == CLPAR_OK && io.rows) st = clpar_module_backward_weights(mod, &k->env, &io);
         cl_event ready = NULL;
         if (st == CLPAR_OK) st = rank_marker(k, &ready);
         if (st == CLPAR_OK && final && c->dp > 1) st = begin_reduction(k, j, ready);
@@ -265,6 +290,44 @@ static clpar_status zero_grads(mrank *k, cl_event *ev) {
                                  k->lay.nparams * sizeof(float), 0, NULL, ev),
              "clEnqueueFillBuffer(gradients)");
     return CLPAR_OK;
+}
+
+typedef struct {
+    const mrank *k;
+    double sum;
+} norm_job;
+
+/* A parameter's share of the global norm, counted once in the mesh: on replica 0, and for a
+ * tensor every shard holds whole (a layer norm, an embedding) on shard 0 only. */
+static void add_squares(const clpar_param *p, void *user) {
+    norm_job *j = user;
+    size_t groups = p->groups > 1 ? p->groups : 1, count = p->rows * p->cols * groups;
+    bool whole = count == p->shape[0] * p->shape[1];
+    if (!count || p->copy || j->k->lay.d != 0 || (whole && j->k->lay.t != 0)) return;
+    for (size_t i = 0; i < count; i++) {
+        double g = j->k->host_grads[p->offset + i];
+        j->sum += g * g;
+    }
+}
+
+/* torch.nn.utils.clip_grad_norm_ over the whole model: every rank adds its share of the
+ * squared norm, all meet, each sums the shares in rank order (the same on every rank) and
+ * scales its gradients by clip / (norm + 1e-6) when that is below 1. */
+static clpar_status clip_gradients(clpar_mesh *M, mrank *k) {
+    TRY(clpar_device_read(k->dev, k->host_grads, k->grads, 0, k->lay.nparams * sizeof(float)));
+    norm_job j = {k, 0.0};
+    for (int m = 0; m < k->lay.nl; m++)
+        clpar_module_each_param(k->lay.mods[m], add_squares, &j);
+    M->norm_parts[k->rank] = j.sum;
+    TRY(clpar_barrier_wait(&M->clip_meet));
+    double total = 0;
+    for (int r = 0; r < M->n; r++)
+        total += M->norm_parts[r];
+    TRY(clpar_barrier_wait(&M->clip_meet)); /* the parts are rewritten next step */
+    double norm = sqrt(total), coef = M->cfg.clip / (norm + 1e-6);
+    if (k->rank == 0) M->stats.grad_norm = norm;
+    if (coef >= 1.0) return CLPAR_OK;
+    return clpar_op_scale(k->dev, k->grads, 0, (float)coef, k->lay.nparams, NULL);
 }
 
 static clpar_status run_rank(clpar_mesh *M, mrank *k) {
@@ -320,6 +383,16 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
         }
         TRY(rank_record(k, a, b, 0, "reduction", "allreduce grads"));
     }
+    if (k->tie_ar) { /* the tied copies' gradients summed, replicas' already reduced */
+        cl_event e;
+        TRY(rank_marker(k, &e));
+        clpar_status st =
+            clpar_allreduce_run_at(k->tie_ar, k->tie_index, k->grads, k->tie_off, k->tie_len, e);
+        clReleaseEvent(e);
+        k->bytes_pp += 2 * k->tie_len * sizeof(float);
+        TRY(st);
+    }
+    if (c->clip > 0) TRY(clip_gradients(M, k));
     cl_event a, b;
     TRY(rank_marker(k, &a));
     clpar_status st = clpar_optim_step(k->opt, k->params, k->grads, NULL);
@@ -351,6 +424,8 @@ static void reset_after_failure(clpar_mesh *M) {
         clpar_allreduce_reset(M->dp_ars[i]);
     for (int i = 0; i < M->nchans; i++)
         clpar_channel_reset(M->chans[i]);
+    for (int i = 0; i < M->ntie; i++)
+        clpar_allreduce_reset(M->tie_ars[i]);
     clpar_sync_reset(M->sync);
     for (int r = 0; r < M->n; r++) /* a failed step traces nothing */
         rank_drop_events(&M->ranks[r]);
@@ -370,24 +445,26 @@ clpar_status mesh_run(clpar_mesh *M) {
 /* ---- the public step ---- */
 
 static clpar_status ensure_rows(clpar_mesh *M, size_t rows) {
-    size_t out = M->cfg.shape.sizes[M->cfg.shape.nlayers];
-    float *a = realloc(M->row_loss, rows * sizeof(float));
+    clpar_model_spec model = mesh_model(&M->cfg);
+    float *a = realloc(M->row_loss, rows * clpar_model_positions(&model) * sizeof(float));
     if (a) M->row_loss = a;
-    float *b = realloc(M->eval_out, rows * out * sizeof(float));
+    float *b = realloc(M->eval_out, (rows * kept_outputs(M) + 1) * sizeof(float));
     if (b) M->eval_out = b;
     if (!a || !b) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     return CLPAR_OK;
 }
 
 static double mean_loss(const clpar_mesh *M, size_t rows) {
+    clpar_model_spec model = mesh_model(&M->cfg);
+    size_t n = rows * clpar_model_positions(&model);
     double sum = 0.0;
-    for (size_t i = 0; i < rows; i++)
+    for (size_t i = 0; i < n; i++)
         sum += M->row_loss[i];
-    size_t out = M->cfg.shape.sizes[M->cfg.shape.nlayers];
-    return sum / (double)rows / (M->cfg.loss == CLPAR_LOSS_MSE ? (double)out : 1.0);
+    size_t out = clpar_model_output_width(&model);
+    return sum / (double)n / (M->cfg.loss == CLPAR_LOSS_MSE ? (double)out : 1.0);
 }
 
-clpar_status clpar_mesh_step(clpar_mesh *M, const float *x, const int *labels, const float *targets,
+clpar_status clpar_mesh_step(clpar_mesh *M, const void *x, const int *labels, const float *targets,
                              size_t rows, double *loss) {
     const clpar_mesh_config *c = &M->cfg;
     if (rows == 0 || rows > c->max_batch)
@@ -423,10 +500,9 @@ clpar_status clpar_mesh_step(clpar_mesh *M, const float *x, const int *labels, c
     return CLPAR_OK;
 }
 
-clpar_status clpar_mesh_evaluate(clpar_mesh *M, const float *x, const int *labels,
+clpar_status clpar_mesh_evaluate(clpar_mesh *M, const void *x, const int *labels,
                                  const float *targets, size_t rows, double *loss,
                                  double *accuracy) {
-    const clpar_mesh_config *c = &M->cfg;
     if (rows == 0) return clpar_error(CLPAR_EINVAL, "nothing to evaluate");
     TRY(ensure_rows(M, rows));
     M->x = x, M->labels = labels, M->targets = targets, M->rows = rows, M->eval = 1;
@@ -435,22 +511,22 @@ clpar_status clpar_mesh_evaluate(clpar_mesh *M, const float *x, const int *label
         rank_drop_events(&M->ranks[r]);
     TRY(st);
     if (loss) *loss = (labels || targets) ? mean_loss(M, rows) : 0.0;
-    if (accuracy) {
-        size_t out = c->shape.sizes[c->shape.nlayers], correct = 0;
-        for (size_t i = 0; labels && i < rows; i++) {
+    if (accuracy) { /* an MLP's: the most likely class is the label */
+        size_t out = kept_outputs(M), correct = 0;
+        for (size_t i = 0; labels && out && i < rows; i++) {
             const float *z = M->eval_out + i * out;
             size_t best = 0;
             for (size_t j = 1; j < out; j++)
                 if (z[j] > z[best]) best = j;
             correct += (int)best == labels[i];
         }
-        *accuracy = labels ? (double)correct / (double)rows : 0.0;
+        *accuracy = labels && out ? (double)correct / (double)rows : 0.0;
     }
     return CLPAR_OK;
 }
 
 clpar_status clpar_mesh_predict(clpar_mesh *M, const float *x, size_t rows, float *out) {
     TRY(clpar_mesh_evaluate(M, x, NULL, NULL, rows, NULL, NULL));
-    memcpy(out, M->eval_out, rows * M->cfg.shape.sizes[M->cfg.shape.nlayers] * sizeof(float));
+    memcpy(out, M->eval_out, rows * kept_outputs(M) * sizeof(float));
     return CLPAR_OK;
 }

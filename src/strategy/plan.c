@@ -42,19 +42,21 @@ void clpar_mesh_replica_rows(const clpar_mesh_config *c, size_t rows, int d, siz
     clpar_split_part(rows, c->dp, has_speeds(c) ? w : NULL, d, first, count);
 }
 
-static double layer_flops(const clpar_mlp_shape *s, int l) {
-    /* per row: forward 2 in out, backward 2 in out for dW and 2 in out for dx, which the
-     * first layer does not compute */
-    return (l == 0 ? 4.0 : 6.0) * (double)s->sizes[l] * (double)s->sizes[l + 1];
-}
-
 clpar_status clpar_stages_balance(const clpar_mlp_shape *shape, int pp, int *layers) {
     return clpar_stages_balance_weighted(shape, pp, NULL, layers);
 }
 
 clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
                                            const double *speed, int *layers) {
-    int L = shape->nlayers;
+    clpar_model_spec m;
+    memset(&m, 0, sizeof m);
+    m.mlp = *shape;
+    return clpar_stages_balance_model(&m, pp, speed, layers);
+}
+
+clpar_status clpar_stages_balance_model(const clpar_model_spec *model, int pp, const double *speed,
+                                        int *layers) {
+    int L = clpar_model_modules(model);
     if (pp < 1 || pp > L)
         return clpar_error(CLPAR_EINVAL,
                            CLPAR_FIELD("pp") " %d is larger than the model's %d layers", pp, L);
@@ -63,7 +65,7 @@ clpar_status clpar_stages_balance_weighted(const clpar_mlp_shape *shape, int pp,
     int cut[CLPAR_MAX_LAYERS + 1][CLPAR_MAX_LAYERS + 1];
     double prefix[CLPAR_MAX_LAYERS + 1] = {0};
     for (int l = 0; l < L; l++)
-        prefix[l + 1] = prefix[l] + layer_flops(shape, l);
+        prefix[l + 1] = prefix[l] + clpar_model_module_flops(model, l);
     for (int i = 0; i <= L; i++)
         best[1][i] = i ? prefix[i] : 1e300;
     for (int k = 2; k <= pp; k++)
@@ -104,8 +106,9 @@ clpar_status layout_rank(const clpar_mesh_config *c, int rank, rank_layout *l) {
     l->nl = c->stage_layers[l->p];
     double w[CLPAR_MAX_RANKS];
     shard_weights(c, l->p, w);
-    TRY(clpar_mlp_build(&c->shape, l->l0, l->nl, l->t, c->tp, has_speeds(c) ? w : NULL, l->mods,
-                        &l->nparams));
+    clpar_model_spec model = mesh_model(c);
+    TRY(clpar_model_build(&model, l->l0, l->nl, l->t, c->tp, has_speeds(c) ? w : NULL, l->mods,
+                          &l->nparams));
     schedule_shape(c->schedule, l->p, c->pp, c->micro, &l->nslots, &l->group);
     l->cap = plan_micro_cap(c);
     for (int j = 0; j < l->nl; j++) {
@@ -118,7 +121,12 @@ clpar_status layout_rank(const clpar_mesh_config *c, int rank, rank_layout *l) {
     }
     l->act_w[l->nl] = l->mods[l->nl - 1]->out_width;
     l->in_w = l->p > 0 ? l->mods[0]->in_width : 0;
-    l->out_w = l->p == c->pp - 1 ? c->shape.sizes[c->shape.nlayers] : 0;
+    if (l->p == c->pp - 1) {
+        l->out_w = clpar_model_output_width(&model);
+        l->labels_w = clpar_model_positions(&model);
+        l->targets_w = clpar_model_is_gpt(&model) ? 0 : l->out_w;
+        l->loss_w = clpar_model_positions(&model);
+    }
     return CLPAR_OK;
 }
 
@@ -138,16 +146,20 @@ size_t layout_activation_bytes(const rank_layout *l) {
         per_slot += floats(cap * l->act_w[j]);
     for (int j = 0; j < l->nl; j++)
         per_slot += floats(cap * l->mods[j]->dy_width);
-    if (l->out_w) per_slot += cap * sizeof(cl_int) + floats(cap * l->out_w);
+    if (l->out_w) per_slot += cap * l->labels_w * sizeof(cl_int) + floats(cap * l->targets_w);
     total = per_slot * (size_t)l->nslots;
+    for (int j = 0; j < l->nl; j++) /* what the modules keep themselves */
+        total += clpar_module_state_bytes(l->mods[j], cap) * (size_t)l->nslots;
     if (l->in_w) total += floats(cap * l->in_w);
     if (l->group > 1) total += floats((size_t)l->group * cap * l->wx_w);
     if (l->group > 1) total += floats((size_t)l->group * cap * l->wdy_w);
-    return total + floats(l->scratch) + floats(cap);
+    return total + floats(l->scratch) + floats(cap * (l->loss_w ? l->loss_w : 1));
 }
 
 clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
-    const clpar_mlp_shape *s = &c->shape;
+    clpar_model_spec model = mesh_model(c);
+    int L = clpar_model_modules(&model);
+    if (clpar_model_is_gpt(&model)) TRY(clpar_gpt_config_check(&c->gpt));
     if (c->dp < 1)
         return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("dp") " must be at least 1 (got %d)", c->dp);
     if (c->pp < 1)
@@ -160,10 +172,9 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     if (c->schedule < CLPAR_SCHEDULE_GPIPE || c->schedule > CLPAR_SCHEDULE_AUTO)
         return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("schedule") ": unknown pipeline schedule %d",
                            (int)c->schedule);
-    if (c->pp > s->nlayers)
+    if (c->pp > L)
         return clpar_error(CLPAR_EINVAL,
-                           CLPAR_FIELD("pp") " %d is larger than the model's %d layers", c->pp,
-                           s->nlayers);
+                           CLPAR_FIELD("pp") " %d is larger than the model's %d layers", c->pp, L);
     if ((long)c->dp * c->pp * c->tp > CLPAR_MAX_RANKS)
         return clpar_error(CLPAR_EINVAL,
                            "a mesh of %d x %d x %d exceeds CLPAR_MAX_RANKS (%d ranks)", c->dp,
@@ -184,10 +195,10 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
                                p);
         sum += c->stage_layers[p];
     }
-    if (sum != s->nlayers)
+    if (sum != L)
         return clpar_error(CLPAR_EINVAL,
                            CLPAR_FIELD("stage_layers") " adds up to %d layers, the model has %d",
-                           sum, s->nlayers);
+                           sum, L);
     for (int p = 0; p < c->pp && c->tp > 1; p++) { /* every layer has features to split */
         rank_layout l;
         TRY(layout_rank(c, RANK_OF(c, 0, p, 0), &l));

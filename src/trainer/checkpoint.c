@@ -37,6 +37,11 @@ static const setting settings[] = {
     {"clpar.seed", "seed", V_LONG},
     {"clpar.shuffle", "shuffle", V_LONG},
     {"clpar.total_steps", "total_steps", V_LONG},
+    {"clpar.warmup", "warmup_steps", V_LONG},
+    {"clpar.lr_decay", "lr_decay", V_LONG},
+    {"clpar.lr_min", "lr_min", V_FLOAT},
+    {"clpar.clip", "clip", V_FLOAT},
+    {"clpar.decay_matrices_only", "optim.decay_matrices_only", V_LONG},
 };
 #define NSETTINGS ((int)(sizeof settings / sizeof *settings))
 
@@ -47,7 +52,8 @@ static void format_setting(const clpar_trainer_config *c, int i, char *buf, size
                             o->weight_decay, o->beta1,    o->beta2,     o->eps};
     switch (i) {
     case 0:
-        clpar_mlp_shape_format(&c->shape, buf, n);
+        clpar_model_spec m = trainer_model(c);
+        clpar_model_format(&m, buf, n);
         return;
     case 1:
         snprintf(buf, n, "%s", c->data ? c->data : "");
@@ -75,6 +81,21 @@ static void format_setting(const clpar_trainer_config *c, int i, char *buf, size
         return;
     case 16:
         snprintf(buf, n, "%ld", c->total_steps);
+        return;
+    case 17:
+        snprintf(buf, n, "%ld", c->warmup_steps);
+        return;
+    case 18:
+        snprintf(buf, n, "%d", c->lr_decay);
+        return;
+    case 19:
+        snprintf(buf, n, "%.9g", (double)c->lr_min);
+        return;
+    case 20:
+        snprintf(buf, n, "%.9g", (double)c->clip);
+        return;
+    case 21:
+        snprintf(buf, n, "%d", c->optim.decay_matrices_only);
         return;
     default:
         snprintf(buf, n, "%.9g", (double)floats[i - 4]);
@@ -126,9 +147,12 @@ static clpar_status read_settings(const clpar_st *st, const char *path, clpar_tr
         long x = 0;
         clpar_status rc = CLPAR_OK;
         switch (i) {
-        case 0:
-            rc = clpar_mlp_shape_parse(&c->shape, v);
+        case 0: {
+            clpar_model_spec m;
+            rc = clpar_model_parse(v, &m);
+            c->shape = m.mlp, c->gpt = m.gpt;
             break;
+        }
         case 1:
             snprintf(data, n, "%s", v);
             break;
@@ -156,6 +180,21 @@ static clpar_status read_settings(const clpar_st *st, const char *path, clpar_tr
         case 16:
             rc = meta_long(st, path, key, 0, 1L << 50, &c->total_steps);
             break;
+        case 17:
+            rc = meta_long(st, path, key, 0, 1L << 50, &c->warmup_steps);
+            break;
+        case 18:
+            rc = meta_long(st, path, key, 0, 1, &x), c->lr_decay = x != 0;
+            break;
+        case 19:
+            rc = meta_float(st, path, key, &c->lr_min);
+            break;
+        case 20:
+            rc = meta_float(st, path, key, &c->clip);
+            break;
+        case 21:
+            rc = meta_long(st, path, key, 0, 1, &x), o->decay_matrices_only = x != 0;
+            break;
         default:
             rc = meta_float(st, path, key, floats[i - 4]);
             break;
@@ -180,18 +219,51 @@ clpar_status clpar_checkpoint_read_config(const char *path, clpar_trainer_config
     return CLPAR_OK;
 }
 
-/* "optim.<module>.<weight|bias>.<state>" */
-static void state_name(char *buf, size_t n, int layer, int bias, const char *state) {
-    snprintf(buf, n, "optim.%d.%s.%s", 2 * layer, bias ? "bias" : "weight", state);
+/* The model's parameters in the flat layout's order. */
+typedef struct {
+    clpar_param *p;
+    int n, cap;
+} param_list;
+
+static void collect(const clpar_param *p, void *user) {
+    param_list *l = user;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        clpar_param *grown = realloc(l->p, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            l->cap = -1; /* out of memory: the caller sees n < the real count */
+            return;
+        }
+        l->p = grown, l->cap = cap;
+    }
+    if (l->cap > 0) l->p[l->n++] = *p;
+}
+
+static clpar_status params_of(const clpar_trainer_config *c, param_list *l) {
+    memset(l, 0, sizeof *l);
+    clpar_model_spec m = trainer_model(c);
+    clpar_status st = clpar_model_each_param(&m, collect, l);
+    if (st == CLPAR_OK && l->cap < 0) st = clpar_error(CLPAR_ENOMEM, "out of host memory");
+    if (st != CLPAR_OK) free(l->p);
+    return st;
+}
+
+/* A tensor's name in the file: the parameter's, or "optim.<parameter>.<state>". */
+static void tensor_name(char *buf, size_t n, const clpar_param *p, const char *state) {
+    if (state)
+        snprintf(buf, n, "optim.%s.%s", p->name, state);
+    else
+        snprintf(buf, n, "%s", p->name);
 }
 
 clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const char *const *meta,
                                       int nmeta) {
-    const clpar_mlp_shape *s = &tr->cfg.shape;
-    int L = s->nlayers, ns = clpar_optim_config_state_count(&tr->cfg.optim);
+    param_list pl;
+    TRY(params_of(&tr->cfg, &pl));
+    int ns = clpar_optim_config_state_count(&tr->cfg.optim), total = pl.n * (1 + ns);
     float *buf = malloc((size_t)(1 + ns) * tr->nparams * sizeof(float));
-    clpar_st_entry *e = calloc((size_t)(2 * L * (1 + ns)), sizeof *e);
-    char(*names)[64] = calloc((size_t)(2 * L * (1 + ns)), sizeof *names);
+    clpar_st_entry *e = calloc((size_t)total, sizeof *e);
+    char(*names)[160] = calloc((size_t)total, sizeof *names);
     const char **m = calloc((size_t)(2 * nmeta + 2 * NSETTINGS + 10), sizeof *m);
     char(*values)[1024] = calloc(NSETTINGS + 4, sizeof *values);
     clpar_status st = CLPAR_OK;
@@ -201,22 +273,16 @@ clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const
         st = clpar_mesh_get_optim_state(tr->mesh, i, buf + (size_t)(1 + i) * tr->nparams);
     int n = 0;
     for (int i = 0; i <= ns && st == CLPAR_OK; i++)
-        for (int l = 0; l < L; l++)
-            for (int b = 0; b < 2; b++) {
-                const float *base = buf + (size_t)i * tr->nparams;
-                if (i == 0)
-                    snprintf(names[n], sizeof names[n], "%d.%s", 2 * l, b ? "bias" : "weight");
-                else
-                    state_name(names[n], sizeof names[n], l, b,
-                               clpar_optim_state_name(&tr->cfg.optim, i - 1));
-                e[n].name = names[n];
-                e[n].ndim = b ? 1 : 2;
-                e[n].shape[0] = s->sizes[l + 1];
-                e[n].shape[1] = s->sizes[l];
-                e[n].data = base + (b ? clpar_mlp_shape_bias_offset(s, l)
-                                      : clpar_mlp_shape_weight_offset(s, l));
-                n++;
-            }
+        for (int q = 0; q < pl.n; q++) {
+            const clpar_param *p = &pl.p[q];
+            tensor_name(names[n], sizeof names[n], p,
+                        i ? clpar_optim_state_name(&tr->cfg.optim, i - 1) : NULL);
+            e[n] = (clpar_st_entry){names[n],
+                                    p->ndim,
+                                    {p->shape[0], p->shape[1]},
+                                    buf + (size_t)i * tr->nparams + p->full_offset};
+            n++;
+        }
     int k = 0;
     if (st == CLPAR_OK) {
         m[k++] = "format", m[k++] = "pt";
@@ -240,6 +306,7 @@ clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const
     free(names);
     free(m);
     free(values);
+    free(pl.p);
     return st;
 }
 
@@ -261,9 +328,14 @@ static clpar_status same_run(const clpar_trainer *tr, const clpar_trainer_config
 }
 
 clpar_status clpar_trainer_restore(clpar_trainer *tr, const char *path) {
-    const clpar_mlp_shape *s = &tr->cfg.shape;
+    param_list pl;
+    TRY(params_of(&tr->cfg, &pl));
     clpar_st *st;
-    TRY(clpar_st_read(path, &st));
+    clpar_status rd = clpar_st_read(path, &st);
+    if (rd != CLPAR_OK) {
+        free(pl.p);
+        return rd;
+    }
     clpar_trainer_config theirs = tr->cfg;
     char data[1024];
     clpar_status rc = read_settings(st, path, &theirs, data, sizeof data);
@@ -274,30 +346,25 @@ clpar_status clpar_trainer_restore(clpar_trainer *tr, const char *path) {
     if (rc == CLPAR_OK) rc = meta_long(st, path, "clpar.epoch", 0, 1L << 40, &epoch);
     if (rc == CLPAR_OK) rc = meta_long(st, path, "clpar.position", 0, (long)tr->train->n - 1, &pos);
     if (rc == CLPAR_OK) rc = meta_long(st, path, "clpar.optim.steps", 0, 1L << 50, &osteps);
-    int L = s->nlayers, ns = clpar_optim_config_state_count(&tr->cfg.optim);
+    int ns = clpar_optim_config_state_count(&tr->cfg.optim);
     float *buf = rc == CLPAR_OK ? malloc((size_t)(1 + ns) * tr->nparams * sizeof(float)) : NULL;
     if (!buf && rc == CLPAR_OK) rc = clpar_error(CLPAR_ENOMEM, "out of host memory");
     /* everything is read and checked before anything on the devices changes */
     for (int i = 0; i <= ns && rc == CLPAR_OK; i++)
-        for (int l = 0; l < L && rc == CLPAR_OK; l++)
-            for (int b = 0; b < 2 && rc == CLPAR_OK; b++) {
-                char name[96];
-                if (i == 0)
-                    snprintf(name, sizeof name, "%d.%s", 2 * l, b ? "bias" : "weight");
-                else
-                    state_name(name, sizeof name, l, b,
-                               clpar_optim_state_name(&tr->cfg.optim, i - 1));
-                size_t shape[2] = {s->sizes[l + 1], s->sizes[l]};
-                float *dst =
-                    buf + (size_t)i * tr->nparams +
-                    (b ? clpar_mlp_shape_bias_offset(s, l) : clpar_mlp_shape_weight_offset(s, l));
-                rc = clpar_st_copy_f32(st, name, b ? 1 : 2, shape, dst);
-                if (rc == CLPAR_EFORMAT && i > 0)
-                    rc = clpar_error(CLPAR_EFORMAT,
-                                     "%s: optimizer state '%s' is missing (a model file, or a "
-                                     "checkpoint of another optimizer?)",
-                                     path, name);
-            }
+        for (int q = 0; q < pl.n && rc == CLPAR_OK; q++) {
+            const clpar_param *p = &pl.p[q];
+            char name[160];
+            tensor_name(name, sizeof name, p,
+                        i ? clpar_optim_state_name(&tr->cfg.optim, i - 1) : NULL);
+            rc = clpar_st_copy_f32(st, name, p->ndim, p->shape,
+                                   buf + (size_t)i * tr->nparams + p->full_offset);
+            if (rc == CLPAR_EFORMAT && i > 0)
+                rc = clpar_error(CLPAR_EFORMAT,
+                                 "%s: optimizer state '%s' is missing (a model file, or a "
+                                 "checkpoint of another optimizer?)",
+                                 path, name);
+        }
+    free(pl.p);
     clpar_st_free(st);
     if (rc == CLPAR_OK) rc = clpar_mesh_set_params(tr->mesh, buf);
     for (int i = 0; i < ns && rc == CLPAR_OK; i++)

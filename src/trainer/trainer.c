@@ -4,12 +4,13 @@
 #include "clpar/safetensors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset *ds) {
-    const clpar_mlp_shape *s = &c->shape;
+    clpar_model_spec m = trainer_model(c);
     if (c->batch < 1) return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("batch") " must be at least 1");
     if (c->dp < 1)
         return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("dp") " must be at least 1 (got %d)", c->dp);
@@ -43,14 +44,19 @@ static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset 
                            "spec names %d (repeat indices, as in 0,0, to put several ranks on "
                            "one device)",
                            ranks, c->dp, c->pp, c->tp, ranks, c->ndevices);
-    if (s->sizes[0] != ds->in)
+    if (clpar_model_is_gpt(&m)) TRY(clpar_gpt_config_check(&c->gpt));
+    if (clpar_model_is_gpt(&m) && !ds->tokens)
+        return clpar_error(CLPAR_EINVAL, "a GPT trains on text (token data)");
+    if (!clpar_model_is_gpt(&m) && ds->tokens)
+        return clpar_error(CLPAR_EINVAL, "text data trains a GPT, not an MLP");
+    if (clpar_model_input_width(&m) != ds->in)
         return clpar_error(CLPAR_ESHAPE,
                            CLPAR_FIELD("shape") " takes %zu inputs but the data has %zu",
-                           s->sizes[0], ds->in);
-    if (s->sizes[s->nlayers] != ds->out)
+                           clpar_model_input_width(&m), ds->in);
+    if (clpar_model_classes(&m) != ds->out)
         return clpar_error(CLPAR_ESHAPE,
                            CLPAR_FIELD("shape") " gives %zu outputs but the data has %zu %s",
-                           s->sizes[s->nlayers], ds->out, ds->labels ? "classes" : "targets");
+                           clpar_model_classes(&m), ds->out, ds->labels ? "classes" : "targets");
     if (c->loss == CLPAR_LOSS_XENT && !ds->labels)
         return clpar_error(CLPAR_EINVAL,
                            CLPAR_FIELD("loss") " xent needs class labels; this data is "
@@ -84,6 +90,8 @@ clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t n
                                        clpar_mesh_config *mc) {
     memset(mc, 0, sizeof *mc);
     mc->shape = cfg->shape;
+    mc->gpt = cfg->gpt;
+    mc->clip = cfg->clip;
     mc->loss = cfg->loss;
     mc->optim = cfg->optim;
     mc->reduce = cfg->reduce;
@@ -103,7 +111,8 @@ clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t n
     } else {
         double speed[CLPAR_MAX_LAYERS];
         clpar_mesh_stage_speeds(mc, speed);
-        TRY(clpar_stages_balance_weighted(&cfg->shape, mc->pp, speed, mc->stage_layers));
+        clpar_model_spec m = trainer_model(cfg);
+        TRY(clpar_stages_balance_model(&m, mc->pp, speed, mc->stage_layers));
     }
     return clpar_mesh_validate(mc);
 }
@@ -125,13 +134,15 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
     tr->data_name = strdup(cfg->data ? cfg->data : "");
     tr->cfg.data = tr->data_name;
     tr->train = train;
-    tr->nparams = clpar_mlp_shape_param_count(&cfg->shape);
+    clpar_model_spec model = trainer_model(cfg);
+    tr->nparams = clpar_model_param_count(&model);
     clpar_mesh_config mc;
     clpar_status st = clpar_trainer_mesh_config(cfg, train->n, &mc);
     size_t b = mc.max_batch;
     tr->order = malloc(train->n * sizeof *tr->order);
     tr->bx = malloc(b * train->in * sizeof(float));
-    tr->blabels = train->labels ? malloc(b * sizeof(int)) : NULL;
+    size_t lw = train->label_width ? train->label_width : 1;
+    tr->blabels = train->labels ? malloc(b * lw * sizeof(int)) : NULL;
     tr->btargets = train->targets ? malloc(b * train->out * sizeof(float)) : NULL;
     int ranks = cfg->dp * cfg->pp * cfg->tp;
     /* fail on the device's limits before touching host memory of the same size */
@@ -153,9 +164,9 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
         st = clpar_error(CLPAR_ENOMEM, "out of host memory");
     if (st == CLPAR_OK) {
         if (cfg->init_path)
-            st = clpar_model_load(cfg->init_path, &cfg->shape, params);
+            st = clpar_model_file_load(cfg->init_path, &model, params);
         else
-            st = clpar_mlp_init_params(params, &cfg->shape, cfg->seed);
+            st = clpar_model_init_params(&model, params, cfg->seed);
     }
     for (int r = 0; r < ranks && st == CLPAR_OK; r++) {
         st = clpar_device_init(rt, cfg->devices[r], &tr->devs[r]);
@@ -172,6 +183,15 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
     return CLPAR_OK;
 }
 
+double clpar_trainer_lr(const clpar_trainer_config *c, long step) {
+    double lr = c->optim.lr, lo = c->lr_min;
+    if (step < c->warmup_steps) return lr * (double)(step + 1) / (double)(c->warmup_steps + 1);
+    if (!c->lr_decay) return lr;
+    if (step >= c->total_steps || c->total_steps <= c->warmup_steps) return lo;
+    double ratio = (double)(step - c->warmup_steps) / (double)(c->total_steps - c->warmup_steps);
+    return lo + 0.5 * (1.0 + cos(M_PI * ratio)) * (lr - lo);
+}
+
 long clpar_trainer_steps_per_epoch(const clpar_trainer *tr) {
     return (long)((tr->train->n + tr->cfg.batch - 1) / tr->cfg.batch);
 }
@@ -181,6 +201,8 @@ clpar_status clpar_trainer_step(clpar_trainer *tr, clpar_step_info *info) {
     size_t rows = ds->n - tr->pos < tr->cfg.batch ? ds->n - tr->pos : tr->cfg.batch;
     clpar_dataset_gather(ds, tr->order, tr->pos, rows, tr->bx, tr->blabels, tr->btargets);
     double loss;
+    if (tr->cfg.warmup_steps || tr->cfg.lr_decay)
+        clpar_mesh_set_lr(tr->mesh, (float)clpar_trainer_lr(&tr->cfg, tr->step));
     TRY(clpar_mesh_step(tr->mesh, tr->bx, tr->blabels, tr->btargets, rows, &loss));
     info->step = ++tr->step;
     info->epoch = tr->epoch;
@@ -198,10 +220,12 @@ clpar_status clpar_trainer_step(clpar_trainer *tr, clpar_step_info *info) {
 
 clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds, double *loss,
                                     double *accuracy) {
-    const clpar_mlp_shape *s = &tr->cfg.shape;
-    if (ds->in != s->sizes[0] || ds->out != s->sizes[s->nlayers])
+    clpar_model_spec m = trainer_model(&tr->cfg);
+    if (ds->in != clpar_model_input_width(&m) || ds->out != clpar_model_classes(&m) ||
+        !ds->tokens != !clpar_model_is_gpt(&m))
         return clpar_error(CLPAR_ESHAPE, "evaluation data does not fit the model");
-    return clpar_mesh_evaluate(tr->mesh, ds->x, ds->labels, ds->targets, ds->n, loss, accuracy);
+    const void *x = ds->tokens ? (const void *)ds->tokens : (const void *)ds->x;
+    return clpar_mesh_evaluate(tr->mesh, x, ds->labels, ds->targets, ds->n, loss, accuracy);
 }
 
 clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params) {
@@ -216,7 +240,8 @@ clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path) {
     float *params = malloc(tr->nparams * sizeof(float));
     if (!params) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     clpar_status st = clpar_trainer_get_params(tr, params);
-    if (st == CLPAR_OK) st = clpar_model_save(path, &tr->cfg.shape, params);
+    clpar_model_spec model = trainer_model(&tr->cfg);
+    if (st == CLPAR_OK) st = clpar_model_file_save(path, &model, params);
     free(params);
     return st;
 }

@@ -6,6 +6,14 @@
 #include "clpar/trainer.h"
 #include "../runtime/internal.h"
 
+/* The model a trainer configuration trains. */
+static inline clpar_model_spec trainer_model(const clpar_trainer_config *c) {
+    clpar_model_spec m;
+    m.mlp = c->shape;
+    m.gpt = c->gpt;
+    return m;
+}
+
 struct clpar_trainer {
     clpar_trainer_config cfg; /* devices and init_path dropped; data points at data_name */
     char *data_name;
