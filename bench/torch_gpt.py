@@ -26,12 +26,15 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
         self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
         self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.register_buffer("mask", torch.tril(torch.ones(T, T)))
 
     def forward(self, x):
         b, t, _ = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = (u.view(b, t, H, C // H).transpose(1, 2) for u in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)  # torch 1.13 has no fused kernel
+        att = att.masked_fill(self.mask[:t, :t] == 0, float("-inf")).softmax(-1)
+        y = att @ v
         x = x + self.c_proj(y.transpose(1, 2).contiguous().view(b, t, C))
         return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
 
@@ -57,6 +60,13 @@ n = (len(train) - 1) // T
 nv = (len(val) - 1) // T
 torch.manual_seed(0)
 net = GPT()
+for name, p in net.named_parameters():  # nanoGPT's initialization, as clpar's
+    if name.endswith("c_proj.weight") or name.endswith("mlp_proj.weight"):
+        nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * L))
+    elif p.dim() == 2:
+        nn.init.normal_(p, 0.0, 0.02)
+    elif "ln_" not in name:
+        nn.init.zeros_(p)
 decay = [p for p in net.parameters() if p.dim() >= 2]
 rest = [p for p in net.parameters() if p.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": rest, "weight_decay": 0.0}],

@@ -213,6 +213,8 @@ typedef struct {
     uint64_t tp_bytes, tp_predicted, pp_bytes;
     size_t samples;
     double t_start, t_train;
+    bool evaluated;             /* the last step was evaluated: ... */
+    double eval_loss, eval_acc; /* ... with these results */
 } run_totals;
 
 /* The training loop from the trainer's position to step `total`: progress, the log, the
@@ -267,6 +269,7 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
         if (info.epoch_done || info.step == total) {
             double tl, ta;
             TRY_STATUS(clpar_trainer_evaluate(tr, test, &tl, &ta));
+            rt->evaluated = info.step == total, rt->eval_loss = tl, rt->eval_acc = ta;
             if (!o->quiet) {
                 if (tty) printf("\r\033[K");
                 printf("epoch %ld: train loss %.4f, test loss %.4f", info.epoch + 1,
@@ -346,6 +349,69 @@ static clpar_status write_trace(clpar_mesh *mesh, const train_options *o, const 
     return CLPAR_OK;
 }
 
+/* The devices and the mesh: --devices, --dp auto, --mesh auto, --balance auto. Returns 0,
+ * or the exit status after the error. */
+static int place_ranks(clpar_runtime *rt, const train_options *o, clpar_trainer_config *cfg,
+                       const clpar_dataset *train_set, int *devices, float *speeds) {
+    int ndev = 0;
+    clpar_status st = clpar_runtime_parse_spec(rt, o->devices, devices, CLPAR_MAX_RANKS, &ndev);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    if (cfg->dp == 0) cfg->dp = ndev / (cfg->pp * cfg->tp) > 0 ? ndev / (cfg->pp * cfg->tp) : 1;
+    cfg->devices = devices;
+    cfg->ndevices = ndev;
+    if ((o->mesh_auto || o->balance) && cfg->gpt.layers) {
+        fprintf(stderr,
+                "%s: error: --mesh auto and --balance auto measure MLPs only, not a GPT "
+                "yet\n",
+                prog);
+        return 2;
+    }
+    if (o->mesh_auto) st = choose_mesh(rt, cfg, train_set->n, o->quiet);
+    if (st == CLPAR_OK && o->balance) st = measure_speeds(rt, cfg, speeds, o->quiet);
+    return st == CLPAR_OK ? 0 : cli_fail(prog, st);
+}
+
+static void print_header(clpar_runtime *rt, const train_options *o, const clpar_trainer_config *cfg,
+                         clpar_trainer *tr, const clpar_dataset *train_set,
+                         const clpar_dataset *test_set, const int *devices, long total) {
+    char model[512];
+    clpar_model_spec spec = {cfg->shape, cfg->gpt};
+    clpar_model_format(&spec, model, sizeof model);
+    printf("clpar-train: %s, model %s, %zu train / %zu test samples, batch %zu, %ld steps (%ld "
+           "per epoch)\n",
+           cfg->data, model, train_set->n, test_set->n, cfg->batch, total,
+           clpar_trainer_steps_per_epoch(tr));
+    print_ranks(rt, clpar_trainer_mesh(tr), devices);
+    if (o->resume)
+        printf("resuming %s at step %ld of %ld\n", o->resume, clpar_trainer_steps_done(tr), total);
+}
+
+/* Trains to the end, evaluates, saves and reports; returns the exit status. */
+static int run(clpar_trainer *tr, const train_options *o, const clpar_trainer_config *cfg,
+               const clpar_dataset *test_set, const int *devices, long total, FILE *log) {
+    clpar_mesh *mesh = clpar_trainer_mesh(tr);
+    if (o->trace || o->timeline) clpar_mesh_set_tracing(mesh, 1);
+    run_totals t = {.t_start = cli_now()};
+    double tl = 0, ta = 0;
+    clpar_status st = train(tr, o, test_set, total, log, &t);
+    if (st == CLPAR_OK && t.evaluated) /* the last step's evaluation is the final one */
+        tl = t.eval_loss, ta = t.eval_acc;
+    else if (st == CLPAR_OK)
+        st = clpar_trainer_evaluate(tr, test_set, &tl, &ta);
+    if (st == CLPAR_OK && o->save) st = clpar_trainer_save(tr, o->save);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    double sps = (double)t.samples / t.t_train;
+    printf("done: %ld steps in %.1f s (%.*f samples/s), test loss %.4f", total,
+           cli_now() - t.t_start, sps < 100 ? 2 : 0, sps, tl);
+    if (cfg->loss == CLPAR_LOSS_XENT && !cfg->gpt.layers) printf(", test accuracy %.4f", ta);
+    printf("\n");
+    print_parallel_report(tr, &t, total);
+    if ((o->trace || o->timeline) && (st = write_trace(mesh, o, devices)) != CLPAR_OK)
+        return cli_fail(prog, st);
+    if (o->save && !o->quiet) printf("saved %s\n", o->save);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     train_options o = {.data = "fashion-mnist",
                        .devices = "all",
@@ -364,89 +430,36 @@ int main(int argc, char **argv) {
     clpar_trainer_config cfg;
     char data_name[1024];
     if ((rc = configure(&o, &cfg, data_name, sizeof data_name))) return rc;
-
     clpar_dataset train_set, test_set;
     clpar_status st = load_data(cfg.data, cfg.seed, cfg.gpt.ctx, &train_set, &test_set);
     if (st != CLPAR_OK) return cli_fail(prog, st);
+    long per_epoch = (long)((train_set.n + cfg.batch - 1) / (cfg.batch ? cfg.batch : 1));
+    cfg.total_steps = o.steps    ? o.steps
+                      : o.epochs ? o.epochs * per_epoch
+                      : o.resume ? cfg.total_steps
+                                 : 3 * per_epoch;
     clpar_runtime *rt = NULL;
     clpar_trainer *tr = NULL;
     FILE *log = NULL;
-    int devices[CLPAR_MAX_RANKS], ndev = 0;
+    int devices[CLPAR_MAX_RANKS];
     float speeds[CLPAR_MAX_RANKS];
-    long per_epoch = (long)((train_set.n + cfg.batch - 1) / (cfg.batch ? cfg.batch : 1));
-    long total = o.steps    ? o.steps
-                 : o.epochs ? o.epochs * per_epoch
-                 : o.resume ? cfg.total_steps
-                            : 3 * per_epoch;
-    cfg.total_steps = total;
     st = clpar_runtime_init(&rt);
-    if (st == CLPAR_OK)
-        st = clpar_runtime_parse_spec(rt, o.devices, devices, CLPAR_MAX_RANKS, &ndev);
-    if (st == CLPAR_OK) {
-        if (cfg.dp == 0) cfg.dp = ndev / (cfg.pp * cfg.tp) > 0 ? ndev / (cfg.pp * cfg.tp) : 1;
-        cfg.devices = devices;
-        cfg.ndevices = ndev;
-        if ((o.mesh_auto || o.balance) && cfg.gpt.layers) {
-            fprintf(stderr,
-                    "%s: error: --mesh auto and --balance auto measure MLPs only, not "
-                    "a GPT yet\n",
-                    prog);
-            rc = 2;
-            goto done;
-        }
-        if (o.mesh_auto) st = choose_mesh(rt, &cfg, train_set.n, o.quiet);
-        if (st == CLPAR_OK && o.balance) st = measure_speeds(rt, &cfg, speeds, o.quiet);
-        if (st == CLPAR_OK && o.dry_run) {
-            rc = dry_run(rt, &cfg, &train_set);
-            goto done;
-        }
-        if (st == CLPAR_OK) st = clpar_trainer_init(rt, &cfg, &train_set, &tr);
-    }
-    if (st == CLPAR_OK && o.log && !(log = fopen(o.log, "w"))) {
-        fprintf(stderr, "%s: error: %s: cannot open for writing\n", prog, o.log);
-        rc = 1;
-        goto done;
-    }
-    if (log) fprintf(log, "step,epoch,loss,samples_per_sec\n");
-    if (st == CLPAR_OK && o.resume) st = clpar_trainer_restore(tr, o.resume);
-    if (st != CLPAR_OK) {
+    if (st != CLPAR_OK)
         rc = cli_fail(prog, st);
-        goto done;
-    }
-    clpar_mesh *mesh = clpar_trainer_mesh(tr);
-    if (!o.quiet) {
-        char model[512];
-        clpar_model_spec spec = {cfg.shape, cfg.gpt};
-        clpar_model_format(&spec, model, sizeof model);
-        printf("clpar-train: %s, model %s, %zu train / %zu test samples, batch %zu, %ld steps "
-               "(%ld per epoch)\n",
-               cfg.data, model, train_set.n, test_set.n, cfg.batch, total, per_epoch);
-        print_ranks(rt, mesh, devices);
-        if (o.resume)
-            printf("resuming %s at step %ld of %ld\n", o.resume, clpar_trainer_steps_done(tr),
-                   total);
-    }
-    if (o.trace || o.timeline) clpar_mesh_set_tracing(mesh, 1);
-    run_totals t = {.t_start = cli_now()};
-    double tl = 0, ta = 0;
-    st = train(tr, &o, &test_set, total, log, &t);
-    if (st == CLPAR_OK) st = clpar_trainer_evaluate(tr, &test_set, &tl, &ta);
-    if (st == CLPAR_OK && o.save) st = clpar_trainer_save(tr, o.save);
-    if (st != CLPAR_OK) {
+    else if (!(rc = place_ranks(rt, &o, &cfg, &train_set, devices, speeds)) && o.dry_run)
+        rc = dry_run(rt, &cfg, &train_set);
+    else if (!rc && (st = clpar_trainer_init(rt, &cfg, &train_set, &tr)) != CLPAR_OK)
         rc = cli_fail(prog, st);
-        goto done;
-    }
-    printf("done: %ld steps in %.1f s (%.0f samples/s), test loss %.4f", total,
-           cli_now() - t.t_start, (double)t.samples / t.t_train, tl);
-    if (cfg.loss == CLPAR_LOSS_XENT && !cfg.gpt.layers) printf(", test accuracy %.4f", ta);
-    printf("\n");
-    print_parallel_report(tr, &t, total);
-    if ((o.trace || o.timeline) && (st = write_trace(mesh, &o, devices)) != CLPAR_OK) {
+    else if (!rc && o.log && !(log = fopen(o.log, "w")))
+        rc = fprintf(stderr, "%s: error: %s: cannot open for writing\n", prog, o.log) ? 1 : 1;
+    else if (!rc && o.resume && (st = clpar_trainer_restore(tr, o.resume)) != CLPAR_OK)
         rc = cli_fail(prog, st);
-        goto done;
+    if (!rc && !o.dry_run) {
+        if (log) fprintf(log, "step,epoch,loss,samples_per_sec\n");
+        if (!o.quiet)
+            print_header(rt, &o, &cfg, tr, &train_set, &test_set, devices, cfg.total_steps);
+        rc = run(tr, &o, &cfg, &test_set, devices, cfg.total_steps, log);
     }
-    if (o.save && !o.quiet) printf("saved %s\n", o.save);
-done:
     if (log && fclose(log) != 0 && rc == 0) {
         fprintf(stderr, "%s: error: %s: write failed\n", prog, o.log);
         rc = 1;
