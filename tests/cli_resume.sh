@@ -68,6 +68,12 @@ grep -aq '"clpar.step":"8"' "$T/gck.safetensors" && ok || bad "the GPT's last ch
 d=$(rel_l2 "$T/gdp.safetensors" "$T/gfull.safetensors")
 awk -v d="$d" 'BEGIN { exit !(d < 1e-5) }' && ok || bad "a GPT resumed on 2 replicas differs by $d"
 
+# --eval-every evaluates between epochs' ends, and does not change the training
+"$B/clpar-train" --data "text:$(dirname "$0")/../README.md" --model gpt:layers=1,heads=2,embd=16,ctx=16 \
+  --batch 8 --steps 12 --eval-every 5 --save "$T/geval.safetensors" >"$T/eval.txt"
+grep -c "^step [0-9]*: test loss" "$T/eval.txt" | grep -qx 2 && ok || bad "--eval-every 5 over 12 steps evaluates at steps 5 and 10"
+cmp -s "$T/gfull.safetensors" "$T/geval.safetensors" && ok || bad "--eval-every changed the training"
+
 # bad resume files: each refused with one line, the checkpoint unchanged
 before=$(sha256sum <"$T/ck.safetensors")
 python3 - "$T/ck.safetensors" "$T/noopt.safetensors" <<'PY'

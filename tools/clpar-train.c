@@ -266,6 +266,17 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
             printf("step %ld/%ld epoch %ld loss %.4f %.0f samples/s\n", info.step, total,
                    info.epoch + 1, info.loss, sps);
         }
+        if (o->eval_every && info.step % o->eval_every == 0 && !info.epoch_done &&
+            info.step != total) {
+            double vl, va;
+            TRY_STATUS(clpar_trainer_evaluate(tr, test, &vl, &va));
+            if (!o->quiet) {
+                if (tty) printf("\r\033[K");
+                printf("step %ld: test loss %.4f", info.step, vl);
+                if (xent && !gpt) printf(", test accuracy %.4f", va);
+                printf("\n");
+            }
+        }
         if (info.epoch_done || info.step == total) {
             double tl, ta;
             TRY_STATUS(clpar_trainer_evaluate(tr, test, &tl, &ta));

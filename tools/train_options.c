@@ -114,6 +114,8 @@ static const opt_def table[] = {
      "write the whole training state (model, optimizer, data position)\nevery --checkpoint-every "
      "N steps (default: every epoch) and at\nthe end, atomically",
      K_TEXT, AT(checkpoint), 0, 0, NULL, NULL, NULL, NULL},
+    {NULL, "eval-every", "N", "also evaluate on the held-out data every N steps", K_LONG,
+     AT(eval_every), 1, 1L << 40, NULL, NULL, NULL, NULL},
     {NULL, "checkpoint-every", "N", "steps between checkpoints", K_LONG, AT(checkpoint_every), 1,
      1L << 40, NULL, NULL, NULL, NULL},
     {NULL, "resume", "FILE",
