@@ -20,6 +20,21 @@ check "plan without a model is refused" grep -q "needs --model" "$T/err"
 check "--mesh auto trains" grep -q "^done:" "$T/auto.txt"
 check "--mesh auto says what it chose" grep -q "mesh auto: dp" "$T/auto.txt"
 
+# a GPT: planned, chosen and balanced from its own measurement
+gpt=(--data "text:$(dirname "$0")/../README.md" --model gpt:layers=2,heads=2,embd=16,ctx=8 --batch 8)
+"$B/clpar-devices" --plan --model gpt:layers=2,heads=2,embd=16,ctx=8 --batch 8 --devices 0,1,2,3 --top 20 >"$T/gplan.txt" 2>&1
+check "plan measures a GPT" grep -q "measuring device 0 on gpt:layers=2" "$T/gplan.txt"
+check "a GPT's plans include pipelines cut between blocks" grep -q "pp 2 .*--stages" "$T/gplan.txt"
+"$B/clpar-train" "${gpt[@]}" --mesh auto --steps 2 >"$T/gauto.txt" 2>&1
+check "--mesh auto trains a GPT" grep -q "^done:" "$T/gauto.txt"
+check "--mesh auto chose a GPT's mesh" grep -q "mesh auto: dp" "$T/gauto.txt"
+"$B/clpar-train" "${gpt[@]}" --pp 2 --devices 0,1 --balance auto --steps 2 >"$T/gbal.txt" 2>&1
+check "--balance auto trains a GPT" grep -q "^done:" "$T/gbal.txt"
+check "--balance auto reports a GPT's stages" grep -q "^  stage 1: layers" "$T/gbal.txt"
+"$B/clpar-train" "${gpt[@]}" --pp 2 --devices 0,1 --steps 2 >"$T/gpp.txt" 2>&1
+check "equal speeds cut a GPT where no speeds do" \
+  diff <(grep "^  stage .*: layers" "$T/gbal.txt" | cut -d, -f1) <(grep "^  stage .*: layers" "$T/gpp.txt" | cut -d, -f1)
+
 "$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 2 --tp 2 --devices 0,1,2,3 --dry-run >"$T/dry.txt" 2>&1
 check "--dry-run prints the rank map" grep -q "rank 3 -> device 3" "$T/dry.txt"
 check "--dry-run does not train" bash -c "! grep -q '^done:' '$T/dry.txt'"

@@ -180,6 +180,13 @@ Test(pipeline, stages_balance_flops) {
     int layers[4];
     T_OK(clpar_stages_balance(&s, 2, layers));
     cr_expect(layers[0] == 2 && layers[1] == 3, "got %d,%d", layers[0], layers[1]);
+    /* equal speeds, whatever their scale, cut where no speeds do; a faster second stage
+     * takes more layers */
+    double equal[2] = {3.5, 3.5}, faster[2] = {1.0, 3.0};
+    T_OK(clpar_stages_balance_weighted(&s, 2, equal, layers));
+    cr_expect(layers[0] == 2 && layers[1] == 3, "equal speeds: got %d,%d", layers[0], layers[1]);
+    T_OK(clpar_stages_balance_weighted(&s, 2, faster, layers));
+    cr_expect(layers[0] == 1 && layers[1] == 4, "faster: got %d,%d", layers[0], layers[1]);
     clpar_mlp_shape_parse(&s, "100,1000,10,10,10");
     T_OK(clpar_stages_balance(&s, 2, layers));
     cr_expect(layers[0] == 1 && layers[1] == 3, "got %d,%d", layers[0], layers[1]);

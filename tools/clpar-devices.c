@@ -1,6 +1,7 @@
 /* clpar-devices: lists every OpenCL device with the index clpar's device specs use, and with
  * --bench measures SGEMM throughput and host<->device bandwidth per device. */
 #include "cli.h"
+#include "clpar/gpt.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -14,7 +15,7 @@ static void usage(void) {
     printf("usage: clpar-devices [--json] [--bench] [--devices SPEC] [--size N]\n"
            "       clpar-devices --tune [--model SIZES] [--batch B] [--devices SPEC] "
            "[--candidates N]\n"
-           "       clpar-devices --plan --model SIZES --batch B [--devices SPEC] [--remeasure] "
+           "       clpar-devices --plan --model MODEL --batch B [--devices SPEC] [--remeasure] "
            "[--json]\n"
            "Lists the OpenCL devices clpar can use, with the indices that --devices takes.\n"
            "  --json          print JSON instead of a table\n"
@@ -22,7 +23,9 @@ static void usage(void) {
            "                  and device-to-host bandwidth of each device\n"
            "  --devices SPEC  only these devices: all (default), cpu, gpu, or indices like 0,2\n"
            "  --size N        SGEMM size for --bench (default 1024)\n"
-           "  --plan          measure the devices on the model (cached on disk) and predict, for\n"
+           "  --plan          measure the devices on the model (sizes like 784,256,10, or\n"
+           "                  gpt:layers=L,heads=H,embd=C,ctx=T[,vocab=V], vocab 256 unless\n"
+           "                  given, batch in sequences; cached on disk) and predict, for\n"
            "                  every mesh of data, pipeline and tensor parallelism, the step time,\n"
            "                  memory, bytes moved and bubble; print the best with their\n"
            "                  clpar-train command lines\n"
@@ -97,8 +100,14 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
                 int remeasure, int json, int top) {
     clpar_mesh_config base;
     memset(&base, 0, sizeof base);
-    clpar_status st = clpar_mlp_shape_parse(&base.shape, model);
+    clpar_model_spec spec;
+    clpar_status st = clpar_model_parse(model, &spec);
+    if (st == CLPAR_OK && clpar_model_is_gpt(&spec) && !spec.gpt.vocab)
+        spec.gpt.vocab = 256; /* text data's bytes, as clpar-train's text: data gives it */
+    if (st == CLPAR_OK && clpar_model_is_gpt(&spec)) st = clpar_gpt_config_check(&spec.gpt);
     if (st != CLPAR_OK) return cli_fail(prog, st);
+    base.shape = spec.mlp;
+    base.gpt = spec.gpt;
     base.loss = CLPAR_LOSS_XENT;
     base.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
     base.max_batch = (size_t)batch;
@@ -110,7 +119,7 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
             printf("measuring device %d on %s at batch %ld...", idx[i], model, batch);
             fflush(stdout);
         }
-        st = clpar_planner_measure(rt, idx[i], &base.shape, (size_t)batch, remeasure, &m[i]);
+        st = clpar_planner_measure(rt, idx[i], &spec, (size_t)batch, remeasure, &m[i]);
         if (st != CLPAR_OK) {
             if (!json) printf("\n");
             return cli_fail(prog, st);
@@ -300,7 +309,7 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (do_plan && (!model || !batch))
-        return cli_usage_error(prog, "--plan needs --model SIZES and --batch B");
+        return cli_usage_error(prog, "--plan needs --model MODEL and --batch B");
     clpar_runtime *rt;
     clpar_status st = clpar_runtime_init(&rt);
     if (st != CLPAR_OK) return cli_fail(prog, st);

@@ -104,9 +104,10 @@ static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, si
                                 int quiet) {
     int n = cfg->ndevices < 64 ? cfg->ndevices : 64;
     clpar_device_measure m[64];
+    clpar_model_spec model = {cfg->shape, cfg->gpt};
     clpar_status st = CLPAR_OK;
     for (int i = 0; i < n && st == CLPAR_OK; i++)
-        st = clpar_planner_measure(rt, cfg->devices[i], &cfg->shape, cfg->batch, 0, &m[i]);
+        st = clpar_planner_measure(rt, cfg->devices[i], &model, cfg->batch, 0, &m[i]);
     clpar_mesh_config base;
     cfg->dp = cfg->pp = cfg->tp = 1;
     if (st == CLPAR_OK) st = clpar_trainer_mesh_config(cfg, nsamples, &base);
@@ -131,10 +132,10 @@ static clpar_status measure_speeds(clpar_runtime *rt, clpar_trainer_config *cfg,
     int n = cfg->dp * cfg->pp * cfg->tp;
     if (n > cfg->ndevices || n > CLPAR_MAX_RANKS)
         return CLPAR_OK; /* the trainer says what is wrong */
+    clpar_model_spec model = {cfg->shape, cfg->gpt};
     for (int r = 0; r < n; r++) {
         clpar_device_measure m;
-        clpar_status st =
-            clpar_planner_measure(rt, cfg->devices[r], &cfg->shape, cfg->batch, 0, &m);
+        clpar_status st = clpar_planner_measure(rt, cfg->devices[r], &model, cfg->batch, 0, &m);
         if (st != CLPAR_OK) return st;
         speeds[r] = (float)m.gflops;
         if (!quiet)
@@ -370,13 +371,6 @@ static int place_ranks(clpar_runtime *rt, const train_options *o, clpar_trainer_
     if (cfg->dp == 0) cfg->dp = ndev / (cfg->pp * cfg->tp) > 0 ? ndev / (cfg->pp * cfg->tp) : 1;
     cfg->devices = devices;
     cfg->ndevices = ndev;
-    if ((o->mesh_auto || o->balance) && cfg->gpt.layers) {
-        fprintf(stderr,
-                "%s: error: --mesh auto and --balance auto measure MLPs only, not a GPT "
-                "yet\n",
-                prog);
-        return 2;
-    }
     if (o->mesh_auto) st = choose_mesh(rt, cfg, train_set->n, o->quiet);
     if (st == CLPAR_OK && o->balance) st = measure_speeds(rt, cfg, speeds, o->quiet);
     return st == CLPAR_OK ? 0 : cli_fail(prog, st);

@@ -145,6 +145,8 @@ CLPAR_API clpar_status clpar_model_loss(const clpar_model_spec *m, clpar_loss_ki
                                         clpar_module **out);
 /* Forward and backward FLOPs per row of top-level module i (stage balance, planning). */
 CLPAR_API double clpar_model_module_flops(const clpar_model_spec *m, int i);
+/* Floats per row entering top-level module i: what a pipeline hands over at a cut there. */
+CLPAR_API size_t clpar_model_boundary_width(const clpar_model_spec *m, int i);
 /* "784,256,10" or "gpt:layers=L,heads=H,embd=C,ctx=T,vocab=V", and back (a GPT's vocab may
  * be left out, to come from the data; gpt.vocab is then 0). */
 CLPAR_API void clpar_model_format(const clpar_model_spec *m, char *buf, size_t n);

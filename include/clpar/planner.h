@@ -4,6 +4,7 @@
 #ifndef CLPAR_PLANNER_H
 #define CLPAR_PLANNER_H
 
+#include "clpar/model.h"
 #include "clpar/strategy.h"
 
 #ifdef __cplusplus
@@ -20,11 +21,12 @@ typedef struct {
     int cached;              /* taken from the cache file rather than measured now */
 } clpar_device_measure;
 
-/* Measures device `device` on shape at batch rows, or reads the cache
+/* Measures device `device` on the model (an MLP or a GPT) at batch rows (sequences), or reads the
+ * cache
  * ($XDG_CACHE_HOME or ~/.cache, clpar/measurements.tsv) unless remeasure is set; new
  * measurements are added to the cache. */
 CLPAR_API clpar_status clpar_planner_measure(clpar_runtime *rt, int device,
-                                             const clpar_mlp_shape *shape, size_t batch,
+                                             const clpar_model_spec *model, size_t batch,
                                              bool remeasure, clpar_device_measure *out);
 
 typedef struct {

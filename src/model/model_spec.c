@@ -87,6 +87,11 @@ double clpar_model_module_flops(const clpar_model_spec *m, int i) {
     return 6.0 * T * C * V;
 }
 
+size_t clpar_model_boundary_width(const clpar_model_spec *m, int i) {
+    if (!clpar_model_is_gpt(m)) return m->mlp.sizes[i];
+    return i == 0 ? m->gpt.ctx : m->gpt.ctx * m->gpt.embd; /* token ids, or the residual stream */
+}
+
 void clpar_model_format(const clpar_model_spec *m, char *buf, size_t n) {
     if (!clpar_model_is_gpt(m)) {
         clpar_mlp_shape_format(&m->mlp, buf, n);

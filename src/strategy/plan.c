@@ -67,7 +67,7 @@ clpar_status clpar_stages_balance_model(const clpar_model_spec *model, int pp, c
     for (int l = 0; l < L; l++)
         prefix[l + 1] = prefix[l] + clpar_model_module_flops(model, l);
     for (int i = 0; i <= L; i++)
-        best[1][i] = i ? prefix[i] : 1e300;
+        best[1][i] = i ? prefix[i] / (speed ? speed[0] : 1.0) : 1e300;
     for (int k = 2; k <= pp; k++)
         for (int i = 0; i <= L; i++) {
             best[k][i] = 1e300;

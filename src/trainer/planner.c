@@ -1,5 +1,6 @@
 /* Device measurement on the model's shapes, its cache, and the mesh cost model. */
 #include "clpar/planner.h"
+#include "clpar/gpt.h"
 #include "../runtime/internal.h"
 
 #include <errno.h>
@@ -17,19 +18,20 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double model_flops(const clpar_mlp_shape *s, size_t rows) {
+/* Forward and backward FLOPs of top-level modules [first, first + count) per row. */
+static double modules_flops(const clpar_model_spec *s, int first, int count) {
     double f = 0;
-    for (int l = 0; l < s->nlayers; l++)
-        f += (l ? 6.0 : 4.0) * (double)s->sizes[l] * (double)s->sizes[l + 1] * (double)rows;
+    for (int l = first; l < first + count; l++)
+        f += clpar_model_module_flops(s, l);
     return f;
 }
 
 /* One line per device, model and batch: "platform|device|version|sizes|batch|gemm=PATH"
  * and "gflops h2d d2h". */
 static void cache_key(const clpar_runtime *rt, const clpar_device_info *di,
-                      const clpar_mlp_shape *s, size_t batch, char *key, size_t n) {
+                      const clpar_model_spec *s, size_t batch, char *key, size_t n) {
     char sizes[512];
-    clpar_mlp_shape_format(s, sizes, sizeof sizes);
+    clpar_model_format(s, sizes, sizeof sizes);
     /* the GEMM kernels chosen (see ops/gemm.c) change the speed, so they are part of the key */
     const char *gemm = clpar_runtime_get_config(rt)->gemm_path;
     snprintf(key, n, "%s|%s|%s|%s|%zu|gemm=%s", di->platform_name, di->name, di->version, sizes,
@@ -57,33 +59,62 @@ static void cache_store(const clpar_runtime *rt, const char *key, const clpar_de
     (void)clpar_cache_append(rt, "measurements.tsv", key, value);
 }
 
-static clpar_status measure(clpar_device *d, const clpar_mlp_shape *s, size_t batch,
-                            clpar_device_measure *m) {
-    TRY(clpar_op_warmup(d));
-    clpar_mlp *mlp;
-    TRY(clpar_mlp_init(d, s, batch, &mlp));
-    size_t in = s->sizes[0], out = s->sizes[s->nlayers];
+/* One forward and backward of an MLP at batch rows, queued. */
+static clpar_status mlp_pass(clpar_mlp *mlp, const float *x, const int *labels,
+                             const float *targets, size_t batch) {
+    TRY(clpar_mlp_upload(mlp, x, labels, targets, batch));
+    TRY(clpar_mlp_forward(mlp, batch));
+    TRY(clpar_mlp_loss(mlp, CLPAR_LOSS_MSE, batch, (double)batch));
+    return clpar_mlp_backward(mlp, batch, 0.0f, NULL, NULL);
+}
+
+/* The same for a GPT at batch sequences (token ids 0: the speed does not depend on them). */
+static clpar_status gpt_pass(clpar_gpt *g, const int *ids, size_t batch) {
+    TRY(clpar_gpt_upload(g, ids, ids, batch));
+    TRY(clpar_gpt_forward(g, batch));
+    TRY(clpar_gpt_loss(g, batch, (double)batch));
+    return clpar_gpt_backward(g, batch, 0.0f);
+}
+
+/* The best of two timed passes after one that also compiles. */
+static clpar_status measure_compute(clpar_device *d, const clpar_model_spec *s, size_t batch,
+                                    double *seconds) {
+    int gpt = clpar_model_is_gpt(s);
+    clpar_mlp *mlp = NULL;
+    clpar_gpt *g = NULL;
+    if (gpt)
+        TRY(clpar_gpt_init(d, &s->gpt, batch, &g));
+    else
+        TRY(clpar_mlp_init(d, &s->mlp, batch, &mlp));
+    size_t in = clpar_model_input_width(s), out = clpar_model_output_width(s);
     float *x = calloc(batch * in, sizeof(float));
-    int *labels = calloc(batch, sizeof(int));
+    int *ids = calloc(batch * (in > 1 ? in : 1), sizeof(int));
     float *targets = calloc(batch * out, sizeof(float));
     clpar_status st =
-        x && labels && targets ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
-    double best = INFINITY;
+        x && ids && targets ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    *seconds = INFINITY;
     for (int rep = 0; rep < 3 && st == CLPAR_OK; rep++) {
         double t0 = now_s();
-        st = clpar_mlp_upload(mlp, x, labels, targets, batch);
-        if (st == CLPAR_OK) st = clpar_mlp_forward(mlp, batch);
-        if (st == CLPAR_OK) st = clpar_mlp_loss(mlp, CLPAR_LOSS_MSE, batch, (double)batch);
-        if (st == CLPAR_OK) st = clpar_mlp_backward(mlp, batch, 0.0f, NULL, NULL);
+        st = gpt ? gpt_pass(g, ids, batch) : mlp_pass(mlp, x, ids, targets, batch);
         if (st == CLPAR_OK) st = clpar_device_finish(d);
         double t = now_s() - t0;
-        if (rep > 0 && t < best) best = t; /* the first run also compiles */
+        if (rep > 0 && t < *seconds) *seconds = t;
     }
-    if (st == CLPAR_OK) m->gflops = model_flops(s, batch) / best / 1e9;
     clpar_mlp_free(mlp);
+    clpar_gpt_free(g);
     free(x);
-    free(labels);
+    free(ids);
     free(targets);
+    return st;
+}
+
+static clpar_status measure(clpar_device *d, const clpar_model_spec *s, size_t batch,
+                            clpar_device_measure *m) {
+    TRY(clpar_op_warmup(d));
+    double best;
+    clpar_status st = measure_compute(d, s, batch, &best);
+    if (st == CLPAR_OK)
+        m->gflops = modules_flops(s, 0, clpar_model_modules(s)) * (double)batch / best / 1e9;
     TRY(st);
     size_t bytes = 16u << 20;
     char *host = calloc(bytes, 1);
@@ -104,7 +135,7 @@ static clpar_status measure(clpar_device *d, const clpar_mlp_shape *s, size_t ba
     return st;
 }
 
-clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mlp_shape *shape,
+clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_model_spec *model,
                                    size_t batch, bool remeasure, clpar_device_measure *out) {
     const clpar_device_info *di = clpar_runtime_device_info(rt, device);
     if (!di) return clpar_error(CLPAR_ENODEV, "no device %d", device);
@@ -113,14 +144,14 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_ml
     out->memory = di->global_mem;
     out->host_cores = di->type & CL_DEVICE_TYPE_CPU ? di->compute_units : 0;
     char key[2048];
-    cache_key(rt, di, shape, batch, key, sizeof key);
+    cache_key(rt, di, model, batch, key, sizeof key);
     if (!remeasure && cache_lookup(rt, key, out)) {
         out->cached = 1;
         return CLPAR_OK;
     }
     clpar_device *d;
     TRY(clpar_device_init(rt, device, &d));
-    clpar_status st = measure(d, shape, batch, out);
+    clpar_status st = measure(d, model, batch, out);
     clpar_device_free(d);
     TRY(st);
     cache_store(rt, key, out);
@@ -158,6 +189,7 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
         memory[r] = m[r].memory;
     p->cfg.schedule = clpar_mesh_choose_schedule(c, memory); /* what the mesh will run */
     c = &p->cfg;
+    clpar_model_spec model = {c->shape, c->gpt};
     double stage_time[CLPAR_MAX_LAYERS] = {0}, comm = 0, slowest_bw = INFINITY;
     size_t rows = (c->max_batch + (size_t)c->dp - 1) / (size_t)c->dp;
     double micro_rows = (double)rows / c->micro;
@@ -167,11 +199,7 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
         size_t bytes = ri.param_bytes + ri.activation_bytes;
         if (bytes > m[r].memory) return 0;
         if (bytes > p->max_device_bytes) p->max_device_bytes = bytes;
-        clpar_mlp_shape part = {ri.layers, {0}};
-        for (int l = 0; l <= ri.layers; l++)
-            part.sizes[l] = c->shape.sizes[ri.first_layer + l];
-        double flops = model_flops(&part, 1) * micro_rows / c->tp;
-        if (ri.first_layer > 0) flops += 2.0 * part.sizes[0] * part.sizes[1] * micro_rows / c->tp;
+        double flops = modules_flops(&model, ri.first_layer, ri.layers) * micro_rows / c->tp;
         double t = flops / (m[r].gflops * 1e9);
         if (t > stage_time[ri.stage]) stage_time[ri.stage] = t;
         double bw = fmin(m[r].h2d_gbs, m[r].d2h_gbs) * 1e9;
@@ -188,7 +216,8 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
     for (int s = 0; s + 1 < c->pp; s++) {
         starts += c->stage_layers[s];
         /* forward and backward, each read on one side and written on the other */
-        pp_bytes += 4 * (uint64_t)c->max_batch * c->shape.sizes[starts] * sizeof(float) * c->tp;
+        pp_bytes += 4 * (uint64_t)c->max_batch * clpar_model_boundary_width(&model, starts) *
+                    sizeof(float) * c->tp;
     }
     p->bytes_per_step += tp_bytes + pp_bytes;
     /* per rank: its share of the copies, through the slowest link, none of it hidden */
@@ -209,8 +238,9 @@ clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_devic
     int total = 0, room = 4096;
     clpar_plan *all = malloc((size_t)room * sizeof *all);
     if (!all) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    clpar_model_spec model = {base->shape, base->gpt};
     for (int tp = 1; tp <= n; tp++)
-        for (int pp = 1; pp * tp <= n && pp <= base->shape.nlayers; pp++)
+        for (int pp = 1; pp * tp <= n && pp <= clpar_model_modules(&model); pp++)
             for (int dp = 1; dp * pp * tp <= n && total < room; dp++) {
                 clpar_mesh_config c = *base;
                 c.dp = dp, c.pp = pp, c.tp = tp;
@@ -219,7 +249,8 @@ clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_devic
                 size_t per_replica = base->max_batch / (size_t)dp;
                 if ((size_t)c.micro > per_replica) c.micro = per_replica ? (int)per_replica : 1;
                 memset(c.stage_layers, 0, sizeof c.stage_layers);
-                if (clpar_stages_balance(&c.shape, pp, c.stage_layers) != CLPAR_OK) continue;
+                if (clpar_stages_balance_model(&model, pp, NULL, c.stage_layers) != CLPAR_OK)
+                    continue;
                 if (predict(&c, m, &all[total])) total++;
             }
     qsort(all, (size_t)total, sizeof *all, by_time);
