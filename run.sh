@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # clpar quick start: installs what is missing (Debian 12), builds, then
 #   ./run.sh train [clpar-train options]   trains the default MLP on Fashion-MNIST
-#   ./run.sh test                          runs the whole test suite
+#   ./run.sh test                          runs the whole test suite, then again built with
+#                                          AddressSanitizer and UndefinedBehaviorSanitizer
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,7 +34,10 @@ case "$cmd" in
   train)
     exec ./build/clpar-train --mesh auto --epochs 10 "$@" ;;
   test)
-    cd build && exec ctest --output-on-failure "$@" ;;
+    (cd build && ctest --output-on-failure "$@")
+    cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLPAR_SANITIZE=address,undefined >/dev/null
+    cmake --build build-sanitize -j"$(nproc)" >/dev/null
+    exec tests/sanitized.sh build-sanitize "$@" ;;
   *)
     echo "usage: ./run.sh train [clpar-train options] | ./run.sh test [ctest options]" >&2
     exit 2 ;;

@@ -2,6 +2,10 @@
 # exit, pass/fail counters, check DESCRIPTION COMMAND... (passes when the command exits 0)
 # and finish (prints the counts, fails when any check failed).
 set -u
+# PoCL keeps compiled kernels under $XDG_CACHE_HOME/pocl: tests that point XDG_CACHE_HOME at a
+# scratch folder for clpar's own cache keep PoCL's, or every CLBlast kernel compiles again.
+export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pocl}"
+mkdir -p "$POCL_CACHE_DIR"
 B="${CLPAR_BUILD_DIR:?}"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

@@ -22,6 +22,7 @@ static clpar_status read_file(const char *dir, const char *name, unsigned char *
         return clpar_error(CLPAR_EIO, "%s/%s(.gz): %s", dir, name,
                            errno ? strerror(errno) : "cannot open");
     size_t cap = 1 << 20, n = 0;
+    int r = 0;
     unsigned char *b = malloc(cap);
     for (;;) {
         if (!b) {
@@ -34,23 +35,18 @@ static clpar_status read_file(const char *dir, const char *name, unsigned char *
             b = nb;
             continue;
         }
-        int r = gzread(f, b + n, (unsigned)(cap - n));
-        if (r < 0) {
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            gzclose(f);
-            free(b);
-            return clpar_error(CLPAR_EFORMAT, "%s: corrupt or truncated (%s)", path, msg);
-        }
-        if (r == 0) break;
+        r = gzread(f, b + n, (unsigned)(cap - n));
+        if (r <= 0) break;
         n += (size_t)r;
     }
     int zerr;
     const char *msg = gzerror(f, &zerr);
-    if (zerr != Z_OK && zerr != Z_STREAM_END) {
+    if (r < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
+        /* zlib's message lives in f: format it before gzclose frees it */
+        clpar_status st = clpar_error(CLPAR_EFORMAT, "%s: corrupt or truncated (%s)", path, msg);
         gzclose(f);
         free(b);
-        return clpar_error(CLPAR_EFORMAT, "%s: corrupt or truncated (%s)", path, msg);
+        return st;
     }
     gzclose(f);
     *buf = b;
