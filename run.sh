@@ -2,12 +2,14 @@
 # clpar quick start: installs what is missing (Debian 12), builds, then
 #   ./run.sh train [clpar-train options]   trains the default MLP on Fashion-MNIST
 #   ./run.sh test                          runs the whole test suite, then again built with
-#                                          AddressSanitizer and UndefinedBehaviorSanitizer
+#                                          AddressSanitizer and UndefinedBehaviorSanitizer,
+#                                          then each fuzz harness briefly
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
-libclblast-dev libcriterion-dev zlib1g-dev libcjson-dev dataset-fashion-mnist oclgrind fortunes"
+libclblast-dev libcriterion-dev zlib1g-dev libcjson-dev dataset-fashion-mnist oclgrind fortunes
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
@@ -34,10 +36,13 @@ case "$cmd" in
   train)
     exec ./build/clpar-train --mesh auto --epochs 10 "$@" ;;
   test)
-    (cd build && ctest --output-on-failure "$@")
+    (cd build && ctest --output-on-failure -j"$(nproc)" "$@")
     cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLPAR_SANITIZE=address,undefined >/dev/null
     cmake --build build-sanitize -j"$(nproc)" >/dev/null
-    exec tests/sanitized.sh build-sanitize "$@" ;;
+    tests/sanitized.sh build-sanitize "$@"
+    CC=clang cmake -S . -B build-fuzz -DCLPAR_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+    cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_idx fuzz_text fuzz_specs fuzz_cli >/dev/null
+    exec fuzz/run.sh build-fuzz "${CLPAR_FUZZ_RUNS:-20000}" ;;
   *)
     echo "usage: ./run.sh train [clpar-train options] | ./run.sh test [ctest options]" >&2
     exit 2 ;;

@@ -16,6 +16,17 @@ check() {
   shift
   if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
 }
+# whole FILE: a safetensors file whose header parses and whose tensors fill it exactly
+whole() {
+  python3 - "$1" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+end = max([v["data_offsets"][1] for k, v in h.items() if k != "__metadata__"] + [0])
+assert 8 + n + end == len(b), "torn"
+PY
+}
 finish() {
   echo "$(basename "$0" .sh): $pass passed, $fail failed"
   [ "$fail" -eq 0 ]

@@ -95,7 +95,9 @@ clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int
         char *dcopy = strdup(path);
         int dfd = dcopy ? open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
         if (dfd >= 0) {
-            fsync(dfd);
+            /* the new file is in place whatever this says; a failed folder sync only weakens
+             * its durability across a power cut, so it is no error */
+            (void)fsync(dfd);
             close(dfd);
         }
         free(dcopy);

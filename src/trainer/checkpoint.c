@@ -51,10 +51,11 @@ static void format_setting(const clpar_trainer_config *c, int i, char *buf, size
     const float floats[] = {o->lr,           o->momentum, o->dampening, 0,
                             o->weight_decay, o->beta1,    o->beta2,     o->eps};
     switch (i) {
-    case 0:
+    case 0: {
         clpar_model_spec m = trainer_model(c);
         clpar_model_format(&m, buf, n);
         return;
+    }
     case 1:
         snprintf(buf, n, "%s", c->data ? c->data : "");
         return;

@@ -1,7 +1,7 @@
 /* Device measurement on the model's shapes, its cache, and the mesh cost model. */
 #include "clpar/planner.h"
 #include "clpar/gpt.h"
-#include "../runtime/internal.h"
+#include "trainer_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,17 +39,19 @@ static void cache_key(const clpar_runtime *rt, const clpar_device_info *di,
     clpar_cache_key_clean(key);
 }
 
-static int valid_measure(const char *value, void *user) {
+int clpar_planner_parse_measure(const char *value, void *user) {
     clpar_device_measure *m = user;
     return sscanf(value, "%lf %lf %lf", &m->gflops, &m->h2d_gbs, &m->d2h_gbs) == 3 &&
-           m->gflops > 0 && m->h2d_gbs > 0 && m->d2h_gbs > 0;
+           isfinite(m->gflops + m->h2d_gbs + m->d2h_gbs) && m->gflops > 0 && m->h2d_gbs > 0 &&
+           m->d2h_gbs > 0;
 }
 
 static int cache_lookup(const clpar_runtime *rt, const char *key, clpar_device_measure *m) {
     char value[256];
-    if (!clpar_cache_lookup(rt, "measurements.tsv", key, valid_measure, m, value, sizeof value))
+    if (!clpar_cache_lookup(rt, "measurements.tsv", key, clpar_planner_parse_measure, m, value,
+                            sizeof value))
         return 0;
-    return valid_measure(value, m);
+    return clpar_planner_parse_measure(value, m);
 }
 
 static void cache_store(const clpar_runtime *rt, const char *key, const clpar_device_measure *m) {

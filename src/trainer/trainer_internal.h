@@ -29,4 +29,8 @@ struct clpar_trainer {
     size_t nparams;
 };
 
+/* A measurement as the planner's cache holds it, "gflops h2d_gbs d2h_gbs", into the
+ * clpar_device_measure at user; 1 when it is one (every number positive). */
+int clpar_planner_parse_measure(const char *value, void *user);
+
 #endif
