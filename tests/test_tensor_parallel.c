@@ -139,7 +139,7 @@ Test(tensor_parallel, each_rank_holds_only_its_shard) {
 }
 
 Test(tensor_parallel, tp_larger_than_a_split_dimension_is_refused) {
-    clpar_dataset ds = t_dataset(20, 13, 6, 0, 3);
+    clpar_dataset ds = t_dataset(30, 13, 6, 0, 3);
     int devices[8] = {0, 1, 2, 3, 0, 1, 2, 3};
     clpar_trainer_config c = config(7, CLPAR_OPTIM_SGD, devices, 8);
     clpar_trainer *tr = NULL;

@@ -89,6 +89,10 @@ void clpar_trainer_free(clpar_trainer *tr) {
 clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t nsamples,
                                        clpar_mesh_config *mc) {
     memset(mc, 0, sizeof *mc);
+    if (cfg->batch > nsamples) /* every step would repeat samples, or run short: say so */
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("batch") " %zu is larger than the %zu training samples",
+                           cfg->batch, nsamples);
     mc->shape = cfg->shape;
     mc->gpt = cfg->gpt;
     mc->clip = cfg->clip;
@@ -100,7 +104,7 @@ clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t n
     mc->tp = cfg->tp ? cfg->tp : 1;
     mc->micro = cfg->accum * (cfg->micro_batches ? cfg->micro_batches : 1);
     mc->schedule = cfg->schedule;
-    mc->max_batch = cfg->batch < nsamples ? cfg->batch : nsamples;
+    mc->max_batch = cfg->batch;
     for (int r = 0; cfg->speeds && r < mc->dp * mc->pp * mc->tp && r < CLPAR_MAX_RANKS; r++)
         mc->speed[r] = cfg->speeds[r];
     int given = 0;
