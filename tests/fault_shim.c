@@ -4,6 +4,7 @@
  * of failures is not clpar's).
  *   CLPAR_FAULT=KIND:N      KIND cl, alloc or write; N counts from 1 over that kind
  *   CLPAR_FAULT_REPORT=FILE at exit, "KIND COUNT" per kind, and "injected KIND N FUNCTION"
+ *   CLPAR_FAULT_BACKTRACE=1 the injected call's stack on stderr (finding a fault's caller)
  * A failed OpenCL call returns CL_OUT_OF_RESOURCES, CLBlast's CLBlastOpenCLOutOfResources,
  * an allocation NULL, a write -1 (or EOF, NULL) with errno ENOSPC: a full disk. */
 #ifndef _GNU_SOURCE
@@ -12,6 +13,7 @@
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -86,6 +88,10 @@ static int hit(int k, void *ret, const char *fn) {
         if (k == target_kind && n == target) {
             fail = 1;
             injected_fn = fn;
+            if (getenv("CLPAR_FAULT_BACKTRACE")) {
+                void *frames[32];
+                backtrace_symbols_fd(frames, backtrace(frames, 32), 2);
+            }
         }
     }
     return fail;

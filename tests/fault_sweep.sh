@@ -6,10 +6,12 @@
 # one line on stderr naming the problem; never a crash, a hang or a torn file: the checkpoint
 # there before the run is still whole (the old one, or a new whole one) and no temporary file
 # is left. FAULT_STRIDE=K tries every Kth N of each kind (ctest: a sample; bench/fault_sweep.sh
-# sets 1), FAULT_KINDS="cl alloc write" picks kinds, FAULT_LOG=FILE gets a line per fault;
+# sets 1) from FAULT_START (default 1), FAULT_KINDS="cl alloc write" picks kinds, FAULT_LOG=FILE
+# gets a line per fault;
 # prints a summary line per kind.
 . "$(dirname "$0")/harness.sh"
 stride="${FAULT_STRIDE:-0}"
+first="${FAULT_START:-1}"
 kinds="${FAULT_KINDS:-cl alloc write}"
 shim="$B/tests/libclpar_fault_shim.so"
 run=("$B/clpar-train" --data synthetic --model 10,16,12,5 --steps 3 --batch 32 --dp 2 --pp 2
@@ -29,7 +31,7 @@ for kind in $kinds; do
   step=$stride
   [ "$step" -gt 0 ] || step=$(((total + 11) / 12)) # a dozen, spread over the run
   tried=0 ignored=0 refused=0
-  for ((n = 1; n <= total; n += step)); do
+  for ((n = first; n <= total; n += step)); do
     rm -rf "$T/run" && mkdir "$T/run"
     cp "$T/previous.safetensors" "$T/run/ck.safetensors"
     timeout 60 env LD_PRELOAD="$shim" CLPAR_FAULT="$kind:$n" CLPAR_FAULT_REPORT="$T/report" \

@@ -67,7 +67,7 @@ Test(mesh, planned_memory_matches_the_built_mesh) {
     for (int r = 0; r < 8; r++) {
         clpar_rank_info built, planned;
         clpar_mesh_rank_info(m, r, &built);
-        clpar_mesh_plan_rank(&c, r, &planned);
+        T_OK(clpar_mesh_plan_rank(&c, r, &planned));
         cr_expect_eq(planned.param_count, built.param_count, "rank %d", r);
         cr_expect_eq(planned.param_bytes, built.param_bytes, "rank %d", r);
         cr_expect_eq(planned.activation_bytes, built.activation_bytes, "rank %d", r);

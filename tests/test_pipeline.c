@@ -87,7 +87,7 @@ Test(pipeline, auto_schedule_is_gpipe_where_memory_allows) {
         x.schedule = s ? CLPAR_SCHEDULE_1F1B : CLPAR_SCHEDULE_GPIPE;
         for (int r = 0; r < 4; r++) {
             clpar_rank_info ri;
-            clpar_mesh_plan_rank(&x, r, &ri);
+            T_OK(clpar_mesh_plan_rank(&x, r, &ri));
             (s ? f1b : gpipe)[r] = ri.param_bytes + ri.activation_bytes;
         }
     }
@@ -96,11 +96,15 @@ Test(pipeline, auto_schedule_is_gpipe_where_memory_allows) {
         plenty[r] = 2 * gpipe[r];
         tight[r] = 2 * gpipe[r];
     }
-    cr_expect_eq(clpar_mesh_choose_schedule(&mc, plenty), CLPAR_SCHEDULE_GPIPE);
+    clpar_schedule chosen;
+    T_OK(clpar_mesh_choose_schedule(&mc, plenty, &chosen));
+    cr_expect_eq(chosen, CLPAR_SCHEDULE_GPIPE);
     tight[2] = 2 * gpipe[2] - 1; /* one rank short */
-    cr_expect_eq(clpar_mesh_choose_schedule(&mc, tight), CLPAR_SCHEDULE_1F1B);
+    T_OK(clpar_mesh_choose_schedule(&mc, tight, &chosen));
+    cr_expect_eq(chosen, CLPAR_SCHEDULE_1F1B);
     mc.schedule = CLPAR_SCHEDULE_1F1B; /* a schedule given is kept */
-    cr_expect_eq(clpar_mesh_choose_schedule(&mc, plenty), CLPAR_SCHEDULE_1F1B);
+    T_OK(clpar_mesh_choose_schedule(&mc, plenty, &chosen));
+    cr_expect_eq(chosen, CLPAR_SCHEDULE_1F1B);
     /* a mesh built with auto on these (ample) devices runs GPipe */
     clpar_trainer *tr;
     T_OK(clpar_trainer_init(t_runtime(), &c, &ds, &tr));

@@ -161,7 +161,8 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
     for (int r = 0; r < n; r++)
         memory[r] = clpar_runtime_device_info(rt, cfg->devices[r])->global_mem;
     int chosen = mc.schedule == CLPAR_SCHEDULE_AUTO;
-    mc.schedule = clpar_mesh_choose_schedule(&mc, memory);
+    if ((st = clpar_mesh_choose_schedule(&mc, memory, &mc.schedule)) != CLPAR_OK)
+        return cli_fail(prog, st);
     char sizes[512];
     clpar_model_spec spec = {mc.shape, mc.gpt};
     clpar_model_format(&spec, sizes, sizeof sizes);
@@ -179,7 +180,7 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
     size_t worst = 0;
     for (int r = 0; r < n; r++) {
         clpar_rank_info ri;
-        clpar_mesh_plan_rank(&mc, r, &ri);
+        if ((st = clpar_mesh_plan_rank(&mc, r, &ri)) != CLPAR_OK) return cli_fail(prog, st);
         const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r]);
         size_t bytes = ri.param_bytes + ri.activation_bytes;
         if (bytes > worst) worst = bytes;
@@ -190,10 +191,13 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
                ri.first_layer + ri.layers - 1, ri.shard, ri.param_count, bytes / 1048576.0,
                ri.param_bytes / 1048576.0, ri.activation_bytes / 1048576.0, ri.activation_slots);
     }
+    uint64_t tp_bytes;
+    if ((st = clpar_mesh_predicted_tp_bytes(&mc, mc.max_batch, &tp_bytes)) != CLPAR_OK)
+        return cli_fail(prog, st);
     printf("bytes moved per step: tensor parallel %llu (predicted), pipeline bubble %.1f%% "
            "(ideal (p-1)/(m+p-1)), largest rank %.2f MiB\n",
-           (unsigned long long)clpar_mesh_predicted_tp_bytes(&mc, mc.max_batch),
-           100.0 * (mc.pp - 1) / (mc.micro + mc.pp - 1), worst / 1048576.0);
+           (unsigned long long)tp_bytes, 100.0 * (mc.pp - 1) / (mc.micro + mc.pp - 1),
+           worst / 1048576.0);
     return 0;
 }
 
@@ -212,6 +216,8 @@ static clpar_status maybe_checkpoint(clpar_trainer *tr, const train_options *o,
 
 typedef struct {
     uint64_t tp_bytes, tp_predicted, pp_bytes;
+    size_t predicted_rows; /* the batch size tp_step was predicted for (0: none yet) */
+    uint64_t tp_step;      /* the prediction for a step of that size */
     size_t samples;
     double t_start, t_train;
     bool evaluated;             /* the last step was evaluated: ... */
@@ -240,7 +246,12 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
         clpar_mesh_get_stats(mesh, &after);
         rt->tp_bytes += after.bytes_tp - before.bytes_tp;
         rt->pp_bytes += after.bytes_pp - before.bytes_pp;
-        rt->tp_predicted += clpar_mesh_predicted_tp_bytes(clpar_mesh_get_config(mesh), info.rows);
+        if (st == CLPAR_OK && info.rows != rt->predicted_rows) { /* it builds the layout */
+            st =
+                clpar_mesh_predicted_tp_bytes(clpar_mesh_get_config(mesh), info.rows, &rt->tp_step);
+            rt->predicted_rows = info.rows;
+        }
+        rt->tp_predicted += rt->tp_step;
         if (st == CLPAR_OK) st = maybe_checkpoint(tr, o, &info, every, total);
         if (st != CLPAR_OK) {
             if (tty) printf("\n");

@@ -92,8 +92,8 @@ CLPAR_API clpar_status clpar_mesh_validate(const clpar_mesh_config *cfg);
  * computes its weight gradients once, over the whole batch) when every rank's parameters,
  * optimizer state and activations of all micro-batches fit in half of its device's memory
  * (memory[r] bytes for rank r), else 1F1B, which holds at most pp micro-batches. */
-CLPAR_API clpar_schedule clpar_mesh_choose_schedule(const clpar_mesh_config *cfg,
-                                                    const uint64_t *memory);
+CLPAR_API clpar_status clpar_mesh_choose_schedule(const clpar_mesh_config *cfg,
+                                                  const uint64_t *memory, clpar_schedule *out);
 
 /* Builds the mesh on devs[0 .. dp pp tp), every replica starting from params (the full
  * model, param_count floats, copied and sharded). The caller keeps the devices alive and
@@ -151,7 +151,8 @@ typedef struct {
 CLPAR_API void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_info *info);
 /* The same, worked out from a configuration alone (nothing is allocated): for plans and
  * --dry-run. param_bytes assumes the optimizer of cfg. */
-CLPAR_API void clpar_mesh_plan_rank(const clpar_mesh_config *cfg, int rank, clpar_rank_info *info);
+CLPAR_API clpar_status clpar_mesh_plan_rank(const clpar_mesh_config *cfg, int rank,
+                                            clpar_rank_info *info);
 
 /* One timed piece of work on a device queue, for traces. */
 typedef struct {
@@ -180,7 +181,8 @@ CLPAR_API void clpar_mesh_get_stats(const clpar_mesh *m, clpar_mesh_stats *stats
 /* Bytes that the layout predicts one step moves for tensor parallelism (the Megatron
  * pairing: one reduction forward and one backward per pair, a gather for a layer left
  * over), for a global batch of rows. */
-CLPAR_API uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *cfg, size_t rows);
+CLPAR_API clpar_status clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *cfg, size_t rows,
+                                                     uint64_t *bytes);
 
 /* Turns on recording of trace events (from the next step on); clpar_mesh_trace returns the
  * events recorded so far (borrowed, valid until the next step or free). */

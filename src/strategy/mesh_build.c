@@ -273,14 +273,20 @@ clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config 
     uint64_t memory[CLPAR_MAX_RANKS];
     for (int r = 0; r < M->n; r++)
         memory[r] = devs[r]->info->global_mem;
-    M->cfg.schedule = clpar_mesh_choose_schedule(c, memory);
+    clpar_schedule schedule;
+    clpar_status st = clpar_mesh_choose_schedule(c, memory, &schedule);
+    if (st != CLPAR_OK) {
+        free(M);
+        return st;
+    }
+    M->cfg.schedule = schedule;
     clpar_model_spec model = mesh_model(c);
     M->nparams = clpar_model_param_count(&model);
     M->micro_cap = plan_micro_cap(c);
     M->ranks = calloc((size_t)M->n, sizeof *M->ranks);
     M->norm_parts = calloc((size_t)M->n, sizeof *M->norm_parts);
-    clpar_status st = M->ranks && M->norm_parts ? clpar_sync_init(&M->sync)
-                                                : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    st = M->ranks && M->norm_parts ? clpar_sync_init(&M->sync)
+                                   : clpar_error(CLPAR_ENOMEM, "out of host memory");
     if (st == CLPAR_OK) clpar_barrier_init(&M->clip_meet, M->sync, M->n);
     for (int r = 0; r < M->n && st == CLPAR_OK; r++) {
         mrank *k = &M->ranks[r];

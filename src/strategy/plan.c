@@ -207,18 +207,19 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     return CLPAR_OK;
 }
 
-uint64_t clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t rows) {
-    if (c->tp == 1) return 0;
-    uint64_t bytes = 0;
+clpar_status clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t rows,
+                                           uint64_t *bytes) {
+    *bytes = 0;
+    if (c->tp == 1) return CLPAR_OK;
     for (int p = 0; p < c->pp; p++)
         for (int t = 0; t < c->tp; t++) {
             rank_layout l;
-            if (layout_rank(c, RANK_OF(c, 0, p, t), &l) != CLPAR_OK) return 0;
+            TRY(layout_rank(c, RANK_OF(c, 0, p, t), &l));
             for (int j = 0; j < l.nl; j++) /* the model's first layer has no input gradient */
-                bytes += clpar_module_tp_bytes(l.mods[j], rows, l.l0 + j > 0);
+                *bytes += clpar_module_tp_bytes(l.mods[j], rows, l.l0 + j > 0);
             layout_free(&l);
         }
-    return bytes;
+    return CLPAR_OK;
 }
 
 size_t plan_micro_cap(const clpar_mesh_config *c) {
@@ -231,10 +232,10 @@ size_t plan_micro_cap(const clpar_mesh_config *c) {
     return (largest + (size_t)c->micro - 1) / (size_t)c->micro;
 }
 
-void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info *info) {
+clpar_status clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info *info) {
     memset(info, 0, sizeof *info);
     rank_layout l;
-    if (layout_rank(c, rank, &l) != CLPAR_OK) return; /* clpar_mesh_validate says why */
+    TRY(layout_rank(c, rank, &l));
     info->replica = l.d;
     info->stage = l.p;
     info->shard = l.t;
@@ -245,16 +246,23 @@ void clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_rank_info 
     info->activation_slots = l.nslots;
     info->activation_bytes = layout_activation_bytes(&l);
     layout_free(&l);
+    return CLPAR_OK;
 }
 
-clpar_schedule clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory) {
-    if (cfg->schedule != CLPAR_SCHEDULE_AUTO) return cfg->schedule;
+clpar_status clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory,
+                                        clpar_schedule *out) {
+    *out = cfg->schedule;
+    if (cfg->schedule != CLPAR_SCHEDULE_AUTO) return CLPAR_OK;
     clpar_mesh_config g = *cfg;
     g.schedule = CLPAR_SCHEDULE_GPIPE;
+    *out = CLPAR_SCHEDULE_GPIPE;
     for (int r = 0; r < g.dp * g.pp * g.tp; r++) {
         clpar_rank_info ri;
-        clpar_mesh_plan_rank(&g, r, &ri);
-        if (ri.param_bytes + ri.activation_bytes > memory[r] / 2) return CLPAR_SCHEDULE_1F1B;
+        TRY(clpar_mesh_plan_rank(&g, r, &ri));
+        if (ri.param_bytes + ri.activation_bytes > memory[r] / 2) {
+            *out = CLPAR_SCHEDULE_1F1B;
+            break;
+        }
     }
-    return CLPAR_SCHEDULE_GPIPE;
+    return CLPAR_OK;
 }

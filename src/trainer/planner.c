@@ -189,7 +189,8 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
     uint64_t memory[CLPAR_MAX_RANKS];
     for (int r = 0; r < n; r++)
         memory[r] = m[r].memory;
-    p->cfg.schedule = clpar_mesh_choose_schedule(c, memory); /* what the mesh will run */
+    /* what the mesh will run */
+    if (clpar_mesh_choose_schedule(c, memory, &p->cfg.schedule) != CLPAR_OK) return 0;
     c = &p->cfg;
     clpar_model_spec model = {c->shape, c->gpt};
     double stage_time[CLPAR_MAX_LAYERS] = {0}, comm = 0, slowest_bw = INFINITY;
@@ -197,7 +198,7 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
     double micro_rows = (double)rows / c->micro;
     for (int r = 0; r < n; r++) {
         clpar_rank_info ri;
-        clpar_mesh_plan_rank(c, r, &ri);
+        if (clpar_mesh_plan_rank(c, r, &ri) != CLPAR_OK) return 0;
         size_t bytes = ri.param_bytes + ri.activation_bytes;
         if (bytes > m[r].memory) return 0;
         if (bytes > p->max_device_bytes) p->max_device_bytes = bytes;
@@ -212,7 +213,8 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
     for (int s = 0; s < c->pp; s++)
         worst = fmax(worst, stage_time[s]);
     p->compute_s = (c->micro + c->pp - 1) * worst * contention(m, n);
-    uint64_t tp_bytes = clpar_mesh_predicted_tp_bytes(c, c->max_batch);
+    uint64_t tp_bytes;
+    if (clpar_mesh_predicted_tp_bytes(c, c->max_batch, &tp_bytes) != CLPAR_OK) return 0;
     uint64_t pp_bytes = 0;
     int starts = 0;
     for (int s = 0; s + 1 < c->pp; s++) {
