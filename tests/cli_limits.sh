@@ -16,10 +16,19 @@ refused() {
     bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$pattern' '$T/err'"
 }
 
+# sizes from device 0's own limits (PoCL's depend on the host's free memory): hidden layers of
+# h x h parameters whose one buffer exceeds the largest allocation, and whose four (Adam:
+# parameters, gradients, two moments) each fit it but together exceed the memory
+read -r big fits < <("$B/clpar-devices" --json --devices 0 | python3 -c "
+import json, math, sys
+d = json.load(sys.stdin)[0]
+mem, most = d['global_mem_bytes'], d['max_alloc_bytes']
+assert 4 * 0.95 * most > mem, 'this device cannot hold 4 buffers of its largest allocation'
+print(math.isqrt(2 * most // 4) + 1, math.isqrt(int(0.95 * most) // 4))")
 refused "parameters beyond a device's largest buffer" "cannot allocate .* bytes for the parameters" \
-  --data synthetic --model 10,60000,60000,5 --steps 1 --devices 0
+  --data synthetic --model "10,$big,$big,5" --steps 1 --devices 0
 refused "a model beyond a device's memory" "cannot allocate .* bytes.*already in use" \
-  --data synthetic --model 10,20000,20000,5 --steps 1 --devices 0
+  --data synthetic --model "10,$fits,$fits,5" --steps 1 --devices 0 --optim adam
 refused "a batch larger than the data" "batch 5000 is larger than the .* training samples" \
   --data synthetic --batch 5000 --steps 1
 refused "a mesh larger than the devices" "8 ranks .* need 8 devices" \

@@ -5,6 +5,10 @@
  *   CLPAR_FAULT=KIND:N      KIND cl, alloc or write; N counts from 1 over that kind
  *   CLPAR_FAULT_REPORT=FILE at exit, "KIND COUNT" per kind, and "injected KIND N FUNCTION"
  *   CLPAR_FAULT_BACKTRACE=1 the injected call's stack on stderr (finding a fault's caller)
+ * The report also counts the OpenCL events and buffers clpar's code created (enqueues with an
+ * event, CLBlast's GEMM event, clCreateBuffer, retains) and did not release by exit:
+ * "live_events N", "live_buffers N", 0 unless an error path leaks one (or releases twice:
+ * negative). LeakSanitizer cannot see those: the OpenCL runtime keeps them reachable.
  * A failed OpenCL call returns CL_OUT_OF_RESOURCES, CLBlast's CLBlastOpenCLOutOfResources,
  * an allocation NULL, a write -1 (or EOF, NULL) with errno ENOSPC: a full disk. */
 #ifndef _GNU_SOURCE
@@ -31,6 +35,7 @@ static atomic_long counts[NKINDS];
 static long target = -1;
 static int target_kind = -1;
 static const char *injected_fn;
+static atomic_long live_events, live_buffers, made_events; /* made: for the report */
 
 /* ---- which code is clpar's: the main program's and libclpar's loaded segments ---- */
 
@@ -113,6 +118,9 @@ __attribute__((destructor)) static void report(void) {
         int n = snprintf(line, sizeof line, "%s %ld\n", kind_names[k], (long)counts[k]);
         if (write(fd, line, (size_t)n) < 0) break;
     }
+    int n = snprintf(line, sizeof line, "events %ld\nlive_events %ld\nlive_buffers %ld\n",
+                     (long)made_events, (long)live_events, (long)live_buffers);
+    if (write(fd, line, (size_t)n) < 0) n = 0;
     if (injected_fn) {
         int n = snprintf(line, sizeof line, "injected %s %ld %s\n", kind_names[target_kind], target,
                          injected_fn);
@@ -128,6 +136,17 @@ __attribute__((destructor)) static void report(void) {
         RESOLVE(cl_int, name, params);                                                             \
         if (hit(K_CL, RET, #name)) return CL_OUT_OF_RESOURCES;                                     \
         return REAL(name) args;                                                                    \
+    }
+/* ... that may return an event (counted when clpar's code asked for one) */
+#define CL_ENQUEUE(name, params, args)                                                             \
+    CL_API_ENTRY cl_int CL_API_CALL name params {                                                  \
+        RESOLVE(cl_int, name, params);                                                             \
+        void *ret = RET;                                                                           \
+        if (hit(K_CL, ret, #name)) return CL_OUT_OF_RESOURCES;                                     \
+        cl_int rc = REAL(name) args;                                                               \
+        if (rc == CL_SUCCESS && event && from_clpar(ret))                                          \
+            atomic_fetch_add(&live_events, 1), atomic_fetch_add(&made_events, 1);                  \
+        return rc;                                                                                 \
     }
 /* ... and calls that return an object and report through errcode_ret */
 #define CL_OBJECT(type, name, params, args)                                                        \
@@ -147,10 +166,31 @@ CL_STATUS(clBuildProgram,
           (cl_program program, cl_uint num_devices, const cl_device_id *device_list,
            const char *options, build_notify pfn_notify, void *user_data),
           (program, num_devices, device_list, options, pfn_notify, user_data))
-CL_OBJECT(cl_mem, clCreateBuffer,
-          (cl_context context, cl_mem_flags flags, size_t size, void *host_ptr,
-           cl_int *errcode_ret),
-          (context, flags, size, host_ptr, errcode_ret))
+CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size,
+                                               void *host_ptr, cl_int *errcode_ret) {
+    RESOLVE(cl_mem, clCreateBuffer, (cl_context, cl_mem_flags, size_t, void *, cl_int *));
+    void *ret = RET;
+    if (hit(K_CL, ret, "clCreateBuffer")) {
+        if (errcode_ret) *errcode_ret = CL_OUT_OF_RESOURCES;
+        return NULL;
+    }
+    cl_mem m = real_clCreateBuffer(context, flags, size, host_ptr, errcode_ret);
+    if (m && from_clpar(ret)) atomic_fetch_add(&live_buffers, 1);
+    return m;
+}
+
+/* Releases and retains are never failed, only counted. */
+#define CL_COUNTED(name, type, counter, delta)                                                     \
+    CL_API_ENTRY cl_int CL_API_CALL name(type object) {                                            \
+        RESOLVE(cl_int, name, (type));                                                             \
+        void *ret = RET;                                                                           \
+        cl_int rc = REAL(name)(object);                                                            \
+        if (rc == CL_SUCCESS && from_clpar(ret)) atomic_fetch_add(&counter, delta);                \
+        return rc;                                                                                 \
+    }
+CL_COUNTED(clReleaseEvent, cl_event, live_events, -1)
+CL_COUNTED(clRetainEvent, cl_event, live_events, 1)
+CL_COUNTED(clReleaseMemObject, cl_mem, live_buffers, -1)
 CL_OBJECT(cl_command_queue, clCreateCommandQueue,
           (cl_context context, cl_device_id device, cl_command_queue_properties properties,
            cl_int *errcode_ret),
@@ -167,41 +207,56 @@ CL_OBJECT(cl_program, clCreateProgramWithSource,
           (cl_context context, cl_uint count, const char **strings, const size_t *lengths,
            cl_int *errcode_ret),
           (context, count, strings, lengths, errcode_ret))
-CL_STATUS(clEnqueueBarrierWithWaitList,
-          (cl_command_queue q, cl_uint n, const cl_event *wait, cl_event *event),
-          (q, n, wait, event))
-CL_STATUS(clEnqueueMarkerWithWaitList,
-          (cl_command_queue q, cl_uint n, const cl_event *wait, cl_event *event),
-          (q, n, wait, event))
-CL_STATUS(clEnqueueCopyBuffer,
-          (cl_command_queue q, cl_mem src, cl_mem dst, size_t src_offset, size_t dst_offset,
-           size_t size, cl_uint n, const cl_event *wait, cl_event *event),
-          (q, src, dst, src_offset, dst_offset, size, n, wait, event))
-CL_STATUS(clEnqueueFillBuffer,
-          (cl_command_queue q, cl_mem buffer, const void *pattern, size_t pattern_size,
-           size_t offset, size_t size, cl_uint n, const cl_event *wait, cl_event *event),
-          (q, buffer, pattern, pattern_size, offset, size, n, wait, event))
-CL_OBJECT(void *, clEnqueueMapBuffer,
-          (cl_command_queue q, cl_mem buffer, cl_bool blocking, cl_map_flags flags, size_t offset,
-           size_t size, cl_uint n, const cl_event *wait, cl_event *event, cl_int *errcode_ret),
-          (q, buffer, blocking, flags, offset, size, n, wait, event, errcode_ret))
-CL_STATUS(clEnqueueNDRangeKernel,
-          (cl_command_queue q, cl_kernel kernel, cl_uint dim, const size_t *offset,
-           const size_t *global, const size_t *local, cl_uint n, const cl_event *wait,
-           cl_event *event),
-          (q, kernel, dim, offset, global, local, n, wait, event))
-CL_STATUS(clEnqueueReadBuffer,
-          (cl_command_queue q, cl_mem buffer, cl_bool blocking, size_t offset, size_t size,
-           void *ptr, cl_uint n, const cl_event *wait, cl_event *event),
-          (q, buffer, blocking, offset, size, ptr, n, wait, event))
-CL_STATUS(clEnqueueWriteBuffer,
-          (cl_command_queue q, cl_mem buffer, cl_bool blocking, size_t offset, size_t size,
-           const void *ptr, cl_uint n, const cl_event *wait, cl_event *event),
-          (q, buffer, blocking, offset, size, ptr, n, wait, event))
-CL_STATUS(clEnqueueUnmapMemObject,
-          (cl_command_queue q, cl_mem mem, void *mapped, cl_uint n, const cl_event *wait,
-           cl_event *event),
-          (q, mem, mapped, n, wait, event))
+CL_ENQUEUE(clEnqueueBarrierWithWaitList,
+           (cl_command_queue q, cl_uint n, const cl_event *wait, cl_event *event),
+           (q, n, wait, event))
+CL_ENQUEUE(clEnqueueMarkerWithWaitList,
+           (cl_command_queue q, cl_uint n, const cl_event *wait, cl_event *event),
+           (q, n, wait, event))
+CL_ENQUEUE(clEnqueueCopyBuffer,
+           (cl_command_queue q, cl_mem src, cl_mem dst, size_t src_offset, size_t dst_offset,
+            size_t size, cl_uint n, const cl_event *wait, cl_event *event),
+           (q, src, dst, src_offset, dst_offset, size, n, wait, event))
+CL_ENQUEUE(clEnqueueFillBuffer,
+           (cl_command_queue q, cl_mem buffer, const void *pattern, size_t pattern_size,
+            size_t offset, size_t size, cl_uint n, const cl_event *wait, cl_event *event),
+           (q, buffer, pattern, pattern_size, offset, size, n, wait, event))
+CL_API_ENTRY void *CL_API_CALL clEnqueueMapBuffer(cl_command_queue q, cl_mem buffer,
+                                                  cl_bool blocking, cl_map_flags flags,
+                                                  size_t offset, size_t size, cl_uint n,
+                                                  const cl_event *wait, cl_event *event,
+                                                  cl_int *errcode_ret) {
+    RESOLVE(void *, clEnqueueMapBuffer,
+            (cl_command_queue, cl_mem, cl_bool, cl_map_flags, size_t, size_t, cl_uint,
+             const cl_event *, cl_event *, cl_int *));
+    void *ret = RET;
+    if (hit(K_CL, ret, "clEnqueueMapBuffer")) {
+        if (errcode_ret) *errcode_ret = CL_OUT_OF_RESOURCES;
+        return NULL;
+    }
+    void *p = real_clEnqueueMapBuffer(q, buffer, blocking, flags, offset, size, n, wait, event,
+                                      errcode_ret);
+    if (p && event && from_clpar(ret))
+        atomic_fetch_add(&live_events, 1), atomic_fetch_add(&made_events, 1);
+    return p;
+}
+CL_ENQUEUE(clEnqueueNDRangeKernel,
+           (cl_command_queue q, cl_kernel kernel, cl_uint dim, const size_t *offset,
+            const size_t *global, const size_t *local, cl_uint n, const cl_event *wait,
+            cl_event *event),
+           (q, kernel, dim, offset, global, local, n, wait, event))
+CL_ENQUEUE(clEnqueueReadBuffer,
+           (cl_command_queue q, cl_mem buffer, cl_bool blocking, size_t offset, size_t size,
+            void *ptr, cl_uint n, const cl_event *wait, cl_event *event),
+           (q, buffer, blocking, offset, size, ptr, n, wait, event))
+CL_ENQUEUE(clEnqueueWriteBuffer,
+           (cl_command_queue q, cl_mem buffer, cl_bool blocking, size_t offset, size_t size,
+            const void *ptr, cl_uint n, const cl_event *wait, cl_event *event),
+           (q, buffer, blocking, offset, size, ptr, n, wait, event))
+CL_ENQUEUE(clEnqueueUnmapMemObject,
+           (cl_command_queue q, cl_mem mem, void *mapped, cl_uint n, const cl_event *wait,
+            cl_event *event),
+           (q, mem, mapped, n, wait, event))
 CL_STATUS(clFinish, (cl_command_queue q), (q))
 CL_STATUS(clFlush, (cl_command_queue q), (q))
 CL_STATUS(clWaitForEvents, (cl_uint n, const cl_event *events), (n, events))

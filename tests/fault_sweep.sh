@@ -4,11 +4,13 @@
 # Nth file write failing. Every run must end either at exit 0 with the model an undisturbed run
 # saves (a failure clpar may pass over, such as a cache it could not write) or at exit 1 with
 # one line on stderr naming the problem; never a crash, a hang or a torn file: the checkpoint
-# there before the run is still whole (the old one, or a new whole one) and no temporary file
-# is left. FAULT_STRIDE=K tries every Kth N of each kind (ctest: a sample; bench/fault_sweep.sh
-# sets 1) from FAULT_START (default 1), FAULT_KINDS="cl alloc write" picks kinds, FAULT_LOG=FILE
-# gets a line per fault;
-# prints a summary line per kind.
+# there before the run is still whole (the old one, or a new whole one), no temporary file is
+# left, and every OpenCL event and buffer it made is released (the shim counts them;
+# LeakSanitizer cannot, the OpenCL runtime keeps them reachable).
+#   FAULT_STRIDE=K  every Kth N of each kind (ctest: a dozen spread over the run;
+#                   bench/fault_sweep.sh: 1), from FAULT_START (default 1)
+#   FAULT_KINDS     "cl alloc write" by default; FAULT_LOG=FILE gets a line per fault
+# Prints a summary line per kind.
 . "$(dirname "$0")/harness.sh"
 stride="${FAULT_STRIDE:-0}"
 first="${FAULT_START:-1}"
@@ -21,6 +23,9 @@ run=("$B/clpar-train" --data synthetic --model 10,16,12,5 --steps 3 --batch 32 -
 mkdir -p "$T/run"
 LD_PRELOAD="$shim" CLPAR_FAULT_REPORT="$T/counts" "${run[@]}" >/dev/null 2>"$T/err"
 check "the undisturbed run trains" test $? -eq 0
+# no_cl_leak REPORT: every OpenCL event and buffer clpar made was released once
+no_cl_leak() { grep -q "^live_events 0$" "$1" && grep -q "^live_buffers 0$" "$1"; }
+check "the undisturbed run releases every event and buffer" no_cl_leak "$T/counts"
 cp "$T/run/model.safetensors" "$T/expected.safetensors"
 cp "$T/run/ck.safetensors" "$T/previous.safetensors"
 check "the undisturbed checkpoint is whole" whole "$T/previous.safetensors"
@@ -51,6 +56,8 @@ for kind in $kinds; do
       check "$what: exit 1 or 0, not $rc ($(head -c 300 "$T/err"))" false
     fi
     check "$what: the checkpoint is whole" whole "$T/run/ck.safetensors"
+    check "$what: every event and buffer released ($(grep live_ "$T/report" | tr '\n' ' '))" \
+      no_cl_leak "$T/report"
     check "$what: no temporary file left" test "$(ls "$T/run" | grep -cv '^ck.safetensors$\|^model.safetensors$')" -eq 0
   done
   echo "$kind: $total calls, $tried faults injected: $refused refused with an error, $ignored passed over"
