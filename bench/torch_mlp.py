@@ -1,6 +1,6 @@
 """PyTorch reference for bench/fashion_mnist.sh: the same MLP, optimizer, batch and data as
 clpar-train's defaults, timed per epoch (training loop only), on this machine's CPU.
-Run with Debian's python3-torch: /usr/bin/python3 bench/torch_mlp.py EPOCHS"""
+Run with Debian's python3-torch: /usr/bin/python3 bench/torch_mlp.py EPOCHS [THREADS]"""
 import gzip
 import struct
 import sys
@@ -24,6 +24,8 @@ def load(prefix):
 
 
 epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+if len(sys.argv) > 2:
+    torch.set_num_threads(int(sys.argv[2]))
 xtr, ytr = load("train")
 xte, yte = load("t10k")
 torch.manual_seed(0)

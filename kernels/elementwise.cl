@@ -59,3 +59,28 @@ __kernel void axpy(__global float *y, const uint yoff, const float a, __global c
     if (i >= n) return;
     y[yoff + i] += a * x[xoff + i];
 }
+
+/* The device's arithmetic peak (clpar-devices --bench), as clpeak measures it: eight
+ * independent chains of `iters` fused multiply-adds on float4s per work-item, so that every
+ * FMA unit stays busy; 64 FLOPs per chain step. The sum keeps the compiler from dropping
+ * them and lets a test check the result. */
+__kernel void fma_peak(__global float *out, const float a, const float b, const uint iters,
+                       const uint n, const uint base) {
+    const size_t i = (size_t)base + get_global_id(0);
+    if (i >= n) return;
+    float4 x0 = (float4)((float)i, (float)i + 1.0f, (float)i + 2.0f, (float)i + 3.0f) * 1e-3f;
+    float4 x1 = x0 + 0.125f, x2 = x0 + 0.25f, x3 = x0 + 0.375f, x4 = x0 + 0.5f;
+    float4 x5 = x0 + 0.625f, x6 = x0 + 0.75f, x7 = x0 + 0.875f;
+    for (uint t = 0; t < iters; t++) {
+        x0 = fma(x0, a, b);
+        x1 = fma(x1, a, b);
+        x2 = fma(x2, a, b);
+        x3 = fma(x3, a, b);
+        x4 = fma(x4, a, b);
+        x5 = fma(x5, a, b);
+        x6 = fma(x6, a, b);
+        x7 = fma(x7, a, b);
+    }
+    const float4 s = ((((((x0 + x1) + x2) + x3) + x4) + x5) + x6) + x7;
+    out[i] = ((s.x + s.y) + s.z) + s.w;
+}

@@ -20,6 +20,18 @@ check "plan without a model is refused" grep -q "needs --model" "$T/err"
 check "--mesh auto trains" grep -q "^done:" "$T/auto.txt"
 check "--mesh auto says what it chose" grep -q "mesh auto: dp" "$T/auto.txt"
 
+# per-GEMM accounting: the peak and every product of a step, with the layer's shapes
+"$B/clpar-devices" --bench --size 32 --model 10,16,5 --batch 8 --devices 0 --json >"$T/bench.json"
+check "--bench --model reports the peak and each GEMM of the step" python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+assert d['peak_gflops'] > 0 and d['sgemm_gflops'] > 0
+got = [(p['layer'], p['gemm'], p['m'], p['n'], p['k']) for p in d['products']]
+assert got == [(0, 'forward', 8, 16, 10), (0, 'weight grad', 16, 10, 8), (1, 'forward', 8, 5, 16),
+               (1, 'input grad', 8, 16, 5), (1, 'weight grad', 5, 16, 8)], got
+assert all(p['gflops'] > 0 and abs(p['share_of_peak'] - p['gflops'] / d['peak_gflops']) < 1e-3
+           for p in d['products'])" "$T/bench.json"
+
 # a GPT: planned, chosen and balanced from its own measurement
 gpt=(--data "text:$(dirname "$0")/../README.md" --model gpt:layers=2,heads=2,embd=16,ctx=8 --batch 8)
 "$B/clpar-devices" --plan --model gpt:layers=2,heads=2,embd=16,ctx=8 --batch 8 --devices 0,1,2,3 --top 20 >"$T/gplan.txt" 2>&1

@@ -122,6 +122,36 @@ Test(kernels, scale_and_axpy) {
     clpar_device_release(d, my);
 }
 
+/* The peak kernel computes what its comment says (in exact float arithmetic: fmaf, the same
+ * order of sums); clpar-devices --bench, which times it, is checked in cli_plan. */
+Test(kernels, fma_peak_chains) {
+    clpar_device *d = t_device(0);
+    enum { N = 37, ITERS = 21 };
+    const float a = 0.999f, b = 0.001f;
+    float zero[N] = {0};
+    cl_mem out = t_upload(d, zero, N);
+    T_OK(clpar_op_fma_peak(d, out, a, b, ITERS, N, NULL));
+    float *got = t_download(d, out, N);
+    const float step[8] = {0, 0.125f, 0.25f, 0.375f, 0.5f, 0.625f, 0.75f, 0.875f};
+    for (int i = 0; i < N; i++) {
+        float lane_sum[4];
+        for (int l = 0; l < 4; l++) {
+            float s = 0;
+            for (int c = 0; c < 8; c++) {
+                float x = ((float)i + (float)l) * 1e-3f + step[c];
+                for (int t = 0; t < ITERS; t++)
+                    x = fmaf(x, a, b);
+                s = c ? s + x : x;
+            }
+            lane_sum[l] = s;
+        }
+        float want = ((lane_sum[0] + lane_sum[1]) + lane_sum[2]) + lane_sum[3];
+        cr_expect(fabsf(got[i] - want) <= 1e-6f * fabsf(want), "i %d: %g vs %g", i, got[i], want);
+    }
+    free(got);
+    clpar_device_release(d, out);
+}
+
 /* Counts larger than one launch (a CPU device's is under 65535 work-items) go in several
  * launches; every element must be done exactly once. */
 Test(kernels, counts_beyond_one_launch) {

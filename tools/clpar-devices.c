@@ -1,6 +1,7 @@
 /* clpar-devices: lists every OpenCL device with the index clpar's device specs use, and with
  * --bench measures SGEMM throughput and host<->device bandwidth per device. */
 #include "cli.h"
+#include "devices_bench.h"
 #include "clpar/gpt.h"
 
 #include <getopt.h>
@@ -12,15 +13,19 @@
 static const char *prog = "clpar-devices";
 
 static void usage(void) {
-    printf("usage: clpar-devices [--json] [--bench] [--devices SPEC] [--size N]\n"
+    printf("usage: clpar-devices [--json] [--bench [--model SIZES --batch B]] [--devices SPEC] "
+           "[--size N]\n"
            "       clpar-devices --tune [--model SIZES] [--batch B] [--devices SPEC] "
            "[--candidates N]\n"
            "       clpar-devices --plan --model MODEL --batch B [--devices SPEC] [--remeasure] "
            "[--json]\n"
            "Lists the OpenCL devices clpar can use, with the indices that --devices takes.\n"
            "  --json          print JSON instead of a table\n"
-           "  --bench         also measure CLBlast SGEMM GFLOP/s (N x N x N) and host-to-device\n"
-           "                  and device-to-host bandwidth of each device\n"
+           "  --bench         also measure each device's fp32 peak (FMA chains), CLBlast SGEMM\n"
+           "                  GFLOP/s (N x N x N) and host-to-device and device-to-host\n"
+           "                  bandwidth; with --model SIZES --batch B, also every GEMM of\n"
+           "                  that MLP's training step (forward, input and weight gradient of\n"
+           "                  each layer) with its GFLOP/s and share of the peak\n"
            "  --devices SPEC  only these devices: all (default), cpu, gpu, or indices like 0,2\n"
            "  --size N        SGEMM size for --bench (default 1024)\n"
            "  --plan          measure the devices on the model (sizes like 784,256,10, or\n"
@@ -38,62 +43,6 @@ static void usage(void) {
            "  --candidates N  configurations --tune tries (default 32)\n"
            "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
            "POCL_MAX_PTHREAD_COUNT=1\n");
-}
-
-typedef struct {
-    double gflops, h2d_gbs, d2h_gbs;
-} bench_result;
-
-static clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_result *res) {
-    clpar_device *d;
-    clpar_status st = clpar_device_init(rt, index, &d);
-    if (st != CLPAR_OK) return st;
-    cl_mem a = NULL, b = NULL, c = NULL, big = NULL;
-    size_t bytes = n * n * sizeof(float);
-    float *host = calloc(n * n, sizeof(float));
-    if (!host) st = CLPAR_ENOMEM;
-    if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &a);
-    if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &b);
-    if (st == CLPAR_OK) st = clpar_device_alloc(d, bytes, &c);
-    for (size_t i = 0; host && i < n * n; i++)
-        host[i] = (float)(i % 17) * 0.01f;
-    if (st == CLPAR_OK) st = clpar_device_write(d, a, 0, bytes, host);
-    if (st == CLPAR_OK) st = clpar_device_write(d, b, 0, bytes, host);
-    /* one untimed call compiles CLBlast's kernels for this device */
-    if (st == CLPAR_OK)
-        st = clpar_op_gemm(d, 0, 0, n, n, n, 1.0f, a, 0, n, b, 0, n, 0.0f, c, 0, n, NULL);
-    if (st == CLPAR_OK) st = clpar_device_finish(d);
-    int reps = 0;
-    double t0 = cli_now(), t = 0;
-    while (st == CLPAR_OK && (reps < 3 || t < 1.0) && reps < 100) {
-        st = clpar_op_gemm(d, 0, 0, n, n, n, 1.0f, a, 0, n, b, 0, n, 0.0f, c, 0, n, NULL);
-        if (st == CLPAR_OK) st = clpar_device_finish(d);
-        reps++;
-        t = cli_now() - t0;
-    }
-    if (st == CLPAR_OK) res->gflops = 2.0 * n * n * n * reps / t / 1e9;
-    size_t tb = 64u << 20;
-    float *hb = malloc(tb);
-    if (!hb && st == CLPAR_OK) st = CLPAR_ENOMEM;
-    if (st == CLPAR_OK) st = clpar_device_alloc(d, tb, &big);
-    if (hb) memset(hb, 1, tb);
-    if (st == CLPAR_OK) st = clpar_device_write(d, big, 0, tb, hb); /* first touch */
-    t0 = cli_now();
-    for (int i = 0; i < 3 && st == CLPAR_OK; i++)
-        st = clpar_device_write(d, big, 0, tb, hb);
-    if (st == CLPAR_OK) res->h2d_gbs = 3.0 * tb / (cli_now() - t0) / 1e9;
-    t0 = cli_now();
-    for (int i = 0; i < 3 && st == CLPAR_OK; i++)
-        st = clpar_device_read(d, hb, big, 0, tb);
-    if (st == CLPAR_OK) res->d2h_gbs = 3.0 * tb / (cli_now() - t0) / 1e9;
-    free(hb);
-    free(host);
-    clpar_device_release(d, a);
-    clpar_device_release(d, b);
-    clpar_device_release(d, c);
-    clpar_device_release(d, big);
-    clpar_device_free(d);
-    return st;
 }
 
 static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, long batch,
@@ -330,21 +279,36 @@ int main(int argc, char **argv) {
         clpar_runtime_free(rt);
         return rc;
     }
+    clpar_mlp_shape shape;
+    if (bench && model && (st = clpar_mlp_shape_parse(&shape, model)) != CLPAR_OK) {
+        clpar_runtime_free(rt);
+        return cli_fail(prog, st);
+    }
+    if (bench && model && !batch) batch = 128;
+    enum { MAXP = 3 * CLPAR_MAX_LAYERS };
     bench_result *res = calloc((size_t)n, sizeof *res);
-    for (int i = 0; i < n && bench && res; i++) {
+    bench_product *prods = calloc((size_t)n * MAXP, sizeof *prods);
+    int *nprods = calloc((size_t)n, sizeof *nprods);
+    if (!res || !prods || !nprods) st = CLPAR_ENOMEM;
+    for (int i = 0; i < n && bench && st == CLPAR_OK; i++) {
         st = bench_device(rt, idx[i], (size_t)size, &res[i]);
-        if (st != CLPAR_OK) {
-            free(res);
-            clpar_runtime_free(rt);
-            return cli_fail(prog, st);
-        }
+        if (st == CLPAR_OK && model)
+            st = bench_products(rt, idx[i], &shape, (size_t)batch, prods + (size_t)i * MAXP, MAXP,
+                                &nprods[i]);
+    }
+    if (st != CLPAR_OK) {
+        free(res);
+        free(prods);
+        free(nprods);
+        clpar_runtime_free(rt);
+        return cli_fail(prog, st);
     }
     if (json)
         printf("[\n");
     else {
         printf("%-5s %-28s %-40s %-5s %-24s %-14s %4s %6s %10s %10s", "index", "platform", "device",
                "type", "vendor", "opencl", "cus", "mhz", "mem_mib", "maxalloc");
-        if (bench) printf(" %9s %8s %8s", "sgemm_gf", "h2d_gbs", "d2h_gbs");
+        if (bench) printf(" %8s %9s %8s %8s", "peak_gf", "sgemm_gf", "h2d_gbs", "d2h_gbs");
         printf("\n");
     }
     for (int i = 0; i < n; i++) {
@@ -367,21 +331,41 @@ int main(int argc, char **argv) {
                    d->compute_units, d->clock_mhz, (unsigned long long)d->global_mem,
                    (unsigned long long)d->max_alloc);
             if (bench)
-                printf(", \"sgemm_size\": %ld, \"sgemm_gflops\": %.2f, \"h2d_gbs\": %.3f, "
-                       "\"d2h_gbs\": %.3f",
-                       size, res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
+                printf(", \"peak_gflops\": %.2f, \"sgemm_size\": %ld, \"sgemm_gflops\": %.2f, "
+                       "\"h2d_gbs\": %.3f, \"d2h_gbs\": %.3f",
+                       res[i].peak_gflops, size, res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
+            for (int j = 0; j < nprods[i]; j++) {
+                const bench_product *p = &prods[(size_t)i * MAXP + j];
+                printf("%s{\"layer\": %d, \"gemm\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, "
+                       "\"ms\": %.4f, \"gflops\": %.2f, \"share_of_peak\": %.4f}%s",
+                       j ? ", " : ", \"products\": [", p->layer, p->what, p->m, p->n, p->k,
+                       p->seconds * 1e3, p->gflops, p->gflops / res[i].peak_gflops,
+                       j + 1 < nprods[i] ? "" : "]");
+            }
             printf("}%s\n", i + 1 < n ? "," : "");
         } else {
             printf("%-5d %-28.28s %-40.40s %-5s %-24.24s %-14.14s %4u %6u %10llu %10llu", d->index,
                    d->platform_name, d->name, clpar_device_type_name(d->type), d->vendor, ver,
                    d->compute_units, d->clock_mhz, (unsigned long long)(d->global_mem >> 20),
                    (unsigned long long)(d->max_alloc >> 20));
-            if (bench) printf(" %9.2f %8.3f %8.3f", res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
+            if (bench)
+                printf(" %8.2f %9.2f %8.3f %8.3f", res[i].peak_gflops, res[i].gflops,
+                       res[i].h2d_gbs, res[i].d2h_gbs);
             printf("\n");
+            for (int j = 0; j < nprods[i]; j++) {
+                const bench_product *p = &prods[(size_t)i * MAXP + j];
+                if (!j) printf("      %s at batch %ld:\n", model, batch);
+                printf("      layer %d %-11s %5zu x %5zu x %5zu: %9.3f ms %8.2f GFLOP/s %5.1f%% of "
+                       "peak\n",
+                       p->layer, p->what, p->m, p->n, p->k, p->seconds * 1e3, p->gflops,
+                       100.0 * p->gflops / res[i].peak_gflops);
+            }
         }
     }
     if (json) printf("]\n");
     free(res);
+    free(prods);
+    free(nprods);
     clpar_runtime_free(rt);
     return 0;
 }

@@ -141,3 +141,12 @@ clpar_status clpar_op_adam_step_range(clpar_device *d, cl_mem p, cl_mem g, cl_me
                ARG(k, 11, step_size) | ARG(k, 12, bc2_sqrt);
     return launch_range(d, CLPAR_K_adam_step, e, start, n, "adam_step", event);
 }
+
+clpar_status clpar_op_fma_peak(clpar_device *d, cl_mem out, float a, float b, unsigned iters,
+                               size_t n, cl_event *event) {
+    TRY(check_u32(n, "fma_peak size"));
+    cl_kernel k = d->kernels[CLPAR_K_fma_peak];
+    cl_uint it = iters, nn = (cl_uint)n;
+    cl_int e = ARG(k, 0, out) | ARG(k, 1, a) | ARG(k, 2, b) | ARG(k, 3, it) | ARG(k, 4, nn);
+    return launch(d, CLPAR_K_fma_peak, e, n, "fma_peak", event);
+}

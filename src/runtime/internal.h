@@ -16,6 +16,7 @@
     X(colsum, "elementwise")                                                                       \
     X(scale, "elementwise")                                                                        \
     X(axpy, "elementwise")                                                                         \
+    X(fma_peak, "elementwise")                                                                     \
     X(xent_forward, "loss")                                                                        \
     X(xent_backward, "loss")                                                                       \
     X(mse_forward, "loss")                                                                         \
