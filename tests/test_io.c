@@ -190,6 +190,12 @@ static const char *fresh_dir(const char *name) {
     return dir;
 }
 
+static void remove_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0, "%s", cmd);
+}
+
 Test(data, idx_gzip_and_plain_load) {
     const char *dir = fresh_dir("idx-ok");
     write_idx(dir, "train", 5, 1, 0x803, 28, 5, 0);
@@ -203,6 +209,7 @@ Test(data, idx_gzip_and_plain_load) {
     cr_assert_eq(tr.labels[2], 0);
     clpar_dataset_free(&tr);
     clpar_dataset_free(&te);
+    remove_dir(dir);
 }
 
 static void expect_bad_idx(const char *dir, const char *needle) {
@@ -211,6 +218,7 @@ static void expect_bad_idx(const char *dir, const char *needle) {
     cr_expect(rc == CLPAR_EFORMAT || rc == CLPAR_EIO, "accepted a broken data set in %s", dir);
     cr_expect(strstr(clpar_last_error(), needle), "message '%s' lacks '%s'", clpar_last_error(),
               needle);
+    remove_dir(dir);
 }
 
 Test(data, idx_faults_are_named) {
