@@ -20,7 +20,8 @@ if grep -q "CLPAR_SANITIZE:STRING=." "$B/CMakeCache.txt" 2>/dev/null; then
   export LSAN_OPTIONS="suppressions=$(dirname "$0")/../tests/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 fi
-bash "$(dirname "$0")/../tests/fault_sweep.sh" | tail -12
+# every check's failure (and the summaries) also kept beside the log
+bash "$(dirname "$0")/../tests/fault_sweep.sh" | tee "$FAULT_LOG.checks" | tail -12
 rc=${PIPESTATUS[0]}
 echo "outcomes (from $FAULT_LOG):"
 sed 's/^\([a-z]*\):[0-9]* (\([A-Za-z_]*\)) exit \([0-9]*\).*/\1 \2 exit \3/' "$FAULT_LOG" | sort | uniq -c
