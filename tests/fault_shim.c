@@ -3,6 +3,8 @@
  * itself makes (calls from inside PoCL, CLBlast or libc are passed through: their handling
  * of failures is not clpar's).
  *   CLPAR_FAULT=KIND:N      KIND cl, alloc or write; N counts from 1 over that kind
+ *   CLPAR_FAULT=KIND:N@FN   ... counting only calls made in FN, an exported function of
+ *                           libclpar (stable under code changes elsewhere: regressions)
  *   CLPAR_FAULT_REPORT=FILE at exit, "KIND COUNT" per kind, and "injected KIND N FUNCTION"
  *   CLPAR_FAULT_BACKTRACE=1 the injected call's stack on stderr (finding a fault's caller)
  * The report also counts the OpenCL events and buffers clpar's code created (enqueues with an
@@ -34,6 +36,8 @@ static const char *kind_names[NKINDS] = {"cl", "alloc", "write"};
 static atomic_long counts[NKINDS];
 static long target = -1;
 static int target_kind = -1;
+static char target_fn[128]; /* empty: calls from anywhere in clpar count */
+static atomic_long fn_count;
 static const char *injected_fn;
 static atomic_long live_events, live_buffers, made_events; /* made: for the report */
 
@@ -80,6 +84,8 @@ static void configure(void) {
         if (!strncmp(f, kind_names[k], n) && f[n] == ':') {
             target_kind = k;
             target = atol(f + n + 1);
+            const char *at = strchr(f, '@');
+            if (at) snprintf(target_fn, sizeof target_fn, "%s", at + 1);
         }
     }
 }
@@ -90,6 +96,12 @@ static int hit(int k, void *ret, const char *fn) {
     if (from_clpar(ret)) {
         configure();
         long n = atomic_fetch_add(&counts[k], 1) + 1;
+        if (k == target_kind && target_fn[0]) { /* only calls made in target_fn count */
+            Dl_info info;
+            n = -1;
+            if (dladdr(ret, &info) && info.dli_sname && !strcmp(info.dli_sname, target_fn))
+                n = atomic_fetch_add(&fn_count, 1) + 1;
+        }
         if (k == target_kind && n == target) {
             fail = 1;
             injected_fn = fn;
@@ -120,6 +132,8 @@ __attribute__((destructor)) static void report(void) {
     }
     int n = snprintf(line, sizeof line, "events %ld\nlive_events %ld\nlive_buffers %ld\n",
                      (long)made_events, (long)live_events, (long)live_buffers);
+    if (target_fn[0] && write(fd, line, (size_t)n) >= 0)
+        n = snprintf(line, sizeof line, "in %s %ld\n", target_fn, (long)fn_count);
     if (write(fd, line, (size_t)n) < 0) n = 0;
     if (injected_fn) {
         int n = snprintf(line, sizeof line, "injected %s %ld %s\n", kind_names[target_kind], target,

@@ -44,10 +44,10 @@ void clpar_mesh_free(clpar_mesh *M) {
     clpar_workers_free(M->workers);
     for (int r = 0; M->ranks && r < M->n; r++)
         free_rank(&M->ranks[r]);
-    for (int i = 0; M->tp_ars && i < M->cfg.dp * M->cfg.pp; i++) {
+    for (int i = 0; M->tp_ars && i < M->cfg.dp * M->cfg.pp; i++)
         clpar_allreduce_free(M->tp_ars[i]);
+    for (int i = 0; M->tp_ags && i < M->cfg.dp * M->cfg.pp; i++) /* either may have failed */
         clpar_allgather_free(M->tp_ags[i]);
-    }
     for (int i = 0; M->dp_ars && i < M->cfg.pp * M->cfg.tp; i++)
         clpar_allreduce_free(M->dp_ars[i]);
     for (int i = 0; M->chans && i < M->nchans; i++)
