@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # clpar's kernels under Oclgrind, a simulator that checks every memory access: the kernel
-# tests (element-wise, losses, optimizers; the transformer's) run on Oclgrind alone, and a
-# layer's forward and backward through each GEMM path (CLBlast's direct and indirect
-# kernels), all at small, odd sizes, with the data-race detector, the uninitialized-read
+# tests (element-wise, losses, optimizers; the transformer's; clpar's GEMMs in every
+# configuration of test_gemm) run on Oclgrind alone, and a layer's forward and backward
+# through each GEMM path (clpar's kernels, CLBlast's direct and indirect), all at small, odd
+# sizes, with the data-race detector, the uninitialized-read
 # checker and API checks on; they fail on any error Oclgrind reports (out-of-bounds access,
 # race, uninitialized value, invalid API use) as well as on their own assertions. The
 # uninitialized-read checker cannot follow LLVM's `freeze` instruction, which optimized
@@ -31,7 +32,12 @@ for t in test_kernels test_transformer_ops; do
   OCLGRIND_UNINITIALIZED=1 OCLGRIND_BUILD_OPTIONS=-cl-opt-disable \
     under "$t (all checks)" "$B/tests/$t" --jobs 1
 done
-for path in direct indirect; do
+# (its products wider than one launch and larger sizes would take the simulator minutes)
+export CLPAR_TEST_GEMM_QUICK=1
+under "test_gemm (optimized)" "$B/tests/test_gemm" --jobs 1 --filter 'gemm/clpar_kernels*'
+OCLGRIND_UNINITIALIZED=1 OCLGRIND_BUILD_OPTIONS=-cl-opt-disable \
+  under "test_gemm (all checks)" "$B/tests/test_gemm" --jobs 1 --filter 'gemm/clpar_kernels*'
+for path in clpar direct indirect; do
   OCLGRIND_UNINITIALIZED=1 OCLGRIND_BUILD_OPTIONS=-cl-opt-disable CLPAR_GEMM_PATH=$path \
     under "a layer through the $path GEMM" "$B/tests/test_model" --jobs 1 \
     --filter 'linear/forward_backward_against_reference'

@@ -362,16 +362,17 @@ Test(vocabulary, names_parse_back_and_bad_words_name_the_field) {
         T_OK(clpar_reduce_mode_parse(clpar_reduce_mode_name((clpar_reduce_mode)v), &r));
         cr_expect_eq((int)r, v);
     }
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
+        clpar_gemm_path g;
+        T_OK(clpar_gemm_path_parse(clpar_gemm_path_name((clpar_gemm_path)v), &g));
+        cr_expect_eq((int)g, v);
+        if (v == 3) break;
         clpar_optim_kind o;
         T_OK(clpar_optim_kind_parse(clpar_optim_kind_name((clpar_optim_kind)v), &o));
         cr_expect_eq((int)o, v);
         clpar_schedule s;
         T_OK(clpar_schedule_parse(clpar_schedule_name((clpar_schedule)v), &s));
         cr_expect_eq((int)s, v);
-        clpar_gemm_path g;
-        T_OK(clpar_gemm_path_parse(clpar_gemm_path_name((clpar_gemm_path)v), &g));
-        cr_expect_eq((int)g, v);
     }
     cr_expect_str_eq(clpar_schedule_name((clpar_schedule)9), "unknown");
     clpar_schedule s;
@@ -398,7 +399,7 @@ Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
     clpar_gemm_config cand[64], back;
     int n = clpar_gemm_candidates(t_device(0), cand, 64);
     cr_assert_gt(n, 10, "the default, CLBlast's choice and a grid of both kernels");
-    int direct = 0, indirect = 0;
+    int direct = 0, indirect = 0, own = 0;
     for (int i = 0; i < n; i++) {
         char text[512];
         clpar_gemm_config_format(&cand[i], text, sizeof text);
@@ -407,8 +408,10 @@ Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
         cr_expect_arr_eq(back.v, cand[i].v, sizeof back.v, "%s", text);
         direct += cand[i].path == CLPAR_GEMM_DIRECT;
         indirect += cand[i].path == CLPAR_GEMM_INDIRECT;
+        own += cand[i].path == CLPAR_GEMM_CLPAR;
     }
-    cr_expect(direct > 1 && indirect > 1, "both kernels are tried (%d, %d)", direct, indirect);
+    cr_expect(direct > 1 && indirect > 1 && own > 1,
+              "CLBlast's two kernels and clpar's are tried (%d, %d, %d)", direct, indirect, own);
     cr_expect(clpar_gemm_config_parse("auto", &back) && back.path == CLPAR_GEMM_AUTO);
     const char *bad[] = {
         "",
@@ -416,7 +419,12 @@ Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
         "direct WGD=0 MDIMCD=4 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 VWMD=2 VWND=2 PADA=1 PADB=1",
         "direct MDIMCD=4 WGD=16 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 VWMD=2 VWND=2 PADA=1 PADB=1",
         "direct WGD=16 MDIMCD=4",
-        "indirect GEMMK=0 KREG=1 KWG=16"};
+        "indirect GEMMK=0 KREG=1 KWG=16",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=6 WG=8 RD=0",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=12 RD=0",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=2",
+        "clpar MT=400 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_expect(!clpar_gemm_config_parse(bad[i], &back), "'%s' was accepted", bad[i]);
 }

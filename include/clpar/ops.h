@@ -144,8 +144,10 @@ CLPAR_API clpar_status clpar_op_measure_peak(clpar_device *d, double *gflops);
 /* Whether a GEMM operand is used as stored or transposed. */
 typedef enum { CLPAR_NO_TRANS = 0, CLPAR_TRANS = 1 } clpar_transpose;
 
-/* C (m, n) = alpha op(A) op(B) + beta C, row-major, through CLBlast's SGEMM; op(A) is
- * (m, k), op(B) is (k, n). A CLBlast failure returns its own code. */
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major; op(A) is (m, k), op(B) is (k, n). Runs
+ * clpar's GEMM kernels (kernels/gemm.cl) or CLBlast's SGEMM as the device's configuration
+ * says (clpar_gemm_default, the tuned one, CLPAR_GEMM_PATH); A and B both transposed always
+ * go to CLBlast. A CLBlast failure returns its own code. */
 CLPAR_API clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a,
                                      clpar_transpose trans_b, size_t m, size_t n, size_t k,
                                      float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
@@ -155,34 +157,39 @@ CLPAR_API clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a,
 /* ---- GEMM tuning (clpar-devices --tune) ---- */
 
 typedef enum {
-    CLPAR_GEMM_AUTO,    /* CLBlast's own choice of kernel and parameters */
-    CLPAR_GEMM_DIRECT,  /* its direct kernel at every size, v = XgemmDirect's 10 parameters */
-    CLPAR_GEMM_INDIRECT /* its indirect kernel at every size, v = Xgemm's 16 parameters */
+    CLPAR_GEMM_AUTO,     /* CLBlast's own choice of kernel and parameters */
+    CLPAR_GEMM_DIRECT,   /* its direct kernel at every size, v = XgemmDirect's 10 parameters */
+    CLPAR_GEMM_INDIRECT, /* its indirect kernel at every size, v = Xgemm's 16 parameters */
+    CLPAR_GEMM_CLPAR     /* clpar's kernels (kernels/gemm.cl), v = MT NT MX NX VW WG RD */
 } clpar_gemm_path;
-/* "auto", "direct", "indirect", and back (CLPAR_EINVAL naming "gemm.path"). */
+/* "auto", "direct", "indirect", "clpar", and back (CLPAR_EINVAL naming "gemm.path"). */
 CLPAR_API const char *clpar_gemm_path_name(clpar_gemm_path path);
 CLPAR_API clpar_status clpar_gemm_path_parse(const char *text, clpar_gemm_path *path);
 typedef struct {
     clpar_gemm_path path;
     size_t v[16]; /* in CLBlast's order: WGD MDIMCD NDIMCD MDIMAD NDIMBD KWID VWMD VWND PADA PADB,
                    * or GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM
-                   * VWN */
+                   * VWN, or clpar's: rows and columns of C per work-item of the NT kernel
+                   * (MT NT), rows and VW-wide vectors of the NN/TN kernel (MX NX), vector
+                   * width VW (4, 8, 16), work-group width WG (a power of 2 up to 256) and the
+                   * grid dimension along C's rows RD (0 or 1); kernels/gemm.cl says more */
 } clpar_gemm_config;
 typedef struct {
     clpar_transpose trans_a, trans_b;
     size_t m, n, k;
 } clpar_gemm_shape;
 
-/* What d uses when nothing was tuned: on CPU devices the direct kernel with parameters
+/* What d uses when nothing was tuned: on CPU devices clpar's kernels with parameters
  * measured on PoCL, elsewhere CLBlast's choice. */
 CLPAR_API void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c);
 /* Up to cap configurations worth trying on d: the default, CLBlast's choice, then sets of
- * both kernels spread over a grid that keeps CLBlast's divisibility rules and d's limits;
- * returns how many. */
+ * clpar's kernels and of both CLBlast kernels spread over grids that keep the kernels'
+ * divisibility rules and d's limits; returns how many. */
 CLPAR_API int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap);
-/* Makes c d's GEMM configuration. recompile = 1 drops CLBlast's compiled kernels (of every
- * device: call it only while no other thread uses CLBlast) so the next call compiles with c;
- * otherwise c applies from CLBlast's first compile for d on. */
+/* Makes c d's GEMM configuration (clpar's kernels are built for it at once). recompile = 1
+ * drops CLBlast's compiled kernels (of every device: call it only while no other thread uses
+ * CLBlast) so the next call compiles with c; otherwise c applies from CLBlast's first compile
+ * for d on. */
 CLPAR_API clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c,
                                         bool recompile);
 /* Checks the transpose pairs layers use (NN, TN, NT) against a double-precision host

@@ -41,7 +41,8 @@ typedef struct {
  * from the environment, the only place clpar reads environment variables:
  *   XDG_CACHE_HOME, HOME  cache_dir is $XDG_CACHE_HOME/clpar, else $HOME/.cache/clpar
  *   CLPAR_KERNEL_DIR      kernel_dir: load kernels/NAME.cl from there (kernel development)
- *   CLPAR_GEMM_PATH       gemm_path: "direct", "indirect" or "auto" on every device,
+ *   CLPAR_GEMM_PATH       gemm_path: "clpar" (clpar's kernels, default parameters),
+ *                         "direct", "indirect" or "auto" (CLBlast's) on every device,
  *                         over any tuned configuration
  * A program may set the fields itself and call clpar_runtime_init_config. */
 typedef struct {

@@ -1,6 +1,6 @@
-/* GEMMs through CLBlast, and the warm-up that compiles and first runs every kernel. */
-#include "clpar/ops.h"
-#include "../runtime/internal.h"
+/* GEMMs through clpar's kernels or CLBlast, the choice between them, and the warm-up that
+ * compiles and first runs every kernel. */
+#include "launch.h"
 
 #include <clblast_c.h>
 #include <pthread.h>
@@ -14,6 +14,16 @@
 static pthread_mutex_t clblast_lock =
     PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP; /* warm-up calls gemm */
 
+static clpar_status choose_gemm_path(clpar_device *d);
+
+/* The device's configuration, chosen once (under the lock: it may build kernels). */
+static clpar_status gemm_prepare(clpar_device *d) {
+    pthread_mutex_lock(&clblast_lock);
+    clpar_status st = d->gemm_ready ? CLPAR_OK : choose_gemm_path(d);
+    pthread_mutex_unlock(&clblast_lock);
+    return st;
+}
+
 clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_transpose trans_b,
                            size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
                            size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
@@ -21,6 +31,10 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
     if (m == 0 || n == 0) return CLPAR_OK;
     if (k == 0) /* CLBlast rejects k = 0; C = beta C is all that is left */
         return beta == 1.0f ? CLPAR_OK : clpar_op_scale(d, c, c_off, beta, m * n, event);
+    if (!d->gemm_ready) TRY(gemm_prepare(d));
+    if (d->gemm.path == CLPAR_GEMM_CLPAR && !(trans_a && trans_b))
+        return clpar_gemm_kernels_run(d, trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
+                                      beta, c, c_off, ldc, trans_b == CLPAR_TRANS, event);
     cl_event ev = NULL;
     int locked = !d->clblast_warm;
     if (locked) pthread_mutex_lock(&clblast_lock);
@@ -39,16 +53,20 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
 
 /* CLBlast picks its direct GEMM kernel for small products and the indirect one (pad,
  * transpose, then a tiled kernel) for large ones, with parameters tuned per device; PoCL's
- * CPU devices are not in its database. On them clpar uses the direct kernel at every size
- * with 32x32 tiles, 4x4 threads and 8-wide vectors, measured 2-2.5x faster than CLBlast's
- * defaults for the 32-row micro-batches of a pipeline and on par or better for full batches
- * (784-wide layers, one PoCL core). A configuration tuned for the device (`clpar-devices
- * --tune`, ops/gemm_tune.c) takes precedence; CLPAR_GEMM_PATH=direct, indirect or auto
- * (CLBlast's own choice and parameters) over both. Must run before CLBlast first compiles
- * for the device. */
+ * CPU devices are not in its database, and on them both run at a few percent of the device's
+ * peak (clpar-devices --bench). There clpar uses its own kernels (kernels/gemm.cl) with
+ * parameters measured on PoCL: the NT kernel 4x4 blocks of C per work-item, the NN/TN one
+ * 6 rows by 2 vectors of 8, work-groups of 8 along C's rows; several times CLBlast's speed
+ * on every product of a layer (bench/gemm.sh). CLBlast, for what clpar's kernels do not
+ * cover (both operands transposed), runs its direct kernel at every size with 32x32 tiles,
+ * 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its defaults on PoCL. A
+ * configuration tuned for the device (`clpar-devices --tune`, ops/gemm_tune.c) takes
+ * precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct, indirect or auto (CLBlast's
+ * own choice and parameters) over both. Must run before CLBlast first compiles for the
+ * device. */
 void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
     if (d->info->type & CL_DEVICE_TYPE_CPU)
-        *c = (clpar_gemm_config){CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
+        *c = (clpar_gemm_config){CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0}};
     else
         *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
 }
@@ -57,22 +75,26 @@ void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
  * else the default. */
 static clpar_status choose_gemm_path(clpar_device *d) {
     const char *env = d->rt->cfg.gemm_path;
+    clpar_gemm_config c = {CLPAR_GEMM_AUTO, {0}};
     if (!env || !*env) {
-        clpar_gemm_config c;
         if (!clpar_gemm_cache_lookup(d, &c)) clpar_gemm_default(d, &c);
-        return clpar_gemm_apply(d, &c, 0);
+    } else if (!strcmp(env, "clpar")) {
+        clpar_gemm_config cpu = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0}};
+        clpar_gemm_default(d, &c);
+        if (c.path != CLPAR_GEMM_CLPAR) c = cpu;
+    } else if (!strcmp(env, "direct") || !strcmp(env, "indirect")) {
+        /* CLBlast's path with its own parameters: only the threshold moves */
+        const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+        size_t threshold = env[0] == 'i' ? 1 : 65536; /* indirect from m n k >= threshold^3 */
+        TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &threshold));
+        d->gemm = c;
+        d->gemm_ready = true;
+        return CLPAR_OK;
+    } else if (strcmp(env, "auto")) {
+        return clpar_error(CLPAR_EINVAL,
+                           "CLPAR_GEMM_PATH=%s: expected clpar, direct, indirect or auto", env);
     }
-    const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-    size_t threshold; /* CLBlast takes the indirect path when m n k >= threshold^3 */
-    if (!strcmp(env, "auto")) return CLPAR_OK;
-    if (!strcmp(env, "indirect"))
-        threshold = 1;
-    else if (!strcmp(env, "direct"))
-        threshold = 65536;
-    else
-        return clpar_error(CLPAR_EINVAL, "CLPAR_GEMM_PATH=%s: expected direct, indirect or auto",
-                           env);
-    return clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &threshold);
+    return clpar_gemm_apply(d, &c, 0);
 }
 
 /* Runs every kernel once, with the lock held: besides CLBlast's compiles, PoCL 3.1 creates a
@@ -139,7 +161,7 @@ clpar_status clpar_op_warmup(clpar_device *d) {
     cl_mem buf = NULL, ints = NULL, wide = NULL;
     float zero = 0.0f;
     pthread_mutex_lock(&clblast_lock);
-    clpar_status st = choose_gemm_path(d);
+    clpar_status st = CLPAR_OK;
     /* on the indirect path the wide product is padded: up to 2^15 x 128 floats for C */
     int cpu = (d->info->type & CL_DEVICE_TYPE_CPU) != 0;
     if (st == CLPAR_OK && cpu)
@@ -159,6 +181,9 @@ clpar_status clpar_op_warmup(clpar_device *d) {
                                          (2 * WARM_ROWS + 2) * sizeof(float), 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
     }
+    if (st == CLPAR_OK && !d->gemm_ready) st = choose_gemm_path(d);
+    if (st == CLPAR_OK && cpu && d->gemm.path == CLPAR_GEMM_CLPAR)
+        st = clpar_gemm_kernels_warm(d, buf);
     if (st == CLPAR_OK) st = run_every_kernel(d, buf, ints, wide);
     d->warm_grid = 0;
     pthread_mutex_unlock(&clblast_lock);

@@ -3,8 +3,7 @@
  * kept in ~/.cache/clpar/gemm.tsv, which every later process applies when it warms the device
  * up (ops/gemm.c). CLBlast's database does not know most devices clpar meets (PoCL's CPU
  * devices, recent GPUs), and its own tuners need a build from source. */
-#include "clpar/ops.h"
-#include "../runtime/internal.h"
+#include "launch.h"
 
 #include <clblast_c.h>
 #include <errno.h>
@@ -20,9 +19,27 @@ static const char *direct_names[10] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "ND
 static const char *indirect_names[16] = {"GEMMK", "KREG",  "KWG",   "KWI", "MDIMA", "MDIMC",
                                          "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
                                          "STRM",  "STRN",  "VWM",   "VWN"};
+static const char *clpar_names[7] = {"MT", "NT", "MX", "NX", "VW", "WG", "RD"};
 
 static size_t nvalues(clpar_gemm_path p) {
-    return p == CLPAR_GEMM_DIRECT ? 10 : p == CLPAR_GEMM_INDIRECT ? 16 : 0;
+    return p == CLPAR_GEMM_DIRECT     ? 10
+           : p == CLPAR_GEMM_INDIRECT ? 16
+           : p == CLPAR_GEMM_CLPAR    ? 7
+                                      : 0;
+}
+
+static const char **value_names(clpar_gemm_path p) {
+    return p == CLPAR_GEMM_DIRECT  ? direct_names
+           : p == CLPAR_GEMM_CLPAR ? clpar_names
+                                   : indirect_names;
+}
+
+/* clpar's kernels unroll blocks of MT x NT and MX x NX vectors: keep them within registers'
+ * reach, and the launch rules of gemm_kernels.c (WG divides 2^15). */
+static int clpar_values_ok(const size_t *v) {
+    return v[0] >= 1 && v[0] <= 16 && v[1] >= 1 && v[1] <= 16 && v[2] >= 1 && v[2] <= 16 &&
+           v[3] >= 1 && v[3] <= 8 && (v[4] == 4 || v[4] == 8 || v[4] == 16) && v[5] >= 1 &&
+           v[5] <= 256 && (v[5] & (v[5] - 1)) == 0 && v[6] <= 1;
 }
 
 /* ---- candidates ---- */
@@ -39,12 +56,28 @@ static int device_limits(const clpar_device *d, size_t *max_wg, size_t *local_by
     return 1;
 }
 
-/* Every valid set of the grid, in a fixed order. The grids keep CLBlast's divisibility rules
- * by construction: tiles are multiples of threads times vector widths. */
+/* Every valid set of the grid, in a fixed order: clpar's kernels, then CLBlast's. The grids
+ * keep CLBlast's divisibility rules by construction: tiles are multiples of threads times
+ * vector widths. */
 static int grid(const clpar_device *d, clpar_gemm_config *out, int cap) {
     size_t max_wg, local;
     if (!device_limits(d, &max_wg, &local)) return 0;
     int n = 0;
+    const size_t ntb[4][2] = {{2, 4}, {3, 4}, {4, 4}, {6, 4}},
+                 xnb[4][2] = {{4, 2}, {6, 2}, {8, 1}, {4, 3}};
+    const size_t cvw[2] = {8, 16}, cwg[3] = {1, 8, 64};
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 2; c++)
+                for (int w = 0; w < 3; w++)
+                    for (int rd = 0; rd < 2; rd++) {
+                        if (cwg[w] > max_wg) continue;
+                        if (n < cap)
+                            out[n] = (clpar_gemm_config){CLPAR_GEMM_CLPAR,
+                                                         {ntb[a][0], ntb[a][1], xnb[b][0],
+                                                          xnb[b][1], cvw[c], cwg[w], (size_t)rd}};
+                        n++;
+                    }
     const size_t tiles[3] = {16, 32, 64}, threads[3] = {4, 8, 16}, vw[4] = {1, 2, 4, 8};
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
@@ -83,9 +116,9 @@ int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap
     if (n < cap) out[n++] = first;
     if (n < cap && first.path != CLPAR_GEMM_AUTO)
         out[n++] = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
-    clpar_gemm_config all[256];
-    int total = grid(d, all, 256);
-    if (total > 256) total = 256;
+    clpar_gemm_config all[512];
+    int total = grid(d, all, 512);
+    if (total > 512) total = 512;
     int want = cap - n < total ? cap - n : total;
     /* spread evenly over the grid, so a small budget still tries both kernels */
     for (int i = 0; i < want; i++)
@@ -108,7 +141,19 @@ clpar_status clpar_gemm_override(clpar_device *d, const char *kernel, size_t n, 
 
 clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, bool recompile) {
     const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-    if (c->path == CLPAR_GEMM_DIRECT) {
+    if (c->path == CLPAR_GEMM_CLPAR) {
+        if (!clpar_values_ok(c->v))
+            return clpar_error(CLPAR_EINVAL, "GEMM configuration: clpar parameters out of range");
+        TRY(clpar_gemm_kernels_build(d, c));
+        /* CLBlast still runs what clpar's kernels do not cover, with the CPU parameters
+         * of ops/gemm.c on CPU devices */
+        if (d->info->type & CL_DEVICE_TYPE_CPU) {
+            const size_t v[10] = {32, 4, 4, 4, 4, 1, 8, 8, 1, 1};
+            size_t never = 65536;
+            TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &never));
+            TRY(clpar_gemm_override(d, "XgemmDirect", 10, direct_names, v));
+        }
+    } else if (c->path == CLPAR_GEMM_DIRECT) {
         size_t never = 65536; /* the indirect path from m n k >= 65536^3 */
         TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &never));
         TRY(clpar_gemm_override(d, "XgemmDirect", 10, direct_names, c->v));
@@ -117,6 +162,8 @@ clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, bool 
         TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &always));
         TRY(clpar_gemm_override(d, "Xgemm", 16, indirect_names, c->v));
     }
+    d->gemm = *c;
+    d->gemm_ready = true;
     if (!recompile) return CLPAR_OK;
     /* CLBlast keeps compiled kernels (of every device); the next call compiles anew */
     CLBlastStatusCode s = CLBlastClearCache();
@@ -212,13 +259,13 @@ clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *s, int n, 
 
 /* ---- text form and the cache ---- */
 
-static const char *const path_names[] = {"auto", "direct", "indirect"};
+static const char *const path_names[] = {"auto", "direct", "indirect", "clpar"};
 
 CLPAR_ENUM_WORDS(clpar_gemm_path, clpar_gemm_path_name, clpar_gemm_path_parse, "gemm.path",
                  path_names)
 
 void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n) {
-    const char **names = c->path == CLPAR_GEMM_DIRECT ? direct_names : indirect_names;
+    const char **names = value_names(c->path);
     int used = snprintf(buf, n, "%s", clpar_gemm_path_name(c->path));
     for (size_t i = 0; i < nvalues(c->path) && used > 0 && (size_t)used < n; i++)
         used += snprintf(buf + used, n - (size_t)used, " %s=%zu", names[i], c->v[i]);
@@ -226,7 +273,7 @@ void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n) {
 
 /* Switches and paddings may be 0; sizes and widths divide, so they may not. */
 static int may_be_zero(const char *name) {
-    const char *z[] = {"PADA", "PADB", "GEMMK", "SA", "SB", "STRM", "STRN"};
+    const char *z[] = {"PADA", "PADB", "GEMMK", "SA", "SB", "STRM", "STRN", "RD"};
     for (size_t i = 0; i < sizeof z / sizeof *z; i++)
         if (!strcmp(name, z[i])) return 1;
     return 0;
@@ -238,11 +285,11 @@ int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
     int off = 0;
     if (sscanf(s, "%15s%n", word, &off) != 1) return 0;
     int v = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (!strcmp(word, path_names[i])) v = i;
     if (v < 0) return 0;
     c->path = (clpar_gemm_path)v;
-    const char **names = c->path == CLPAR_GEMM_DIRECT ? direct_names : indirect_names;
+    const char **names = value_names(c->path);
     for (size_t i = 0; i < nvalues(c->path); i++) {
         char name[16];
         unsigned long v;
@@ -253,7 +300,7 @@ int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
         c->v[i] = v;
         off += used;
     }
-    return 1;
+    return c->path != CLPAR_GEMM_CLPAR || clpar_values_ok(c->v);
 }
 
 /* The device as the cache names it: platform, device and driver. */

@@ -5,6 +5,7 @@
 
 #include "clpar/runtime.h"
 #include "clpar/status.h"
+#include "clpar/ops.h"
 
 #include <stdbool.h>
 
@@ -70,6 +71,11 @@ struct clpar_device {
     size_t max_grid;   /* widest global size of a 1-D launch (a multiple of wg) */
     size_t warm_grid;  /* while warming up: the least global size of 1-D launches (ops/gemm.c) */
     bool clblast_warm; /* CLBlast's kernels compiled for this device (see ops/gemm.c) */
+    /* the GEMM configuration in use (ops/gemm.c), and clpar's GEMM kernels built for it */
+    clpar_gemm_config gemm;
+    bool gemm_ready;
+    cl_program gemm_program;
+    cl_kernel gemm_nt, gemm_xn;
 };
 
 /* Sets the thread's detail message and returns status, so errors read
@@ -142,6 +148,10 @@ typedef struct {
 extern const clpar_embedded_source clpar_embedded_sources[];
 extern const int clpar_embedded_source_count;
 
+/* Builds program `name` (kernels/NAME.cl) for device index `dev` in `ctx` with `defines` (may
+ * be NULL) added to the options; the caller releases *out. */
+clpar_status clpar_runtime_build(clpar_runtime *rt, int dev, cl_context ctx, const char *name,
+                                 const char *defines, cl_program *out);
 /* Builds or returns the cached program `name` for device index `dev` in `ctx`. */
 clpar_status clpar_runtime_program(clpar_runtime *rt, int dev, cl_context ctx, const char *name,
                                    cl_program *out);

@@ -221,17 +221,8 @@ static const char *find_source(const clpar_runtime *rt, const char *name, char *
     return NULL;
 }
 
-clpar_status clpar_runtime_program(clpar_runtime *rt, int dev, cl_context ctx, const char *name,
-                                   cl_program *out) {
-    int pi = -1;
-    for (int i = 0; i < CLPAR_PROGRAM_COUNT; i++)
-        if (!strcmp(program_names[i], name)) pi = i;
-    if (pi < 0) return clpar_error(CLPAR_EINVAL, "unknown program '%s'", name);
-    cl_program *slot = &rt->programs[dev * CLPAR_PROGRAM_COUNT + pi];
-    if (*slot) {
-        *out = *slot;
-        return CLPAR_OK;
-    }
+clpar_status clpar_runtime_build(clpar_runtime *rt, int dev, cl_context ctx, const char *name,
+                                 const char *defines, cl_program *out) {
     char *owned;
     const char *src = find_source(rt, name, &owned);
     if (!src) return clpar_error(CLPAR_EBUILD, "kernel source '%s.cl' not found", name);
@@ -243,9 +234,11 @@ clpar_status clpar_runtime_program(clpar_runtime *rt, int dev, cl_context ctx, c
     /* Exact float math on purpose: results must match the host reference and other devices. */
     cl_device_fp_config fp = 0;
     clGetDeviceInfo(did, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
-    const char *opts = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT)
-                           ? "-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt"
-                           : "-cl-std=CL1.2";
+    char opts[512];
+    snprintf(opts, sizeof opts, "-cl-std=CL1.2%s %s",
+             (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) ? " -cl-fp32-correctly-rounded-divide-sqrt"
+                                                        : "",
+             defines ? defines : "");
     err = clBuildProgram(prog, 1, &did, opts, NULL, NULL);
     if (err != CL_SUCCESS) {
         char log[2048] = "";
@@ -257,7 +250,18 @@ clpar_status clpar_runtime_program(clpar_runtime *rt, int dev, cl_context ctx, c
         return clpar_error(CLPAR_EBUILD, "building %s.cl for device %d (%s): %s", name, dev,
                            rt->devices[dev].name, log);
     }
-    *slot = prog;
     *out = prog;
+    return CLPAR_OK;
+}
+
+clpar_status clpar_runtime_program(clpar_runtime *rt, int dev, cl_context ctx, const char *name,
+                                   cl_program *out) {
+    int pi = -1;
+    for (int i = 0; i < CLPAR_PROGRAM_COUNT; i++)
+        if (!strcmp(program_names[i], name)) pi = i;
+    if (pi < 0) return clpar_error(CLPAR_EINVAL, "unknown program '%s'", name);
+    cl_program *slot = &rt->programs[dev * CLPAR_PROGRAM_COUNT + pi];
+    if (!*slot) TRY(clpar_runtime_build(rt, dev, ctx, name, NULL, slot));
+    *out = *slot;
     return CLPAR_OK;
 }

@@ -1,0 +1,163 @@
+/* clpar's GEMMs, row-major C (m, n) = alpha op(A) op(B) + beta C, for the three products a
+ * layer needs: NT (the forward x W^T) and NN / TN (the input gradient dy W, the weight
+ * gradient dy^T x). Each work-item keeps a block of C in registers and reads A and B straight
+ * from global memory: on CPU devices the caches do what local memory does on GPUs, and
+ * barriers would split PoCL's work-item loops. Built once per device and configuration
+ * (ops/gemm_kernels.c) with the parameters as macros:
+ *   MT, NT  rows and columns of C per work-item in gemm_nt (dot products along k)
+ *   MX, NX  rows, and vectors of VW columns, per work-item in gemm_xn (outer products)
+ *   VW      vector width: 4, 8 or 16
+ *   RD      the grid dimension that walks C's rows (0 or 1); the other walks its columns
+ * Blocks at the edges of C read clamped rows and columns, so the inner loops never test
+ * bounds; only the stores do. */
+#pragma OPENCL FP_CONTRACT OFF
+
+#if VW == 4
+#define floatV float4
+#define vloadV vload4
+#define vstoreV vstore4
+#elif VW == 8
+#define floatV float8
+#define vloadV vload8
+#define vstoreV vstore8
+#elif VW == 16
+#define floatV float16
+#define vloadV vload16
+#define vstoreV vstore16
+#else
+#error VW must be 4, 8 or 16
+#endif
+
+/* The sum of v's lanes, pairwise. Through private memory rather than swizzles (.lo, .hi),
+ * which Oclgrind's uninitialized-value checker takes for reads of undefined lanes. */
+static float hsum(floatV v) {
+    float t[VW];
+    vstoreV(v, 0, t);
+    for (int w = VW / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; i++)
+            t[i] += t[i + w];
+    return t[0];
+}
+
+/* B stored (n, k): C[i, j] = sum over k of A[i, kk] B[j, kk], VW terms at a time */
+__kernel void gemm_nt(const uint m, const uint n, const uint k, const float alpha,
+                      __global const float *a, const uint a_off, const uint lda,
+                      __global const float *b, const uint b_off, const uint ldb, const float beta,
+                      __global float *c, const uint c_off, const uint ldc) {
+    const uint i0 = get_global_id(RD) * MT, j0 = get_global_id(1 - RD) * NT;
+    if (i0 >= m || j0 >= n) return;
+    uint ao[MT], bo[NT];
+#pragma unroll
+    for (int r = 0; r < MT; r++)
+        ao[r] = a_off + min(i0 + r, m - 1) * lda;
+#pragma unroll
+    for (int s = 0; s < NT; s++)
+        bo[s] = b_off + min(j0 + s, n - 1) * ldb;
+    floatV acc[MT][NT];
+#pragma unroll
+    for (int r = 0; r < MT; r++)
+#pragma unroll
+        for (int s = 0; s < NT; s++)
+            acc[r][s] = 0.0f;
+    uint kk = 0;
+    for (; kk + VW <= k; kk += VW) {
+        floatV av[MT], bv[NT];
+#pragma unroll
+        for (int r = 0; r < MT; r++)
+            av[r] = vloadV(0, a + ao[r] + kk);
+#pragma unroll
+        for (int s = 0; s < NT; s++)
+            bv[s] = vloadV(0, b + bo[s] + kk);
+#pragma unroll
+        for (int r = 0; r < MT; r++)
+#pragma unroll
+            for (int s = 0; s < NT; s++)
+                acc[r][s] = fma(av[r], bv[s], acc[r][s]);
+    }
+    float sum[MT][NT];
+#pragma unroll
+    for (int r = 0; r < MT; r++)
+#pragma unroll
+        for (int s = 0; s < NT; s++)
+            sum[r][s] = hsum(acc[r][s]);
+    for (; kk < k; kk++)
+#pragma unroll
+        for (int r = 0; r < MT; r++)
+#pragma unroll
+            for (int s = 0; s < NT; s++)
+                sum[r][s] = fma(a[ao[r] + kk], b[bo[s] + kk], sum[r][s]);
+#pragma unroll
+    for (int r = 0; r < MT; r++)
+#pragma unroll
+        for (int s = 0; s < NT; s++)
+            if (i0 + r < m && j0 + s < n) {
+                __global float *p = c + c_off + (i0 + r) * ldc + j0 + s;
+                *p = beta == 0.0f ? alpha * sum[r][s] : alpha * sum[r][s] + beta * *p;
+            }
+}
+
+/* B stored (k, n), A(i, kk) at a[a_off + i ars + kk aks] (NN: ars = lda, aks = 1; TN: the
+ * reverse): C[i, j..j + NX VW) += A[i, kk] B[kk, j..j + NX VW) for every kk */
+__kernel void gemm_xn(const uint m, const uint n, const uint k, const float alpha,
+                      __global const float *a, const uint a_off, const uint ars, const uint aks,
+                      __global const float *b, const uint b_off, const uint ldb, const float beta,
+                      __global float *c, const uint c_off, const uint ldc) {
+    const uint i0 = get_global_id(RD) * MX, j0 = get_global_id(1 - RD) * (NX * VW);
+    if (i0 >= m || j0 >= n) return;
+    uint ao[MX];
+#pragma unroll
+    for (int r = 0; r < MX; r++)
+        ao[r] = a_off + min(i0 + r, m - 1) * ars;
+    if (j0 + NX * VW <= n) {
+        floatV acc[MX][NX];
+#pragma unroll
+        for (int r = 0; r < MX; r++)
+#pragma unroll
+            for (int s = 0; s < NX; s++)
+                acc[r][s] = 0.0f;
+        for (uint kk = 0; kk < k; kk++) {
+            __global const float *bp = b + b_off + kk * ldb + j0;
+            floatV bv[NX];
+#pragma unroll
+            for (int s = 0; s < NX; s++)
+                bv[s] = vloadV(s, bp);
+#pragma unroll
+            for (int r = 0; r < MX; r++) {
+                const floatV av = (floatV)(a[ao[r] + kk * aks]);
+#pragma unroll
+                for (int s = 0; s < NX; s++)
+                    acc[r][s] = fma(av, bv[s], acc[r][s]);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < MX; r++)
+            if (i0 + r < m) {
+                __global float *p = c + c_off + (i0 + r) * ldc + j0;
+#pragma unroll
+                for (int s = 0; s < NX; s++)
+                    vstoreV(beta == 0.0f ? alpha * acc[r][s]
+                                         : alpha * acc[r][s] + beta * vloadV(s, p),
+                            s, p);
+            }
+        return;
+    }
+    /* the last block of columns, narrower than NX VW: one column at a time */
+    for (uint j = j0; j < n; j++) {
+        float sum[MX];
+#pragma unroll
+        for (int r = 0; r < MX; r++)
+            sum[r] = 0.0f;
+        for (uint kk = 0; kk < k; kk++) {
+            const float bv = b[b_off + kk * ldb + j];
+#pragma unroll
+            for (int r = 0; r < MX; r++)
+                sum[r] = fma(a[ao[r] + kk * aks], bv, sum[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < MX; r++)
+            if (i0 + r < m) {
+                __global float *p = c + c_off + (i0 + r) * ldc + j;
+                *p = beta == 0.0f ? alpha * sum[r] : alpha * sum[r] + beta * *p;
+            }
+    }
+}

@@ -1,0 +1,149 @@
+/* clpar's GEMM kernels (kernels/gemm.cl) in many configurations, against a double-precision
+ * host product and against CLBlast on the same data: the three products of a layer, edges
+ * that fit no block, offsets and padded rows, alpha and beta (beta 0 ignores C, NaN and all),
+ * and products wider than one launch. */
+#include "common.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Configurations that together take every branch of the kernels' macros. */
+static const clpar_gemm_config configs[] = {{CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0}},
+                                            {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 1, 1}},
+                                            {CLPAR_GEMM_CLPAR, {3, 2, 4, 3, 16, 64, 0}},
+                                            {CLPAR_GEMM_CLPAR, {6, 4, 8, 1, 4, 8, 1}},
+                                            {CLPAR_GEMM_CLPAR, {2, 5, 3, 2, 8, 2, 1}}};
+static const clpar_gemm_config clblast = {CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
+
+typedef struct {
+    int ta, tb;
+    size_t m, n, k;
+} shape;
+
+/* C = alpha op(A) op(B) + beta C with padded rows and offsets, on device d; the result in
+ * got (m * n). */
+static void run(clpar_device *d, const shape *s, float alpha, float beta, const float *a,
+                const float *b, const float *c, float *got) {
+    size_t lda = (s->ta ? s->m : s->k) + 3, ldb = (s->tb ? s->k : s->n) + 2, ldc = s->n + 5;
+    size_t arows = s->ta ? s->k : s->m, brows = s->tb ? s->n : s->k;
+    enum { AO = 3, BO = 5, CO = 7 };
+    size_t na = AO + arows * lda, nb = BO + brows * ldb, nc = CO + s->m * ldc;
+    float *ha = calloc(na, sizeof *ha), *hb = calloc(nb, sizeof *hb), *hc = malloc(nc * 4);
+    for (size_t i = 0; i < nc; i++)
+        hc[i] = NAN; /* padding and, with beta 0, C itself: never to be read into results */
+    for (size_t r = 0; r < arows; r++)
+        memcpy(ha + AO + r * lda, a + r * (s->ta ? s->m : s->k), (s->ta ? s->m : s->k) * 4);
+    for (size_t r = 0; r < brows; r++)
+        memcpy(hb + BO + r * ldb, b + r * (s->tb ? s->k : s->n), (s->tb ? s->k : s->n) * 4);
+    if (beta != 0.0f)
+        for (size_t r = 0; r < s->m; r++)
+            memcpy(hc + CO + r * ldc, c + r * s->n, s->n * 4);
+    cl_mem ma = t_upload(d, ha, na), mb = t_upload(d, hb, nb), mc = t_upload(d, hc, nc);
+    T_OK(clpar_op_gemm(d, s->ta, s->tb, s->m, s->n, s->k, alpha, ma, AO, lda, mb, BO, ldb, beta, mc,
+                       CO, ldc, NULL));
+    float *out = t_download(d, mc, nc);
+    for (size_t r = 0; r < s->m; r++) {
+        memcpy(got + r * s->n, out + CO + r * ldc, s->n * 4);
+        for (size_t j = s->n; j < ldc && CO + r * ldc + j < nc; j++)
+            cr_assert(isnan(out[CO + r * ldc + j]), "padding of C written at row %zu", r);
+    }
+    free(out);
+    free(ha);
+    free(hb);
+    free(hc);
+    clpar_device_release(d, ma);
+    clpar_device_release(d, mb);
+    clpar_device_release(d, mc);
+}
+
+static void reference(const shape *s, float alpha, float beta, const float *a, const float *b,
+                      const float *c, double *ref) {
+    for (size_t i = 0; i < s->m; i++)
+        for (size_t j = 0; j < s->n; j++) {
+            double sum = 0;
+            for (size_t k = 0; k < s->k; k++)
+                sum += (double)(s->ta ? a[k * s->m + i] : a[i * s->k + k]) *
+                       (s->tb ? b[j * s->k + k] : b[k * s->n + j]);
+            ref[i * s->n + j] = alpha * sum + (beta != 0.0f ? beta * (double)c[i * s->n + j] : 0);
+        }
+}
+
+/* CLPAR_TEST_GEMM_QUICK=1 (the Oclgrind run, a simulator): the five smaller sizes, and the
+ * host reference only. */
+Test(gemm, clpar_kernels_match_the_host_and_clblast) {
+    const char *quick_env = getenv("CLPAR_TEST_GEMM_QUICK");
+    int quick = quick_env && *quick_env == '1';
+    /* CLBlast on a second device, or on a second handle of the only one (Oclgrind) */
+    clpar_device *d = t_device(0), *blas;
+    T_OK(clpar_device_init(t_runtime(), clpar_runtime_device_count(t_runtime()) > 1, &blas));
+    clpar_gemm_config auto_path = {CLPAR_GEMM_AUTO, {0}};
+    int cpu = (clpar_device_get_info(blas)->type & CL_DEVICE_TYPE_CPU) != 0;
+    T_OK(clpar_gemm_apply(blas, cpu ? &clblast : &auto_path, false));
+    /* NT, NN, TN (what the layers run) and TT (which goes to CLBlast) */
+    const int tr[4][2] = {{0, 1}, {0, 0}, {1, 0}, {1, 1}};
+    const size_t sizes[][3] = {{1, 1, 1},   {5, 3, 2},    {37, 29, 23}, {12, 100, 7},
+                               {3, 17, 64}, {64, 48, 40}, {70, 130, 33}};
+    const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 2.0f}, {-1.5f, 1.0f}};
+    for (size_t ci = 0; ci < sizeof configs / sizeof *configs; ci++) {
+        T_OK(clpar_gemm_apply(d, &configs[ci], false));
+        for (size_t si = 0; si < (quick ? 5 : sizeof sizes / sizeof *sizes); si++)
+            for (int t = 0; t < 4; t++) {
+                shape s = {tr[t][0], tr[t][1], sizes[si][0], sizes[si][1], sizes[si][2]};
+                const float *x = ab[(ci + si + t) % 3];
+                size_t mk = s.m * s.k, kn = s.k * s.n, mn = s.m * s.n;
+                float *a = malloc(mk * 4), *b = malloc(kn * 4), *c = malloc(mn * 4);
+                float *got = malloc(mn * 4), *want = malloc(mn * 4);
+                double *ref = malloc(mn * 8);
+                t_fill(a, mk, 100 + si, -1, 1);
+                t_fill(b, kn, 200 + si, -1, 1);
+                t_fill(c, mn, 300 + si, -1, 1);
+                reference(&s, x[0], x[1], a, b, c, ref);
+                run(d, &s, x[0], x[1], a, b, c, got);
+                if (!quick) run(blas, &s, x[0], x[1], a, b, c, want);
+                char text[256];
+                clpar_gemm_config_format(&configs[ci], text, sizeof text);
+                cr_assert_lt(t_rel_l2_d(got, ref, mn), 1e-6, "%s: %s%s %zux%zux%zu", text,
+                             s.ta ? "T" : "N", s.tb ? "T" : "N", s.m, s.n, s.k);
+                cr_assert(quick || t_rel_l2(got, want, mn) < 1e-6,
+                          "%s against CLBlast: %s%s %zux%zux%zu", text, s.ta ? "T" : "N",
+                          s.tb ? "T" : "N", s.m, s.n, s.k);
+                free(a);
+                free(b);
+                free(c);
+                free(got);
+                free(want);
+                free(ref);
+            }
+    }
+    clpar_device_free(blas);
+}
+
+/* More rows (or columns) of blocks than one launch may have (2^15): the product goes in
+ * pieces, each with its own offsets. */
+Test(gemm, products_wider_than_one_launch) {
+    clpar_device *d = t_device(0);
+    clpar_gemm_config one = {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0}};
+    T_OK(clpar_gemm_apply(d, &one, false));
+    const shape shapes[] = {{0, 1, 40000, 3, 5},
+                            {0, 1, 3, 40000, 5},
+                            {0, 0, 40000, 6, 3},
+                            {1, 0, 40000, 6, 3},
+                            {0, 0, 2, 140000, 3}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const shape *s = &shapes[i];
+        size_t mk = s->m * s->k, kn = s->k * s->n, mn = s->m * s->n;
+        float *a = malloc(mk * 4), *b = malloc(kn * 4), *c = malloc(mn * 4), *got = malloc(mn * 4);
+        double *ref = malloc(mn * 8);
+        t_fill(a, mk, 7, -1, 1);
+        t_fill(b, kn, 8, -1, 1);
+        t_fill(c, mn, 9, -1, 1);
+        reference(s, 1.0f, 0.5f, a, b, c, ref);
+        run(d, s, 1.0f, 0.5f, a, b, c, got);
+        cr_assert_lt(t_rel_l2_d(got, ref, mn), 1e-6, "shape %zu", i);
+        free(a);
+        free(b);
+        free(c);
+        free(got);
+        free(ref);
+    }
+}
