@@ -15,7 +15,7 @@ for path in clpar direct auto; do
   CLPAR_GEMM_PATH=$path "$B/clpar-devices" --bench --model "$M" --batch "$N" --devices "$D" \
     >"$out/$path"
   echo "== $path"
-  grep -E "peak|GFLOP/s" "$out/$path" | grep -v "^index"
+  grep -E "^index|^ *[0-9]+ |GFLOP/s" "$out/$path"
 done
 # per product: GFLOP/s of each path and clpar's over the better of CLBlast's two
 for path in clpar direct auto; do

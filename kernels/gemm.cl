@@ -39,11 +39,14 @@ static float hsum(floatV v) {
     return t[0];
 }
 
-/* B stored (n, k): C[i, j] = sum over k of A[i, kk] B[j, kk], VW terms at a time */
+/* B stored (n, k): C[i, j] = sum over k of A[i, kk] B[j, kk], VW terms at a time; then, when
+ * has_bias, C[i, j] += bias[bias_off + j] (a layer's x W^T + b in one launch, rounded as the
+ * product followed by bias_add) */
 __kernel void gemm_nt(const uint m, const uint n, const uint k, const float alpha,
                       __global const float *a, const uint a_off, const uint lda,
                       __global const float *b, const uint b_off, const uint ldb, const float beta,
-                      __global float *c, const uint c_off, const uint ldc) {
+                      __global float *c, const uint c_off, const uint ldc,
+                      __global const float *bias, const uint bias_off, const uint has_bias) {
     const uint i0 = get_global_id(RD) * MT, j0 = get_global_id(1 - RD) * NT;
     if (i0 >= m || j0 >= n) return;
     uint ao[MT], bo[NT];
@@ -92,7 +95,8 @@ __kernel void gemm_nt(const uint m, const uint n, const uint k, const float alph
         for (int s = 0; s < NT; s++)
             if (i0 + r < m && j0 + s < n) {
                 __global float *p = c + c_off + (i0 + r) * ldc + j0 + s;
-                *p = beta == 0.0f ? alpha * sum[r][s] : alpha * sum[r][s] + beta * *p;
+                float v = beta == 0.0f ? alpha * sum[r][s] : alpha * sum[r][s] + beta * *p;
+                *p = has_bias ? v + bias[bias_off + j0 + s] : v;
             }
 }
 

@@ -1,7 +1,7 @@
 /* clpar's GEMM kernels (kernels/gemm.cl) in many configurations, against a double-precision
  * host product and against CLBlast on the same data: the three products of a layer, edges
  * that fit no block, offsets and padded rows, alpha and beta (beta 0 ignores C, NaN and all),
- * and products wider than one launch. */
+ * products wider than one launch, and the bias epilogue of a layer's forward. */
 #include "common.h"
 
 #include <math.h>
@@ -146,4 +146,94 @@ Test(gemm, products_wider_than_one_launch) {
         free(got);
         free(ref);
     }
+}
+
+/* A layer's x W^T + b in one launch (clpar's kernels: the bias is the NT kernel's epilogue)
+ * or as a GEMM and bias_add (CLBlast): the host's result either way, and the same floats. */
+Test(gemm, linear_forward_with_its_bias) {
+    clpar_device *own = t_device(0), *blas;
+    T_OK(clpar_device_init(t_runtime(), clpar_runtime_device_count(t_runtime()) > 1, &blas));
+    T_OK(clpar_gemm_apply(blas, &clblast, false));
+    const clpar_gemm_config wide = {CLPAR_GEMM_CLPAR, {3, 1, 6, 2, 8, 8, 1}};
+    /* rows, out, in; the last has more columns of blocks than one launch takes (NT = 1) */
+    const size_t sizes[][3] = {{1, 1, 1}, {37, 29, 23}, {128, 10, 128}, {3, 40000, 9}};
+    for (int bias_on = 0; bias_on < 2; bias_on++)
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            size_t rows = sizes[si][0], out = sizes[si][1], in = sizes[si][2];
+            T_OK(clpar_gemm_apply(own, si == 3 ? &wide : &configs[0], false));
+            enum { WO = 5, BO = 3 }; /* offsets of W and b in the parameter buffer */
+            size_t np = WO + out * in + BO + out;
+            float *x = malloc(rows * in * 4), *p = malloc(np * 4);
+            double *ref = malloc(rows * out * 8);
+            t_fill(x, rows * in, 40 + si, -1, 1);
+            t_fill(p, np, 50 + si, -1, 1);
+            size_t boff = WO + out * in + BO;
+            for (size_t i = 0; i < rows; i++)
+                for (size_t j = 0; j < out; j++) {
+                    double sum = 0;
+                    for (size_t k = 0; k < in; k++)
+                        sum += (double)x[i * in + k] * p[WO + j * in + k];
+                    ref[i * out + j] = sum + (bias_on ? p[boff + j] : 0.0);
+                }
+            float *got[2];
+            clpar_device *devs[2] = {own, blas};
+            for (int dv = 0; dv < 2; dv++) {
+                cl_mem mx = t_upload(devs[dv], x, rows * in), mp = t_upload(devs[dv], p, np), my;
+                T_OK(clpar_device_alloc(devs[dv], rows * out * 4, &my));
+                T_OK(clpar_op_linear(devs[dv], rows, out, in, mx, mp, WO, bias_on ? mp : NULL, boff,
+                                     my, NULL));
+                got[dv] = t_download(devs[dv], my, rows * out);
+                clpar_device_release(devs[dv], mx);
+                clpar_device_release(devs[dv], mp);
+                clpar_device_release(devs[dv], my);
+            }
+            cr_assert_lt(t_rel_l2_d(got[0], ref, rows * out), 1e-6, "clpar, size %zu bias %d", si,
+                         bias_on);
+            cr_assert_lt(t_rel_l2_d(got[1], ref, rows * out), 1e-6, "CLBlast, size %zu bias %d", si,
+                         bias_on);
+            free(x);
+            free(p);
+            free(ref);
+            free(got[0]);
+            free(got[1]);
+        }
+    clpar_device_free(blas);
+}
+
+/* The round-trip counters: a fused layer forward is one launch on clpar's kernels and two
+ * (GEMM, bias_add) on CLBlast's; a blocking read is one host wait, an enqueued kernel none. */
+Test(gemm, launches_and_waits_are_counted) {
+    clpar_device *own = t_device(0), *blas;
+    T_OK(clpar_device_init(t_runtime(), clpar_runtime_device_count(t_runtime()) > 1, &blas));
+    T_OK(clpar_gemm_apply(blas, &clblast, false));
+    T_OK(clpar_gemm_apply(own, &configs[0], false));
+    clpar_device *devs[2] = {own, blas};
+    for (int dv = 0; dv < 2; dv++) {
+        float p[4 * 3 + 4], x[2 * 3], y[2 * 4];
+        t_fill(p, 16, 1, -1, 1);
+        t_fill(x, 6, 2, -1, 1);
+        cl_mem mp = t_upload(devs[dv], p, 16), mx = t_upload(devs[dv], x, 6), my;
+        T_OK(clpar_device_alloc(devs[dv], sizeof y, &my));
+        uint64_t l0, w0, l1, w1, l2, w2;
+        clpar_device_get_counts(devs[dv], &l0, &w0);
+        T_OK(clpar_op_linear(devs[dv], 2, 4, 3, mx, mp, 0, mp, 12, my, NULL));
+        clpar_device_get_counts(devs[dv], &l1, &w1);
+        T_OK(clpar_device_read(devs[dv], y, my, 0, sizeof y));
+        clpar_device_get_counts(devs[dv], &l2, &w2);
+        cr_expect_eq(l1 - l0, dv == 0 ? 1u : 2u, "launches of a layer forward (device %d)", dv);
+        cr_expect_eq(w1 - w0, 0u, "a launch is no host wait");
+        cr_expect_eq(l2 - l1, 0u);
+        cr_expect_eq(w2 - w1, 1u, "a blocking read is one host wait");
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 4; j++) {
+                double r = p[12 + j];
+                for (int k = 0; k < 3; k++)
+                    r += (double)x[i * 3 + k] * p[j * 3 + k];
+                cr_expect_float_eq(y[i * 4 + j], r, 1e-5);
+            }
+        clpar_device_release(devs[dv], mp);
+        clpar_device_release(devs[dv], mx);
+        clpar_device_release(devs[dv], my);
+    }
+    clpar_device_free(blas);
 }

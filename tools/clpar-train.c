@@ -216,6 +216,8 @@ static clpar_status maybe_checkpoint(clpar_trainer *tr, const train_options *o,
 
 typedef struct {
     uint64_t tp_bytes, tp_predicted, pp_bytes;
+    uint64_t launches, waits; /* over the steps this process ran */
+    long steps_run;
     size_t predicted_rows; /* the batch size tp_step was predicted for (0: none yet) */
     uint64_t tp_step;      /* the prediction for a step of that size */
     size_t samples;
@@ -246,6 +248,9 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
         clpar_mesh_get_stats(mesh, &after);
         rt->tp_bytes += after.bytes_tp - before.bytes_tp;
         rt->pp_bytes += after.bytes_pp - before.bytes_pp;
+        rt->launches += after.launches - before.launches;
+        rt->waits += after.waits - before.waits;
+        rt->steps_run++;
         if (st == CLPAR_OK && info.rows != rt->predicted_rows) { /* it builds the layout */
             st =
                 clpar_mesh_predicted_tp_bytes(clpar_mesh_get_config(mesh), info.rows, &rt->tp_step);
@@ -327,6 +332,10 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
     clpar_mesh_stats ds;
     clpar_trainer_get_stats(tr, &ds);
     int nranks = c->dp * c->pp * c->tp;
+    if (t->steps_run > 0)
+        printf("round trips: %.1f kernel launches and %.1f host waits per step, all ranks "
+               "together (a CLBlast GEMM counts as one launch)\n",
+               (double)t->launches / (double)t->steps_run, (double)t->waits / (double)t->steps_run);
     if (c->dp > 1 && ds.reduce_window_ns > 0)
         printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",
                ds.reduce_window_ns / 1e6 / (double)ds.steps / nranks,

@@ -154,6 +154,14 @@ CLPAR_API clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a,
                                      size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
                                      size_t ldc, cl_event *event);
 
+/* A linear layer's forward, y (rows, out) = x (rows, in) W^T + b: W (out, in) from w_off,
+ * b from bias_off (bias NULL: none), x and y contiguous. One launch where the device runs
+ * clpar's GEMM kernels (the bias is their epilogue, added after the product as bias_add
+ * would), else a GEMM and bias_add. */
+CLPAR_API clpar_status clpar_op_linear(clpar_device *d, size_t rows, size_t out, size_t in,
+                                       cl_mem x, cl_mem w, size_t w_off, cl_mem bias,
+                                       size_t bias_off, cl_mem y, cl_event *event);
+
 /* ---- GEMM tuning (clpar-devices --tune) ---- */
 
 typedef enum {

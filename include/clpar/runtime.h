@@ -84,6 +84,9 @@ CLPAR_API clpar_status clpar_device_init(clpar_runtime *rt, int index, clpar_dev
 CLPAR_API void clpar_device_free(clpar_device *d);
 
 CLPAR_API const clpar_device_info *clpar_device_get_info(const clpar_device *d);
+/* Kernel launches made on d so far (a CLBlast GEMM counts as one) and host waits on it
+ * (blocking reads, writes and finishes, waits on its events): the round trips of a step. */
+CLPAR_API void clpar_device_get_counts(const clpar_device *d, uint64_t *launches, uint64_t *waits);
 CLPAR_API clpar_runtime *clpar_device_runtime(const clpar_device *d);
 CLPAR_API cl_context clpar_device_context(const clpar_device *d);
 CLPAR_API cl_command_queue clpar_device_compute_queue(const clpar_device *d);

@@ -172,9 +172,11 @@ typedef struct {
     double reduce_window_ns;  /* data-parallel reductions: time spanned, summed over ranks */
     double reduce_exposed_ns; /* of which after that rank's backward had finished */
     uint64_t bytes_tp, bytes_pp, bytes_dp; /* moved between host and devices, per kind */
-    double bubble_measured; /* mean over stages of idle / span of the last step's pipeline */
-    double bubble_ideal;    /* (pp - 1) / (micro + pp - 1) */
-    double grad_norm;       /* the last step's global gradient norm (with clipping on) */
+    double bubble_measured;   /* mean over stages of idle / span of the last step's pipeline */
+    double bubble_ideal;      /* (pp - 1) / (micro + pp - 1) */
+    double grad_norm;         /* the last step's global gradient norm (with clipping on) */
+    uint64_t launches, waits; /* kernel launches and host waits so far, summed over the
+                               * ranks' devices (clpar_device_get_counts) */
 } clpar_mesh_stats;
 CLPAR_API void clpar_mesh_get_stats(const clpar_mesh *m, clpar_mesh_stats *stats);
 

@@ -65,7 +65,7 @@ clpar_status clpar_allgather_run(clpar_allgather *ag, int rank, cl_mem local, si
     TRY(clpar_barrier_wait(&ag->meet));
     cl_event write;
     TRY(clpar_staging_write(d, full, 0, ag->full, rows * total, 0, NULL, &write));
-    cl_int err = clWaitForEvents(1, &write);
+    cl_int err = clpar_wait_event(d, write);
     clpar_status s = err == CL_SUCCESS ? clpar_device_wait_events(d, 1, &write)
                                        : clpar_cl_error(err, "clWaitForEvents(allgather)");
     clReleaseEvent(write);

@@ -141,7 +141,7 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
                            off, off + len);
     /* waiting on the rank's own thread also lets drivers that execute commands in the
      * waiting thread run this device's work */
-    CL_CHECK(clWaitForEvents(1, &rs->pending[slot].read), "clWaitForEvents(allreduce read)");
+    CL_CHECK(clpar_wait_event(rs->dev, rs->pending[slot].read), "clWaitForEvents(allreduce read)");
     TRY(clpar_barrier_wait(&ar->meet));
     size_t a = off + len * (size_t)rank / (size_t)ar->n;
     size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
@@ -183,7 +183,7 @@ clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem buf, size
     TRY(clpar_allreduce_begin(ar, rank, buf, 0, len, after));
     cl_event write;
     TRY(reduce(ar, rank, buf, 0, len, &write, 0));
-    cl_int err = clWaitForEvents(1, &write);
+    cl_int err = clpar_wait_event(ar->ranks[rank].dev, write);
     clReleaseEvent(write);
     CL_CHECK(err, "clWaitForEvents(allreduce write)");
     /* the staging is reused by the next call: nobody may sum before all have written */
@@ -197,7 +197,7 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
     rank_state *rs = &ar->ranks[rank];
     cl_event read, write;
     TRY(clpar_staging_read(&rs->stage, 0, buf, off, len, after, &read));
-    cl_int err = clWaitForEvents(1, &read);
+    cl_int err = clpar_wait_event(rs->dev, read);
     clReleaseEvent(read);
     CL_CHECK(err, "clWaitForEvents(allreduce read)");
     TRY(clpar_barrier_wait(&ar->meet));
@@ -209,7 +209,7 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
     TRY(clpar_barrier_wait(&ar->meet));
     TRY(clpar_staging_write(rs->dev, buf, off, ar->sum, len, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
-    err = clWaitForEvents(1, &write);
+    err = clpar_wait_event(rs->dev, write);
     clReleaseEvent(write);
     TRY(st);
     CL_CHECK(err, "clWaitForEvents(allreduce write)");

@@ -86,7 +86,7 @@ clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len
     s->msg = -1;
     pthread_mutex_unlock(&c->sync->lock);
     if (w) {
-        cl_int err = clWaitForEvents(1, &w);
+        cl_int err = clpar_wait_event(c->from, w);
         clReleaseEvent(w);
         CL_CHECK(err, "clWaitForEvents(hand-off write)");
     }
@@ -122,7 +122,7 @@ clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len
         return clpar_error(CLPAR_EINVAL, "hand-off message %ld holds %zu floats, expected %zu", k,
                            have, len);
     /* only this thread takes message k, so the slot stays as it is meanwhile */
-    CL_CHECK(clWaitForEvents(1, &r), "clWaitForEvents(hand-off read)");
+    CL_CHECK(clpar_wait_event(c->to, r), "clWaitForEvents(hand-off read)");
     /* dst may still be read by compute queued before: the write waits for that, and compute
      * queued after waits for the write */
     cl_event before, w;

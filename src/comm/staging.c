@@ -36,6 +36,7 @@ clpar_status clpar_staging_read(clpar_staging *s, size_t at, cl_mem src, size_t 
     if (at + len > s->count)
         return clpar_error(CLPAR_EINVAL, "staging read of %zu floats at %zu exceeds its %zu", len,
                            at, s->count);
+    if (!done) clpar_count_wait(s->dev);
     CL_CHECK(clEnqueueReadBuffer(s->dev->transfer, src, done ? CL_FALSE : CL_TRUE,
                                  off * sizeof(float), len * sizeof(float), s->host + at,
                                  after ? 1 : 0, after ? &after : NULL, done),

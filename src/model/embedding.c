@@ -47,6 +47,7 @@ static clpar_status backward_weights(clpar_module *m, const clpar_module_env *en
     CL_CHECK(
         clEnqueueWriteBuffer(q, e->dorder, CL_FALSE, 0, n * sizeof(int), e->order, 0, NULL, NULL),
         "clEnqueueWriteBuffer(embedding order)");
+    clpar_count_wait(env->dev);
     CL_CHECK(clEnqueueWriteBuffer(q, e->dstart, CL_TRUE, 0, (e->V + 1) * sizeof(int), e->start, 0,
                                   NULL, NULL),
              "clEnqueueWriteBuffer(embedding starts)");

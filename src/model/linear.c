@@ -30,9 +30,8 @@ static clpar_status forward(clpar_module *m, const clpar_module_env *env,
     size_t rows = io->rows;
     /* y (rows, w_rows) = x (rows, w_cols) W^T; a gathered shard computes its slice apart */
     cl_mem y = l->split == CLPAR_TP_GATHERED ? env->scratch : io->y;
-    TRY(clpar_op_gemm(d, 0, 1, rows, l->w_rows, l->w_cols, 1.0f, io->x, 0, l->w_cols, env->params,
-                      l->woff, l->w_cols, 0.0f, y, 0, l->w_rows, NULL));
-    if (l->bcount) TRY(clpar_op_bias_add(d, y, env->params, l->boff, rows, l->w_rows, NULL));
+    TRY(clpar_op_linear(d, rows, l->w_rows, l->w_cols, io->x, env->params, l->woff,
+                        l->bcount ? env->params : NULL, l->boff, y, NULL));
     if (l->split == CLPAR_TP_ROW) return env->tp->all_reduce(env->tp->ctx, io->y, rows * l->out);
     if (l->split == CLPAR_TP_GATHERED)
         return env->tp->all_gather(env->tp->ctx, y, rows, l->a, l->len, l->out, io->y);

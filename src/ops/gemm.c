@@ -15,6 +15,20 @@ static pthread_mutex_t clblast_lock =
     PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP; /* warm-up calls gemm */
 
 static clpar_status choose_gemm_path(clpar_device *d);
+static clpar_status gemm_prepare(clpar_device *d);
+
+clpar_status clpar_op_linear(clpar_device *d, size_t rows, size_t out, size_t in, cl_mem x,
+                             cl_mem w, size_t w_off, cl_mem bias, size_t bias_off, cl_mem y,
+                             cl_event *event) {
+    if (rows == 0 || out == 0) return CLPAR_OK;
+    if (!d->gemm_ready) TRY(gemm_prepare(d));
+    if (d->gemm.path == CLPAR_GEMM_CLPAR && in > 0)
+        return clpar_gemm_kernels_run(d, CLPAR_NO_TRANS, rows, out, in, 1.0f, x, 0, in, w, w_off,
+                                      in, 0.0f, y, 0, out, 1, bias, bias_off, event);
+    TRY(clpar_op_gemm(d, CLPAR_NO_TRANS, CLPAR_TRANS, rows, out, in, 1.0f, x, 0, in, w, w_off, in,
+                      0.0f, y, 0, out, bias ? NULL : event));
+    return bias ? clpar_op_bias_add(d, y, bias, bias_off, rows, out, event) : CLPAR_OK;
+}
 
 /* The device's configuration, chosen once (under the lock: it may build kernels). */
 static clpar_status gemm_prepare(clpar_device *d) {
@@ -34,8 +48,9 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
     if (!d->gemm_ready) TRY(gemm_prepare(d));
     if (d->gemm.path == CLPAR_GEMM_CLPAR && !(trans_a && trans_b))
         return clpar_gemm_kernels_run(d, trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
-                                      beta, c, c_off, ldc, trans_b == CLPAR_TRANS, event);
+                                      beta, c, c_off, ldc, trans_b == CLPAR_TRANS, NULL, 0, event);
     cl_event ev = NULL;
+    clpar_count_launch(d);
     int locked = !d->clblast_warm;
     if (locked) pthread_mutex_lock(&clblast_lock);
     CLBlastStatusCode s =

@@ -31,17 +31,21 @@ clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *
     return CLPAR_OK;
 }
 
-/* The arguments of gemm_nt (nt = 1, which has no aks) or gemm_xn, in order. */
+/* The arguments of gemm_nt (nt = 1, which has no aks but a bias) or gemm_xn, in order. */
 static clpar_status set_args(cl_kernel kern, int nt, cl_uint m, cl_uint n, cl_uint k, float alpha,
                              cl_mem a, cl_uint a_off, cl_uint ars, cl_uint aks, cl_mem b,
                              cl_uint b_off, cl_uint ldb, float beta, cl_mem c, cl_uint c_off,
-                             cl_uint ldc) {
+                             cl_uint ldc, cl_mem bias, cl_uint bias_off) {
     cl_uint x = nt ? 0 : 1; /* the arguments after ars move by one in gemm_xn */
     cl_int e = ARG(kern, 0, m) | ARG(kern, 1, n) | ARG(kern, 2, k) | ARG(kern, 3, alpha) |
                ARG(kern, 4, a) | ARG(kern, 5, a_off) | ARG(kern, 6, ars) | ARG(kern, 7 + x, b) |
                ARG(kern, 8 + x, b_off) | ARG(kern, 9 + x, ldb) | ARG(kern, 10 + x, beta) |
                ARG(kern, 11 + x, c) | ARG(kern, 12 + x, c_off) | ARG(kern, 13 + x, ldc);
     if (!nt) e |= ARG(kern, 7, aks);
+    cl_uint has_bias = bias != NULL;
+    if (nt) /* without a bias, any buffer: the kernel does not read it */
+        e |=
+            ARG(kern, 14, *(bias ? &bias : &c)) | ARG(kern, 15, bias_off) | ARG(kern, 16, has_bias);
     if (e != CL_SUCCESS) return clpar_cl_error(e, nt ? "gemm_nt arguments" : "gemm_xn arguments");
     return CLPAR_OK;
 }
@@ -50,7 +54,7 @@ static clpar_status set_args(cl_kernel kern, int nt, cl_uint m, cl_uint n, cl_ui
 static clpar_status launch_block(clpar_device *d, int nt, size_t m, size_t n, size_t k, float alpha,
                                  cl_mem a, size_t a_off, size_t ars, size_t aks, cl_mem b,
                                  size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
-                                 size_t ldc, cl_event *event) {
+                                 size_t ldc, cl_mem bias, size_t bias_off, cl_event *event) {
     const size_t *v = d->gemm.v;
     cl_kernel kern = nt ? d->gemm_nt : d->gemm_xn;
     size_t rows = nt ? v[0] : v[2], cols = nt ? v[1] : v[3] * v[4], wg = v[5], rd = v[6];
@@ -60,7 +64,9 @@ static clpar_status launch_block(clpar_device *d, int nt, size_t m, size_t n, si
     cl_uint um = (cl_uint)m, un = (cl_uint)n, uk = (cl_uint)k, ao = (cl_uint)a_off,
             ar = (cl_uint)ars, ak = (cl_uint)aks, bo = (cl_uint)b_off, lb = (cl_uint)ldb,
             co = (cl_uint)c_off, lc = (cl_uint)ldc;
-    TRY(set_args(kern, nt, um, un, uk, alpha, a, ao, ar, ak, b, bo, lb, beta, c, co, lc));
+    TRY(set_args(kern, nt, um, un, uk, alpha, a, ao, ar, ak, b, bo, lb, beta, c, co, lc, bias,
+                 (cl_uint)bias_off));
+    clpar_count_launch(d);
     CL_CHECK(clEnqueueNDRangeKernel(d->compute, kern, 2, NULL, global, local, 0, NULL, event),
              nt ? "clEnqueueNDRangeKernel(gemm_nt)" : "clEnqueueNDRangeKernel(gemm_xn)");
     return CLPAR_OK;
@@ -69,12 +75,14 @@ static clpar_status launch_block(clpar_device *d, int nt, size_t m, size_t n, si
 clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, size_t m, size_t n,
                                     size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
                                     cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
-                                    size_t c_off, size_t ldc, int nt, cl_event *event) {
+                                    size_t c_off, size_t ldc, int nt, cl_mem bias, size_t bias_off,
+                                    cl_event *event) {
     /* A(i, kk) at a_off + i ars + kk aks; B(kk, j) at b_off + j ldb + kk (NT) or + kk ldb + j */
     size_t ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
     TRY(check_u32(a_off + (m - 1) * ars + (k - 1) * aks + 1, "GEMM operand A"));
     TRY(check_u32(b_off + (nt ? (n - 1) * ldb + k : (k - 1) * ldb + n), "GEMM operand B"));
     TRY(check_u32(c_off + (m - 1) * ldc + n, "GEMM result C"));
+    if (bias) TRY(check_u32(bias_off + n, "GEMM bias"));
     const size_t *v = d->gemm.v;
     size_t rows = GEMM_GRID * (nt ? v[0] : v[2]), cols = GEMM_GRID * (nt ? v[1] : v[3] * v[4]);
     for (size_t i = 0; i < m; i += rows)
@@ -83,7 +91,7 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, si
             int last = i + mi == m && j + nj == n;
             TRY(launch_block(d, nt, mi, nj, k, alpha, a, a_off + i * ars, ars, aks, b,
                              b_off + j * (nt ? ldb : 1), ldb, beta, c, c_off + i * ldc + j, ldc,
-                             last ? event : NULL));
+                             bias, bias_off + j, last ? event : NULL));
         }
     return CLPAR_OK;
 }
@@ -93,7 +101,8 @@ clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf) {
     size_t global[2] = {GEMM_GRID, 1}, local[2] = {d->gemm.v[5], 1};
     cl_kernel ks[2] = {d->gemm_nt, d->gemm_xn};
     for (int n = 0; n < 2; n++) {
-        TRY(set_args(ks[n], n == 0, 1, 1, 1, 1.0f, buf, 0, 1, 1, buf, 1, 1, 0.0f, buf, 2, 1));
+        TRY(set_args(ks[n], n == 0, 1, 1, 1, 1.0f, buf, 0, 1, 1, buf, 1, 1, 0.0f, buf, 2, 1, NULL,
+                     0));
         CL_CHECK(clEnqueueNDRangeKernel(d->compute, ks[n], 2, NULL, global, local, 0, NULL, NULL),
                  "clEnqueueNDRangeKernel(gemm warm-up)");
     }

@@ -28,6 +28,7 @@ clpar_status launch_range(clpar_device *d, clpar_kernel_id id, cl_int argerr, si
         if (global < d->warm_grid) global = d->warm_grid;
         cl_uint base = (cl_uint)off;
         CL_CHECK(clSetKernelArg(d->kernels[id], d->base_arg[id], sizeof base, &base), name);
+        clpar_count_launch(d);
         CL_CHECK(clEnqueueNDRangeKernel(d->compute, d->kernels[id], 1, NULL, &global, &d->wg, 0,
                                         NULL, off + part == n ? event : NULL),
                  name);

@@ -20,13 +20,15 @@ clpar_status launch_range(clpar_device *d, clpar_kernel_id id, cl_int argerr, si
                           size_t n, const char *name, cl_event *event);
 
 /* clpar's GEMM kernels (gemm_kernels.c): build them for c into d (replacing any before);
- * run one product with them, op(B) = B^T when nt (trans_a must then be 0), else B; warm
- * them up with the widest launch the process will make (buf: 3 floats at least). */
+ * run one product with them, op(B) = B^T when nt (trans_a must then be 0; bias, when not
+ * NULL, added to every row from bias_off), else B (bias must be NULL); warm them up with
+ * the widest launch the process will make (buf: 3 floats at least). */
 clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *c);
 clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, size_t m, size_t n,
                                     size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
                                     cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
-                                    size_t c_off, size_t ldc, int nt, cl_event *event);
+                                    size_t c_off, size_t ldc, int nt, cl_mem bias, size_t bias_off,
+                                    cl_event *event);
 clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf);
 
 #endif

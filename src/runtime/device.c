@@ -100,6 +100,11 @@ void clpar_device_free(clpar_device *d) {
     free(d);
 }
 
+void clpar_device_get_counts(const clpar_device *d, uint64_t *launches, uint64_t *waits) {
+    *launches = __atomic_load_n(&d->launches, __ATOMIC_RELAXED);
+    *waits = __atomic_load_n(&d->waits, __ATOMIC_RELAXED);
+}
+
 const clpar_device_info *clpar_device_get_info(const clpar_device *d) {
     return d->info;
 }
@@ -154,6 +159,7 @@ size_t clpar_device_allocated_bytes(const clpar_device *d) {
 clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size_t bytes,
                                 const void *src) {
     if (!bytes) return CLPAR_OK;
+    clpar_count_wait(d);
     CL_CHECK(clEnqueueWriteBuffer(d->compute, dst, CL_TRUE, offset, bytes, src, 0, NULL, NULL),
              "clEnqueueWriteBuffer");
     return CLPAR_OK;
@@ -162,12 +168,14 @@ clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size
 clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t offset,
                                size_t bytes) {
     if (!bytes) return CLPAR_OK;
+    clpar_count_wait(d);
     CL_CHECK(clEnqueueReadBuffer(d->compute, src, CL_TRUE, offset, bytes, dst, 0, NULL, NULL),
              "clEnqueueReadBuffer");
     return CLPAR_OK;
 }
 
 clpar_status clpar_device_finish(clpar_device *d) {
+    clpar_count_wait(d);
     CL_CHECK(clFinish(d->compute), "clFinish(compute)");
     CL_CHECK(clFinish(d->transfer), "clFinish(transfer)");
     return CLPAR_OK;

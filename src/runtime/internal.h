@@ -8,6 +8,7 @@
 #include "clpar/ops.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* The kernels of kernels/ (.cl files), in one list so the device can create them all at once. */
 #define CLPAR_KERNELS(X)                                                                           \
@@ -76,7 +77,23 @@ struct clpar_device {
     bool gemm_ready;
     cl_program gemm_program;
     cl_kernel gemm_nt, gemm_xn;
+    /* kernel launches and host waits on this device so far (clpar_device_get_counts);
+     * atomic: ranks' threads wait on each other's devices */
+    uint64_t launches, waits;
 };
+
+/* Counts one kernel launch (a CLBlast call counts as one) or one host wait on d. */
+static inline void clpar_count_launch(clpar_device *d) {
+    __atomic_fetch_add(&d->launches, 1, __ATOMIC_RELAXED);
+}
+static inline void clpar_count_wait(clpar_device *d) {
+    __atomic_fetch_add(&d->waits, 1, __ATOMIC_RELAXED);
+}
+/* clWaitForEvents on one event, counted as a host wait on d. */
+static inline cl_int clpar_wait_event(clpar_device *d, cl_event e) {
+    clpar_count_wait(d);
+    return clWaitForEvents(1, &e);
+}
 
 /* Sets the thread's detail message and returns status, so errors read
  * `return clpar_error(CLPAR_EIO, "%s: %s", path, strerror(errno));` */

@@ -128,7 +128,12 @@ clpar_status mesh_collect_events(clpar_mesh *M) {
 void clpar_mesh_get_stats(const clpar_mesh *M, clpar_mesh_stats *stats) {
     *stats = M->stats;
     stats->bytes_tp = stats->bytes_pp = stats->bytes_dp = 0;
+    stats->launches = stats->waits = 0;
     for (int r = 0; r < M->n; r++) {
+        uint64_t launches = 0, waits = 0;
+        if (M->ranks[r].dev) clpar_device_get_counts(M->ranks[r].dev, &launches, &waits);
+        stats->launches += launches;
+        stats->waits += waits;
         stats->bytes_tp += M->ranks[r].bytes_tp;
         stats->bytes_pp += M->ranks[r].bytes_pp;
         stats->bytes_dp += M->ranks[r].bytes_dp;
