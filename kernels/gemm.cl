@@ -8,9 +8,24 @@
  *   MX, NX  rows, and vectors of VW columns, per work-item in gemm_xn (outer products)
  *   VW      vector width: 4, 8 or 16
  *   RD      the grid dimension that walks C's rows (0 or 1); the other walks its columns
+ *   PH      0, or a 1-D grid that walks C in panels of PH blocks' rows: down a panel's
+ *           column of blocks, then the next column, then the next panel. The panel's rows
+ *           of A stay in the cache while every column of B passes, once per panel (RD unused)
  * Blocks at the edges of C read clamped rows and columns, so the inner loops never test
  * bounds; only the stores do. */
 #pragma OPENCL FP_CONTRACT OFF
+
+/* The block of C (row block *it, column block *jt) of this work-item, of col_blocks per row */
+static void block_of(uint col_blocks, uint *it, uint *jt) {
+#if PH > 0
+    const uint g = get_global_id(0), per_panel = PH * col_blocks, w = g % per_panel;
+    *it = g / per_panel * PH + w % PH;
+    *jt = w / PH;
+#else
+    *it = get_global_id(RD);
+    *jt = get_global_id(1 - RD);
+#endif
+}
 
 #if VW == 4
 #define floatV float4
@@ -47,7 +62,9 @@ __kernel void gemm_nt(const uint m, const uint n, const uint k, const float alph
                       __global const float *b, const uint b_off, const uint ldb, const float beta,
                       __global float *c, const uint c_off, const uint ldc,
                       __global const float *bias, const uint bias_off, const uint has_bias) {
-    const uint i0 = get_global_id(RD) * MT, j0 = get_global_id(1 - RD) * NT;
+    uint it, jt;
+    block_of((n + NT - 1) / NT, &it, &jt);
+    const uint i0 = it * MT, j0 = jt * NT;
     if (i0 >= m || j0 >= n) return;
     uint ao[MT], bo[NT];
 #pragma unroll
@@ -106,7 +123,9 @@ __kernel void gemm_xn(const uint m, const uint n, const uint k, const float alph
                       __global const float *a, const uint a_off, const uint ars, const uint aks,
                       __global const float *b, const uint b_off, const uint ldb, const float beta,
                       __global float *c, const uint c_off, const uint ldc) {
-    const uint i0 = get_global_id(RD) * MX, j0 = get_global_id(1 - RD) * (NX * VW);
+    uint it, jt;
+    block_of((n + NX * VW - 1) / (NX * VW), &it, &jt);
+    const uint i0 = it * MX, j0 = jt * (NX * VW);
     if (i0 >= m || j0 >= n) return;
     uint ao[MX];
 #pragma unroll

@@ -134,12 +134,16 @@ __kernel void attention_forward(__global float *out, __global float *att,
         a[u] /= sum;
     for (uint u = t + 1; u < T; u++)
         a[u] = 0.0f;
+    /* out = a v, a row of v at a time (each o[j] sums over u in order, as a dot product
+     * would, but reading v's rows whole rather than one column at a time) */
     __global float *o = out + ((size_t)b * T + t) * Ch + h * hs;
-    for (uint j = 0; j < hs; j++) {
-        float s = 0.0f;
-        for (uint u = 0; u <= t; u++)
-            s += a[u] * qkv[((size_t)b * T + u) * ld + 2 * Ch + h * hs + j];
-        o[j] = s;
+    for (uint j = 0; j < hs; j++)
+        o[j] = 0.0f;
+    for (uint u = 0; u <= t; u++) {
+        const float w = a[u];
+        __global const float *v = qkv + ((size_t)b * T + u) * ld + 2 * Ch + h * hs;
+        for (uint j = 0; j < hs; j++)
+            o[j] += w * v[j];
     }
 }
 
@@ -167,13 +171,18 @@ __kernel void attention_backward_query(__global float *dqkv, __global float *dpr
     }
     for (uint u = 0; u < T; u++)
         g[u] = u <= t ? a[u] * (g[u] - dot) : 0.0f;
+    /* dq = scale g k, k's rows whole, each dq[j] summed over u in order */
     __global float *dq = dqkv + ((size_t)b * T + t) * ld + h * hs;
-    for (uint j = 0; j < hs; j++) {
-        float s = 0.0f;
-        for (uint u = 0; u <= t; u++)
-            s += g[u] * qkv[((size_t)b * T + u) * ld + Ch + h * hs + j];
-        dq[j] = s * scale;
+    for (uint j = 0; j < hs; j++)
+        dq[j] = 0.0f;
+    for (uint u = 0; u <= t; u++) {
+        const float w = g[u];
+        __global const float *k = qkv + ((size_t)b * T + u) * ld + Ch + h * hs;
+        for (uint j = 0; j < hs; j++)
+            dq[j] += w * k[j];
     }
+    for (uint j = 0; j < hs; j++)
+        dq[j] *= scale;
 }
 
 /* Backward, second half, per (sequence, head, key position u): the key's and value's
@@ -190,16 +199,21 @@ __kernel void attention_backward_keys(__global float *dqkv, __global const float
     const size_t row0 = ((size_t)b * nh + h) * T; /* (b, h, t = 0) */
     __global float *dk = dqkv + ((size_t)b * T + u) * ld + Ch + h * hs;
     __global float *dv = dqkv + ((size_t)b * T + u) * ld + 2 * Ch + h * hs;
-    for (uint j = 0; j < hs; j++) {
-        float sk = 0.0f, sv = 0.0f;
-        for (uint t = u; t < T; t++) {
-            const size_t at = (row0 + t) * T + u;
-            sk += dpre[at] * qkv[((size_t)b * T + t) * ld + h * hs + j];
-            sv += att[at] * dout[((size_t)b * T + t) * Ch + h * hs + j];
+    /* rows of q and dout whole, each dk[j] and dv[j] summed over t in order */
+    for (uint j = 0; j < hs; j++)
+        dk[j] = dv[j] = 0.0f;
+    for (uint t = u; t < T; t++) {
+        const size_t at = (row0 + t) * T + u;
+        const float wk = dpre[at], wv = att[at];
+        __global const float *q = qkv + ((size_t)b * T + t) * ld + h * hs;
+        __global const float *d = dout + ((size_t)b * T + t) * Ch + h * hs;
+        for (uint j = 0; j < hs; j++) {
+            dk[j] += wk * q[j];
+            dv[j] += wv * d[j];
         }
-        dk[j] = sk * scale;
-        dv[j] = sv;
     }
+    for (uint j = 0; j < hs; j++)
+        dk[j] *= scale;
 }
 
 /* out (B T, C) = wte[idx] + wpe[position], the tables at p[wte], p[wpe] */

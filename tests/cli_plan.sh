@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The planner through the tools: clpar-devices --plan (text and JSON), clpar-train --mesh auto
-# and --dry-run, --balance; and the run's outputs: --log, --trace, --timeline.
+# and --dry-run, --balance; and the run's outputs: --log, --trace (with its per-layer GEMM
+# report), --timeline, the round trips per step.
 . "$(dirname "$0")/harness.sh"
 export XDG_CACHE_HOME="$T/cache"
 
@@ -75,5 +76,19 @@ assert {e['pid'] for e in work} == {0, 1}, 'both ranks'
 assert any(e['cat'] == 'copy' for e in ev if e['ph'] == 'X'), 'hand-off copies'" "$T/t.json"
 check "--timeline is an SVG picture" grep -q "<svg" "$T/t.svg"
 check "the run reports the bubble and activation memory" grep -q "bubble .* ideal" "$T/out.txt"
+check "the run reports its launches and host waits per step" \
+  grep -q "^round trips: [0-9.]* kernel launches and [0-9.]* host waits per step" "$T/out.txt"
+check "--trace reports each layer's products per step, their sizes and GFLOP/s" python3 -c "
+import re, sys
+t = open(sys.argv[1]).read()
+rows = re.findall(r'layer (\d) (forward|input grad|weight grad) +(\d+) x +(\d+) x +(\d+): +([\d.]+) ms +([\d.]+) GFLOP/s', t)
+assert len(rows) == 8, rows
+sizes = [10, 16, 16, 5]
+for l, what, m, n, k, ms, gf in rows:
+    i, o = sizes[int(l)], sizes[int(l) + 1]
+    want = {'forward': (100, o, i), 'input grad': (100, i, o), 'weight grad': (o, i, 100)}[what]
+    assert (int(m), int(n), int(k)) == want, (l, what, m, n, k)
+    rate = 2 * int(m) * int(n) * int(k) / (float(ms) * 1e6)
+    assert abs(rate - float(gf)) <= rate * 0.0006 / float(ms) + 0.01, (rate, gf)" "$T/out.txt"
 
 finish

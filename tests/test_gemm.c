@@ -8,11 +8,11 @@
 #include <string.h>
 
 /* Configurations that together take every branch of the kernels' macros. */
-static const clpar_gemm_config configs[] = {{CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0}},
-                                            {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 1, 1}},
-                                            {CLPAR_GEMM_CLPAR, {3, 2, 4, 3, 16, 64, 0}},
-                                            {CLPAR_GEMM_CLPAR, {6, 4, 8, 1, 4, 8, 1}},
-                                            {CLPAR_GEMM_CLPAR, {2, 5, 3, 2, 8, 2, 1}}};
+static const clpar_gemm_config configs[] = {{CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}},
+                                            {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 1, 1, 0}},
+                                            {CLPAR_GEMM_CLPAR, {3, 2, 4, 3, 16, 64, 0, 3}},
+                                            {CLPAR_GEMM_CLPAR, {6, 4, 8, 1, 4, 8, 1, 0}},
+                                            {CLPAR_GEMM_CLPAR, {2, 5, 3, 2, 8, 2, 1, 16}}};
 static const clpar_gemm_config clblast = {CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
 
 typedef struct {
@@ -122,15 +122,17 @@ Test(gemm, clpar_kernels_match_the_host_and_clblast) {
  * pieces, each with its own offsets. */
 Test(gemm, products_wider_than_one_launch) {
     clpar_device *d = t_device(0);
-    clpar_gemm_config one = {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0}};
-    T_OK(clpar_gemm_apply(d, &one, false));
+    /* one block per work-item, on a 2-D grid and in panels of 5 rows of blocks */
+    const clpar_gemm_config small[2] = {{CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 0}},
+                                        {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 5}}};
     const shape shapes[] = {{0, 1, 40000, 3, 5},
                             {0, 1, 3, 40000, 5},
                             {0, 0, 40000, 6, 3},
                             {1, 0, 40000, 6, 3},
                             {0, 0, 2, 140000, 3}};
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-        const shape *s = &shapes[i];
+    for (size_t i = 0; i < 2 * sizeof shapes / sizeof *shapes; i++) {
+        const shape *s = &shapes[i / 2];
+        T_OK(clpar_gemm_apply(d, &small[i % 2], false));
         size_t mk = s->m * s->k, kn = s->k * s->n, mn = s->m * s->n;
         float *a = malloc(mk * 4), *b = malloc(kn * 4), *c = malloc(mn * 4), *got = malloc(mn * 4);
         double *ref = malloc(mn * 8);
@@ -139,7 +141,7 @@ Test(gemm, products_wider_than_one_launch) {
         t_fill(c, mn, 9, -1, 1);
         reference(s, 1.0f, 0.5f, a, b, c, ref);
         run(d, s, 1.0f, 0.5f, a, b, c, got);
-        cr_assert_lt(t_rel_l2_d(got, ref, mn), 1e-6, "shape %zu", i);
+        cr_assert_lt(t_rel_l2_d(got, ref, mn), 1e-6, "shape %zu, panels %zu", i / 2, i % 2);
         free(a);
         free(b);
         free(c);
@@ -154,7 +156,7 @@ Test(gemm, linear_forward_with_its_bias) {
     clpar_device *own = t_device(0), *blas;
     T_OK(clpar_device_init(t_runtime(), clpar_runtime_device_count(t_runtime()) > 1, &blas));
     T_OK(clpar_gemm_apply(blas, &clblast, false));
-    const clpar_gemm_config wide = {CLPAR_GEMM_CLPAR, {3, 1, 6, 2, 8, 8, 1}};
+    const clpar_gemm_config wide = {CLPAR_GEMM_CLPAR, {3, 1, 6, 2, 8, 8, 1, 0}};
     /* rows, out, in; the last has more columns of blocks than one launch takes (NT = 1) */
     const size_t sizes[][3] = {{1, 1, 1}, {37, 29, 23}, {128, 10, 128}, {3, 40000, 9}};
     for (int bias_on = 0; bias_on < 2; bias_on++)

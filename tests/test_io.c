@@ -420,11 +420,12 @@ Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
         "direct MDIMCD=4 WGD=16 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 VWMD=2 VWND=2 PADA=1 PADB=1",
         "direct WGD=16 MDIMCD=4",
         "indirect GEMMK=0 KREG=1 KWG=16",
-        "clpar MT=4 NT=4 MX=6 NX=2 VW=6 WG=8 RD=0",
-        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=12 RD=0",
-        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=2",
-        "clpar MT=400 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0",
-        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8"};
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=6 WG=8 RD=0 PH=0",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=12 RD=0 PH=0",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=2 PH=0",
+        "clpar MT=400 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=300",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_expect(!clpar_gemm_config_parse(bad[i], &back), "'%s' was accepted", bad[i]);
 }

@@ -411,9 +411,64 @@ static void print_header(clpar_runtime *rt, const train_options *o, const clpar_
         printf("resuming %s at step %ld of %ld\n", o->resume, clpar_trainer_steps_done(tr), total);
 }
 
+/* With --trace, for an MLP without tensor parallelism: each layer's products per step from
+ * the recorded work (forward, input gradient, weight gradient: the GEMM, with the bias,
+ * activation or bias gradient that goes with it), their GFLOP/s on the rank's device and
+ * the share of that device's peak (measured now, as clpar-devices --bench does). */
+static void print_gemm_report(clpar_runtime *rt, clpar_mesh *mesh, size_t batch,
+                              const int *devices) {
+    const clpar_mesh_config *c = clpar_mesh_get_config(mesh);
+    if (c->gpt.layers || c->tp > 1) return;
+    int nranks = c->dp * c->pp, nev, nopt = 0;
+    const clpar_trace_event *ev = clpar_mesh_trace(mesh, &nev);
+    double us[CLPAR_MAX_LAYERS][3] = {{0}}; /* F, B, W */
+    for (int i = 0; i < nev; i++) {
+        /* "F m0 L2", "B m3 L1", "W m0-3 L2" (weight gradients of several micro-batches) */
+        const char *l = strrchr(ev[i].name, 'L');
+        char ph = ev[i].name[0];
+        int layer = -1;
+        if (l && sscanf(l, "L%d", &layer) != 1) layer = -1;
+        nopt += !strcmp(ev[i].name, "optimizer");
+        if (strncmp(ev[i].name + 1, " m", 2) || layer < 0 || layer >= c->shape.nlayers ||
+            !strchr("FBW", ph))
+            continue;
+        us[layer][ph == 'F' ? 0 : ph == 'B' ? 1 : 2] += ev[i].end_us - ev[i].start_us;
+    }
+    double steps = (double)nopt / nranks, peak = 0;
+    if (steps < 1) return;
+    clpar_device *d;
+    if (clpar_device_init(rt, devices[0], &d) == CLPAR_OK) {
+        if (clpar_op_measure_peak(d, &peak) != CLPAR_OK) peak = 0;
+        clpar_device_free(d);
+    }
+    printf("GEMMs per step, from the trace (%.0f steps; device %d's peak %.1f GFLOP/s):\n", steps,
+           devices[0], peak);
+    const char *what[3] = {"forward", "input grad", "weight grad"};
+    for (int l = 0; l < c->shape.nlayers; l++)
+        for (int p = 0; p < 3; p++) {
+            if (p == 1 && l == 0) continue; /* no input gradient for the data */
+            double ms = us[l][p] / 1e3 / steps;
+            if (ms <= 0) continue; /* nothing recorded */
+            double gf = 2.0 * (double)batch * (double)c->shape.sizes[l] *
+                        (double)c->shape.sizes[l + 1] / (ms * 1e6);
+            printf("  layer %d %-11s %6zu x %5zu x %5zu: %8.3f ms %8.2f GFLOP/s", l, what[p],
+                   p == 2 ? c->shape.sizes[l + 1] : batch,
+                   p == 1   ? c->shape.sizes[l]
+                   : p == 2 ? c->shape.sizes[l]
+                            : c->shape.sizes[l + 1],
+                   p == 0   ? c->shape.sizes[l]
+                   : p == 1 ? c->shape.sizes[l + 1]
+                            : batch,
+                   ms, gf);
+            if (peak > 0) printf(" %5.1f%% of peak", 100.0 * gf / peak);
+            printf("\n");
+        }
+}
+
 /* Trains to the end, evaluates, saves and reports; returns the exit status. */
-static int run(clpar_trainer *tr, const train_options *o, const clpar_trainer_config *cfg,
-               const clpar_dataset *test_set, const int *devices, long total, FILE *log) {
+static int run(clpar_runtime *rt, clpar_trainer *tr, const train_options *o,
+               const clpar_trainer_config *cfg, const clpar_dataset *test_set, const int *devices,
+               long total, FILE *log) {
     clpar_mesh *mesh = clpar_trainer_mesh(tr);
     if (o->trace || o->timeline) clpar_mesh_set_tracing(mesh, 1);
     run_totals t = {.t_start = cli_now()};
@@ -433,6 +488,7 @@ static int run(clpar_trainer *tr, const train_options *o, const clpar_trainer_co
     print_parallel_report(tr, &t, total);
     if ((o->trace || o->timeline) && (st = write_trace(mesh, o, devices)) != CLPAR_OK)
         return cli_fail(prog, st);
+    if (o->trace && !o->quiet) print_gemm_report(rt, mesh, cfg->batch, devices);
     if (o->save && !o->quiet) printf("saved %s\n", o->save);
     return 0;
 }
@@ -483,7 +539,7 @@ int main(int argc, char **argv) {
         if (log) fprintf(log, "step,epoch,loss,samples_per_sec\n");
         if (!o.quiet)
             print_header(rt, &o, &cfg, tr, &train_set, &test_set, devices, cfg.total_steps);
-        rc = run(tr, &o, &cfg, &test_set, devices, cfg.total_steps, log);
+        rc = run(rt, tr, &o, &cfg, &test_set, devices, cfg.total_steps, log);
     }
     if (log && fclose(log) != 0 && rc == 0) {
         fprintf(stderr, "%s: error: %s: write failed\n", prog, o.log);

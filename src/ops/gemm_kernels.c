@@ -9,8 +9,8 @@
 
 clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *c) {
     char defs[256];
-    snprintf(defs, sizeof defs, "-DMT=%zu -DNT=%zu -DMX=%zu -DNX=%zu -DVW=%zu -DRD=%zu", c->v[0],
-             c->v[1], c->v[2], c->v[3], c->v[4], c->v[6]);
+    snprintf(defs, sizeof defs, "-DMT=%zu -DNT=%zu -DMX=%zu -DNX=%zu -DVW=%zu -DRD=%zu -DPH=%zu",
+             c->v[0], c->v[1], c->v[2], c->v[3], c->v[4], c->v[6], c->v[7]);
     cl_program prog;
     TRY(clpar_runtime_build(d->rt, d->info->index, d->context, "gemm", defs, &prog));
     cl_int e1, e2;
@@ -50,7 +50,8 @@ static clpar_status set_args(cl_kernel kern, int nt, cl_uint m, cl_uint n, cl_ui
     return CLPAR_OK;
 }
 
-/* One launch over a (m, n) block of C whose tiles fit GEMM_GRID in both dimensions. */
+/* One launch over a (m, n) block of C whose blocks fit GEMM_GRID in both dimensions (with
+ * panels, PH rows of blocks by all columns of blocks do). */
 static clpar_status launch_block(clpar_device *d, int nt, size_t m, size_t n, size_t k, float alpha,
                                  cl_mem a, size_t a_off, size_t ars, size_t aks, cl_mem b,
                                  size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
@@ -59,7 +60,11 @@ static clpar_status launch_block(clpar_device *d, int nt, size_t m, size_t n, si
     cl_kernel kern = nt ? d->gemm_nt : d->gemm_xn;
     size_t rows = nt ? v[0] : v[2], cols = nt ? v[1] : v[3] * v[4], wg = v[5], rd = v[6];
     size_t tiles[2] = {(m + rows - 1) / rows, (n + cols - 1) / cols};
-    size_t global[2] = {tiles[rd ? 1 : 0], tiles[rd ? 0 : 1]}, local[2] = {wg, 1};
+    size_t global[2] = {tiles[rd ? 1 : 0], tiles[rd ? 0 : 1]}, local[2] = {wg, 1}, ph = v[7];
+    if (ph) { /* 1-D: whole panels of ph rows of blocks by every column of blocks */
+        global[0] = (tiles[0] + ph - 1) / ph * ph * tiles[1];
+        global[1] = 1;
+    }
     global[0] = (global[0] + wg - 1) / wg * wg;
     cl_uint um = (cl_uint)m, un = (cl_uint)n, uk = (cl_uint)k, ao = (cl_uint)a_off,
             ar = (cl_uint)ars, ak = (cl_uint)aks, bo = (cl_uint)b_off, lb = (cl_uint)ldb,
@@ -84,7 +89,14 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, si
     TRY(check_u32(c_off + (m - 1) * ldc + n, "GEMM result C"));
     if (bias) TRY(check_u32(bias_off + n, "GEMM bias"));
     const size_t *v = d->gemm.v;
-    size_t rows = GEMM_GRID * (nt ? v[0] : v[2]), cols = GEMM_GRID * (nt ? v[1] : v[3] * v[4]);
+    size_t block_rows = nt ? v[0] : v[2], block_cols = nt ? v[1] : v[3] * v[4], ph = v[7];
+    size_t rows = GEMM_GRID * block_rows, cols = GEMM_GRID * block_cols;
+    if (ph) { /* a launch of panels: at most GEMM_GRID blocks in all */
+        size_t col_blocks = (n + block_cols - 1) / block_cols;
+        if (col_blocks > GEMM_GRID / ph) col_blocks = GEMM_GRID / ph;
+        cols = col_blocks * block_cols;
+        rows = GEMM_GRID / (ph * col_blocks) * ph * block_rows;
+    }
     for (size_t i = 0; i < m; i += rows)
         for (size_t j = 0; j < n; j += cols) {
             size_t mi = m - i < rows ? m - i : rows, nj = n - j < cols ? n - j : cols;

@@ -19,12 +19,12 @@ static const char *direct_names[10] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "ND
 static const char *indirect_names[16] = {"GEMMK", "KREG",  "KWG",   "KWI", "MDIMA", "MDIMC",
                                          "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
                                          "STRM",  "STRN",  "VWM",   "VWN"};
-static const char *clpar_names[7] = {"MT", "NT", "MX", "NX", "VW", "WG", "RD"};
+static const char *clpar_names[8] = {"MT", "NT", "MX", "NX", "VW", "WG", "RD", "PH"};
 
 static size_t nvalues(clpar_gemm_path p) {
     return p == CLPAR_GEMM_DIRECT     ? 10
            : p == CLPAR_GEMM_INDIRECT ? 16
-           : p == CLPAR_GEMM_CLPAR    ? 7
+           : p == CLPAR_GEMM_CLPAR    ? 8
                                       : 0;
 }
 
@@ -39,7 +39,7 @@ static const char **value_names(clpar_gemm_path p) {
 static int clpar_values_ok(const size_t *v) {
     return v[0] >= 1 && v[0] <= 16 && v[1] >= 1 && v[1] <= 16 && v[2] >= 1 && v[2] <= 16 &&
            v[3] >= 1 && v[3] <= 8 && (v[4] == 4 || v[4] == 8 || v[4] == 16) && v[5] >= 1 &&
-           v[5] <= 256 && (v[5] & (v[5] - 1)) == 0 && v[6] <= 1;
+           v[5] <= 256 && (v[5] & (v[5] - 1)) == 0 && v[6] <= 1 && v[7] <= 256;
 }
 
 /* ---- candidates ---- */
@@ -70,12 +70,13 @@ static int grid(const clpar_device *d, clpar_gemm_config *out, int cap) {
         for (int b = 0; b < 4; b++)
             for (int c = 0; c < 2; c++)
                 for (int w = 0; w < 3; w++)
-                    for (int rd = 0; rd < 2; rd++) {
+                    for (int order = 0; order < 3; order++) { /* RD 0, RD 1, panels */
                         if (cwg[w] > max_wg) continue;
                         if (n < cap)
                             out[n] = (clpar_gemm_config){CLPAR_GEMM_CLPAR,
                                                          {ntb[a][0], ntb[a][1], xnb[b][0],
-                                                          xnb[b][1], cvw[c], cwg[w], (size_t)rd}};
+                                                          xnb[b][1], cvw[c], cwg[w], order == 1,
+                                                          order == 2 ? 16u : 0u}};
                         n++;
                     }
     const size_t tiles[3] = {16, 32, 64}, threads[3] = {4, 8, 16}, vw[4] = {1, 2, 4, 8};
@@ -273,7 +274,7 @@ void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n) {
 
 /* Switches and paddings may be 0; sizes and widths divide, so they may not. */
 static int may_be_zero(const char *name) {
-    const char *z[] = {"PADA", "PADB", "GEMMK", "SA", "SB", "STRM", "STRN", "RD"};
+    const char *z[] = {"PADA", "PADB", "GEMMK", "SA", "SB", "STRM", "STRN", "RD", "PH"};
     for (size_t i = 0; i < sizeof z / sizeof *z; i++)
         if (!strcmp(name, z[i])) return 1;
     return 0;
