@@ -71,8 +71,9 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * CPU devices are not in its database, and on them both run at a few percent of the device's
  * peak (clpar-devices --bench). There clpar uses its own kernels (kernels/gemm.cl) with
  * parameters measured on PoCL: the NT kernel 4x4 blocks of C per work-item, the NN/TN one
- * 6 rows by 2 vectors of 8, work-groups of 8, panels of 8 rows of blocks (which keep A's
- * rows in the cache for products of 1024 rows, as a GPT's are); several times CLBlast's speed
+ * 6 rows by 2 vectors of 8, work-groups of 8 along C's rows, no panels (panels of 8 block
+ * rows gained 10-20% on a GPT's 1024-row products but lost half on the default MLP's
+ * 128-row ones; clpar-devices --tune tries them); several times CLBlast's speed
  * on every product of a layer (bench/gemm.sh). CLBlast, for what clpar's kernels do not
  * cover (both operands transposed), runs its direct kernel at every size with 32x32 tiles,
  * 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its defaults on PoCL. A
@@ -82,7 +83,7 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * device. */
 void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
     if (d->info->type & CL_DEVICE_TYPE_CPU)
-        *c = (clpar_gemm_config){CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 8}};
+        *c = (clpar_gemm_config){CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
     else
         *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
 }
@@ -95,7 +96,7 @@ static clpar_status choose_gemm_path(clpar_device *d) {
     if (!env || !*env) {
         if (!clpar_gemm_cache_lookup(d, &c)) clpar_gemm_default(d, &c);
     } else if (!strcmp(env, "clpar")) {
-        clpar_gemm_config cpu = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 8}};
+        clpar_gemm_config cpu = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
         clpar_gemm_default(d, &c);
         if (c.path != CLPAR_GEMM_CLPAR) c = cpu;
     } else if (!strcmp(env, "direct") || !strcmp(env, "indirect")) {
