@@ -81,9 +81,11 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct, indirect or auto (CLBlast's
  * own choice and parameters) over both. Must run before CLBlast first compiles for the
  * device. */
+static const clpar_gemm_config clpar_kernels_default = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
+
 void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
     if (d->info->type & CL_DEVICE_TYPE_CPU)
-        *c = (clpar_gemm_config){CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
+        *c = clpar_kernels_default;
     else
         *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
 }
@@ -96,9 +98,7 @@ static clpar_status choose_gemm_path(clpar_device *d) {
     if (!env || !*env) {
         if (!clpar_gemm_cache_lookup(d, &c)) clpar_gemm_default(d, &c);
     } else if (!strcmp(env, "clpar")) {
-        clpar_gemm_config cpu = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
-        clpar_gemm_default(d, &c);
-        if (c.path != CLPAR_GEMM_CLPAR) c = cpu;
+        c = clpar_kernels_default;
     } else if (!strcmp(env, "direct") || !strcmp(env, "indirect")) {
         /* CLBlast's path with its own parameters: only the threshold moves */
         const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};

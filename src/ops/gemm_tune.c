@@ -140,24 +140,26 @@ clpar_status clpar_gemm_override(clpar_device *d, const char *kernel, size_t n, 
     return CLPAR_OK;
 }
 
+/* CLBlast's direct kernel at every size, with parameters v (XgemmDirect's 10). */
+static clpar_status use_direct(clpar_device *d, const size_t *v) {
+    const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    size_t never = 65536; /* the indirect path from m n k >= 65536^3 */
+    TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &never));
+    return clpar_gemm_override(d, "XgemmDirect", 10, direct_names, v);
+}
+
 clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, bool recompile) {
     const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
     if (c->path == CLPAR_GEMM_CLPAR) {
         if (!clpar_values_ok(c->v))
             return clpar_error(CLPAR_EINVAL, "GEMM configuration: clpar parameters out of range");
         TRY(clpar_gemm_kernels_build(d, c));
-        /* CLBlast still runs what clpar's kernels do not cover, with the CPU parameters
-         * of ops/gemm.c on CPU devices */
-        if (d->info->type & CL_DEVICE_TYPE_CPU) {
-            const size_t v[10] = {32, 4, 4, 4, 4, 1, 8, 8, 1, 1};
-            size_t never = 65536;
-            TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &never));
-            TRY(clpar_gemm_override(d, "XgemmDirect", 10, direct_names, v));
-        }
+        /* CLBlast still runs what clpar's kernels do not cover (both operands transposed),
+         * on CPU devices with its direct kernel at the parameters measured on PoCL */
+        const size_t cpu_direct[10] = {32, 4, 4, 4, 4, 1, 8, 8, 1, 1};
+        if (d->info->type & CL_DEVICE_TYPE_CPU) TRY(use_direct(d, cpu_direct));
     } else if (c->path == CLPAR_GEMM_DIRECT) {
-        size_t never = 65536; /* the indirect path from m n k >= 65536^3 */
-        TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &never));
-        TRY(clpar_gemm_override(d, "XgemmDirect", 10, direct_names, c->v));
+        TRY(use_direct(d, c->v));
     } else if (c->path == CLPAR_GEMM_INDIRECT) {
         size_t always = 1;
         TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &always));
