@@ -99,6 +99,8 @@ Test(safetensors, rejects_malformed_files) {
                "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
                12, "overlapping tensors");
     expect_bad("{\"__metadata__\":{\"k\":3}}", 0, "non-string metadata");
+    expect_bad("{\"__metadata__\":{\"a\":\"1\"},\"__metadata__\":{\"b\":\"2\"}}", 0,
+               "__metadata__ twice");
     /* header size larger than the file, and larger than the 100 MB limit */
     unsigned char small[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};
     const char *path = t_tmp("huge.safetensors");

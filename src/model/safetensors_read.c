@@ -135,6 +135,10 @@ static clpar_status parse(const char *path, clpar_st *st) {
                 rc = clpar_error(CLPAR_EFORMAT, "%s: __metadata__ is not an object", path);
                 break;
             }
+            if (st->meta) { /* cJSON keeps duplicate keys; which one wins would be a guess */
+                rc = clpar_error(CLPAR_EFORMAT, "%s: __metadata__ appears twice", path);
+                break;
+            }
             const cJSON *kv;
             cJSON_ArrayForEach(kv, item) if (!cJSON_IsString(kv)) {
                 rc = clpar_error(CLPAR_EFORMAT, "%s: __metadata__ value '%s' is not a string", path,
