@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 libclblast-dev libcriterion-dev zlib1g-dev libcjson-dev dataset-fashion-mnist oclgrind fortunes
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev openmpi-bin libopenmpi-dev"
 
 missing=""
 for p in $PACKAGES; do

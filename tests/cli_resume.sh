@@ -6,29 +6,6 @@
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-# relative L2 distance between the models in two safetensors files
-rel_l2() {
-  python3 - "$1" "$2" <<'PY'
-import json, math, struct, sys
-def load(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__" or k.startswith("optim."):
-            continue
-        s, e = v["data_offsets"]
-        out[k] = struct.unpack("<%df" % ((e - s) // 4), b[8 + n + s:8 + n + e])
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-assert a.keys() == b.keys()
-num = sum((x - y) ** 2 for k in a for x, y in zip(a[k], b[k]))
-den = sum(y * y for k in b for y in b[k])
-print(math.sqrt(num / den))
-PY
-}
-
 run=(--data synthetic --model 10,16,12,5 --steps 40 --batch 64 --optim adam --quiet)
 "$B/clpar-train" "${run[@]}" --save "$T/full.safetensors" >/dev/null || bad "uninterrupted run"
 

@@ -71,13 +71,13 @@ done
 # every allocation of building the mesh, wherever the sample falls (a failed one there once
 # crashed clpar_mesh_free): counted by the function that makes it, so code elsewhere does
 # not move them
-LD_PRELOAD="$shim" CLPAR_FAULT="alloc:0@clpar_mesh_init" CLPAR_FAULT_REPORT="$T/counts" \
+LD_PRELOAD="$shim" CLPAR_FAULT="alloc:0@clpar_mesh_init_world" CLPAR_FAULT_REPORT="$T/counts" \
   "${run[@]}" >/dev/null 2>&1
 total=$(awk '$1 == "in" { print $3 }' "$T/counts")
 check "building the mesh allocates" test "${total:-0}" -gt 0
 tried=0 ignored=0 refused=0
 for ((n = 1; n <= total; n++)); do
-  trial "alloc:$n@clpar_mesh_init"
+  trial "alloc:$n@clpar_mesh_init_world"
 done
-echo "allocations in clpar_mesh_init: $total, $tried faults injected: $refused refused with an error, $ignored passed over"
+echo "allocations in clpar_mesh_init_world: $total, $tried faults injected: $refused refused with an error, $ignored passed over"
 finish

@@ -27,6 +27,28 @@ end = max([v["data_offsets"][1] for k, v in h.items() if k != "__metadata__"] + 
 assert 8 + n + end == len(b), "torn"
 PY
 }
+# relative L2 distance between the models in two safetensors files
+rel_l2() {
+  python3 - "$1" "$2" <<'PY'
+import json, math, struct, sys
+def load(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__" or k.startswith("optim."):
+            continue
+        s, e = v["data_offsets"]
+        out[k] = struct.unpack("<%df" % ((e - s) // 4), b[8 + n + s:8 + n + e])
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a.keys() == b.keys()
+num = sum((x - y) ** 2 for k in a for x, y in zip(a[k], b[k]))
+den = sum(y * y for k in b for y in b[k])
+print(math.sqrt(num / den))
+PY
+}
 finish() {
   echo "$(basename "$0" .sh): $pass passed, $fail failed"
   [ "$fail" -eq 0 ]

@@ -11,6 +11,11 @@
 
 static clpar_field_name_fn field_flag;
 static char tool_message[1024]; /* a tool's own error, reported in place of the library's */
+static char printed[1024];      /* the last error printed, without the tool's name */
+
+const char *cli_printed_error(void) {
+    return printed;
+}
 
 void cli_set_field_flags(clpar_field_name_fn flag_of) {
     field_flag = flag_of;
@@ -22,17 +27,18 @@ const char *cli_last_error(void) {
 
 int cli_fail(const char *prog, clpar_status st) {
     const char *detail = tool_message[0] ? tool_message : cli_last_error();
-    fprintf(stderr, "%s: error: %s\n", prog, *detail ? detail : clpar_status_message(st));
+    snprintf(printed, sizeof printed, "%s", *detail ? detail : clpar_status_message(st));
+    fprintf(stderr, "%s: error: %s\n", prog, printed);
     return 1;
 }
 
 int cli_usage_error(const char *prog, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see --help)\n");
+    vsnprintf(printed, sizeof printed - 16, fmt, ap);
     va_end(ap);
+    strcat(printed, " (see --help)");
+    fprintf(stderr, "%s: error: %s\n", prog, printed);
     return 2;
 }
 

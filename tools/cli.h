@@ -12,6 +12,9 @@ void cli_set_field_flags(clpar_field_name_fn flag_of);
 /* The library's last error with the configuration fields it names written as the flags
  * that set them ("--dp 3 is larger than --batch 2"). */
 const char *cli_last_error(void);
+/* The message of the last error cli_fail or cli_usage_error printed (without "PROG: error: "),
+ * for a process of an MPI run to hand to the one that speaks for all. */
+const char *cli_printed_error(void);
 /* Prints "PROG: error: FORMAT..."; returns 2 (usage errors). */
 int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses an integer in [min, max] for option opt; prints the error and returns non-zero. */

@@ -11,6 +11,28 @@
 
 static const char *prog = "clpar-train";
 
+/* Under MPI (mpirun -np P clpar-train ...) every process runs this program on the same options
+ * and its own copy of the data, and process 0 speaks for all: the others print nothing, and
+ * wherever one process may fail alone (its data, its devices, a checkpoint it reads) all agree
+ * to stop, process 0 printing the failing one's message. A step that fails ends them all. */
+static clpar_world *world;
+static int real_stderr = -1; /* a process other than 0: where its own failures still go */
+
+static int procs(void) {
+    return clpar_world_size(world);
+}
+
+/* This process's exit status, agreed: non-zero on every process when any failed. */
+static int agree(int rc) {
+    if (procs() == 1) return rc;
+    clpar_status st =
+        clpar_world_agree(world, rc ? CLPAR_EINVAL : CLPAR_OK, rc ? cli_printed_error() : NULL);
+    if (st == CLPAR_OK) return 0;
+    if (!rc && clpar_world_rank(world) == 0)
+        fprintf(stderr, "%s: error: %s\n", prog, clpar_last_error());
+    return rc ? rc : 1;
+}
+
 /* synthetic, fashion-mnist, text:FILE (a GPT's, at context ctx) or a folder of IDX files */
 static clpar_status load_data(const char *data, uint64_t seed, size_t ctx, clpar_dataset *train,
                               clpar_dataset *test) {
@@ -217,6 +239,7 @@ static clpar_status maybe_checkpoint(clpar_trainer *tr, const train_options *o,
 typedef struct {
     uint64_t tp_bytes, tp_predicted, pp_bytes;
     uint64_t launches, waits; /* over the steps this process ran */
+    uint64_t bytes_sent;      /* to other processes */
     long steps_run;
     size_t predicted_rows; /* the batch size tp_step was predicted for (0: none yet) */
     uint64_t tp_step;      /* the prediction for a step of that size */
@@ -250,6 +273,7 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
         rt->pp_bytes += after.bytes_pp - before.bytes_pp;
         rt->launches += after.launches - before.launches;
         rt->waits += after.waits - before.waits;
+        rt->bytes_sent += after.bytes_sent - before.bytes_sent;
         rt->steps_run++;
         if (st == CLPAR_OK && info.rows != rt->predicted_rows) { /* it builds the layout */
             st =
@@ -313,16 +337,45 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
     return CLPAR_OK;
 }
 
-static void print_ranks(clpar_runtime *rt, clpar_mesh *mesh, const int *devices) {
+/* The ranks this process holds (all of them in a run of one process). */
+static int local_ranks(clpar_mesh *mesh, int *first) {
     const clpar_mesh_config *c = clpar_mesh_get_config(mesh);
-    for (int r = 0; r < c->dp * c->pp * c->tp; r++) {
-        const clpar_device_info *di = clpar_runtime_device_info(rt, devices[r]);
-        clpar_rank_info ri;
-        clpar_mesh_rank_info(mesh, r, &ri);
-        printf("  rank %d (replica %d, stage %d layers %d-%d, shard %d): device %d, %s (%s)\n", r,
-               ri.replica, ri.stage, ri.first_layer, ri.first_layer + ri.layers - 1, ri.shard,
-               di->index, di->name, di->platform_name);
+    int d0, nd;
+    clpar_mesh_local_replicas(mesh, &d0, &nd);
+    *first = d0 * c->pp * c->tp;
+    return nd * c->pp * c->tp;
+}
+
+/* The rank -> process -> host -> device map: each process describes its own ranks and
+ * process 0 prints them all. */
+static clpar_status print_ranks(clpar_runtime *rt, clpar_mesh *mesh, const int *devices) {
+    enum { LINE = 512 };
+    int first, n = local_ranks(mesh, &first), P = procs();
+    char *mine = calloc((size_t)n, LINE), *all = calloc((size_t)(n * P), LINE);
+    if (!mine || !all) {
+        free(mine);
+        free(all);
+        return cli_error_status(CLPAR_ENOMEM, "out of host memory");
     }
+    for (int i = 0; i < n; i++) {
+        const clpar_device_info *di = clpar_runtime_device_info(rt, devices[i]);
+        clpar_rank_info ri;
+        clpar_mesh_rank_info(mesh, first + i, &ri);
+        char where[96] = "";
+        if (P > 1)
+            snprintf(where, sizeof where, "process %d on %s, ", clpar_world_rank(world),
+                     clpar_world_host(world, clpar_world_rank(world)));
+        snprintf(mine + (size_t)i * LINE, LINE,
+                 "  rank %d (replica %d, stage %d layers %d-%d, shard %d): %sdevice %d, %s (%s)",
+                 first + i, ri.replica, ri.stage, ri.first_layer, ri.first_layer + ri.layers - 1,
+                 ri.shard, where, di->index, di->name, di->platform_name);
+    }
+    clpar_status st = clpar_world_allgather(world, mine, (size_t)n * LINE, all);
+    for (int i = 0; i < n * P && st == CLPAR_OK; i++)
+        printf("%s\n", all + (size_t)i * LINE);
+    free(mine);
+    free(all);
+    return st;
 }
 
 /* What the parallel parts did: hidden reduction, bytes moved, bubbles, memory. */
@@ -331,11 +384,20 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
     const clpar_mesh_config *c = clpar_mesh_get_config(mesh);
     clpar_mesh_stats ds;
     clpar_trainer_get_stats(tr, &ds);
-    int nranks = c->dp * c->pp * c->tp;
+    int first, nranks = local_ranks(mesh, &first), P = procs(); /* statistics: this process's */
     if (t->steps_run > 0)
-        printf("round trips: %.1f kernel launches and %.1f host waits per step, all ranks "
-               "together (a CLBlast GEMM counts as one launch)\n",
-               (double)t->launches / (double)t->steps_run, (double)t->waits / (double)t->steps_run);
+        printf("round trips: %.1f kernel launches and %.1f host waits per step, %s (a CLBlast "
+               "GEMM counts as one launch)\n",
+               (double)t->launches / (double)t->steps_run, (double)t->waits / (double)t->steps_run,
+               P > 1 ? "process 0's ranks together" : "all ranks together");
+    if (P > 1 && t->steps_run > 0) {
+        /* each process sends the others their parts of its sums, then its summed part */
+        clpar_model_spec model = {c->shape, c->gpt};
+        double grad = 4.0 * (double)clpar_model_param_count(&model);
+        printf("between processes: %.0f bytes sent per step by process 0 (predicted 2 (P-1)/P of "
+               "the %.0f gradient bytes = %.0f)\n",
+               (double)t->bytes_sent / (double)t->steps_run, grad, 2.0 * (P - 1) / P * grad);
+    }
     if (c->dp > 1 && ds.reduce_window_ns > 0)
         printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",
                ds.reduce_window_ns / 1e6 / (double)ds.steps / nranks,
@@ -388,7 +450,12 @@ static int place_ranks(clpar_runtime *rt, const train_options *o, clpar_trainer_
     int ndev = 0;
     clpar_status st = clpar_runtime_parse_spec(rt, o->devices, devices, CLPAR_MAX_RANKS, &ndev);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    if (cfg->dp == 0) cfg->dp = ndev / (cfg->pp * cfg->tp) > 0 ? ndev / (cfg->pp * cfg->tp) : 1;
+    /* each process measures its own devices: they would choose different meshes */
+    if (procs() > 1 && (o->mesh_auto || o->balance))
+        return cli_usage_error(prog, "%s is not supported across processes yet: give the mesh",
+                               o->mesh_auto ? "--mesh auto" : "--balance auto");
+    if (cfg->dp == 0) /* every process holds replicas of the same size */
+        cfg->dp = procs() * (ndev / (cfg->pp * cfg->tp) > 0 ? ndev / (cfg->pp * cfg->tp) : 1);
     cfg->devices = devices;
     cfg->ndevices = ndev;
     if (o->mesh_auto) st = choose_mesh(rt, cfg, train_set->n, o->quiet);
@@ -396,9 +463,10 @@ static int place_ranks(clpar_runtime *rt, const train_options *o, clpar_trainer_
     return st == CLPAR_OK ? 0 : cli_fail(prog, st);
 }
 
-static void print_header(clpar_runtime *rt, const train_options *o, const clpar_trainer_config *cfg,
-                         clpar_trainer *tr, const clpar_dataset *train_set,
-                         const clpar_dataset *test_set, const int *devices, long total) {
+static clpar_status print_header(clpar_runtime *rt, const train_options *o,
+                                 const clpar_trainer_config *cfg, clpar_trainer *tr,
+                                 const clpar_dataset *train_set, const clpar_dataset *test_set,
+                                 const int *devices, long total) {
     char model[512];
     clpar_model_spec spec = {cfg->shape, cfg->gpt};
     clpar_model_format(&spec, model, sizeof model);
@@ -406,9 +474,11 @@ static void print_header(clpar_runtime *rt, const train_options *o, const clpar_
            "per epoch)\n",
            cfg->data, model, train_set->n, test_set->n, cfg->batch, total,
            clpar_trainer_steps_per_epoch(tr));
-    print_ranks(rt, clpar_trainer_mesh(tr), devices);
+    clpar_status st = print_ranks(rt, clpar_trainer_mesh(tr), devices);
+    if (st != CLPAR_OK) return st;
     if (o->resume)
         printf("resuming %s at step %ld of %ld\n", o->resume, clpar_trainer_steps_done(tr), total);
+    return CLPAR_OK;
 }
 
 /* With --trace, for an MLP without tensor parallelism: each layer's products per step from
@@ -419,7 +489,7 @@ static void print_gemm_report(clpar_runtime *rt, clpar_mesh *mesh, size_t batch,
                               const int *devices) {
     const clpar_mesh_config *c = clpar_mesh_get_config(mesh);
     if (c->gpt.layers || c->tp > 1) return;
-    int nranks = c->dp * c->pp, nev, nopt = 0;
+    int first, nranks = local_ranks(mesh, &first) / c->tp, nev, nopt = 0;
     const clpar_trace_event *ev = clpar_mesh_trace(mesh, &nev);
     double us[CLPAR_MAX_LAYERS][3] = {{0}}; /* F, B, W */
     for (int i = 0; i < nev; i++) {
@@ -493,7 +563,7 @@ static int run(clpar_runtime *rt, clpar_trainer *tr, const train_options *o,
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int session(int argc, char **argv) {
     train_options o = {.data = "fashion-mnist",
                        .devices = "all",
                        .optim = CLPAR_OPTIM_ADAM,
@@ -506,14 +576,21 @@ int main(int argc, char **argv) {
                        .micro = 1,
                        .schedule = CLPAR_SCHEDULE_AUTO};
     cli_set_field_flags(train_options_flag);
-    int rc = train_options_parse(argc, argv, &o);
+    int rc = agree(train_options_parse(argc, argv, &o));
     if (rc || o.help) return rc;
     clpar_trainer_config cfg;
     char data_name[1024];
-    if ((rc = configure(&o, &cfg, data_name, sizeof data_name))) return rc;
+    if ((rc = agree(configure(&o, &cfg, data_name, sizeof data_name)))) return rc;
+    cfg.world = world;
     clpar_dataset train_set, test_set;
     clpar_status st = load_data(cfg.data, cfg.seed, cfg.gpt.ctx, &train_set, &test_set);
-    if (st != CLPAR_OK) return cli_fail(prog, st);
+    if ((rc = agree(st != CLPAR_OK ? cli_fail(prog, st) : 0))) {
+        if (st == CLPAR_OK) { /* another process's data failed */
+            clpar_dataset_free(&train_set);
+            clpar_dataset_free(&test_set);
+        }
+        return rc;
+    }
     long per_epoch = (long)((train_set.n + cfg.batch - 1) / (cfg.batch ? cfg.batch : 1));
     cfg.total_steps = o.steps    ? o.steps
                       : o.epochs ? o.epochs * per_epoch
@@ -524,22 +601,37 @@ int main(int argc, char **argv) {
     FILE *log = NULL;
     int devices[CLPAR_MAX_RANKS];
     float speeds[CLPAR_MAX_RANKS];
+    int speaker = clpar_world_rank(world) == 0; /* writes the log */
     st = clpar_runtime_init(&rt);
-    if (st != CLPAR_OK)
-        rc = cli_fail(prog, st);
-    else if (!(rc = place_ranks(rt, &o, &cfg, &train_set, devices, speeds)) && o.dry_run)
+    rc = agree(st != CLPAR_OK ? cli_fail(prog, st) : 0);
+    if (!rc) rc = agree(place_ranks(rt, &o, &cfg, &train_set, devices, speeds));
+    if (!rc && o.dry_run)
         rc = dry_run(rt, &cfg, &train_set);
     else if (!rc && (st = clpar_trainer_init(rt, &cfg, &train_set, &tr)) != CLPAR_OK)
-        rc = cli_fail(prog, st);
-    else if (!rc && o.log && !(log = fopen(o.log, "w")))
-        rc = fprintf(stderr, "%s: error: %s: cannot open for writing\n", prog, o.log) ? 1 : 1;
-    else if (!rc && o.resume && (st = clpar_trainer_restore(tr, o.resume)) != CLPAR_OK)
-        rc = cli_fail(prog, st);
+        rc = agree(cli_fail(prog, st));
+    else if (!rc) {
+        if (speaker && o.log && !(log = fopen(o.log, "w")))
+            rc = fprintf(stderr, "%s: error: %s: cannot open for writing\n", prog, o.log) ? 1 : 1;
+        if (!rc && o.resume && (st = clpar_trainer_restore(tr, o.resume)) != CLPAR_OK)
+            rc = cli_fail(prog, st);
+        rc = agree(rc);
+    }
     if (!rc && !o.dry_run) {
         if (log) fprintf(log, "step,epoch,loss,samples_per_sec\n");
-        if (!o.quiet)
-            print_header(rt, &o, &cfg, tr, &train_set, &test_set, devices, cfg.total_steps);
-        rc = run(rt, tr, &o, &cfg, &test_set, devices, cfg.total_steps, log);
+        if (!o.quiet &&
+            (st = print_header(rt, &o, &cfg, tr, &train_set, &test_set, devices, cfg.total_steps)))
+            rc = cli_fail(prog, st);
+        if (!rc) rc = run(rt, tr, &o, &cfg, &test_set, devices, cfg.total_steps, log);
+        /* a failed step may leave the other processes waiting in a reduction: this one says
+         * why (unless all agreed on a failure process 0 reports) and ends them all */
+        if (rc && procs() > 1) {
+            const char *why = cli_printed_error();
+            if (real_stderr >= 0 && strncmp(why, "process ", 8))
+                dprintf(real_stderr, "%s: error: process %d (%s): %s\n", prog,
+                        clpar_world_rank(world), clpar_world_host(world, clpar_world_rank(world)),
+                        why);
+            clpar_world_abort(world, rc);
+        }
     }
     if (log && fclose(log) != 0 && rc == 0) {
         fprintf(stderr, "%s: error: %s: write failed\n", prog, o.log);
@@ -549,5 +641,19 @@ int main(int argc, char **argv) {
     clpar_runtime_free(rt);
     clpar_dataset_free(&train_set);
     clpar_dataset_free(&test_set);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    clpar_status st = clpar_world_init(&world);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    if (clpar_world_rank(world) > 0) { /* process 0 speaks for all */
+        fflush(NULL);
+        real_stderr = dup(STDERR_FILENO);
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return 1;
+    }
+    int rc = session(argc, argv);
+    if (real_stderr >= 0) close(real_stderr);
+    clpar_world_free(world);
     return rc;
 }

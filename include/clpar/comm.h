@@ -11,6 +11,47 @@
 extern "C" {
 #endif
 
+/* ---- processes ---- */
+
+/* The processes of a run. Built with MPI (CLPAR_MPI) and started by an MPI launcher
+ * (mpirun, mpiexec, srun), a world is MPI's: ranks of a mesh may then live in several
+ * processes on several hosts, and what crosses between processes is the host copy the
+ * collectives already make. Otherwise it is one process, and every call below is trivial. */
+typedef struct clpar_world clpar_world;
+
+/* Whether this build of clpar has MPI support. */
+CLPAR_API int clpar_world_has_mpi(void);
+/* Joins the run's processes: MPI_Init_thread asking for MPI_THREAD_MULTIPLE (every rank's
+ * thread may reduce at once) when built with MPI and a launcher's environment is present
+ * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK), else a world of one process. Collects the
+ * processes' host names. Once per program; the caller owns *out (clpar_world_free, which
+ * ends MPI). */
+CLPAR_API clpar_status clpar_world_init(clpar_world **out);
+CLPAR_API void clpar_world_free(clpar_world *w);
+/* This process's number (0 .. size - 1) and the number of processes; NULL is a world of one. */
+CLPAR_API int clpar_world_rank(const clpar_world *w);
+CLPAR_API int clpar_world_size(const clpar_world *w);
+/* Host name of process `proc` (borrowed). */
+CLPAR_API const char *clpar_world_host(const clpar_world *w, int proc);
+/* Called by every process with its own status and, when it failed, its message (NULL: its
+ * clpar_last_error): returns, on every process, the status of the lowest-numbered process
+ * that failed (CLPAR_OK when none did). That process keeps its own message; the others get
+ * "process Q (HOST): MESSAGE" with its message. For checks that must stop every process
+ * alike (a bad option or missing file seen by one, a file one process could not write), so
+ * that one of them can say why for all. */
+CLPAR_API clpar_status clpar_world_agree(clpar_world *w, clpar_status st, const char *message);
+/* Every process's `bytes` bytes at mine, into all (size x bytes), in process order. */
+CLPAR_API clpar_status clpar_world_allgather(clpar_world *w, const void *mine, size_t bytes,
+                                             void *all);
+/* Sums one double over the processes, in process order (the same bits everywhere). */
+CLPAR_API clpar_status clpar_world_sum_double(clpar_world *w, double *value);
+/* The smallest of one value over the processes. */
+CLPAR_API clpar_status clpar_world_min_u64(clpar_world *w, uint64_t *value);
+/* Ends every process of the run at once (MPI_Abort) with exit status code: for a tool whose
+ * step failed while other processes may wait in a collective. The one clpar call that does
+ * not return, and only under MPI with more than one process; otherwise it returns at once. */
+CLPAR_API void clpar_world_abort(clpar_world *w, int code);
+
 /* ---- host synchronization ---- */
 
 /* One lock and condition shared by the barriers and channels of a group of threads, with an
@@ -44,6 +85,15 @@ typedef struct clpar_allreduce clpar_allreduce;
  * the whole sum back on their transfer queue. The caller owns *out and keeps devs alive. */
 CLPAR_API clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count,
                                             clpar_sync *sync, clpar_allreduce **out);
+/* The same reduction across processes: devs[] are this process's n ranks of the group, and
+ * every process of world takes part with its own (the group's ranks in process order). A
+ * range's sum is this process's ranks' sum in rank order, then those partial sums summed in
+ * process order (one process sums each part, so replicas stay bit-identical): 2 (P - 1) / P
+ * of the range's bytes cross processes each way. Every process calls this in the same order
+ * (it makes the group's own MPI communicator). */
+CLPAR_API clpar_status clpar_allreduce_init_world(clpar_device *const *devs, int n, size_t count,
+                                                  clpar_sync *sync, clpar_world *world,
+                                                  clpar_allreduce **out);
 CLPAR_API void clpar_allreduce_free(clpar_allreduce *ar);
 
 /* Queues, on rank's transfer queue, the read of buf[off, off + len) into staging, to run
@@ -68,6 +118,8 @@ CLPAR_API clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem
 CLPAR_API clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
                                               size_t len, cl_event after);
 CLPAR_API void clpar_allreduce_reset(clpar_allreduce *ar);
+/* Bytes this process has sent to the other processes of the group so far. */
+CLPAR_API uint64_t clpar_allreduce_bytes_sent(const clpar_allreduce *ar);
 /* Timings of the reductions since the last call, from OpenCL profiling: the time their
  * windows (read start to write end) spanned, and how much of it came after
  * compute_end[rank] (device clock, ns), the part not hidden behind compute. Releases their

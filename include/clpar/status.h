@@ -23,6 +23,7 @@ typedef int clpar_status;
 #define CLPAR_EBUILD (-3007)   /* an OpenCL program failed to build (see the detail message) */
 #define CLPAR_EDEVMEM (-3008)  /* the device cannot hold an allocation of that size */
 #define CLPAR_EABORTED (-3010) /* stopped because another rank failed */
+#define CLPAR_EPROCESS (-3011) /* an MPI call failed, or another process of the run did */
 
 /* Short symbolic name of a status ("CL_OUT_OF_RESOURCES", "CLPAR_EINVAL", ...).
  * Never NULL; the string is static. */

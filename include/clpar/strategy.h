@@ -100,6 +100,19 @@ CLPAR_API clpar_status clpar_mesh_choose_schedule(const clpar_mesh_config *cfg,
  * owns *out (clpar_mesh_free). */
 CLPAR_API clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config *cfg,
                                        const float *params, clpar_mesh **out);
+/* The same mesh with its ranks spread over the processes of world (NULL: one process): the
+ * dp replicas are dealt out in order, dp / P consecutive replicas (and all their stages and
+ * shards) per process, so the ranks of process q are [q n / P, (q + 1) n / P) of the n. devs[]
+ * holds this process's ranks' devices, in rank order. Every process calls it with the same
+ * cfg and params; the gradient reduction then also crosses processes (clpar_allreduce_init_world)
+ * and a step's loss is the whole batch's on every process. Calls on replicas another process
+ * holds fail (CLPAR_EINVAL); evaluation, prediction and optimizer state use the process's first
+ * replica (all replicas are equal). */
+CLPAR_API clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs,
+                                             const clpar_mesh_config *cfg, const float *params,
+                                             clpar_mesh **out);
+/* The replicas this process holds: [*first, *first + *count). */
+CLPAR_API void clpar_mesh_local_replicas(const clpar_mesh *m, int *first, int *count);
 CLPAR_API void clpar_mesh_free(clpar_mesh *m);
 CLPAR_API const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
 
@@ -172,6 +185,7 @@ typedef struct {
     double reduce_window_ns;  /* data-parallel reductions: time spanned, summed over ranks */
     double reduce_exposed_ns; /* of which after that rank's backward had finished */
     uint64_t bytes_tp, bytes_pp, bytes_dp; /* moved between host and devices, per kind */
+    uint64_t bytes_sent;      /* sent by this process to the others (the reduction across them) */
     double bubble_measured;   /* mean over stages of idle / span of the last step's pipeline */
     double bubble_ideal;      /* (pp - 1) / (micro + pp - 1) */
     double grad_norm;         /* the last step's global gradient norm (with clipping on) */

@@ -27,7 +27,11 @@ typedef struct {
     int stage_layers[CLPAR_MAX_LAYERS]; /* layers per stage, or all zero to balance */
     int shuffle;
     uint64_t seed;
-    const int *devices; /* device index of each rank (>= dp pp tp entries; may repeat) */
+    const int *devices; /* device index of each rank (>= dp pp tp entries; may repeat); with
+                         * several processes, of this process's ranks (dp pp tp / P) */
+    clpar_world *world; /* the processes the ranks are spread over (borrowed; NULL: this one):
+                         * see clpar_mesh_init_world. Every process runs the same trainer on the
+                         * same data; one writes --save and checkpoints */
     int ndevices;
     const char *init_path; /* model file to start from, or NULL for the seeded init */
     const float *speeds;   /* relative throughput of each rank's device, or NULL: equal */
@@ -76,7 +80,7 @@ CLPAR_API long clpar_trainer_steps_per_epoch(const clpar_trainer *tr);
 
 CLPAR_API clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds,
                                               double *loss, double *accuracy);
-/* The full model (rank 0's), param_count floats. */
+/* The full model (this process's first replica's; all replicas are equal), param_count floats. */
 CLPAR_API clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params);
 /* Rank `rank`'s copy, to check that replicas agree. */
 CLPAR_API clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params);

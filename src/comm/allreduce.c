@@ -1,6 +1,7 @@
 /* Host-staged sum-all-reduce across devices of any context, in a fixed order, run as a
  * collective by one host thread per rank. */
 #include "staging.h"
+#include "world.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct clpar_allreduce {
     rank_state *ranks;
     float *sum;
     clpar_barrier meet;
+    world_group *procs; /* the other processes' ranks of the group, or NULL */
 };
 
 clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
@@ -56,6 +58,27 @@ clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count
     }
     *out = ar;
     return CLPAR_OK;
+}
+
+clpar_status clpar_allreduce_init_world(clpar_device *const *devs, int n, size_t count,
+                                        clpar_sync *sync, clpar_world *world,
+                                        clpar_allreduce **out) {
+    TRY(clpar_allreduce_init(devs, n, count, sync, out));
+    clpar_status st = world_group_init(world, &(*out)->procs);
+    if (st != CLPAR_OK) {
+        clpar_allreduce_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* Between the meetings that follow the sum of this process's ranks: its first rank's thread
+ * sums the range across processes while the others wait. */
+static clpar_status sum_processes(clpar_allreduce *ar, int rank, float *range, size_t len) {
+    if (!ar->procs) return CLPAR_OK;
+    clpar_status st = rank == 0 ? world_group_sum(ar->procs, range, len) : CLPAR_OK;
+    if (st != CLPAR_OK) return st; /* the others then stop at the abort this rank causes */
+    return clpar_barrier_wait(&ar->meet);
 }
 
 static void release_pairs(rank_state *rs) {
@@ -90,6 +113,7 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
     }
     free(ar->ranks);
     free(ar->sum);
+    world_group_free(ar->procs);
     free(ar);
 }
 
@@ -153,6 +177,7 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
             sum[i] += src[i];
     }
     TRY(clpar_barrier_wait(&ar->meet));
+    TRY(sum_processes(ar, rank, ar->sum + off, len));
     cl_event write;
     TRY(clpar_staging_write(rs->dev, buf, off, ar->sum + off, len, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
@@ -207,6 +232,7 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
         for (size_t i = a; i < b; i++)
             ar->sum[i] += ar->ranks[r].stage.host[i];
     TRY(clpar_barrier_wait(&ar->meet));
+    TRY(sum_processes(ar, rank, ar->sum, len));
     TRY(clpar_staging_write(rs->dev, buf, off, ar->sum, len, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
     err = clpar_wait_event(rs->dev, write);
@@ -214,6 +240,10 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
     TRY(st);
     CL_CHECK(err, "clWaitForEvents(allreduce write)");
     return clpar_barrier_wait(&ar->meet);
+}
+
+uint64_t clpar_allreduce_bytes_sent(const clpar_allreduce *ar) {
+    return world_group_bytes_sent(ar->procs);
 }
 
 clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,

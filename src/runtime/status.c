@@ -27,6 +27,7 @@ static const status_entry status_table[] = {
     E(CLPAR_EBUILD, "OpenCL program build failed"),
     E(CLPAR_EDEVMEM, "allocation too large for the device"),
     E(CLPAR_EABORTED, "stopped because another rank failed"),
+    E(CLPAR_EPROCESS, "an MPI call failed, or another process of the run did"),
     E(CL_DEVICE_NOT_FOUND, "OpenCL: device not found"),
     E(CL_DEVICE_NOT_AVAILABLE, "OpenCL: device not available"),
     E(CL_COMPILER_NOT_AVAILABLE, "OpenCL: compiler not available"),

@@ -42,7 +42,7 @@ static void free_rank(mrank *k) {
 void clpar_mesh_free(clpar_mesh *M) {
     if (!M) return;
     clpar_workers_free(M->workers);
-    for (int r = 0; M->ranks && r < M->n; r++)
+    for (int r = M->lo; M->ranks && r < M->hi; r++)
         free_rank(&M->ranks[r]);
     for (int i = 0; M->tp_ars && i < M->cfg.dp * M->cfg.pp; i++)
         clpar_allreduce_free(M->tp_ars[i]);
@@ -193,7 +193,7 @@ static clpar_status build_links(clpar_mesh *M) {
         return clpar_error(CLPAR_ENOMEM, "out of host memory");
     int starts[CLPAR_MAX_LAYERS + 1];
     plan_stage_starts(c, starts);
-    for (int d = 0; d < c->dp; d++)
+    for (int d = M->d0; d < M->d1; d++)
         for (int p = 0; p < c->pp && c->tp > 1; p++) {
             size_t widest = 0; /* the widest activation the stage's collectives carry */
             const rank_layout *l0 = &M->ranks[RANK_OF(c, d, p, 0)].lay;
@@ -214,20 +214,23 @@ static clpar_status build_links(clpar_mesh *M) {
         }
     for (int p = 0; p < c->pp && c->dp > 1; p++)
         for (int t = 0; t < c->tp; t++) {
-            for (int d = 0; d < c->dp; d++)
-                group[d] = M->ranks[RANK_OF(c, d, p, t)].dev;
+            for (int d = M->d0; d < M->d1; d++)
+                group[d - M->d0] = M->ranks[RANK_OF(c, d, p, t)].dev;
             int g = p * c->tp + t;
-            TRY(clpar_allreduce_init(group, c->dp, M->ranks[RANK_OF(c, 0, p, t)].lay.nparams,
-                                     M->sync, &M->dp_ars[g]));
-            for (int d = 0; d < c->dp; d++)
+            TRY(clpar_allreduce_init_world(group, M->d1 - M->d0,
+                                           M->ranks[RANK_OF(c, M->d0, p, t)].lay.nparams, M->sync,
+                                           M->world, &M->dp_ars[g]));
+            for (int d = M->d0; d < M->d1; d++) {
                 M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
+                M->ranks[RANK_OF(c, d, p, t)].dp_slot = d - M->d0;
+            }
         }
     /* a tensor held by two stages (a GPT's token table: the embeddings' and the head's copy)
      * has its gradients summed between them */
     if (c->pp > 1 && c->gpt.layers > 0) {
         M->tie_ars = calloc((size_t)(c->dp * c->tp), sizeof *M->tie_ars);
         if (!M->tie_ars) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-        for (int d = 0; d < c->dp; d++)
+        for (int d = M->d0; d < M->d1; d++)
             for (int t = 0; t < c->tp; t++) {
                 mrank *ends[2] = {&M->ranks[RANK_OF(c, d, 0, t)],
                                   &M->ranks[RANK_OF(c, d, c->pp - 1, t)]};
@@ -246,7 +249,7 @@ static clpar_status build_links(clpar_mesh *M) {
             }
     }
     int slots = c->micro > 2 ? c->micro : 2;
-    for (int d = 0; d < c->dp; d++)
+    for (int d = M->d0; d < M->d1; d++)
         for (int p = 0; p + 1 < c->pp; p++)
             for (int t = 0; t < c->tp; t++) {
                 mrank *a = &M->ranks[RANK_OF(c, d, p, t)], *b = &M->ranks[RANK_OF(c, d, p + 1, t)];
@@ -263,18 +266,56 @@ static clpar_status build_links(clpar_mesh *M) {
 
 clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config *cfg,
                              const float *params, clpar_mesh **out) {
+    return clpar_mesh_init_world(NULL, devs, cfg, params, out);
+}
+
+/* This process's replicas and ranks: P processes hold dp / P consecutive replicas each. */
+static clpar_status place_process(clpar_mesh *M) {
+    const clpar_mesh_config *c = &M->cfg;
+    int P = clpar_world_size(M->world), me = clpar_world_rank(M->world);
+    if (c->dp % P != 0)
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("dp") " %d is not a multiple of the %d processes: each "
+                                             "process holds whole replicas (pipeline stages and "
+                                             "tensor-parallel shards do not cross processes yet)",
+                           c->dp, P);
+    M->d0 = me * (c->dp / P);
+    M->d1 = M->d0 + c->dp / P;
+    M->lo = M->d0 * c->pp * c->tp;
+    M->hi = M->d1 * c->pp * c->tp;
+    return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs,
+                                   const clpar_mesh_config *cfg, const float *params,
+                                   clpar_mesh **out) {
     *out = NULL;
-    TRY(clpar_mesh_validate(cfg));
+    /* allocating first keeps the whole body in this function (no partial inlining of an
+     * early return), where the fault sweep counts its allocations by name */
     clpar_mesh *M = calloc(1, sizeof *M);
     if (!M) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    clpar_status st = clpar_mesh_validate(cfg);
     M->cfg = *cfg;
+    M->world = world;
     const clpar_mesh_config *c = &M->cfg;
     M->n = c->dp * c->pp * c->tp;
-    uint64_t memory[CLPAR_MAX_RANKS];
+    if (st == CLPAR_OK) st = place_process(M);
+    if (st != CLPAR_OK) {
+        free(M);
+        return st;
+    }
+    /* every process must choose the same schedule: it sees its own devices only, so all
+     * decide on the smallest memory of any rank's device */
+    uint64_t memory[CLPAR_MAX_RANKS], least = UINT64_MAX;
+    for (int r = M->lo; r < M->hi; r++)
+        if (devs[r - M->lo]->info->global_mem < least) least = devs[r - M->lo]->info->global_mem;
+    if (clpar_world_size(world) > 1) st = clpar_world_min_u64(world, &least);
     for (int r = 0; r < M->n; r++)
-        memory[r] = devs[r]->info->global_mem;
+        memory[r] = r >= M->lo && r < M->hi && clpar_world_size(world) == 1
+                        ? devs[r - M->lo]->info->global_mem
+                        : least;
     clpar_schedule schedule;
-    clpar_status st = clpar_mesh_choose_schedule(c, memory, &schedule);
+    if (st == CLPAR_OK) st = clpar_mesh_choose_schedule(c, memory, &schedule);
     if (st != CLPAR_OK) {
         free(M);
         return st;
@@ -287,15 +328,17 @@ clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config 
     M->norm_parts = calloc((size_t)M->n, sizeof *M->norm_parts);
     st = M->ranks && M->norm_parts ? clpar_sync_init(&M->sync)
                                    : clpar_error(CLPAR_ENOMEM, "out of host memory");
-    if (st == CLPAR_OK) clpar_barrier_init(&M->clip_meet, M->sync, M->n);
-    for (int r = 0; r < M->n && st == CLPAR_OK; r++) {
+    if (st == CLPAR_OK) clpar_barrier_init(&M->clip_meet, M->sync, M->hi - M->lo);
+    for (int r = M->lo; r < M->hi && st == CLPAR_OK; r++) {
         mrank *k = &M->ranks[r];
         k->rank = r;
-        k->dev = devs[r];
+        k->dev = devs[r - M->lo];
         st = build_rank(M, k, params);
     }
+    /* the links below are collective across processes: all go on, or none */
+    if (clpar_world_size(world) > 1) st = clpar_world_agree(world, st, NULL);
     if (st == CLPAR_OK) st = build_links(M);
-    if (st == CLPAR_OK && M->n > 1) st = clpar_workers_init(M->n, &M->workers);
+    if (st == CLPAR_OK && M->hi - M->lo > 1) st = clpar_workers_init(M->hi - M->lo, &M->workers);
     if (st != CLPAR_OK) {
         clpar_mesh_free(M);
         return st;
@@ -303,6 +346,11 @@ clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config 
     M->stats.bubble_ideal = (double)(c->pp - 1) / (double)(c->micro + c->pp - 1);
     *out = M;
     return CLPAR_OK;
+}
+
+void clpar_mesh_local_replicas(const clpar_mesh *M, int *first, int *count) {
+    *first = M->d0;
+    *count = M->d1 - M->d0;
 }
 
 const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *M) {

@@ -89,6 +89,7 @@ typedef struct {
     cl_mem *labels, *targets; /* per slot, on the last stage */
     size_t act_bytes, param_bytes;
     clpar_allreduce *tp_ar, *dp_ar;
+    int dp_slot;             /* the rank's place in dp_ar: its replica among this process's */
     clpar_allreduce *tie_ar; /* a tied tensor's copies: first and last stage (a GPT's table) */
     int tie_index;
     size_t tie_off, tie_len;
@@ -106,7 +107,10 @@ typedef struct {
 
 struct clpar_mesh {
     clpar_mesh_config cfg;
-    int n;
+    int n;      /* ranks in the whole mesh: ranks[] has an entry for each */
+    int lo, hi; /* the ranks this process holds (built and run); all of them in one process */
+    int d0, d1; /* its replicas: processes hold whole replicas */
+    clpar_world *world; /* borrowed; NULL: one process */
     mrank *ranks;
     clpar_sync *sync;
     clpar_workers *workers;

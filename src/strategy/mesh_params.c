@@ -19,7 +19,11 @@ static cl_mem rank_buffer(const mrank *k, int which) {
 static clpar_status gather(clpar_mesh *M, int replica, float *full, int which) {
     if (replica < 0 || replica >= M->cfg.dp)
         return clpar_error(CLPAR_EINVAL, "no replica %d of %d", replica, M->cfg.dp);
-    for (int r = 0; r < M->n; r++) {
+    if (replica < M->d0 || replica >= M->d1)
+        return clpar_error(CLPAR_EINVAL,
+                           "replica %d lives in another process (this one holds %d..%d)", replica,
+                           M->d0, M->d1 - 1);
+    for (int r = M->lo; r < M->hi; r++) {
         mrank *k = &M->ranks[r];
         if (k->lay.d != replica) continue;
         size_t n = k->lay.nparams;
@@ -44,11 +48,11 @@ clpar_status clpar_mesh_get_grads(clpar_mesh *M, int replica, float *grads) {
 }
 
 clpar_status clpar_mesh_get_optim_state(clpar_mesh *M, int i, float *state) {
-    return gather(M, 0, state, i);
+    return gather(M, M->d0, state, i);
 }
 
 static clpar_status scatter(clpar_mesh *M, const float *full, int which) {
-    for (int r = 0; r < M->n; r++) {
+    for (int r = M->lo; r < M->hi; r++) {
         mrank *k = &M->ranks[r];
         cl_mem buf = rank_buffer(k, which);
         if (!buf) return clpar_error(CLPAR_EINVAL, "the optimizer has no state %d", which);
@@ -72,15 +76,15 @@ clpar_status clpar_mesh_set_optim_state(clpar_mesh *M, int i, const float *state
 }
 
 long clpar_mesh_optim_steps(const clpar_mesh *M) {
-    return clpar_optim_steps_taken(M->ranks[0].opt);
+    return clpar_optim_steps_taken(M->ranks[M->lo].opt);
 }
 
 void clpar_mesh_set_lr(clpar_mesh *M, float lr) {
-    for (int r = 0; r < M->n; r++)
+    for (int r = M->lo; r < M->hi; r++)
         clpar_optim_set_lr(M->ranks[r].opt, lr);
 }
 
 void clpar_mesh_set_optim_steps(clpar_mesh *M, long steps) {
-    for (int r = 0; r < M->n; r++)
+    for (int r = M->lo; r < M->hi; r++)
         clpar_optim_set_steps(M->ranks[r].opt, steps);
 }

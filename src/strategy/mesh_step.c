@@ -210,8 +210,8 @@ static clpar_status copy_rows(mrank *k, cl_mem dst, size_t row, cl_mem src, size
 /* Starts reducing module j's gradient bucket across replicas once `ready` has passed. */
 static clpar_status begin_reduction(mrank *k, int j, cl_event ready) {
     const clpar_module *mod = k->lay.mods[j];
-    return clpar_allreduce_begin(k->dp_ar, k->lay.d, k->grads, mod->param_offset, mod->param_count,
-                                 ready);
+    return clpar_allreduce_begin(k->dp_ar, k->dp_slot, k->grads, mod->param_offset,
+                                 mod->param_count, ready);
 }
 
 /* W: the weight gradients of micro-batches m .. m + count - 1, one call per module over all
@@ -294,16 +294,18 @@ static clpar_status zero_grads(mrank *k, cl_event *ev) {
 
 typedef struct {
     const mrank *k;
+    int d0; /* the process's first replica: every process counts its own (they are equal) */
     double sum;
 } norm_job;
 
-/* A parameter's share of the global norm, counted once in the mesh: on replica 0, and for a
+/* A parameter's share of the global norm, counted once in the process: on its first replica
+ * (all replicas hold the same reduced gradients, so every process finds the same norm), and for a
  * tensor every shard holds whole (a layer norm, an embedding) on shard 0 only. */
 static void add_squares(const clpar_param *p, void *user) {
     norm_job *j = user;
     size_t groups = p->groups > 1 ? p->groups : 1, count = p->rows * p->cols * groups;
     bool whole = count == p->shape[0] * p->shape[1];
-    if (!count || p->copy || j->k->lay.d != 0 || (whole && j->k->lay.t != 0)) return;
+    if (!count || p->copy || j->k->lay.d != j->d0 || (whole && j->k->lay.t != 0)) return;
     for (size_t i = 0; i < count; i++) {
         double g = j->k->host_grads[p->offset + i];
         j->sum += g * g;
@@ -315,17 +317,17 @@ static void add_squares(const clpar_param *p, void *user) {
  * scales its gradients by clip / (norm + 1e-6) when that is below 1. */
 static clpar_status clip_gradients(clpar_mesh *M, mrank *k) {
     TRY(clpar_device_read(k->dev, k->host_grads, k->grads, 0, k->lay.nparams * sizeof(float)));
-    norm_job j = {k, 0.0};
+    norm_job j = {k, M->d0, 0.0};
     for (int m = 0; m < k->lay.nl; m++)
         clpar_module_each_param(k->lay.mods[m], add_squares, &j);
     M->norm_parts[k->rank] = j.sum;
     TRY(clpar_barrier_wait(&M->clip_meet));
     double total = 0;
-    for (int r = 0; r < M->n; r++)
+    for (int r = M->lo; r < M->hi; r++)
         total += M->norm_parts[r];
     TRY(clpar_barrier_wait(&M->clip_meet)); /* the parts are rewritten next step */
     double norm = sqrt(total), coef = M->cfg.clip / (norm + 1e-6);
-    if (k->rank == 0) M->stats.grad_norm = norm;
+    if (k->rank == M->lo) M->stats.grad_norm = norm;
     if (coef >= 1.0) return CLPAR_OK;
     return clpar_op_scale(k->dev, k->grads, 0, (float)coef, k->lay.nparams, NULL);
 }
@@ -336,7 +338,7 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
     k->first_w = 1;
     int nmicro;
     if (M->eval) {
-        if (l->d != 0) return CLPAR_OK;
+        if (l->d != M->d0) return CLPAR_OK; /* the process's first replica evaluates */
         nmicro = (int)((M->rows + M->micro_cap - 1) / M->micro_cap);
         for (int m = 0; m < nmicro; m++)
             TRY(op_forward(M, k, m, nmicro));
@@ -372,7 +374,7 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
         clpar_status st = CLPAR_OK;
         for (int j = l->nl - 1; j >= 0 && st == CLPAR_OK; j--) {
             const clpar_module *mod = l->mods[j];
-            st = clpar_allreduce_bucket(k->dp_ar, l->d, k->grads, mod->param_offset,
+            st = clpar_allreduce_bucket(k->dp_ar, k->dp_slot, k->grads, mod->param_offset,
                                         mod->param_count);
             k->bytes_dp += 2 * mod->param_count * sizeof(float);
         }
@@ -407,19 +409,19 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
 
 static clpar_status rank_task(void *ctx, int r) {
     clpar_mesh *M = ctx;
-    clpar_status st = run_rank(M, &M->ranks[r]);
+    clpar_status st = run_rank(M, &M->ranks[M->lo + r]);
     if (st != CLPAR_OK) clpar_sync_abort(M->sync);
     return st;
 }
 
 static void reset_after_failure(clpar_mesh *M) {
-    for (int r = 0; r < M->n; r++) {
+    for (int r = M->lo; r < M->hi; r++) {
         mrank *k = &M->ranks[r];
         clFinish(k->dev->compute);
         clFinish(k->dev->transfer);
     }
     for (int i = 0; i < M->cfg.dp * M->cfg.pp && M->cfg.tp > 1; i++)
-        clpar_allreduce_reset(M->tp_ars[i]);
+        if (M->tp_ars[i]) clpar_allreduce_reset(M->tp_ars[i]); /* NULL: another process's */
     for (int i = 0; i < M->cfg.pp * M->cfg.tp && M->cfg.dp > 1; i++)
         clpar_allreduce_reset(M->dp_ars[i]);
     for (int i = 0; i < M->nchans; i++)
@@ -427,12 +429,13 @@ static void reset_after_failure(clpar_mesh *M) {
     for (int i = 0; i < M->ntie; i++)
         clpar_allreduce_reset(M->tie_ars[i]);
     clpar_sync_reset(M->sync);
-    for (int r = 0; r < M->n; r++) /* a failed step traces nothing */
+    for (int r = M->lo; r < M->hi; r++) /* a failed step traces nothing */
         rank_drop_events(&M->ranks[r]);
 }
 
 clpar_status mesh_run(clpar_mesh *M) {
-    clpar_status st = M->n == 1 ? rank_task(M, 0) : clpar_workers_run(M->workers, rank_task, M);
+    clpar_status st =
+        M->hi - M->lo == 1 ? rank_task(M, 0) : clpar_workers_run(M->workers, rank_task, M);
     if (st != CLPAR_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", clpar_last_error_raw());
@@ -454,14 +457,23 @@ static clpar_status ensure_rows(clpar_mesh *M, size_t rows) {
     return CLPAR_OK;
 }
 
-static double mean_loss(const clpar_mesh *M, size_t rows) {
+/* The mean loss of rows [0, rows): a step's over every replica (this process's rows summed,
+ * then the processes' sums in process order), an evaluation's from the one replica that ran. */
+static clpar_status mean_loss(const clpar_mesh *M, size_t rows, int eval, double *loss) {
     clpar_model_spec model = mesh_model(&M->cfg);
-    size_t n = rows * clpar_model_positions(&model);
+    size_t per = clpar_model_positions(&model), a = 0, b = rows, first, count;
+    if (!eval) {
+        clpar_mesh_replica_rows(&M->cfg, rows, M->d0, &a, &count);
+        clpar_mesh_replica_rows(&M->cfg, rows, M->d1 - 1, &first, &count);
+        b = first + count;
+    }
     double sum = 0.0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = a * per; i < b * per; i++)
         sum += M->row_loss[i];
+    if (!eval) TRY(clpar_world_sum_double(M->world, &sum));
     size_t out = clpar_model_output_width(&model);
-    return sum / (double)n / (M->cfg.loss == CLPAR_LOSS_MSE ? (double)out : 1.0);
+    *loss = sum / (double)(rows * per) / (M->cfg.loss == CLPAR_LOSS_MSE ? (double)out : 1.0);
+    return CLPAR_OK;
 }
 
 clpar_status clpar_mesh_step(clpar_mesh *M, const void *x, const int *labels, const float *targets,
@@ -477,17 +489,18 @@ clpar_status clpar_mesh_step(clpar_mesh *M, const void *x, const int *labels, co
     TRY(ensure_rows(M, rows));
     M->x = x, M->labels = labels, M->targets = targets, M->rows = rows, M->eval = 0;
     TRY(mesh_run(M));
-    *loss = mean_loss(M, rows);
+    TRY(mean_loss(M, rows, 0, loss));
     if (c->dp > 1) {
         for (int p = 0; p < c->pp; p++)
             for (int t = 0; t < c->tp; t++) {
                 cl_ulong ends[CLPAR_MAX_RANKS];
-                for (int d = 0; d < c->dp; d++) {
+                for (int d = M->d0; d < M->d1; d++) {
                     cl_event e = M->ranks[RANK_OF(c, d, p, t)].bwd_end;
-                    ends[d] = 0;
+                    cl_ulong *end = &ends[d - M->d0];
+                    *end = 0;
                     if (e)
-                        clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof ends[d],
-                                                &ends[d], NULL);
+                        clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof *end, end,
+                                                NULL);
                 }
                 double win, exp;
                 TRY(clpar_allreduce_collect(M->dp_ars[p * c->tp + t], ends, &win, &exp));
@@ -507,10 +520,11 @@ clpar_status clpar_mesh_evaluate(clpar_mesh *M, const void *x, const int *labels
     TRY(ensure_rows(M, rows));
     M->x = x, M->labels = labels, M->targets = targets, M->rows = rows, M->eval = 1;
     clpar_status st = mesh_run(M);
-    for (int r = 0; r < M->n; r++) /* evaluation leaves nothing to trace */
+    for (int r = M->lo; r < M->hi; r++) /* evaluation leaves nothing to trace */
         rank_drop_events(&M->ranks[r]);
     TRY(st);
-    if (loss) *loss = (labels || targets) ? mean_loss(M, rows) : 0.0;
+    if (loss) *loss = 0.0;
+    if (loss && (labels || targets)) TRY(mean_loss(M, rows, 1, loss));
     if (accuracy) { /* an MLP's: the most likely class is the label */
         size_t out = kept_outputs(M), correct = 0;
         for (size_t i = 0; labels && out && i < rows; i++) {

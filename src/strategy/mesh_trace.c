@@ -78,7 +78,7 @@ clpar_status mesh_collect_events(clpar_mesh *M) {
     double busy[CLPAR_MAX_LAYERS] = {0}, lo = INFINITY, hi = -INFINITY;
     clpar_status st = CLPAR_OK;
     if (M->tracing && M->trace_origin_ns == 0) M->trace_origin_ns = host_ns() - 1e9;
-    for (int r = 0; r < M->n; r++) {
+    for (int r = M->lo; r < M->hi; r++) {
         mrank *k = &M->ranks[r];
         for (int i = 0; i < k->nev; i++) {
             rank_event *e = &k->ev[i];
@@ -92,7 +92,7 @@ clpar_status mesh_collect_events(clpar_mesh *M) {
             }
             s += k->clock_offset_ns;
             t += k->clock_offset_ns;
-            if (is_compute(e->cat) && k->lay.d == 0 && k->lay.t == 0 && t > s) {
+            if (is_compute(e->cat) && k->lay.d == M->d0 && k->lay.t == 0 && t > s) {
                 busy[k->lay.p] += t - s;
                 if (s < lo) lo = s;
                 if (t > hi) hi = t;
@@ -129,7 +129,7 @@ void clpar_mesh_get_stats(const clpar_mesh *M, clpar_mesh_stats *stats) {
     *stats = M->stats;
     stats->bytes_tp = stats->bytes_pp = stats->bytes_dp = 0;
     stats->launches = stats->waits = 0;
-    for (int r = 0; r < M->n; r++) {
+    for (int r = M->lo; r < M->hi; r++) {
         uint64_t launches = 0, waits = 0;
         if (M->ranks[r].dev) clpar_device_get_counts(M->ranks[r].dev, &launches, &waits);
         stats->launches += launches;
@@ -138,6 +138,9 @@ void clpar_mesh_get_stats(const clpar_mesh *M, clpar_mesh_stats *stats) {
         stats->bytes_pp += M->ranks[r].bytes_pp;
         stats->bytes_dp += M->ranks[r].bytes_dp;
     }
+    stats->bytes_sent = 0;
+    for (int i = 0; M->dp_ars && i < M->cfg.pp * M->cfg.tp; i++)
+        if (M->dp_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->dp_ars[i]);
 }
 
 void clpar_mesh_set_tracing(clpar_mesh *M, bool on) {

@@ -269,7 +269,7 @@ clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const
     char(*values)[1024] = calloc(NSETTINGS + 4, sizeof *values);
     clpar_status st = CLPAR_OK;
     if (!buf || !e || !names || !m || !values) st = clpar_error(CLPAR_ENOMEM, "out of host memory");
-    if (st == CLPAR_OK) st = clpar_mesh_get_params(tr->mesh, 0, buf);
+    if (st == CLPAR_OK) st = clpar_trainer_get_params(tr, buf);
     for (int i = 0; i < ns && st == CLPAR_OK; i++)
         st = clpar_mesh_get_optim_state(tr->mesh, i, buf + (size_t)(1 + i) * tr->nparams);
     int n = 0;
@@ -301,7 +301,10 @@ clpar_status clpar_trainer_checkpoint(clpar_trainer *tr, const char *path, const
         for (int i = 0; i < 2 * nmeta; i++)
             m[k++] = meta[i];
     }
-    if (st == CLPAR_OK) st = clpar_st_write(path, e, n, m, k / 2);
+    /* one process writes (all hold the same state); every one learns whether it could */
+    if (st == CLPAR_OK && clpar_world_rank(tr->world) == 0)
+        st = clpar_st_write(path, e, n, m, k / 2);
+    st = clpar_world_agree(tr->world, st, NULL);
     free(buf);
     free(e);
     free(names);

@@ -38,12 +38,20 @@ static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset 
                            c->micro_batches > 1 ? CLPAR_FIELD("micro_batches")
                                                 : CLPAR_FIELD("accum"),
                            c->accum * c->micro_batches, c->batch);
-    if (c->ndevices < ranks)
+    int P = clpar_world_size(c->world);
+    if (P > 1 && c->dp % P != 0)
         return clpar_error(CLPAR_EINVAL,
-                           "%ld ranks (dp %d x pp %d x tp %d) need %ld devices, but the device "
+                           CLPAR_FIELD("dp") " %d is not a multiple of the %d processes: each "
+                                             "process holds whole replicas (pipeline stages and "
+                                             "tensor-parallel shards do not cross processes yet)",
+                           c->dp, P);
+    if (c->ndevices < ranks / P)
+        return clpar_error(CLPAR_EINVAL,
+                           "%ld ranks (dp %d x pp %d x tp %d)%s need %ld devices, but the device "
                            "spec names %d (repeat indices, as in 0,0, to put several ranks on "
                            "one device)",
-                           ranks, c->dp, c->pp, c->tp, ranks, c->ndevices);
+                           ranks, c->dp, c->pp, c->tp, P > 1 ? " over the processes" : "",
+                           ranks / P, c->ndevices);
     if (clpar_model_is_gpt(&m)) TRY(clpar_gpt_config_check(&c->gpt));
     if (clpar_model_is_gpt(&m) && !ds->tokens)
         return clpar_error(CLPAR_EINVAL, "a GPT trains on text (token data)");
@@ -138,6 +146,7 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
     tr->data_name = strdup(cfg->data ? cfg->data : "");
     tr->cfg.data = tr->data_name;
     tr->train = train;
+    tr->world = cfg->world;
     clpar_model_spec model = trainer_model(cfg);
     tr->nparams = clpar_model_param_count(&model);
     clpar_mesh_config mc;
@@ -148,7 +157,7 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
     size_t lw = train->label_width ? train->label_width : 1;
     tr->blabels = train->labels ? malloc(b * lw * sizeof(int)) : NULL;
     tr->btargets = train->targets ? malloc(b * train->out * sizeof(float)) : NULL;
-    int ranks = cfg->dp * cfg->pp * cfg->tp;
+    int ranks = cfg->dp * cfg->pp * cfg->tp / clpar_world_size(cfg->world); /* this process's */
     /* fail on the device's limits before touching host memory of the same size */
     for (int r = 0; r < ranks && st == CLPAR_OK; r++) {
         const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r]);
@@ -176,7 +185,9 @@ clpar_status clpar_trainer_init(clpar_runtime *rt, const clpar_trainer_config *u
         st = clpar_device_init(rt, cfg->devices[r], &tr->devs[r]);
         if (st == CLPAR_OK) tr->ndevs++;
     }
-    if (st == CLPAR_OK) st = clpar_mesh_init(tr->devs, &mc, params, &tr->mesh);
+    /* building the mesh is collective across processes: all go on, or none */
+    if (clpar_world_size(cfg->world) > 1) st = clpar_world_agree(cfg->world, st, NULL);
+    if (st == CLPAR_OK) st = clpar_mesh_init_world(cfg->world, tr->devs, &mc, params, &tr->mesh);
     free(params);
     if (st != CLPAR_OK) {
         clpar_trainer_free(tr);
@@ -233,7 +244,9 @@ clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds, 
 }
 
 clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params) {
-    return clpar_mesh_get_params(tr->mesh, 0, params);
+    int first, count;
+    clpar_mesh_local_replicas(tr->mesh, &first, &count);
+    return clpar_mesh_get_params(tr->mesh, first, params);
 }
 
 clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params) {
@@ -245,7 +258,10 @@ clpar_status clpar_trainer_save(clpar_trainer *tr, const char *path) {
     if (!params) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     clpar_status st = clpar_trainer_get_params(tr, params);
     clpar_model_spec model = trainer_model(&tr->cfg);
-    if (st == CLPAR_OK) st = clpar_model_file_save(path, &model, params);
+    /* one process writes (all hold the same model); every one learns whether it could */
+    if (st == CLPAR_OK && clpar_world_rank(tr->world) == 0)
+        st = clpar_model_file_save(path, &model, params);
+    st = clpar_world_agree(tr->world, st, NULL);
     free(params);
     return st;
 }

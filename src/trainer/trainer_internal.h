@@ -21,6 +21,7 @@ struct clpar_trainer {
     clpar_device *devs[CLPAR_MAX_RANKS];
     int ndevs;
     clpar_mesh *mesh;
+    clpar_world *world; /* borrowed from the configuration; NULL: one process */
     size_t *order;
     long step, epoch;
     size_t pos; /* next sample of the epoch */

@@ -1,0 +1,321 @@
+/* The run's processes: MPI when built with it and started by a launcher, else one process.
+ * Everything that crosses a process boundary goes through here. */
+#include "world.h"
+
+#include "clpar/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef CLPAR_HAVE_MPI
+#include <mpi.h>
+#endif
+
+#define HOST_LEN 64
+
+struct clpar_world {
+    int rank, size;
+    int mpi; /* this world called MPI_Init_thread */
+    char (*hosts)[HOST_LEN];
+};
+
+struct world_group {
+#ifdef CLPAR_HAVE_MPI
+    MPI_Comm comm;
+#endif
+    int rank, size;
+    float *part; /* P copies of this process's part, then the sum of them */
+    size_t cap;
+    int *counts, *displs;
+    uint64_t sent;
+};
+
+int clpar_world_has_mpi(void) {
+#ifdef CLPAR_HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* The number of processes a launcher started, from its environment (1: none). */
+static long launched_size(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i])) return atol(getenv(vars[i]));
+    return 1;
+}
+
+#ifdef CLPAR_HAVE_MPI
+static clpar_status mpi_check(int rc, const char *what) {
+    if (rc == MPI_SUCCESS) return CLPAR_OK;
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", rc);
+    return clpar_error(CLPAR_EPROCESS, "%s failed: %s", what, text);
+}
+#define MPI_TRY(call, what)                                                                        \
+    do {                                                                                           \
+        clpar_status mpi_st_ = mpi_check((call), what);                                            \
+        if (mpi_st_ != CLPAR_OK) return mpi_st_;                                                   \
+    } while (0)
+
+static int launched_by_mpi(void) {
+    return launched_size() > 1 || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+#endif
+
+clpar_status clpar_world_init(clpar_world **out) {
+    *out = NULL;
+    clpar_world *w = calloc(1, sizeof *w);
+    if (!w) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    w->size = 1;
+#ifndef CLPAR_HAVE_MPI
+    if (launched_size() > 1) { /* each process would train alone, on the whole batch */
+        free(w);
+        return clpar_error(CLPAR_EPROCESS,
+                           "started as one of %ld processes, but this clpar was built without MPI "
+                           "(install libopenmpi-dev or libmpich-dev and build again)",
+                           launched_size());
+    }
+#else
+    int inited = 0;
+    if (launched_by_mpi() && MPI_Initialized(&inited) == MPI_SUCCESS && !inited) {
+        int provided = 0;
+        clpar_status st = mpi_check(MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided),
+                                    "MPI_Init_thread");
+        if (st != CLPAR_OK) {
+            free(w);
+            return st;
+        }
+        w->mpi = 1;
+        /* errors come back as codes, so that a failing call is reported, not fatal */
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+        if (provided < MPI_THREAD_MULTIPLE) {
+            clpar_world_free(w);
+            return clpar_error(
+                CLPAR_EPROCESS,
+                "this MPI library does not support MPI_THREAD_MULTIPLE (every rank's "
+                "thread reduces on its own)");
+        }
+        MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &w->size);
+    }
+#endif
+    w->hosts = calloc((size_t)w->size, sizeof *w->hosts);
+    if (!w->hosts) {
+        clpar_world_free(w);
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    }
+    char me[HOST_LEN] = "?";
+    if (gethostname(me, sizeof me - 1) != 0) strcpy(me, "?");
+    memcpy(w->hosts[w->rank], me, HOST_LEN);
+#ifdef CLPAR_HAVE_MPI
+    if (w->size > 1) {
+        clpar_status st = mpi_check(
+            MPI_Allgather(me, HOST_LEN, MPI_CHAR, w->hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD),
+            "MPI_Allgather(host names)");
+        if (st != CLPAR_OK) {
+            clpar_world_free(w);
+            return st;
+        }
+    }
+#endif
+    *out = w;
+    return CLPAR_OK;
+}
+
+void clpar_world_free(clpar_world *w) {
+    if (!w) return;
+#ifdef CLPAR_HAVE_MPI
+    if (w->mpi) MPI_Finalize();
+#endif
+    free(w->hosts);
+    free(w);
+}
+
+int clpar_world_rank(const clpar_world *w) {
+    return w ? w->rank : 0;
+}
+
+int clpar_world_size(const clpar_world *w) {
+    return w ? w->size : 1;
+}
+
+const char *clpar_world_host(const clpar_world *w, int proc) {
+    if (!w || proc < 0 || proc >= w->size) return "?";
+    return w->hosts[proc];
+}
+
+clpar_status clpar_world_agree(clpar_world *w, clpar_status st, const char *message) {
+    if (!w || w->size == 1) return st;
+#ifdef CLPAR_HAVE_MPI
+    /* the lowest failing process: each offers its number when failed, else size */
+    int mine = st != CLPAR_OK ? w->rank : w->size, first = w->size;
+    MPI_TRY(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD),
+            "MPI_Allreduce(status)");
+    if (first == w->size) return CLPAR_OK;
+    struct {
+        int code;
+        char text[1000];
+    } what = {st, ""};
+    if (first == w->rank)
+        snprintf(what.text, sizeof what.text, "%s", message ? message : clpar_last_error());
+    MPI_TRY(MPI_Bcast(&what, (int)sizeof what, MPI_BYTE, first, MPI_COMM_WORLD),
+            "MPI_Bcast(status)");
+    if (first == w->rank) return st;
+    return clpar_error(what.code, "process %d (%s): %s", first, w->hosts[first], what.text);
+#else
+    return st;
+#endif
+}
+
+clpar_status clpar_world_allgather(clpar_world *w, const void *mine, size_t bytes, void *all) {
+    if (!w || w->size == 1) {
+        memmove(all, mine, bytes);
+        return CLPAR_OK;
+    }
+#ifdef CLPAR_HAVE_MPI
+    if (bytes > (size_t)1 << 30)
+        return clpar_error(CLPAR_EINVAL, "an all-gather of %zu bytes exceeds 2^30", bytes);
+    MPI_TRY(MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD),
+            "MPI_Allgather");
+#endif
+    return CLPAR_OK;
+}
+
+clpar_status clpar_world_sum_double(clpar_world *w, double *value) {
+    if (!w || w->size == 1) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    double *all = malloc((size_t)w->size * sizeof *all);
+    if (!all) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    clpar_status st = mpi_check(
+        MPI_Allgather(value, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, MPI_COMM_WORLD), "MPI_Allgather");
+    if (st == CLPAR_OK) {
+        double sum = 0;
+        for (int i = 0; i < w->size; i++)
+            sum += all[i];
+        *value = sum;
+    }
+    free(all);
+    return st;
+#else
+    return CLPAR_OK;
+#endif
+}
+
+clpar_status clpar_world_min_u64(clpar_world *w, uint64_t *value) {
+    if (!w || w->size == 1) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    unsigned long long mine = *value, least = mine;
+    MPI_TRY(MPI_Allreduce(&mine, &least, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD),
+            "MPI_Allreduce(min)");
+    *value = least;
+#endif
+    return CLPAR_OK;
+}
+
+void clpar_world_abort(clpar_world *w, int code) {
+#ifdef CLPAR_HAVE_MPI
+    if (w && w->mpi && w->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+}
+
+/* ---- groups ---- */
+
+uint64_t world_group_bytes_sent(const world_group *g) {
+    return g ? g->sent : 0;
+}
+
+clpar_status world_group_init(clpar_world *w, world_group **out) {
+    *out = NULL;
+    if (!w || w->size == 1) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    world_group *g = calloc(1, sizeof *g);
+    if (!g) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    g->rank = w->rank;
+    g->size = w->size;
+    g->comm = MPI_COMM_NULL;
+    g->counts = calloc((size_t)g->size, sizeof *g->counts);
+    g->displs = calloc((size_t)g->size, sizeof *g->displs);
+    clpar_status st =
+        g->counts && g->displs ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    if (st == CLPAR_OK) st = mpi_check(MPI_Comm_dup(MPI_COMM_WORLD, &g->comm), "MPI_Comm_dup");
+    if (st == CLPAR_OK) MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
+    if (st != CLPAR_OK) {
+        world_group_free(g);
+        return st;
+    }
+    *out = g;
+    return CLPAR_OK;
+#else
+    return CLPAR_OK;
+#endif
+}
+
+void world_group_free(world_group *g) {
+    if (!g) return;
+#ifdef CLPAR_HAVE_MPI
+    if (g->comm != MPI_COMM_NULL) MPI_Comm_free(&g->comm);
+#endif
+    free(g->part);
+    free(g->counts);
+    free(g->displs);
+    free(g);
+}
+
+clpar_status world_group_sum(world_group *g, float *data, size_t len) {
+    if (!g || len == 0) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    if (len > (size_t)1 << 30)
+        return clpar_error(CLPAR_EINVAL, "a reduction across processes of %zu floats exceeds 2^30",
+                           len);
+    int P = g->size;
+    size_t a = len * (size_t)g->rank / (size_t)P, b = len * (size_t)(g->rank + 1) / (size_t)P;
+    size_t mine = b - a;
+    if ((size_t)P * mine > g->cap) {
+        float *p = realloc(g->part, ((size_t)P * mine + 1) * sizeof *p);
+        if (!p) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+        g->part = p;
+        g->cap = (size_t)P * mine;
+    }
+    /* every process sends part j of its data to process j ... */
+    int *sc = g->counts, *sd = g->displs;
+    for (int j = 0; j < P; j++) {
+        size_t ja = len * (size_t)j / (size_t)P, jb = len * (size_t)(j + 1) / (size_t)P;
+        sc[j] = (int)(jb - ja);
+        sd[j] = (int)ja;
+    }
+    int *rc = malloc(2 * (size_t)P * sizeof *rc);
+    if (!rc) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    int *rd = rc + P;
+    for (int j = 0; j < P; j++) {
+        rc[j] = (int)mine;
+        rd[j] = (int)((size_t)j * mine);
+    }
+    clpar_status st =
+        mpi_check(MPI_Alltoallv(data, sc, sd, MPI_FLOAT, g->part, rc, rd, MPI_FLOAT, g->comm),
+                  "MPI_Alltoallv(reduction)");
+    if (st == CLPAR_OK) {
+        /* ... which sums it over the processes in order ... */
+        float *sum = data + a;
+        memcpy(sum, g->part, mine * sizeof *sum);
+        for (int j = 1; j < P; j++) {
+            const float *src = g->part + (size_t)j * mine;
+            for (size_t i = 0; i < mine; i++)
+                sum[i] += src[i];
+        }
+        /* ... and every process receives every summed part */
+        st = mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, data, sc, sd, MPI_FLOAT, g->comm),
+                       "MPI_Allgatherv(reduction)");
+    }
+    /* the other processes' parts out, then this one's summed part to each of them */
+    if (st == CLPAR_OK) g->sent += (uint64_t)(len - mine + (size_t)(P - 1) * mine) * sizeof(float);
+    free(rc);
+    return st;
+#else
+    return CLPAR_OK;
+#endif
+}

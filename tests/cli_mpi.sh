@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Ranks in several processes under mpirun: data parallelism across 2 and 4 processes (alone,
+# with pipeline stages inside each process, a GPT with clipping) against the same mesh in one
+# process; checkpoints resumed with another number of processes; bad input seen by one
+# process; a process killed mid-run. Skipped (passes, saying so) where clpar was built without
+# MPI or mpirun is missing.
+. "$(dirname "$0")/harness.sh"
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+if ! command -v mpirun >/dev/null || ! grep -q "CLPAR_HAVE_MPI:INTERNAL=ON" "$B/CMakeCache.txt"; then
+  echo "cli_mpi: skipped (no MPI in this build or no mpirun)"
+  exit 0
+fi
+# one single-core device per process, as on a cluster of one GPU per process
+export POCL_DEVICES="basic basic"
+# Open MPI leaves its components' allocations to the end of the process (thousands, in
+# unloaded modules no suppression can name): in the sanitized build the processes mpirun
+# starts keep every check but the leak check.
+mpi() {
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    timeout 120 mpirun --allow-run-as-root --oversubscribe -q "$@"
+}
+near() { # near A B: the models in A and B agree within 1e-5 (relative L2)
+  local d
+  d=$(rel_l2 "$1" "$2") && python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-5 else 1)" ||
+    { echo "  distance $d"; return 1; }
+}
+same() { [ "$(rel_l2 "$1" "$2")" = "0.0" ]; }
+
+mlp=(--data synthetic --model 10,16,12,5 --steps 12 --batch 64 --optim adam --quiet)
+"$B/clpar-train" "${mlp[@]}" --dp 2 --devices 0,1 --save "$T/dp2.safetensors" >/dev/null ||
+  bad "dp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 2 --devices 0 --save "$T/dp2_np2.safetensors" \
+  >"$T/np2.out" 2>&1 || { bad "dp 2 over 2 processes"; cat "$T/np2.out"; }
+check "dp 2 over 2 processes ends at one process's weights" near "$T/dp2_np2.safetensors" "$T/dp2.safetensors"
+
+"$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1,0,1,0,1,0,1 \
+  --save "$T/dp4pp2.safetensors" >/dev/null || bad "dp 4 x pp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1,0,1 \
+  --save "$T/dp4pp2_np2.safetensors" >/dev/null 2>&1 || bad "dp 4 x pp 2 over 2 processes"
+check "dp 4 x pp 2 over 2 processes: within 1e-5" near "$T/dp4pp2_np2.safetensors" "$T/dp4pp2.safetensors"
+# one replica per process: the processes' sum is the ranks' sum in order, bit for bit
+mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1 --save "$T/dp4pp2_np4.safetensors" \
+  >"$T/np4.out" 2>&1 || bad "dp 4 x pp 2 over 4 processes"
+check "dp 4 x pp 2 over 4 processes: bit-identical" same "$T/dp4pp2_np4.safetensors" "$T/dp4pp2.safetensors"
+# the map is printed once, by process 0, with every rank
+mpi -np 2 "$B/clpar-train" "${mlp[@]:0:10}" --dp 2 --devices 0 --steps 2 >"$T/map.out" 2>&1
+check "the rank map names both processes" grep -q "rank 1 (replica 1.*process 1 on" "$T/map.out"
+check "one report" test "$(grep -c '^done:' "$T/map.out")" = 1
+# 445 parameters: each process sends 2 (P - 1) / P of their 1,780 bytes per step
+check "bytes sent between processes as predicted" \
+  grep -q "between processes: 1780 bytes sent per step by process 0 (predicted .* = 1780)" "$T/map.out"
+
+# a GPT with clipping; a 2-process checkpoint resumed in 1 process and the reverse
+head -c 20000 /usr/share/games/fortunes/fortunes >"$T/text.txt" 2>/dev/null ||
+  python3 -c "print('the quick brown fox jumps over the lazy dog. ' * 500)" >"$T/text.txt"
+gpt=(--data "text:$T/text.txt" --model gpt:layers=1,heads=2,embd=32,ctx=16 --batch 8 --clip 1.0 --quiet)
+"$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --devices 0,1 --checkpoint "$T/g1.safetensors" >/dev/null ||
+  bad "GPT dp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --devices 0 \
+  --checkpoint "$T/g2.safetensors" >/dev/null 2>&1 || bad "GPT dp 2 over 2 processes"
+check "GPT checkpoint over 2 processes: within 1e-5" near "$T/g2.safetensors" "$T/g1.safetensors"
+"$B/clpar-train" --resume "$T/g2.safetensors" --steps 8 --dp 2 --devices 0,1 --quiet \
+  --save "$T/r1.safetensors" >/dev/null || bad "resume a 2-process checkpoint in one process"
+mpi -np 2 "$B/clpar-train" --resume "$T/g1.safetensors" --steps 8 --dp 2 --devices 0 --quiet \
+  --save "$T/r2.safetensors" >/dev/null 2>&1 || bad "resume a 1-process checkpoint in 2 processes"
+check "resumed across process counts: within 1e-5" near "$T/r2.safetensors" "$T/r1.safetensors"
+
+# bad input seen by one process only (its data file is missing): one message, from process 0
+mpi -np 1 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --devices 0 : \
+  -np 1 "$B/clpar-train" --data "text:$T/missing.txt" "${gpt[@]:2}" --steps 4 --dp 2 \
+  --devices 0 >"$T/bad.out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "a process with missing data: exit $rc"
+check "one error line naming the process and the file" \
+  test "$(grep -c "clpar-train: error: process 1 (.*missing.txt" "$T/bad.out")" = 1
+check "and no other error line" test "$(grep -c "clpar-train: error" "$T/bad.out")" = 1
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --devices 0 >"$T/dp3.out" 2>&1
+check "--dp 3 over 2 processes is refused" grep -q "error: --dp 3 is not a multiple of the 2 processes" "$T/dp3.out"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --mesh auto --devices 0 >"$T/auto.out" 2>&1
+check "--mesh auto over processes is refused" grep -q "error: --mesh auto is not supported across processes" "$T/auto.out"
+
+# a process killed mid-run: the others stop within 60 s, the checkpoint stays whole
+mpi -np 2 "$B/clpar-train" --data synthetic --model 10,64,64,5 --dp 2 --devices 0 --steps 1000000 \
+  --quiet --checkpoint "$T/k.safetensors" --checkpoint-every 20 >"$T/kill.out" 2>&1 &
+launcher=$!
+for _ in $(seq 100); do [ -s "$T/k.safetensors" ] && break; sleep 0.2; done
+victim=$(pgrep -f "^$B/clpar-train --data synthetic --model 10,64,64,5" | tail -1)
+t0=$(date +%s)
+kill -9 "$victim" 2>/dev/null
+wait "$launcher"
+rc=$?
+took=$(($(date +%s) - t0))
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $took -le 60 ] && ok ||
+  bad "after a SIGKILL the run ended with exit $rc after $took s"
+check "the checkpoint is whole after the kill" whole "$T/k.safetensors"
+finish
