@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ranks in several processes under mpirun: data parallelism across 2 and 4 processes (alone,
-# with pipeline stages inside each process, a GPT with clipping) against the same mesh in one
-# process; checkpoints resumed with another number of processes; bad input seen by one
+# with pipeline stages inside each process, with ZeRO-1, a GPT with clipping) against the
+# same mesh in one process; checkpoints resumed with another number of processes; bad input seen by one
 # process; a process killed mid-run. Skipped (passes, saying so) where clpar was built without
 # MPI or mpirun is missing.
 . "$(dirname "$0")/harness.sh"
@@ -40,6 +40,10 @@ check "dp 2 over 2 processes ends at one process's weights" near "$T/dp2_np2.saf
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1,0,1 \
   --save "$T/dp4pp2_np2.safetensors" >/dev/null 2>&1 || bad "dp 4 x pp 2 over 2 processes"
 check "dp 4 x pp 2 over 2 processes: within 1e-5" near "$T/dp4pp2_np2.safetensors" "$T/dp4pp2.safetensors"
+# ZeRO-1 across processes: each replica updates its slice, the slices gathered over MPI
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1,0,1 --zero 1 \
+  --save "$T/zero_np2.safetensors" >/dev/null 2>&1 || bad "ZeRO-1, dp 4 x pp 2 over 2 processes"
+check "ZeRO-1 over 2 processes: within 1e-5 of unsharded in one" near "$T/zero_np2.safetensors" "$T/dp4pp2.safetensors"
 # one replica per process: the processes' sum is the ranks' sum in order, bit for bit
 mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1 --save "$T/dp4pp2_np4.safetensors" \
   >"$T/np4.out" 2>&1 || bad "dp 4 x pp 2 over 4 processes"

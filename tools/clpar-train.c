@@ -101,6 +101,7 @@ static int configure(train_options *o, clpar_trainer_config *cfg, char *data, si
     cfg->accum = (int)o->accum;
     cfg->tp = (int)o->tp;
     cfg->micro_batches = (int)o->micro;
+    cfg->zero = (int)o->zero;
     cfg->schedule = o->schedule;
     cfg->init_path = o->init;
     if (o->stages) {
@@ -173,15 +174,15 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
     clpar_mesh_config mc;
     clpar_status st = clpar_trainer_mesh_config(cfg, ds->n, &mc);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    int n = mc.dp * mc.pp * mc.tp;
-    if (n > cfg->ndevices) {
+    int n = mc.dp * mc.pp * mc.tp, local = n / procs(); /* every process's ranks alike */
+    if (local > cfg->ndevices) {
         fprintf(stderr, "%s: error: %d ranks need %d devices, but the device spec names %d\n", prog,
-                n, n, cfg->ndevices);
+                n, local, cfg->ndevices);
         return 1;
     }
     uint64_t memory[CLPAR_MAX_RANKS];
     for (int r = 0; r < n; r++)
-        memory[r] = clpar_runtime_device_info(rt, cfg->devices[r])->global_mem;
+        memory[r] = clpar_runtime_device_info(rt, cfg->devices[r % local])->global_mem;
     int chosen = mc.schedule == CLPAR_SCHEDULE_AUTO;
     if ((st = clpar_mesh_choose_schedule(&mc, memory, &mc.schedule)) != CLPAR_OK)
         return cli_fail(prog, st);
@@ -201,17 +202,25 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
     printf(" rows\n");
     size_t worst = 0;
     for (int r = 0; r < n; r++) {
-        clpar_rank_info ri;
-        if ((st = clpar_mesh_plan_rank(&mc, r, &ri)) != CLPAR_OK) return cli_fail(prog, st);
-        const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r]);
+        clpar_rank_info ri, whole;
+        clpar_mesh_config unsharded = mc;
+        unsharded.zero = 0;
+        if ((st = clpar_mesh_plan_rank(&mc, r, &ri)) != CLPAR_OK ||
+            (st = clpar_mesh_plan_rank(&unsharded, r, &whole)) != CLPAR_OK)
+            return cli_fail(prog, st);
+        const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r % local]);
+        char zero[64] = "";
+        if (mc.zero)
+            snprintf(zero, sizeof zero, "; %.2f without ZeRO", whole.param_bytes / 1048576.0);
         size_t bytes = ri.param_bytes + ri.activation_bytes;
         if (bytes > worst) worst = bytes;
         printf("  rank %d -> device %d (%s): replica %d, stage %d (layers %d-%d), shard %d: %zu "
-               "parameters, %.2f MiB predicted (%.2f parameters and state, %.2f activations, "
+               "parameters, %.2f MiB predicted (%.2f parameters and state%s, %.2f activations, "
                "%d micro-batch slots)\n",
                r, di->index, di->name, ri.replica, ri.stage, ri.first_layer,
                ri.first_layer + ri.layers - 1, ri.shard, ri.param_count, bytes / 1048576.0,
-               ri.param_bytes / 1048576.0, ri.activation_bytes / 1048576.0, ri.activation_slots);
+               ri.param_bytes / 1048576.0, zero, ri.activation_bytes / 1048576.0,
+               ri.activation_slots);
     }
     uint64_t tp_bytes;
     if ((st = clpar_mesh_predicted_tp_bytes(&mc, mc.max_batch, &tp_bytes)) != CLPAR_OK)

@@ -100,6 +100,8 @@ static const opt_def table[] = {
      K_ENUM, 0, 0, 0, NULL, NULL, parse_schedule, "schedule"},
     {NULL, "accum", "K", "gradient accumulation: K times the micro-batches (default 1)", K_LONG,
      AT(accum), 1, 1L << 20, NULL, NULL, NULL, "accum"},
+    {NULL, "zero", "0|1", "1: ZeRO-1, the optimizer state split across the replicas (default 0)",
+     K_LONG, AT(zero), 0, 1, NULL, NULL, NULL, "zero"},
     {NULL, "grad-reduce", "mean|sum", "mean of the batch (default) or sum of micro-batch means",
      K_ENUM, 0, 0, 0, NULL, NULL, parse_reduce, "reduce"},
     {NULL, "mesh", "auto", "the mesh the planner predicts fastest on the devices", K_WORD,

@@ -9,6 +9,7 @@ typedef struct {
     const char *data, *model, *init, *save, *log, *devices, *trace, *timeline, *stages;
     const char *checkpoint, *resume;
     long batch, epochs, steps, seed, dp, accum, pp, tp, micro, checkpoint_every, warmup, eval_every;
+    long zero;
     double lr, momentum, weight_decay, lr_min, clip;
     clpar_loss_kind loss;
     clpar_optim_kind optim;

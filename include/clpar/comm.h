@@ -118,6 +118,18 @@ CLPAR_API clpar_status clpar_allreduce_run(clpar_allreduce *ar, int rank, cl_mem
 CLPAR_API clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
                                               size_t len, cl_event after);
 CLPAR_API void clpar_allreduce_reset(clpar_allreduce *ar);
+/* ZeRO: splits every later reduction's result among the group's members, member r (in
+ * process order, this process's ranks in theirs) keeping [bounds[r], bounds[r + 1]) of each
+ * range and writing only that part back (across processes only those parts are summed and
+ * sent: a reduce-scatter). bounds has members + 1 rising offsets; bounds[members] is the
+ * length that clpar_allreduce_gather_slices shares. Call before any reduction, from one
+ * thread. */
+CLPAR_API clpar_status clpar_allreduce_set_slices(clpar_allreduce *ar, const size_t *bounds);
+/* The all-gather that follows the update of the slices: each rank reads its slice of buf
+ * after `after`, and every rank receives every slice into buf[0, bounds[members]); later
+ * compute on the rank waits for the write. Returns once it is written. */
+CLPAR_API clpar_status clpar_allreduce_gather_slices(clpar_allreduce *ar, int rank, cl_mem buf,
+                                                     cl_event after);
 /* Bytes this process has sent to the other processes of the group so far. */
 CLPAR_API uint64_t clpar_allreduce_bytes_sent(const clpar_allreduce *ar);
 /* Timings of the reductions since the last call, from OpenCL profiling: the time their

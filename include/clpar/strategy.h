@@ -62,6 +62,12 @@ typedef struct {
     size_t max_batch;                   /* largest global batch a step will be given */
     float clip; /* clip the gradients' global norm to this, as torch.nn.utils.clip_grad_norm_
                  * (once over the whole model, whatever the mesh); 0: no clipping */
+    /* 1: ZeRO-1. Each rank's parameters are cut into dp slices (on 128-float boundaries);
+     * replica d keeps optimizer state for slice d only, its gradient reduction writes back
+     * only that slice (a reduce-scatter), it updates that slice, and the updated slices are
+     * all-gathered into every replica's parameters. The same update as without it; optimizer
+     * state per rank divided by dp. Not with a pipelined GPT (its tied embeddings) yet. */
+    int zero;
     /* Relative throughput of each rank's device (all zero: equal). Faster ranks get more:
      * replicas larger shards of the batch, tensor-parallel shards wider slices, and, through
      * clpar_stages_balance_weighted, stages more layers. The update stays the full batch's. */

@@ -23,6 +23,7 @@ typedef struct {
     int tp;            /* tensor-parallel shards per stage (0 counts as 1) */
     int accum;         /* gradient accumulation: micro-batches per replica and step ... */
     int micro_batches; /* ... times pipeline micro-batches (0 counts as 1) */
+    int zero;          /* 1: ZeRO-1 (clpar_mesh_config.zero) */
     clpar_schedule schedule;
     int stage_layers[CLPAR_MAX_LAYERS]; /* layers per stage, or all zero to balance */
     int shuffle;

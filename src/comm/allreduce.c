@@ -31,6 +31,8 @@ struct clpar_allreduce {
     float *sum;
     clpar_barrier meet;
     world_group *procs; /* the other processes' ranks of the group, or NULL */
+    size_t *bounds;     /* ZeRO slices: member r of the group (over all processes) keeps
+                         * [bounds[r], bounds[r + 1]) of every reduction; NULL: all of it */
 };
 
 clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
@@ -72,11 +74,51 @@ clpar_status clpar_allreduce_init_world(clpar_device *const *devs, int n, size_t
     return st;
 }
 
+clpar_status clpar_allreduce_set_slices(clpar_allreduce *ar, const size_t *bounds) {
+    int members = ar->n * world_group_size(ar->procs);
+    size_t *b = malloc(((size_t)members + 1) * sizeof *b);
+    if (!b) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int r = 0; r <= members; r++) {
+        b[r] = bounds[r];
+        if (r > 0 && b[r] < b[r - 1]) {
+            free(b);
+            return clpar_error(CLPAR_EINVAL, "slice bounds must not fall");
+        }
+    }
+    free(ar->bounds);
+    ar->bounds = b;
+    return CLPAR_OK;
+}
+
+/* Local rank r's slice, [*lo, *hi), clipped to [off, off + len). */
+static void slice_of(const clpar_allreduce *ar, int rank, size_t off, size_t len, size_t *lo,
+                     size_t *hi) {
+    int member = world_group_rank(ar->procs) * ar->n + rank;
+    *lo = ar->bounds ? ar->bounds[member] : off;
+    *hi = ar->bounds ? ar->bounds[member + 1] : off + len;
+    if (*lo < off) *lo = off;
+    if (*hi > off + len) *hi = off + len;
+    if (*hi < *lo) *hi = *lo;
+}
+
 /* Between the meetings that follow the sum of this process's ranks: its first rank's thread
- * sums the range across processes while the others wait. */
-static clpar_status sum_processes(clpar_allreduce *ar, int rank, float *range, size_t len) {
+ * sums the range across processes while the others wait. With slices each process receives
+ * only its own ranks' part of the sum. */
+static clpar_status sum_processes(clpar_allreduce *ar, int rank, float *range, size_t off,
+                                  size_t len) {
     if (!ar->procs) return CLPAR_OK;
-    clpar_status st = rank == 0 ? world_group_sum(ar->procs, range, len) : CLPAR_OK;
+    clpar_status st = CLPAR_OK;
+    if (rank == 0 && !ar->bounds) st = world_group_sum(ar->procs, range, len);
+    if (rank == 0 && ar->bounds) {
+        int P = world_group_size(ar->procs);
+        size_t starts[CLPAR_MAX_PROCS + 1];
+        for (int j = 0; j <= P; j++) {
+            size_t b = ar->bounds[j * ar->n];
+            starts[j] = b < off ? 0 : b > off + len ? len : b - off;
+        }
+        starts[0] = 0, starts[P] = len;
+        st = world_group_sum_parts(ar->procs, range, starts, 0);
+    }
     if (st != CLPAR_OK) return st; /* the others then stop at the abort this rank causes */
     return clpar_barrier_wait(&ar->meet);
 }
@@ -114,6 +156,7 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
     free(ar->ranks);
     free(ar->sum);
     world_group_free(ar->procs);
+    free(ar->bounds);
     free(ar);
 }
 
@@ -177,9 +220,18 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
             sum[i] += src[i];
     }
     TRY(clpar_barrier_wait(&ar->meet));
-    TRY(sum_processes(ar, rank, ar->sum + off, len));
+    TRY(sum_processes(ar, rank, ar->sum + off, off, len));
+    size_t lo, hi; /* what this rank keeps of the sum: all of it, or its ZeRO slice */
+    slice_of(ar, rank, off, len, &lo, &hi);
+    if (hi == lo) { /* nothing of this range is this rank's */
+        if (record) TRY(push_pair(rs, rs->pending[slot].read, NULL));
+        if (!record) clReleaseEvent(rs->pending[slot].read);
+        if (write_out) *write_out = NULL;
+        rs->pending[slot] = rs->pending[--rs->npending];
+        return CLPAR_OK;
+    }
     cl_event write;
-    TRY(clpar_staging_write(rs->dev, buf, off, ar->sum + off, len, 0, NULL, &write));
+    TRY(clpar_staging_write(rs->dev, buf, lo, ar->sum + lo, hi - lo, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
     if (st == CLPAR_OK && record) st = push_pair(rs, rs->pending[slot].read, write);
     if (st != CLPAR_OK) {
@@ -232,7 +284,7 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
         for (size_t i = a; i < b; i++)
             ar->sum[i] += ar->ranks[r].stage.host[i];
     TRY(clpar_barrier_wait(&ar->meet));
-    TRY(sum_processes(ar, rank, ar->sum, len));
+    TRY(sum_processes(ar, rank, ar->sum, 0, len));
     TRY(clpar_staging_write(rs->dev, buf, off, ar->sum, len, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
     err = clpar_wait_event(rs->dev, write);
@@ -240,6 +292,42 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
     TRY(st);
     CL_CHECK(err, "clWaitForEvents(allreduce write)");
     return clpar_barrier_wait(&ar->meet);
+}
+
+clpar_status clpar_allreduce_gather_slices(clpar_allreduce *ar, int rank, cl_mem buf,
+                                           cl_event after) {
+    if (!ar->bounds) return clpar_error(CLPAR_EINVAL, "allreduce: no slices to gather");
+    rank_state *rs = &ar->ranks[rank];
+    size_t lo, hi;
+    slice_of(ar, rank, 0, ar->count, &lo, &hi);
+    if (hi > lo) {
+        cl_event read;
+        TRY(clpar_staging_read(&rs->stage, lo, buf, lo, hi - lo, after, &read));
+        cl_int err = clpar_wait_event(rs->dev, read);
+        clReleaseEvent(read);
+        CL_CHECK(err, "clWaitForEvents(slice read)");
+        memcpy(ar->sum + lo, rs->stage.host + lo, (hi - lo) * sizeof(float)); /* disjoint */
+    }
+    TRY(clpar_barrier_wait(&ar->meet));
+    if (ar->procs) {
+        int P = world_group_size(ar->procs);
+        size_t starts[CLPAR_MAX_PROCS + 1];
+        for (int j = 0; j <= P; j++)
+            starts[j] = ar->bounds[j * ar->n];
+        clpar_status st =
+            rank == 0 ? world_group_gather_parts(ar->procs, ar->sum, starts) : CLPAR_OK;
+        TRY(st);
+        TRY(clpar_barrier_wait(&ar->meet));
+    }
+    cl_event write;
+    size_t total = ar->bounds[ar->n * world_group_size(ar->procs)];
+    TRY(clpar_staging_write(rs->dev, buf, 0, ar->sum, total, 0, NULL, &write));
+    clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
+    cl_int err = clpar_wait_event(rs->dev, write);
+    clReleaseEvent(write);
+    TRY(st);
+    CL_CHECK(err, "clWaitForEvents(slices write)");
+    return clpar_barrier_wait(&ar->meet); /* the sum is rewritten by the next reduction */
 }
 
 uint64_t clpar_allreduce_bytes_sent(const clpar_allreduce *ar) {
@@ -256,9 +344,10 @@ clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *comput
             CL_CHECK(clGetEventProfilingInfo(rs->pairs[i].read, CL_PROFILING_COMMAND_START,
                                              sizeof start, &start, NULL),
                      "clGetEventProfilingInfo");
-            CL_CHECK(clGetEventProfilingInfo(rs->pairs[i].write, CL_PROFILING_COMMAND_END,
-                                             sizeof end, &end, NULL),
-                     "clGetEventProfilingInfo");
+            cl_event last = rs->pairs[i].write ? rs->pairs[i].write : rs->pairs[i].read;
+            CL_CHECK(
+                clGetEventProfilingInfo(last, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL),
+                "clGetEventProfilingInfo");
             if (end < start) continue;
             window += (double)(end - start);
             cl_ulong ce = compute_end ? compute_end[r] : 0;

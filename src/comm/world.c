@@ -266,27 +266,49 @@ void world_group_free(world_group *g) {
     free(g);
 }
 
+int world_group_rank(const world_group *g) {
+    return g ? g->rank : 0;
+}
+
+int world_group_size(const world_group *g) {
+    return g ? g->size : 1;
+}
+
+#ifdef CLPAR_HAVE_MPI
+/* counts and displacements of the parts, as MPI's int */
+static clpar_status part_layout(world_group *g, const size_t *starts) {
+    if (starts[g->size] > (size_t)1 << 30)
+        return clpar_error(CLPAR_EINVAL, "a collective across processes of %zu floats exceeds 2^30",
+                           starts[g->size]);
+    for (int j = 0; j < g->size; j++) {
+        g->counts[j] = (int)(starts[j + 1] - starts[j]);
+        g->displs[j] = (int)starts[j];
+    }
+    return CLPAR_OK;
+}
+#endif
+
 clpar_status world_group_sum(world_group *g, float *data, size_t len) {
     if (!g || len == 0) return CLPAR_OK;
+    size_t starts[CLPAR_MAX_PROCS + 1];
+    if (g->size > CLPAR_MAX_PROCS)
+        return clpar_error(CLPAR_EINVAL, "more than %d processes", CLPAR_MAX_PROCS);
+    for (int j = 0; j <= g->size; j++)
+        starts[j] = len * (size_t)j / (size_t)g->size;
+    return world_group_sum_parts(g, data, starts, 1);
+}
+
+clpar_status world_group_sum_parts(world_group *g, float *data, const size_t *starts, int gather) {
+    if (!g || starts[g->size] == 0) return CLPAR_OK;
 #ifdef CLPAR_HAVE_MPI
-    if (len > (size_t)1 << 30)
-        return clpar_error(CLPAR_EINVAL, "a reduction across processes of %zu floats exceeds 2^30",
-                           len);
     int P = g->size;
-    size_t a = len * (size_t)g->rank / (size_t)P, b = len * (size_t)(g->rank + 1) / (size_t)P;
-    size_t mine = b - a;
+    TRY(part_layout(g, starts));
+    size_t a = starts[g->rank], mine = starts[g->rank + 1] - a;
     if ((size_t)P * mine > g->cap) {
         float *p = realloc(g->part, ((size_t)P * mine + 1) * sizeof *p);
         if (!p) return clpar_error(CLPAR_ENOMEM, "out of host memory");
         g->part = p;
         g->cap = (size_t)P * mine;
-    }
-    /* every process sends part j of its data to process j ... */
-    int *sc = g->counts, *sd = g->displs;
-    for (int j = 0; j < P; j++) {
-        size_t ja = len * (size_t)j / (size_t)P, jb = len * (size_t)(j + 1) / (size_t)P;
-        sc[j] = (int)(jb - ja);
-        sd[j] = (int)ja;
     }
     int *rc = malloc(2 * (size_t)P * sizeof *rc);
     if (!rc) return clpar_error(CLPAR_ENOMEM, "out of host memory");
@@ -295,27 +317,37 @@ clpar_status world_group_sum(world_group *g, float *data, size_t len) {
         rc[j] = (int)mine;
         rd[j] = (int)((size_t)j * mine);
     }
-    clpar_status st =
-        mpi_check(MPI_Alltoallv(data, sc, sd, MPI_FLOAT, g->part, rc, rd, MPI_FLOAT, g->comm),
-                  "MPI_Alltoallv(reduction)");
-    if (st == CLPAR_OK) {
-        /* ... which sums it over the processes in order ... */
-        float *sum = data + a;
-        memcpy(sum, g->part, mine * sizeof *sum);
-        for (int j = 1; j < P; j++) {
-            const float *src = g->part + (size_t)j * mine;
-            for (size_t i = 0; i < mine; i++)
-                sum[i] += src[i];
-        }
-        /* ... and every process receives every summed part */
-        st = mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, data, sc, sd, MPI_FLOAT, g->comm),
-                       "MPI_Allgatherv(reduction)");
-    }
-    /* the other processes' parts out, then this one's summed part to each of them */
-    if (st == CLPAR_OK) g->sent += (uint64_t)(len - mine + (size_t)(P - 1) * mine) * sizeof(float);
+    /* every process sends part j of its data to process j ... */
+    clpar_status st = mpi_check(
+        MPI_Alltoallv(data, g->counts, g->displs, MPI_FLOAT, g->part, rc, rd, MPI_FLOAT, g->comm),
+        "MPI_Alltoallv(reduction)");
     free(rc);
-    return st;
+    if (st != CLPAR_OK) return st;
+    /* ... which sums it over the processes in order ... */
+    float *sum = data + a;
+    memcpy(sum, g->part, mine * sizeof *sum);
+    for (int j = 1; j < P; j++) {
+        const float *src = g->part + (size_t)j * mine;
+        for (size_t i = 0; i < mine; i++)
+            sum[i] += src[i];
+    }
+    g->sent += (uint64_t)(starts[P] - mine) * sizeof(float);
+    /* ... and, for an all-reduce, every process receives every summed part */
+    return gather ? world_group_gather_parts(g, data, starts) : CLPAR_OK;
 #else
     return CLPAR_OK;
 #endif
+}
+
+clpar_status world_group_gather_parts(world_group *g, float *data, const size_t *starts) {
+    if (!g || starts[g->size] == 0) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    TRY(part_layout(g, starts));
+    size_t mine = starts[g->rank + 1] - starts[g->rank];
+    MPI_TRY(
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, data, g->counts, g->displs, MPI_FLOAT, g->comm),
+        "MPI_Allgatherv");
+    g->sent += (uint64_t)(g->size - 1) * mine * sizeof(float);
+#endif
+    return CLPAR_OK;
 }

@@ -38,15 +38,15 @@ clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, si
     clpar_status st = CLPAR_OK;
     int need = cfg->kind == CLPAR_OPTIM_SGD ? (cfg->momentum != 0.0f) : 2;
     float zero = 0.0f;
-    if (need >= 1 && (st = clpar_device_alloc(d, n * sizeof(float), &o->s0)) == CLPAR_OK) {
-        cl_int e = clEnqueueFillBuffer(d->compute, o->s0, &zero, sizeof zero, 0, n * sizeof(float),
-                                       0, NULL, NULL);
+    size_t bytes = (n ? n : 1) * sizeof(float); /* n = 0: a ZeRO slice that came out empty */
+    if (need >= 1 && (st = clpar_device_alloc(d, bytes, &o->s0)) == CLPAR_OK) {
+        cl_int e =
+            clEnqueueFillBuffer(d->compute, o->s0, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
         if (e != CL_SUCCESS) st = clpar_cl_error(e, "clEnqueueFillBuffer");
     }
-    if (st == CLPAR_OK && need >= 2 &&
-        (st = clpar_device_alloc(d, n * sizeof(float), &o->s1)) == CLPAR_OK) {
-        cl_int e = clEnqueueFillBuffer(d->compute, o->s1, &zero, sizeof zero, 0, n * sizeof(float),
-                                       0, NULL, NULL);
+    if (st == CLPAR_OK && need >= 2 && (st = clpar_device_alloc(d, bytes, &o->s1)) == CLPAR_OK) {
+        cl_int e =
+            clEnqueueFillBuffer(d->compute, o->s1, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
         if (e != CL_SUCCESS) st = clpar_cl_error(e, "clEnqueueFillBuffer");
     }
     if (st != CLPAR_OK) {
@@ -101,6 +101,10 @@ static clpar_status step_range(clpar_optim *o, cl_mem params, cl_mem grads, size
 clpar_status clpar_optim_step(clpar_optim *o, cl_mem params, cl_mem grads, cl_event *event) {
     const clpar_optim_config *c = &o->cfg;
     o->steps++;
+    if (o->n == 0) { /* nothing to update; the step still counts (Adam's bias correction) */
+        if (event) *event = NULL;
+        return CLPAR_OK;
+    }
     if (!o->nno || c->weight_decay == 0.0f)
         return step_range(o, params, grads, 0, o->n, c->weight_decay, event);
     size_t at = 0; /* runs with decay and without, in order */

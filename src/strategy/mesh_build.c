@@ -1,6 +1,7 @@
 /* Building a mesh: each rank's layout (its modules and buffers, plan.c) allocated on its
  * device, the collectives and channels between ranks, and freeing it all again. */
 #include "mesh_internal.h"
+#include "../comm/world.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@ static void free_rank(mrank *k) {
     free(k->ev);
     if (k->bwd_end) clReleaseEvent(k->bwd_end);
     clpar_optim_free(k->opt);
+    if (k->zparams) clReleaseMemObject(k->zparams);
+    if (k->zgrads) clReleaseMemObject(k->zgrads);
     clpar_device_release(d, k->params);
     clpar_device_release(d, k->grads);
     for (int i = 0; k->act && i < k->lay.nslots * (k->lay.nl + 1); i++)
@@ -65,6 +68,7 @@ void clpar_mesh_free(clpar_mesh *M) {
     free(M->eval_out);
     free(M->trace);
     free(M->norm_parts);
+    world_group_free(M->procs);
     free(M);
 }
 
@@ -94,7 +98,8 @@ static void count_param(const clpar_param *p, void *user) {
     (*(int *)user)++;
 }
 
-/* nanoGPT's AdamW: no weight decay on the 1-D tensors (biases, layer norms) */
+/* nanoGPT's AdamW: no weight decay on the 1-D tensors (biases, layer norms); in the
+ * optimizer's own numbering, from the start of the rank's ZeRO slice */
 static clpar_status set_no_decay(mrank *k) {
     int n = 0;
     for (int j = 0; j < k->lay.nl; j++)
@@ -103,9 +108,42 @@ static clpar_status set_no_decay(mrank *k) {
     if (!r.ranges) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     for (int j = 0; j < k->lay.nl; j++)
         clpar_module_each_param(k->lay.mods[j], add_vector, &r);
+    int kept = 0;
+    for (int i = 0; i < r.n; i++) {
+        size_t a = r.ranges[2 * i] > k->zlo ? r.ranges[2 * i] : k->zlo;
+        size_t b = r.ranges[2 * i + 1] < k->zhi ? r.ranges[2 * i + 1] : k->zhi;
+        if (a >= b) continue;
+        r.ranges[2 * kept] = a - k->zlo;
+        r.ranges[2 * kept + 1] = b - k->zlo;
+        kept++;
+    }
+    r.n = kept;
     clpar_status st = clpar_optim_set_no_decay(k->opt, r.ranges, r.n);
     free(r.ranges);
     return st;
+}
+
+/* The parameters the rank updates: with ZeRO its replica's slice, as sub-buffers of its
+ * parameters and gradients, else all of them. */
+static clpar_status zero_slice(clpar_mesh *M, mrank *k) {
+    const clpar_mesh_config *c = &M->cfg;
+    k->zlo = 0;
+    k->zhi = k->lay.nparams;
+    if (!c->zero || c->dp == 1) return CLPAR_OK;
+    size_t bounds[CLPAR_MAX_RANKS + 1];
+    plan_zero_bounds(k->lay.nparams, c->dp, bounds);
+    k->zlo = bounds[k->lay.d];
+    k->zhi = bounds[k->lay.d + 1];
+    if (k->zhi == k->zlo) return CLPAR_OK; /* a model too small to give every replica a slice */
+    cl_buffer_region region = {k->zlo * sizeof(float), (k->zhi - k->zlo) * sizeof(float)};
+    cl_int err;
+    k->zparams = clCreateSubBuffer(k->params, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
+                                   &region, &err);
+    CL_CHECK(err, "clCreateSubBuffer(parameters)");
+    k->zgrads =
+        clCreateSubBuffer(k->grads, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+    CL_CHECK(err, "clCreateSubBuffer(gradients)");
+    return CLPAR_OK;
 }
 
 static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
@@ -121,8 +159,9 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
     if (!k->ops) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     TRY(alloc_counted(k, l->nparams, &k->params, &k->param_bytes));
     TRY(alloc_counted(k, l->nparams, &k->grads, &k->param_bytes));
+    TRY(zero_slice(M, k));
     size_t before = clpar_device_allocated_bytes(k->dev);
-    TRY(clpar_optim_init(k->dev, &c->optim, l->nparams, &k->opt));
+    TRY(clpar_optim_init(k->dev, &c->optim, k->zhi - k->zlo, &k->opt));
     k->param_bytes += clpar_device_allocated_bytes(k->dev) - before;
     k->act = calloc((size_t)(l->nslots * (l->nl + 1)), sizeof *k->act);
     k->dys = calloc((size_t)(l->nslots * l->nl), sizeof *k->dys);
@@ -223,6 +262,11 @@ static clpar_status build_links(clpar_mesh *M) {
             for (int d = M->d0; d < M->d1; d++) {
                 M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
                 M->ranks[RANK_OF(c, d, p, t)].dp_slot = d - M->d0;
+            }
+            if (c->zero) {
+                size_t bounds[CLPAR_MAX_RANKS + 1];
+                plan_zero_bounds(M->ranks[RANK_OF(c, M->d0, p, t)].lay.nparams, c->dp, bounds);
+                TRY(clpar_allreduce_set_slices(M->dp_ars[g], bounds));
             }
         }
     /* a tensor held by two stages (a GPT's token table: the embeddings' and the head's copy)
@@ -338,6 +382,7 @@ clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs
     /* the links below are collective across processes: all go on, or none */
     if (clpar_world_size(world) > 1) st = clpar_world_agree(world, st, NULL);
     if (st == CLPAR_OK) st = build_links(M);
+    if (st == CLPAR_OK && c->zero) st = world_group_init(world, &M->procs);
     if (st == CLPAR_OK && M->hi - M->lo > 1) st = clpar_workers_init(M->hi - M->lo, &M->workers);
     if (st != CLPAR_OK) {
         clpar_mesh_free(M);

@@ -42,6 +42,14 @@ void layout_free(rank_layout *l);
 /* Bytes of every activation and working buffer of the layout, each as allocated. */
 size_t layout_activation_bytes(const rank_layout *l);
 
+/* ZeRO-1's slices of a rank's n parameters among dp replicas: replica d's is
+ * [bounds[d], bounds[d + 1]), cut on ZERO_ALIGN floats (512 bytes: a sub-buffer's origin must
+ * meet every device's base address alignment). */
+#define ZERO_ALIGN 128
+void plan_zero_bounds(size_t n, int dp, size_t *bounds);
+/* Floats of optimizer state the rank of layout l holds. */
+size_t plan_optim_floats(const clpar_mesh_config *c, const rank_layout *l);
+
 /* Rows of the largest micro-batch any replica will hold. */
 size_t plan_micro_cap(const clpar_mesh_config *c);
 /* Index of the first layer of each stage, stages[pp] = L. */
@@ -102,7 +110,9 @@ typedef struct {
     int nev, evcap;
     double clock_offset_ns; /* host clock minus this device's profiling clock */
     uint64_t bytes_tp, bytes_pp, bytes_dp;
-    float *host_grads; /* with clipping: the gradients read back for their norm */
+    float *host_grads;      /* with clipping: the gradients read back for their norm */
+    size_t zlo, zhi;        /* the parameters this rank updates: its ZeRO slice, or all */
+    cl_mem zparams, zgrads; /* ZeRO: sub-buffers of the slice (NULL: the whole buffers) */
 } mrank;
 
 struct clpar_mesh {
@@ -110,7 +120,8 @@ struct clpar_mesh {
     int n;      /* ranks in the whole mesh: ranks[] has an entry for each */
     int lo, hi; /* the ranks this process holds (built and run); all of them in one process */
     int d0, d1; /* its replicas: processes hold whole replicas */
-    clpar_world *world; /* borrowed; NULL: one process */
+    clpar_world *world;        /* borrowed; NULL: one process */
+    struct world_group *procs; /* the processes, for gathering ZeRO's optimizer state */
     mrank *ranks;
     clpar_sync *sync;
     clpar_workers *workers;
@@ -135,6 +146,7 @@ struct clpar_mesh {
     double trace_origin_ns;
     clpar_barrier clip_meet; /* every rank, around the global gradient norm */
     double *norm_parts;      /* each rank's sum of squares */
+    double norm_total;       /* ZeRO: their sum over every process */
 };
 
 /* Copies a rank's flat parameters (or anything in their layout) to or from the full

@@ -1,6 +1,7 @@
 /* Parameters, gradients and optimizer state between the ranks' shards and the full model's
  * flat layout: each module says which block of each full tensor its shard holds. */
 #include "mesh_internal.h"
+#include "../comm/world.h"
 
 #include <stdlib.h>
 
@@ -47,7 +48,43 @@ clpar_status clpar_mesh_get_grads(clpar_mesh *M, int replica, float *grads) {
     return gather(M, replica, grads, -1);
 }
 
+static int zero_on(const clpar_mesh *M) {
+    return M->cfg.zero && M->cfg.dp > 1;
+}
+
+/* ZeRO: optimizer state i assembled from every replica's slice, this process's and the
+ * others' (a collective: every process calls it). */
+static clpar_status gather_slices(clpar_mesh *M, int i, float *full) {
+    const clpar_mesh_config *c = &M->cfg;
+    int P = clpar_world_size(M->world), per = c->dp / P;
+    for (int p = 0; p < c->pp; p++)
+        for (int t = 0; t < c->tp; t++) {
+            mrank *k0 = &M->ranks[RANK_OF(c, M->d0, p, t)];
+            size_t n = k0->lay.nparams, bounds[CLPAR_MAX_RANKS + 1], starts[CLPAR_MAX_RANKS + 1];
+            float *local = malloc((n ? n : 1) * sizeof(float));
+            if (!local) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+            clpar_status st = CLPAR_OK;
+            for (int d = M->d0; d < M->d1 && st == CLPAR_OK; d++) {
+                mrank *k = &M->ranks[RANK_OF(c, d, p, t)];
+                cl_mem buf = clpar_optim_state(k->opt, i);
+                if (!buf) st = clpar_error(CLPAR_EINVAL, "the optimizer has no state %d", i);
+                if (st == CLPAR_OK && k->zhi > k->zlo)
+                    st = clpar_device_read(k->dev, local + k->zlo, buf, 0,
+                                           (k->zhi - k->zlo) * sizeof(float));
+            }
+            plan_zero_bounds(n, c->dp, bounds);
+            for (int j = 0; j <= P; j++)
+                starts[j] = bounds[j * per];
+            if (st == CLPAR_OK) st = world_group_gather_parts(M->procs, local, starts);
+            if (st == CLPAR_OK) mesh_map_params(k0, full, local, CLPAR_LOCAL_TO_FULL);
+            free(local);
+            TRY(st);
+        }
+    return CLPAR_OK;
+}
+
 clpar_status clpar_mesh_get_optim_state(clpar_mesh *M, int i, float *state) {
+    if (zero_on(M)) return gather_slices(M, i, state);
     return gather(M, M->d0, state, i);
 }
 
@@ -60,7 +97,11 @@ static clpar_status scatter(clpar_mesh *M, const float *full, int which) {
         float *local = malloc((n ? n : 1) * sizeof(float));
         if (!local) return clpar_error(CLPAR_ENOMEM, "out of host memory");
         mesh_map_params(k, (float *)full, local, CLPAR_FULL_TO_LOCAL);
-        clpar_status st = clpar_device_write(k->dev, buf, 0, n * sizeof(float), local);
+        /* the optimizer holds the rank's slice only (all of it without ZeRO) */
+        size_t a = which >= 0 ? k->zlo : 0, b = which >= 0 ? k->zhi : n;
+        clpar_status st =
+            b > a ? clpar_device_write(k->dev, buf, 0, (b - a) * sizeof(float), local + a)
+                  : CLPAR_OK;
         free(local);
         TRY(st);
     }

@@ -294,7 +294,8 @@ static clpar_status zero_grads(mrank *k, cl_event *ev) {
 
 typedef struct {
     const mrank *k;
-    int d0; /* the process's first replica: every process counts its own (they are equal) */
+    int d0;   /* the process's first replica: every process counts its own (they are equal) */
+    int zero; /* ZeRO: every rank counts its own slice instead */
     double sum;
 } norm_job;
 
@@ -305,9 +306,13 @@ static void add_squares(const clpar_param *p, void *user) {
     norm_job *j = user;
     size_t groups = p->groups > 1 ? p->groups : 1, count = p->rows * p->cols * groups;
     bool whole = count == p->shape[0] * p->shape[1];
-    if (!count || p->copy || j->k->lay.d != j->d0 || (whole && j->k->lay.t != 0)) return;
-    for (size_t i = 0; i < count; i++) {
-        double g = j->k->host_grads[p->offset + i];
+    if (!count || p->copy || (!j->zero && j->k->lay.d != j->d0) || (whole && j->k->lay.t != 0))
+        return;
+    size_t a = p->offset, b = p->offset + count; /* with ZeRO only the slice is reduced */
+    if (a < j->k->zlo) a = j->k->zlo;
+    if (b > j->k->zhi) b = j->k->zhi;
+    for (size_t i = a; i < b; i++) {
+        double g = j->k->host_grads[i];
         j->sum += g * g;
     }
 }
@@ -316,8 +321,12 @@ static void add_squares(const clpar_param *p, void *user) {
  * squared norm, all meet, each sums the shares in rank order (the same on every rank) and
  * scales its gradients by clip / (norm + 1e-6) when that is below 1. */
 static clpar_status clip_gradients(clpar_mesh *M, mrank *k) {
-    TRY(clpar_device_read(k->dev, k->host_grads, k->grads, 0, k->lay.nparams * sizeof(float)));
-    norm_job j = {k, M->d0, 0.0};
+    size_t lo = k->zlo, n = k->zhi - k->zlo;
+    if (n)
+        TRY(clpar_device_read(k->dev, k->host_grads + lo, k->grads, lo * sizeof(float),
+                              n * sizeof(float)));
+    int zero = M->cfg.zero && M->cfg.dp > 1;
+    norm_job j = {k, M->d0, zero, 0.0};
     for (int m = 0; m < k->lay.nl; m++)
         clpar_module_each_param(k->lay.mods[m], add_squares, &j);
     M->norm_parts[k->rank] = j.sum;
@@ -325,11 +334,16 @@ static clpar_status clip_gradients(clpar_mesh *M, mrank *k) {
     double total = 0;
     for (int r = M->lo; r < M->hi; r++)
         total += M->norm_parts[r];
+    /* with ZeRO the slices of every process make up the norm (the first rank's thread asks
+     * the others while the rest wait) */
+    if (zero && k->rank == M->lo) TRY(clpar_world_sum_double(M->world, &total));
+    if (zero && k->rank == M->lo) M->norm_total = total;
     TRY(clpar_barrier_wait(&M->clip_meet)); /* the parts are rewritten next step */
+    if (zero) total = M->norm_total;
     double norm = sqrt(total), coef = M->cfg.clip / (norm + 1e-6);
     if (k->rank == M->lo) M->stats.grad_norm = norm;
-    if (coef >= 1.0) return CLPAR_OK;
-    return clpar_op_scale(k->dev, k->grads, 0, (float)coef, k->lay.nparams, NULL);
+    if (coef >= 1.0 || n == 0) return CLPAR_OK;
+    return clpar_op_scale(k->dev, k->grads, lo, (float)coef, n, NULL);
 }
 
 static clpar_status run_rank(clpar_mesh *M, mrank *k) {
@@ -376,7 +390,10 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
             const clpar_module *mod = l->mods[j];
             st = clpar_allreduce_bucket(k->dp_ar, k->dp_slot, k->grads, mod->param_offset,
                                         mod->param_count);
-            k->bytes_dp += 2 * mod->param_count * sizeof(float);
+            size_t a0 = mod->param_offset > k->zlo ? mod->param_offset : k->zlo;
+            size_t b0 = mod->param_offset + mod->param_count;
+            if (b0 > k->zhi) b0 = k->zhi; /* with ZeRO only the slice comes back */
+            k->bytes_dp += (mod->param_count + (b0 > a0 ? b0 - a0 : 0)) * sizeof(float);
         }
         if (st == CLPAR_OK) st = rank_marker(k, &b);
         if (st != CLPAR_OK) {
@@ -397,13 +414,25 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
     if (c->clip > 0) TRY(clip_gradients(M, k));
     cl_event a, b;
     TRY(rank_marker(k, &a));
-    clpar_status st = clpar_optim_step(k->opt, k->params, k->grads, NULL);
+    clpar_status st = clpar_optim_step(k->opt, k->zparams ? k->zparams : k->params,
+                                       k->zgrads ? k->zgrads : k->grads, NULL);
     if (st == CLPAR_OK) st = rank_marker(k, &b);
     if (st != CLPAR_OK) {
         clReleaseEvent(a);
         return st;
     }
     TRY(rank_record(k, a, b, 0, "optimizer", "optimizer"));
+    if (c->zero && c->dp > 1) { /* every replica's updated slice to every replica */
+        TRY(rank_marker(k, &a));
+        st = clpar_allreduce_gather_slices(k->dp_ar, k->dp_slot, k->params, a);
+        if (st == CLPAR_OK) st = rank_marker(k, &b);
+        if (st != CLPAR_OK) {
+            clReleaseEvent(a);
+            return st;
+        }
+        k->bytes_dp += (k->lay.nparams + k->zhi - k->zlo) * sizeof(float);
+        TRY(rank_record(k, a, b, 0, "reduction", "gather params"));
+    }
     return clpar_device_finish(k->dev);
 }
 

@@ -188,6 +188,12 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
             CLPAR_EINVAL,
             CLPAR_FIELD("micro") " %d is larger than " CLPAR_FIELD("max_batch") " %zu", c->micro,
             c->max_batch);
+    if (c->zero != 0 && c->zero != 1)
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("zero") " must be 0 or 1 (got %d)", c->zero);
+    if (c->zero && c->pp > 1 && clpar_model_is_gpt(&model))
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("zero") " 1 with a pipelined GPT is not supported yet (its "
+                                               "tied token table spans the first and last stage)");
     int sum = 0;
     for (int p = 0; p < c->pp; p++) {
         if (c->stage_layers[p] < 1)
@@ -222,6 +228,20 @@ clpar_status clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t ro
     return CLPAR_OK;
 }
 
+void plan_zero_bounds(size_t n, int dp, size_t *bounds) {
+    for (int d = 0; d < dp; d++)
+        bounds[d] = n * (size_t)d / (size_t)dp / ZERO_ALIGN * ZERO_ALIGN;
+    bounds[dp] = n;
+}
+
+size_t plan_optim_floats(const clpar_mesh_config *c, const rank_layout *l) {
+    size_t per = (size_t)clpar_optim_config_state_count(&c->optim);
+    if (!c->zero || c->dp == 1) return per * l->nparams;
+    size_t bounds[CLPAR_MAX_RANKS + 1];
+    plan_zero_bounds(l->nparams, c->dp, bounds);
+    return per * (bounds[l->d + 1] - bounds[l->d]);
+}
+
 size_t plan_micro_cap(const clpar_mesh_config *c) {
     size_t largest = 0;
     for (int d = 0; d < c->dp; d++) {
@@ -242,7 +262,7 @@ clpar_status clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_ra
     info->first_layer = l.l0;
     info->layers = l.nl;
     info->param_count = l.nparams;
-    info->param_bytes = (size_t)(2 + clpar_optim_config_state_count(&c->optim)) * floats(l.nparams);
+    info->param_bytes = 2 * floats(l.nparams) + plan_optim_floats(c, &l) * sizeof(float);
     info->activation_slots = l.nslots;
     info->activation_bytes = layout_activation_bytes(&l);
     layout_free(&l);

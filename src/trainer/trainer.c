@@ -111,6 +111,7 @@ clpar_status clpar_trainer_mesh_config(const clpar_trainer_config *cfg, size_t n
     mc->pp = cfg->pp ? cfg->pp : 1;
     mc->tp = cfg->tp ? cfg->tp : 1;
     mc->micro = cfg->accum * (cfg->micro_batches ? cfg->micro_batches : 1);
+    mc->zero = cfg->zero;
     mc->schedule = cfg->schedule;
     mc->max_batch = cfg->batch;
     for (int r = 0; cfg->speeds && r < mc->dp * mc->pp * mc->tp && r < CLPAR_MAX_RANKS; r++)
