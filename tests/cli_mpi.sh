@@ -56,6 +56,12 @@ check "one report" test "$(grep -c '^done:' "$T/map.out")" = 1
 check "bytes sent between processes as predicted" \
   grep -q "between processes: 1780 bytes sent per step by process 0 (predicted .* = 1780)" "$T/map.out"
 
+# the planner under mpirun measures the link and plans meshes spread over the processes
+mpi -np 2 "$B/clpar-devices" --plan --model 10,16,5 --batch 64 --devices 0 --top 2 >"$T/plan.out" 2>&1
+check "the planner measures the link" grep -q "^link between processes 0 (.*) and 1 (.*): .* GB/s" "$T/plan.out"
+check "and prints mpirun command lines" grep -q "mpirun -np 2 clpar-train --model 10,16,5 --batch 64 --devices 0 --dp 2 " "$T/plan.out"
+check "with the bytes sent between processes" grep -q "between processes: 0.00 MB sent per process" "$T/plan.out"
+
 # a GPT with clipping; a 2-process checkpoint resumed in 1 process and the reverse
 head -c 20000 /usr/share/games/fortunes/fortunes >"$T/text.txt" 2>/dev/null ||
   python3 -c "print('the quick brown fox jumps over the lazy dog. ' * 500)" >"$T/text.txt"

@@ -134,6 +134,49 @@ Test(mesh, planner_ranks_feasible_meshes) {
     cr_expect_eq(clpar_planner_plan(&c, m, 4, plans, 64, &count), CLPAR_EINVAL);
 }
 
+/* Several processes: meshes whose replicas divide among them, each process's share of the
+ * batch on its own devices, and the link's time as its bandwidth and latency predict. */
+Test(mesh, planner_weighs_the_link_between_processes) {
+    clpar_mesh_config c;
+    memset(&c, 0, sizeof c);
+    clpar_mlp_shape_parse(&c.shape, "64,256,256,10"); /* 85,002 parameters */
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_SGD);
+    c.max_batch = 64;
+    clpar_device_measure m[2];
+    for (int i = 0; i < 2; i++)
+        m[i] = (clpar_device_measure){i, 10.0, 5.0, 5.0, 1u << 30, 0, 0};
+    clpar_plan fast[64], slow[64], local[64];
+    int nf, ns, nl;
+    clpar_link link = {3, 10.0, 1e-6};
+    T_OK(clpar_planner_plan_link(&c, m, 2, &link, fast, 64, &nf));
+    link.gbs = 0.01;
+    link.latency_s = 1e-3;
+    T_OK(clpar_planner_plan_link(&c, m, 2, &link, slow, 64, &ns));
+    clpar_mesh_config share = c;
+    share.max_batch = 64 / 3; /* what each process runs alone */
+    T_OK(clpar_planner_plan(&share, m, 2, local, 64, &nl));
+    cr_expect_eq(nf, nl, "one mesh per process-local mesh");
+    double grad = 4.0 * 85002;
+    for (int i = 0; i < nf; i++) {
+        cr_expect_eq(fast[i].cfg.dp % 3, 0, "dp %d does not divide among 3 processes",
+                     fast[i].cfg.dp);
+        if (fast[i].cfg.tp == 1) /* (shards may repeat a bias) */
+            cr_expect_eq(fast[i].link_bytes, (uint64_t)(2.0 * 2 / 3 * grad), "%llu bytes",
+                         (unsigned long long)fast[i].link_bytes);
+        const clpar_plan *same = NULL;
+        for (int j = 0; j < ns; j++)
+            if (slow[j].cfg.dp == fast[i].cfg.dp && slow[j].cfg.pp == fast[i].cfg.pp &&
+                slow[j].cfg.tp == fast[i].cfg.tp)
+                same = &slow[j];
+        cr_assert_not_null(same);
+        double buckets = 2.0 * same->cfg.shape.nlayers / same->cfg.pp; /* at least */
+        cr_expect_geq(same->link_s - fast[i].link_s,
+                      fast[i].link_bytes / 0.01e9 - fast[i].link_bytes / 10e9 + buckets * 0.9e-3,
+                      "a slower link must cost its bytes and latencies");
+        cr_expect_float_eq(same->step_s, same->compute_s + same->comm_s, 1e-12);
+    }
+}
+
 /* Faster ranks get more work, and the weights stay those of one device. */
 Test(mesh, uneven_balance_keeps_equivalence) {
     clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);

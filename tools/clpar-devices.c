@@ -11,6 +11,9 @@
 #include <string.h>
 
 static const char *prog = "clpar-devices";
+/* Under mpirun, --plan also measures the link between processes and plans for all of them;
+ * process 0 prints. */
+static clpar_world *world;
 
 static void usage(void) {
     printf("usage: clpar-devices [--json] [--bench [--model SIZES --batch B]] [--devices SPEC] "
@@ -34,6 +37,8 @@ static void usage(void) {
            "                  every mesh of data, pipeline and tensor parallelism, the step time,\n"
            "                  memory, bytes moved and bubble; print the best with their\n"
            "                  clpar-train command lines\n"
+           "                  (under mpirun: also the link between the processes, measured\n"
+           "                  by ping-pong, for meshes spread over them)\n"
            "  --remeasure     ignore the measurement cache\n"
            "  --top N         how many meshes --plan prints (default 5)\n"
            "  --tune          find the fastest CLBlast GEMM configuration for each device on\n"
@@ -63,6 +68,22 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
     base.schedule = CLPAR_SCHEDULE_AUTO; /* as clpar-train runs the plans it prints */
     clpar_device_measure m[64];
     if (n > 64) n = 64;
+    /* the link first: a collective, before any process can fail alone */
+    clpar_link link = {clpar_world_size(world), 0, 0};
+    if (link.procs > 1) {
+        double small, large;
+        const size_t big = 4u << 20;
+        st = clpar_world_ping_pong(world, 8, 50, &small);
+        if (st == CLPAR_OK) st = clpar_world_ping_pong(world, big, 10, &large);
+        if (st != CLPAR_OK) return cli_fail(prog, st);
+        link.latency_s = small;
+        link.gbs = big / fmax(large - small, 1e-9) / 1e9;
+        if (!json)
+            printf("link between processes 0 (%s) and 1 (%s): %.2f GB/s, %.1f us latency "
+                   "(ping-pong); planning for %d processes with these devices each\n",
+                   clpar_world_host(world, 0), clpar_world_host(world, 1), link.gbs,
+                   link.latency_s * 1e6, link.procs);
+    }
     for (int i = 0; i < n; i++) {
         if (!json) {
             printf("measuring device %d on %s at batch %ld...", idx[i], model, batch);
@@ -79,7 +100,7 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
     }
     clpar_plan plans[256];
     int count;
-    st = clpar_planner_plan(&base, m, n, plans, 256, &count);
+    st = clpar_planner_plan_link(&base, m, n, &link, plans, 256, &count);
     if (st != CLPAR_OK) return cli_fail(prog, st);
     int shown = count < top ? count : top;
     if (json)
@@ -90,27 +111,30 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
         const clpar_plan *p = &plans[i];
         char devs[512] = "", stages[128] = "";
         size_t u = 0;
-        for (int r = 0; r < p->cfg.dp * p->cfg.pp * p->cfg.tp; r++)
+        for (int r = 0; r < p->cfg.dp / link.procs * p->cfg.pp * p->cfg.tp; r++)
             u += (size_t)snprintf(devs + u, sizeof devs - u, "%s%d", r ? "," : "", idx[r]);
         u = 0;
         for (int s = 0; s < p->cfg.pp; s++)
             u += (size_t)snprintf(stages + u, sizeof stages - u, "%s%d", s ? "," : "",
                                   p->cfg.stage_layers[s]);
-        char cmd[1024];
+        char cmd[1024], launch[32] = "";
+        if (link.procs > 1) snprintf(launch, sizeof launch, "mpirun -np %d ", link.procs);
         snprintf(cmd, sizeof cmd,
-                 "clpar-train --model %s --batch %ld --devices %s --dp %d --pp %d --tp %d%s%s%s",
-                 model, batch, devs, p->cfg.dp, p->cfg.pp, p->cfg.tp,
+                 "%sclpar-train --model %s --batch %ld --devices %s --dp %d --pp %d --tp %d%s%s%s",
+                 launch, model, batch, devs, p->cfg.dp, p->cfg.pp, p->cfg.tp,
                  p->cfg.pp > 1 ? " --stages " : "", p->cfg.pp > 1 ? stages : "", "");
         char micro[32] = "";
         if (p->cfg.micro > 1) snprintf(micro, sizeof micro, " --micro-batches %d", p->cfg.micro);
         if (json) {
-            printf(
-                "  {\"dp\": %d, \"pp\": %d, \"tp\": %d, \"micro_batches\": %d, "
-                "\"step_ms\": %.3f, \"compute_ms\": %.3f, \"comm_ms\": %.3f, \"bubble\": %.4f, "
-                "\"bytes_per_step\": %llu, \"max_device_bytes\": %zu, \"command\": \"%s%s\"}%s\n",
-                p->cfg.dp, p->cfg.pp, p->cfg.tp, p->cfg.micro, p->step_s * 1e3, p->compute_s * 1e3,
-                p->comm_s * 1e3, p->bubble, (unsigned long long)p->bytes_per_step,
-                p->max_device_bytes, cmd, micro, i + 1 < shown ? "," : "");
+            printf("  {\"dp\": %d, \"pp\": %d, \"tp\": %d, \"micro_batches\": %d, "
+                   "\"step_ms\": %.3f, \"compute_ms\": %.3f, \"comm_ms\": %.3f, \"bubble\": %.4f, "
+                   "\"bytes_per_step\": %llu, \"max_device_bytes\": %zu, \"processes\": %d, "
+                   "\"link_ms\": %.3f, \"link_bytes\": %llu, \"command\": \"%s%s\"}%s\n",
+                   p->cfg.dp, p->cfg.pp, p->cfg.tp, p->cfg.micro, p->step_s * 1e3,
+                   p->compute_s * 1e3, p->comm_s * 1e3, p->bubble,
+                   (unsigned long long)p->bytes_per_step, p->max_device_bytes, link.procs,
+                   p->link_s * 1e3, (unsigned long long)p->link_bytes, cmd, micro,
+                   i + 1 < shown ? "," : "");
         } else {
             printf("%d. dp %d x pp %d x tp %d: %.2f ms per step (%.2f compute, %.2f copies), "
                    "%.0f samples/s, bubble %.1f%%, %.2f MiB on the fullest device, %.2f MB moved "
@@ -118,6 +142,10 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
                    i + 1, p->cfg.dp, p->cfg.pp, p->cfg.tp, p->step_s * 1e3, p->compute_s * 1e3,
                    p->comm_s * 1e3, (double)batch / p->step_s, 100 * p->bubble,
                    p->max_device_bytes / 1048576.0, p->bytes_per_step / 1e6, cmd, micro);
+            if (link.procs > 1)
+                printf("   between processes: %.2f MB sent per process and step, %.2f ms on the "
+                       "link (part of the copies)\n",
+                       p->link_bytes / 1e6, p->link_s * 1e3);
         }
     }
     if (json) printf("]}\n");
@@ -192,7 +220,7 @@ static void json_string(const char *s) {
     putchar('"');
 }
 
-int main(int argc, char **argv) {
+static int session(int argc, char **argv) {
     int json = 0, bench = 0, do_plan = 0, remeasure = 0, do_tune = 0;
     long candidates = 32;
     const char *model = NULL;
@@ -368,4 +396,23 @@ int main(int argc, char **argv) {
     free(nprods);
     clpar_runtime_free(rt);
     return 0;
+}
+
+int main(int argc, char **argv) {
+    clpar_status st = clpar_world_init(&world);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    if (clpar_world_rank(world) > 0) { /* process 0 speaks for all */
+        fflush(NULL);
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return 1;
+    }
+    int rc = session(argc, argv);
+    /* one exit status for all: a process that failed alone fails the run */
+    if (clpar_world_size(world) > 1 &&
+        clpar_world_agree(world, rc ? CLPAR_EINVAL : CLPAR_OK, rc ? cli_printed_error() : NULL) !=
+            CLPAR_OK) {
+        if (!rc) fprintf(stderr, "%s: error: %s\n", prog, clpar_last_error());
+        rc = rc ? rc : 1;
+    }
+    clpar_world_free(world);
+    return rc;
 }

@@ -47,6 +47,11 @@ CLPAR_API clpar_status clpar_world_allgather(clpar_world *w, const void *mine, s
 CLPAR_API clpar_status clpar_world_sum_double(clpar_world *w, double *value);
 /* The smallest of one value over the processes. */
 CLPAR_API clpar_status clpar_world_min_u64(clpar_world *w, uint64_t *value);
+/* The link between processes 0 and 1: the one-way time of a message of `bytes` bytes, half
+ * the best of `iters` round trips (ping-pong), the same on every process (collective; the
+ * other processes wait). 0 in a world of one process. */
+CLPAR_API clpar_status clpar_world_ping_pong(clpar_world *w, size_t bytes, int iters,
+                                             double *seconds);
 /* Ends every process of the run at once (MPI_Abort) with exit status code: for a tool whose
  * step failed while other processes may wait in a collective. The one clpar call that does
  * not return, and only under MPI with more than one process; otherwise it returns at once. */

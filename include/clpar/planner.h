@@ -36,7 +36,17 @@ typedef struct {
     double bubble;            /* (pp - 1) / (micro + pp - 1) */
     uint64_t bytes_per_step;  /* between host and devices, all ranks */
     size_t max_device_bytes;  /* the largest rank's parameters, state and activations */
+    uint64_t link_bytes;      /* sent by each process to the others per step (several) */
+    double link_s;            /* their time on the link, part of comm_s */
 } clpar_plan;
+
+/* The processes a mesh may be spread over (clpar_mesh_init_world) and the link between them,
+ * as clpar_world_ping_pong measures it. */
+typedef struct {
+    int procs;        /* processes, each with devices like the measured ones */
+    double gbs;       /* bandwidth between two processes, GB/s */
+    double latency_s; /* one-way time of a small message */
+} clpar_link;
 
 /* Every feasible mesh over the first dp pp tp of the n measured devices (rank i on
  * measures[i].device), best first; at most cap written, *count says how many there were.
@@ -44,6 +54,15 @@ typedef struct {
 CLPAR_API clpar_status clpar_planner_plan(const clpar_mesh_config *base,
                                           const clpar_device_measure *m, int n, clpar_plan *plans,
                                           int cap, int *count);
+/* The same for link->procs processes that each have the n measured devices: every mesh whose
+ * replicas divide among the processes (dp a multiple of procs; each process runs dp / procs
+ * replicas on its devices), with the reduction across processes on the link: 2 (P - 1) / P
+ * of each process's gradient bytes, plus two latencies per gradient bucket. link NULL or one
+ * process: clpar_planner_plan. */
+CLPAR_API clpar_status clpar_planner_plan_link(const clpar_mesh_config *base,
+                                               const clpar_device_measure *m, int n,
+                                               const clpar_link *link, clpar_plan *plans, int cap,
+                                               int *count);
 
 #ifdef __cplusplus
 }

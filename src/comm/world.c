@@ -4,6 +4,7 @@
 
 #include "clpar/status.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,42 @@ clpar_status clpar_world_min_u64(clpar_world *w, uint64_t *value) {
     MPI_TRY(MPI_Allreduce(&mine, &least, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD),
             "MPI_Allreduce(min)");
     *value = least;
+#endif
+    return CLPAR_OK;
+}
+
+clpar_status clpar_world_ping_pong(clpar_world *w, size_t bytes, int iters, double *seconds) {
+    *seconds = 0;
+    if (!w || w->size == 1) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    if (bytes > (size_t)1 << 30 || iters < 1)
+        return clpar_error(CLPAR_EINVAL, "ping-pong of %zu bytes, %d times", bytes, iters);
+    char *buf = calloc(bytes ? bytes : 1, 1);
+    if (!buf) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    double best = INFINITY;
+    clpar_status st = mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+    for (int i = 0; i < iters && st == CLPAR_OK && w->rank < 2; i++) {
+        double t0 = MPI_Wtime();
+        int peer = 1 - w->rank, n = (int)bytes;
+        if (w->rank == 0) {
+            st = mpi_check(MPI_Send(buf, n, MPI_BYTE, peer, 7, MPI_COMM_WORLD), "MPI_Send");
+            if (st == CLPAR_OK)
+                st = mpi_check(
+                    MPI_Recv(buf, n, MPI_BYTE, peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                    "MPI_Recv");
+        } else {
+            st = mpi_check(MPI_Recv(buf, n, MPI_BYTE, peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                           "MPI_Recv");
+            if (st == CLPAR_OK)
+                st = mpi_check(MPI_Send(buf, n, MPI_BYTE, peer, 7, MPI_COMM_WORLD), "MPI_Send");
+        }
+        double t = (MPI_Wtime() - t0) / 2;
+        if (t < best) best = t;
+    }
+    free(buf);
+    TRY(st);
+    MPI_TRY(MPI_Bcast(&best, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD), "MPI_Bcast(ping-pong)");
+    *seconds = best;
 #endif
     return CLPAR_OK;
 }

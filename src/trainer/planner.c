@@ -237,8 +237,44 @@ static int by_time(const void *a, const void *b) {
     return x->step_s < y->step_s ? -1 : x->step_s > y->step_s;
 }
 
+/* The reduction across processes of a mesh whose process-local part p predicts: each process
+ * sends 2 (P - 1) / P of its gradient bytes, and each bucket (a rank's module) waits for two
+ * exchanges. The process's mesh becomes the whole one (dp times P). */
+static void add_link(clpar_plan *p, const clpar_link *link) {
+    clpar_mesh_config *c = &p->cfg;
+    int P = link->procs;
+    double grad = 0, buckets = 0;
+    for (int r = 0; r < c->pp * c->tp; r++) { /* one replica: the process sums its own first */
+        clpar_rank_info ri;
+        if (clpar_mesh_plan_rank(c, r, &ri) != CLPAR_OK) continue;
+        grad += 4.0 * (double)ri.param_count;
+        buckets = fmax(buckets, ri.layers);
+    }
+    p->link_bytes = (uint64_t)(2.0 * (P - 1) / P * grad);
+    p->link_s = (double)p->link_bytes / (link->gbs * 1e9) + 2.0 * buckets * link->latency_s;
+    p->comm_s += p->link_s;
+    p->step_s = p->compute_s + p->comm_s;
+    c->dp *= P;
+    c->max_batch *= (size_t)P;
+}
+
 clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_device_measure *m, int n,
                                 clpar_plan *plans, int cap, int *count) {
+    return clpar_planner_plan_link(base, m, n, NULL, plans, cap, count);
+}
+
+clpar_status clpar_planner_plan_link(const clpar_mesh_config *base, const clpar_device_measure *m,
+                                     int n, const clpar_link *link, clpar_plan *plans, int cap,
+                                     int *count) {
+    int P = link && link->procs > 1 ? link->procs : 1;
+    if (P > 1 && !(link->gbs > 0))
+        return clpar_error(CLPAR_EINVAL, "the link between processes needs a bandwidth");
+    clpar_mesh_config whole = *base;
+    /* each process plans its share of the batch on its own devices */
+    whole.max_batch = base->max_batch / (size_t)P;
+    if (whole.max_batch == 0)
+        return clpar_error(CLPAR_EINVAL, "a batch of %zu over %d processes", base->max_batch, P);
+    base = &whole;
     int total = 0, room = 4096;
     clpar_plan *all = malloc((size_t)room * sizeof *all);
     if (!all) return clpar_error(CLPAR_ENOMEM, "out of host memory");
@@ -255,7 +291,9 @@ clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_devic
                 memset(c.stage_layers, 0, sizeof c.stage_layers);
                 if (clpar_stages_balance_model(&model, pp, NULL, c.stage_layers) != CLPAR_OK)
                     continue;
-                if (predict(&c, m, &all[total])) total++;
+                if (!predict(&c, m, &all[total])) continue;
+                if (P > 1) add_link(&all[total], link);
+                total++;
             }
     qsort(all, (size_t)total, sizeof *all, by_time);
     for (int i = 0; i < total && i < cap; i++)
