@@ -28,7 +28,8 @@ near() { # near A B: the models in A and B agree within 1e-5 (relative L2)
 }
 same() { [ "$(rel_l2 "$1" "$2")" = "0.0" ]; }
 
-mlp=(--data synthetic --model 10,16,12,5 --steps 12 --batch 64 --optim adam --quiet)
+loud=(--data synthetic --model 10,16,12,5 --steps 12 --batch 64 --optim adam)
+mlp=("${loud[@]}" --quiet)
 "$B/clpar-train" "${mlp[@]}" --dp 2 --devices 0,1 --save "$T/dp2.safetensors" >/dev/null ||
   bad "dp 2 in one process"
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 2 --devices 0 --save "$T/dp2_np2.safetensors" \
@@ -49,7 +50,7 @@ mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1 --save "$T/dp
   >"$T/np4.out" 2>&1 || bad "dp 4 x pp 2 over 4 processes"
 check "dp 4 x pp 2 over 4 processes: bit-identical" same "$T/dp4pp2_np4.safetensors" "$T/dp4pp2.safetensors"
 # the map is printed once, by process 0, with every rank
-mpi -np 2 "$B/clpar-train" "${mlp[@]:0:10}" --dp 2 --devices 0 --steps 2 >"$T/map.out" 2>&1
+mpi -np 2 "$B/clpar-train" "${loud[@]}" --dp 2 --devices 0 --steps 2 >"$T/map.out" 2>&1
 check "the rank map names both processes" grep -q "rank 1 (replica 1.*process 1 on" "$T/map.out"
 check "one report" test "$(grep -c '^done:' "$T/map.out")" = 1
 # 445 parameters: each process sends 2 (P - 1) / P of their 1,780 bytes per step
@@ -88,8 +89,13 @@ check "one error line naming the process and the file" \
 check "and no other error line" test "$(grep -c "clpar-train: error" "$T/bad.out")" = 1
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --devices 0 >"$T/dp3.out" 2>&1
 check "--dp 3 over 2 processes is refused" grep -q "error: --dp 3 is not a multiple of the 2 processes" "$T/dp3.out"
-mpi -np 2 "$B/clpar-train" "${mlp[@]}" --mesh auto --devices 0 >"$T/auto.out" 2>&1
-check "--mesh auto over processes is refused" grep -q "error: --mesh auto is not supported across processes" "$T/auto.out"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --balance auto --devices 0 >"$T/balance.out" 2>&1
+check "--balance auto over processes is refused" grep -q "error: --balance auto is not supported across processes" "$T/balance.out"
+# --mesh auto plans for both processes (one device each: a replica each), as one run
+mpi -np 2 "$B/clpar-train" "${loud[@]}" --mesh auto --devices 0 \
+  --save "$T/auto.safetensors" >"$T/auto.out" 2>&1 || { bad "--mesh auto over 2 processes"; cat "$T/auto.out"; }
+check "--mesh auto over 2 processes chose dp 2" grep -q "^mesh auto: dp 2 x pp 1 x tp 1" "$T/auto.out"
+check "and trained as dp 2 does" near "$T/auto.safetensors" "$T/dp2.safetensors"
 
 # a process killed mid-run: the others stop within 60 s, the checkpoint stays whole
 mpi -np 2 "$B/clpar-train" --data synthetic --model 10,64,64,5 --dp 2 --devices 0 --steps 1000000 \

@@ -122,21 +122,36 @@ static int configure(train_options *o, clpar_trainer_config *cfg, char *data, si
     return 0;
 }
 
-/* --mesh auto: the planner's best mesh for the devices of the spec. */
+/* --mesh auto: the planner's best mesh for the devices of the spec; under MPI for every
+ * process with process 0's devices (each measures its own, and all must run the same mesh)
+ * and the link between them measured. */
 static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, size_t nsamples,
                                 int quiet) {
-    int n = cfg->ndevices < 64 ? cfg->ndevices : 64;
-    clpar_device_measure m[64];
+    int n = cfg->ndevices < 64 ? cfg->ndevices : 64, P = procs();
+    clpar_device_measure m[64], *all = calloc((size_t)P * 64, sizeof *all);
+    if (!all) return cli_error_status(CLPAR_ENOMEM, "out of host memory");
     clpar_model_spec model = {cfg->shape, cfg->gpt};
+    clpar_link link = {P, 0, 0};
     clpar_status st = CLPAR_OK;
+    if (P > 1) { /* collectives first, before any process can fail alone */
+        double small = 0, large = 0;
+        st = clpar_world_ping_pong(world, 8, 50, &small);
+        if (st == CLPAR_OK) st = clpar_world_ping_pong(world, 4u << 20, 10, &large);
+        link.latency_s = small;
+        link.gbs = (4u << 20) / fmax(large - small, 1e-9) / 1e9;
+    }
     for (int i = 0; i < n && st == CLPAR_OK; i++)
         st = clpar_planner_measure(rt, cfg->devices[i], &model, cfg->batch, 0, &m[i]);
+    st = clpar_world_agree(world, st, NULL);
+    if (st == CLPAR_OK) st = clpar_world_allgather(world, m, sizeof m, all);
+    if (st == CLPAR_OK) memcpy(m, all, sizeof m); /* process 0's */
+    free(all);
     clpar_mesh_config base;
     cfg->dp = cfg->pp = cfg->tp = 1;
     if (st == CLPAR_OK) st = clpar_trainer_mesh_config(cfg, nsamples, &base);
     clpar_plan best;
     int count;
-    if (st == CLPAR_OK) st = clpar_planner_plan(&base, m, n, &best, 1, &count);
+    if (st == CLPAR_OK) st = clpar_planner_plan_link(&base, m, n, &link, &best, 1, &count);
     if (st != CLPAR_OK) return st;
     cfg->dp = best.cfg.dp, cfg->pp = best.cfg.pp, cfg->tp = best.cfg.tp;
     cfg->accum = 1;
@@ -144,8 +159,9 @@ static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, si
     memcpy(cfg->stage_layers, best.cfg.stage_layers, sizeof cfg->stage_layers);
     if (!quiet)
         printf("mesh auto: dp %d x pp %d x tp %d, %d micro-batches (predicted %.1f ms per step, "
-               "best of %d meshes)\n",
-               cfg->dp, cfg->pp, cfg->tp, best.cfg.micro, best.step_s * 1e3, count);
+               "best of %d meshes%s)\n",
+               cfg->dp, cfg->pp, cfg->tp, best.cfg.micro, best.step_s * 1e3, count,
+               P > 1 ? ", replicas divided among the processes" : "");
     return CLPAR_OK;
 }
 
@@ -459,10 +475,9 @@ static int place_ranks(clpar_runtime *rt, const train_options *o, clpar_trainer_
     int ndev = 0;
     clpar_status st = clpar_runtime_parse_spec(rt, o->devices, devices, CLPAR_MAX_RANKS, &ndev);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    /* each process measures its own devices: they would choose different meshes */
-    if (procs() > 1 && (o->mesh_auto || o->balance))
-        return cli_usage_error(prog, "%s is not supported across processes yet: give the mesh",
-                               o->mesh_auto ? "--mesh auto" : "--balance auto");
+    /* each process measures its own devices: their replicas would get different shares */
+    if (procs() > 1 && o->balance)
+        return cli_usage_error(prog, "--balance auto is not supported across processes yet");
     if (cfg->dp == 0) /* every process holds replicas of the same size */
         cfg->dp = procs() * (ndev / (cfg->pp * cfg->tp) > 0 ? ndev / (cfg->pp * cfg->tp) : 1);
     cfg->devices = devices;
