@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ranks in several processes under mpirun: data parallelism across 2 and 4 processes (alone,
-# with pipeline stages inside each process, with ZeRO-1, a GPT with clipping) against the
-# same mesh in one process; checkpoints resumed with another number of processes; bad input seen by one
+# with pipeline stages inside each process, with ZeRO-1, a GPT with clipping), pipeline
+# stages across processes (GPipe and 1F1B, beside data and tensor parallelism, replicas cut
+# between processes, a GPT's tied token table), each against the same mesh in one process; checkpoints resumed with another number of processes; bad input seen by one
 # process; a process killed mid-run. Skipped (passes, saying so) where clpar was built without
 # MPI or mpirun is missing.
 . "$(dirname "$0")/harness.sh"
@@ -57,6 +58,25 @@ check "one report" test "$(grep -c '^done:' "$T/map.out")" = 1
 check "bytes sent between processes as predicted" \
   grep -q "between processes: 1780 bytes sent per step by process 0 (predicted .* = 1780)" "$T/map.out"
 
+# pipeline stages across processes: hand-offs by MPI, bit for bit as in one process
+"$B/clpar-train" "${mlp[@]}" --pp 2 --micro-batches 4 --schedule 1f1b --devices 0,1 \
+  --save "$T/pp.safetensors" >/dev/null || bad "pp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --pp 2 --micro-batches 4 --schedule 1f1b --devices 0 \
+  --save "$T/pp_np2.safetensors" >"$T/pp.out" 2>&1 || { bad "pp 2 over 2 processes"; cat "$T/pp.out"; }
+check "pp 2 (1F1B) over 2 processes: bit-identical" same "$T/pp_np2.safetensors" "$T/pp.safetensors"
+"$B/clpar-train" "${mlp[@]}" --tp 2 --pp 2 --devices 0,1,0,1 --save "$T/tppp.safetensors" >/dev/null ||
+  bad "tp 2 x pp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --tp 2 --pp 2 --devices 0,1 --save "$T/tppp_np2.safetensors" \
+  >/dev/null 2>&1 || bad "tp 2 x pp 2 over 2 processes"
+check "tp 2 x pp 2 over 2 processes (a tensor-parallel group each): bit-identical" \
+  same "$T/tppp_np2.safetensors" "$T/tppp.safetensors"
+# 3 replicas of 2 stages over 2 processes: replica 1's stages in different processes
+"$B/clpar-train" "${mlp[@]}" --dp 3 --pp 2 --devices 0,1,0,1,0,1 --save "$T/dp3pp2.safetensors" \
+  >/dev/null || bad "dp 3 x pp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --pp 2 --devices 0,1,0 \
+  --save "$T/dp3pp2_np2.safetensors" >/dev/null 2>&1 || bad "dp 3 x pp 2 over 2 processes"
+check "dp 3 x pp 2 over 2 processes: within 1e-5" near "$T/dp3pp2_np2.safetensors" "$T/dp3pp2.safetensors"
+
 # the planner under mpirun measures the link and plans meshes spread over the processes
 mpi -np 2 "$B/clpar-devices" --plan --model 10,16,5 --batch 64 --devices 0 --top 2 >"$T/plan.out" 2>&1
 check "the planner measures the link" grep -q "^link between processes 0 (.*) and 1 (.*): .* GB/s" "$T/plan.out"
@@ -77,6 +97,12 @@ check "GPT checkpoint over 2 processes: within 1e-5" near "$T/g2.safetensors" "$
 mpi -np 2 "$B/clpar-train" --resume "$T/g1.safetensors" --steps 8 --dp 2 --devices 0 --quiet \
   --save "$T/r2.safetensors" >/dev/null 2>&1 || bad "resume a 1-process checkpoint in 2 processes"
 check "resumed across process counts: within 1e-5" near "$T/r2.safetensors" "$T/r1.safetensors"
+# a GPT's two stages in two processes: its token table's two copies summed across them
+"$B/clpar-train" "${gpt[@]}" --steps 4 --pp 2 --devices 0,1 --checkpoint "$T/gp1.safetensors" \
+  >/dev/null || bad "GPT pp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${gpt[@]}" --steps 4 --pp 2 --devices 0 \
+  --checkpoint "$T/gp2.safetensors" >/dev/null 2>&1 || bad "GPT pp 2 over 2 processes"
+check "GPT pp 2 over 2 processes: bit-identical checkpoint" same "$T/gp2.safetensors" "$T/gp1.safetensors"
 
 # bad input seen by one process only (its data file is missing): one message, from process 0
 mpi -np 1 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --devices 0 : \
@@ -88,7 +114,9 @@ check "one error line naming the process and the file" \
   test "$(grep -c "clpar-train: error: process 1 (.*missing.txt" "$T/bad.out")" = 1
 check "and no other error line" test "$(grep -c "clpar-train: error" "$T/bad.out")" = 1
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --devices 0 >"$T/dp3.out" 2>&1
-check "--dp 3 over 2 processes is refused" grep -q "error: --dp 3 is not a multiple of the 2 processes" "$T/dp3.out"
+check "--dp 3 over 2 processes is refused" grep -q "error: the mesh's 3 ranks (--dp 3 x --pp 1 x --tp 1) do not divide among 2 processes" "$T/dp3.out"
+mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 2 --tp 2 --devices 0 >"$T/tp.out" 2>&1
+check "a tensor-parallel group across processes is refused" grep -q "error: --tp 2 does not divide the 1 ranks of each process" "$T/tp.out"
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --balance auto --devices 0 >"$T/balance.out" 2>&1
 check "--balance auto over processes is refused" grep -q "error: --balance auto is not supported across processes" "$T/balance.out"
 # --mesh auto plans for both processes (one device each: a replica each), as one run

@@ -364,11 +364,9 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
 
 /* The ranks this process holds (all of them in a run of one process). */
 static int local_ranks(clpar_mesh *mesh, int *first) {
-    const clpar_mesh_config *c = clpar_mesh_get_config(mesh);
-    int d0, nd;
-    clpar_mesh_local_replicas(mesh, &d0, &nd);
-    *first = d0 * c->pp * c->tp;
-    return nd * c->pp * c->tp;
+    int count;
+    clpar_mesh_local_ranks(mesh, first, &count);
+    return count;
 }
 
 /* The rank -> process -> host -> device map: each process describes its own ranks and
@@ -415,13 +413,18 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
                "GEMM counts as one launch)\n",
                (double)t->launches / (double)t->steps_run, (double)t->waits / (double)t->steps_run,
                P > 1 ? "process 0's ranks together" : "all ranks together");
-    if (P > 1 && t->steps_run > 0) {
-        /* each process sends the others their parts of its sums, then its summed part */
+    if (P > 1 && t->steps_run > 0 && nranks % (c->pp * c->tp) == 0) {
+        /* whole replicas: each process sends the others their parts of its sums, then its
+         * summed part */
         clpar_model_spec model = {c->shape, c->gpt};
         double grad = 4.0 * (double)clpar_model_param_count(&model);
         printf("between processes: %.0f bytes sent per step by process 0 (predicted 2 (P-1)/P of "
                "the %.0f gradient bytes = %.0f)\n",
                (double)t->bytes_sent / (double)t->steps_run, grad, 2.0 * (P - 1) / P * grad);
+    } else if (P > 1 && t->steps_run > 0) {
+        printf("between processes: %.0f bytes sent per step by process 0 (its share of the "
+               "stage hand-offs and reductions)\n",
+               (double)t->bytes_sent / (double)t->steps_run);
     }
     if (c->dp > 1 && ds.reduce_window_ns > 0)
         printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",
@@ -438,6 +441,7 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
         for (int r = 0; r < c->pp * c->tp; r += c->tp) {
             clpar_rank_info ri;
             clpar_mesh_rank_info(mesh, r, &ri);
+            if (ri.layers == 0) continue; /* a stage another process holds */
             printf("  stage %d: layers %d-%d, peak activation memory %.1f KiB (%d micro-batch%s)\n",
                    ri.stage, ri.first_layer, ri.first_layer + ri.layers - 1,
                    ri.activation_bytes / 1024.0, ri.activation_slots,

@@ -43,6 +43,8 @@ CLPAR_API clpar_status clpar_world_agree(clpar_world *w, clpar_status st, const 
 /* Every process's `bytes` bytes at mine, into all (size x bytes), in process order. */
 CLPAR_API clpar_status clpar_world_allgather(clpar_world *w, const void *mine, size_t bytes,
                                              void *all);
+/* Process root's `bytes` bytes at buf to every process. */
+CLPAR_API clpar_status clpar_world_bcast(clpar_world *w, int root, void *buf, size_t bytes);
 /* Sums one double over the processes, in process order (the same bits everywhere). */
 CLPAR_API clpar_status clpar_world_sum_double(clpar_world *w, double *value);
 /* The smallest of one value over the processes. */
@@ -90,8 +92,9 @@ typedef struct clpar_allreduce clpar_allreduce;
  * the whole sum back on their transfer queue. The caller owns *out and keeps devs alive. */
 CLPAR_API clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count,
                                             clpar_sync *sync, clpar_allreduce **out);
-/* The same reduction across processes: devs[] are this process's n ranks of the group, and
- * every process of world takes part with its own (the group's ranks in process order). A
+/* The same reduction across processes: devs[] are this process's n ranks of the group, the
+ * group's ranks in process order. Every process of world calls it, in the same order; one
+ * without ranks in the group passes n = 0 and gets NULL. A
  * range's sum is this process's ranks' sum in rank order, then those partial sums summed in
  * process order (one process sums each part, so replicas stay bit-identical): 2 (P - 1) / P
  * of the range's bytes cross processes each way. Every process calls this in the same order

@@ -107,18 +107,28 @@ CLPAR_API clpar_status clpar_mesh_choose_schedule(const clpar_mesh_config *cfg,
 CLPAR_API clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config *cfg,
                                        const float *params, clpar_mesh **out);
 /* The same mesh with its ranks spread over the processes of world (NULL: one process): the
- * dp replicas are dealt out in order, dp / P consecutive replicas (and all their stages and
- * shards) per process, so the ranks of process q are [q n / P, (q + 1) n / P) of the n. devs[]
- * holds this process's ranks' devices, in rank order. Every process calls it with the same
- * cfg and params; the gradient reduction then also crosses processes (clpar_allreduce_init_world)
- * and a step's loss is the whole batch's on every process. Calls on replicas another process
- * holds fail (CLPAR_EINVAL); evaluation, prediction and optimizer state use the process's first
- * replica (all replicas are equal). */
+ * ranks of process q are [q n / P, (q + 1) n / P) of the n (clpar_mesh_check_processes), so
+ * it holds whole replicas when pp tp divides n / P, else pipeline stages cross processes.
+ * devs[] holds this process's ranks' devices, in rank order. Every process calls it with the
+ * same cfg and params; gradient reductions, the tied token table's sum and stage hand-offs
+ * then also cross processes, and a step's loss is the whole batch's on every process.
+ * Evaluation, prediction and optimizer state use clpar_mesh_home_replica (all replicas are
+ * equal); with whole replicas, calls on a replica another process holds fail (CLPAR_EINVAL),
+ * else the parameters of replica 0 are assembled across processes (every process calls). */
 CLPAR_API clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs,
                                              const clpar_mesh_config *cfg, const float *params,
                                              clpar_mesh **out);
-/* The replicas this process holds: [*first, *first + *count). */
+/* The replicas this process holds ranks of: [*first, *first + *count) (the first and last
+ * partly when stages cross processes). */
 CLPAR_API void clpar_mesh_local_replicas(const clpar_mesh *m, int *first, int *count);
+/* The ranks this process holds: [*first, *first + *count). */
+CLPAR_API void clpar_mesh_local_ranks(const clpar_mesh *m, int *first, int *count);
+/* The replica this process evaluates with and reports (parameters, optimizer state): its
+ * first when it holds whole replicas, else replica 0, assembled across processes. */
+CLPAR_API int clpar_mesh_home_replica(const clpar_mesh *m);
+/* Whether cfg's ranks can be dealt out to `procs` processes: as many on each (a multiple of
+ * procs), tensor-parallel groups whole in one process, and with ZeRO whole replicas. */
+CLPAR_API clpar_status clpar_mesh_check_processes(const clpar_mesh_config *cfg, int procs);
 CLPAR_API void clpar_mesh_free(clpar_mesh *m);
 CLPAR_API const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
 

@@ -65,13 +65,17 @@ clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count
 clpar_status clpar_allreduce_init_world(clpar_device *const *devs, int n, size_t count,
                                         clpar_sync *sync, clpar_world *world,
                                         clpar_allreduce **out) {
-    TRY(clpar_allreduce_init(devs, n, count, sync, out));
-    clpar_status st = world_group_init(world, &(*out)->procs);
+    *out = NULL;
+    world_group *procs;
+    TRY(world_group_split(world, n > 0, &procs)); /* collective: every process takes part */
+    if (n == 0) return CLPAR_OK;
+    clpar_status st = clpar_allreduce_init(devs, n, count, sync, out);
     if (st != CLPAR_OK) {
-        clpar_allreduce_free(*out);
-        *out = NULL;
+        world_group_free(procs);
+        return st;
     }
-    return st;
+    (*out)->procs = procs;
+    return CLPAR_OK;
 }
 
 clpar_status clpar_allreduce_set_slices(clpar_allreduce *ar, const size_t *bounds) {

@@ -4,6 +4,7 @@
  * then the write's event until the sender needs the slot again. */
 #include "staging.h"
 #include "sync.h"
+#include "world.h"
 
 #include <stdlib.h>
 
@@ -12,7 +13,8 @@ typedef struct {
     int written; /* 0: ev is the sender's read; 1: ev is the receiver's write */
     cl_event ev; /* NULL when free */
     size_t len;
-    clpar_staging data; /* on the sender's device */
+    clpar_staging data;  /* on the sender's device (across processes: on this side's) */
+    world_request *sent; /* across processes, sending: the message still in flight */
 } slot;
 
 struct clpar_channel {
@@ -22,7 +24,97 @@ struct clpar_channel {
     size_t count;
     slot *slots;
     uint64_t bytes;
+    /* one end of a channel between processes: the peer process and the channel's tag base;
+     * from or to is NULL (the other process's) */
+    world_p2p *p2p;
+    int peer;
+    long tag;
 };
+
+/* Message k's tag: the channel's base and k modulo 2^15 (no more than `slots` messages of a
+ * channel are in flight, and MPI matches in order). */
+static long tag_of(const clpar_channel *c, long k) {
+    return c->tag * 32768 + (k & 32767);
+}
+
+clpar_status clpar_channel_init_remote(clpar_device *local, int sending, int peer, long id,
+                                       int slots, size_t count, world_p2p *p2p,
+                                       clpar_channel **out) {
+    *out = NULL;
+    if (!p2p) return clpar_error(CLPAR_EINVAL, "a channel between processes needs MPI");
+    if ((id + 1) * 32768 - 1 > world_p2p_max_tag(p2p))
+        return clpar_error(CLPAR_EPROCESS, "channel %ld needs MPI tags up to %ld (this MPI: %ld)",
+                           id, (id + 1) * 32768 - 1, world_p2p_max_tag(p2p));
+    TRY(clpar_channel_init(local, local, slots, count, NULL, out));
+    clpar_channel *c = *out;
+    if (sending)
+        c->to = NULL;
+    else
+        c->from = NULL;
+    c->p2p = p2p;
+    c->peer = peer;
+    c->tag = id;
+    return CLPAR_OK;
+}
+
+/* Sending across processes: the read into the slot, then the message on its way; the slot's
+ * previous message must have left first. */
+static clpar_status send_remote(clpar_channel *c, long k, cl_mem src, size_t len, cl_event after,
+                                cl_event *read) {
+    slot *s = &c->slots[k % c->nslots];
+    TRY(world_request_wait(s->sent));
+    s->sent = NULL;
+    cl_event ev;
+    TRY(clpar_staging_read(&s->data, 0, src, 0, len, after, &ev));
+    cl_int err = clpar_wait_event(c->from, ev);
+    if (err != CL_SUCCESS) {
+        clReleaseEvent(ev);
+        return clpar_cl_error(err, "clWaitForEvents(hand-off read)");
+    }
+    clpar_status st =
+        world_p2p_isend(c->p2p, c->peer, tag_of(c, k), s->data.host, len * sizeof(float), &s->sent);
+    if (st != CLPAR_OK) {
+        clReleaseEvent(ev);
+        return st;
+    }
+    c->bytes += len * sizeof(float);
+    *read = ev;
+    return CLPAR_OK;
+}
+
+/* Receiving across processes: the slot's previous write must have read the host copy, then
+ * the message arrives in it and is written as in one process. */
+static clpar_status recv_remote(clpar_channel *c, long k, cl_mem dst, size_t len,
+                                cl_event *written) {
+    slot *s = &c->slots[k % c->nslots];
+    if (s->ev) {
+        cl_int err = clpar_wait_event(c->to, s->ev);
+        clReleaseEvent(s->ev);
+        s->ev = NULL;
+        CL_CHECK(err, "clWaitForEvents(hand-off write)");
+    }
+    TRY(world_p2p_recv(c->p2p, c->peer, tag_of(c, k), s->data.host, len * sizeof(float)));
+    cl_event before, w;
+    CL_CHECK(clEnqueueMarkerWithWaitList(c->to->compute, 0, NULL, &before), "clEnqueueMarker");
+    clpar_status st = clpar_staging_write(c->to, dst, 0, s->data.host, len, 1, &before, &w);
+    clReleaseEvent(before);
+    TRY(st);
+    st = clpar_device_wait_events(c->to, 1, &w);
+    if (st == CLPAR_OK) {
+        cl_int err = clFlush(c->to->compute);
+        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clFlush(compute)");
+    }
+    if (st != CLPAR_OK) {
+        clReleaseEvent(w);
+        return st;
+    }
+    s->ev = w;
+    if (written) {
+        clRetainEvent(w);
+        *written = w;
+    }
+    return CLPAR_OK;
+}
 
 clpar_status clpar_channel_init(clpar_device *from, clpar_device *to, int slots, size_t count,
                                 clpar_sync *sync, clpar_channel **out) {
@@ -78,6 +170,7 @@ clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len
     if (len > c->count)
         return clpar_error(CLPAR_EINVAL, "channel message of %zu floats exceeds %zu", len,
                            c->count);
+    if (c->p2p) return send_remote(c, k, src, len, after, read);
     slot *s = &c->slots[k % c->nslots];
     /* the slot is free, or its last message was taken: only the write may still read it */
     LOCK_UNTIL(c, s->msg == -1 || s->written);
@@ -113,6 +206,7 @@ clpar_status clpar_channel_send(clpar_channel *c, long k, cl_mem src, size_t len
 
 clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len,
                                 cl_event *written) {
+    if (c->p2p) return recv_remote(c, k, dst, len, written);
     slot *s = &c->slots[k % c->nslots];
     LOCK_UNTIL(c, s->msg == k && !s->written);
     cl_event r = s->ev;
@@ -154,6 +248,8 @@ clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len
 
 void clpar_channel_reset(clpar_channel *c) {
     for (int i = 0; c->slots && i < c->nslots; i++) {
+        world_request_wait(c->slots[i].sent); /* a failed run ends every process anyway */
+        c->slots[i].sent = NULL;
         if (c->slots[i].ev) {
             clWaitForEvents(1, &c->slots[i].ev);
             clReleaseEvent(c->slots[i].ev);
@@ -166,4 +262,8 @@ void clpar_channel_reset(clpar_channel *c) {
 
 uint64_t clpar_channel_bytes(const clpar_channel *c) {
     return c->bytes;
+}
+
+int clpar_channel_remote(const clpar_channel *c) {
+    return c->p2p != NULL;
 }

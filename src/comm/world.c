@@ -187,6 +187,16 @@ clpar_status clpar_world_allgather(clpar_world *w, const void *mine, size_t byte
     return CLPAR_OK;
 }
 
+clpar_status clpar_world_bcast(clpar_world *w, int root, void *buf, size_t bytes) {
+    if (!w || w->size == 1) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    if (bytes > (size_t)1 << 30)
+        return clpar_error(CLPAR_EINVAL, "a broadcast of %zu bytes exceeds 2^30", bytes);
+    MPI_TRY(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+#endif
+    return CLPAR_OK;
+}
+
 clpar_status clpar_world_sum_double(clpar_world *w, double *value) {
     if (!w || w->size == 1) return CLPAR_OK;
 #ifdef CLPAR_HAVE_MPI
@@ -292,6 +302,39 @@ clpar_status world_group_init(clpar_world *w, world_group **out) {
 #endif
 }
 
+clpar_status world_group_split(clpar_world *w, int member, world_group **out) {
+    *out = NULL;
+    if (!w || w->size == 1) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    MPI_Comm comm = MPI_COMM_NULL;
+    MPI_TRY(MPI_Comm_split(MPI_COMM_WORLD, member ? 0 : MPI_UNDEFINED, w->rank, &comm),
+            "MPI_Comm_split");
+    if (comm == MPI_COMM_NULL) return CLPAR_OK;
+    int size = 1, rank = 0;
+    MPI_Comm_size(comm, &size);
+    MPI_Comm_rank(comm, &rank);
+    if (size == 1) {
+        MPI_Comm_free(&comm);
+        return CLPAR_OK;
+    }
+    world_group *g = calloc(1, sizeof *g);
+    if (g) g->counts = calloc((size_t)size, sizeof *g->counts);
+    if (g) g->displs = calloc((size_t)size, sizeof *g->displs);
+    if (!g || !g->counts || !g->displs) {
+        MPI_Comm_free(&comm);
+        if (g) g->comm = MPI_COMM_NULL;
+        world_group_free(g);
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    }
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    g->comm = comm;
+    g->rank = rank;
+    g->size = size;
+    *out = g;
+#endif
+    return CLPAR_OK;
+}
+
 void world_group_free(world_group *g) {
     if (!g) return;
 #ifdef CLPAR_HAVE_MPI
@@ -387,4 +430,100 @@ clpar_status world_group_gather_parts(world_group *g, float *data, const size_t 
     g->sent += (uint64_t)(g->size - 1) * mine * sizeof(float);
 #endif
     return CLPAR_OK;
+}
+
+/* ---- point to point ---- */
+
+struct world_p2p {
+#ifdef CLPAR_HAVE_MPI
+    MPI_Comm comm;
+#endif
+    long max_tag;
+};
+
+struct world_request {
+#ifdef CLPAR_HAVE_MPI
+    MPI_Request req;
+#endif
+    int unused;
+};
+
+clpar_status world_p2p_init(clpar_world *w, world_p2p **out) {
+    *out = NULL;
+    if (!w || w->size == 1) return CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    world_p2p *p = calloc(1, sizeof *p);
+    if (!p) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    clpar_status st = mpi_check(MPI_Comm_dup(MPI_COMM_WORLD, &p->comm), "MPI_Comm_dup");
+    if (st != CLPAR_OK) {
+        free(p);
+        return st;
+    }
+    MPI_Comm_set_errhandler(p->comm, MPI_ERRORS_RETURN);
+    int *ub = NULL, flag = 0;
+    MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
+    p->max_tag = flag && ub ? *ub : 32767;
+    *out = p;
+#endif
+    return CLPAR_OK;
+}
+
+void world_p2p_free(world_p2p *p) {
+    if (!p) return;
+#ifdef CLPAR_HAVE_MPI
+    MPI_Comm_free(&p->comm);
+#endif
+    free(p);
+}
+
+long world_p2p_max_tag(const world_p2p *p) {
+    return p ? p->max_tag : 0;
+}
+
+clpar_status world_p2p_isend(world_p2p *p, int peer, long tag, const void *buf, size_t bytes,
+                             world_request **req) {
+    *req = NULL;
+#ifdef CLPAR_HAVE_MPI
+    if (bytes > (size_t)1 << 30 || tag > p->max_tag)
+        return clpar_error(CLPAR_EINVAL, "a message of %zu bytes with tag %ld", bytes, tag);
+    world_request *r = calloc(1, sizeof *r);
+    if (!r) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    clpar_status st = mpi_check(
+        MPI_Isend(buf, (int)bytes, MPI_BYTE, peer, (int)tag, p->comm, &r->req), "MPI_Isend");
+    if (st != CLPAR_OK) {
+        free(r);
+        return st;
+    }
+    *req = r;
+    return CLPAR_OK;
+#else
+    return clpar_error(CLPAR_EPROCESS, "no MPI in this build");
+#endif
+}
+
+clpar_status world_request_wait(world_request *req) {
+    if (!req) return CLPAR_OK;
+    clpar_status st = CLPAR_OK;
+#ifdef CLPAR_HAVE_MPI
+    st = mpi_check(MPI_Wait(&req->req, MPI_STATUS_IGNORE), "MPI_Wait(send)");
+#endif
+    free(req);
+    return st;
+}
+
+clpar_status world_p2p_recv(world_p2p *p, int peer, long tag, void *buf, size_t bytes) {
+#ifdef CLPAR_HAVE_MPI
+    if (bytes > (size_t)1 << 30 || tag > p->max_tag)
+        return clpar_error(CLPAR_EINVAL, "a message of %zu bytes with tag %ld", bytes, tag);
+    MPI_Status status;
+    MPI_TRY(MPI_Recv(buf, (int)bytes, MPI_BYTE, peer, (int)tag, p->comm, &status), "MPI_Recv");
+    int got = 0;
+    MPI_Get_count(&status, MPI_BYTE, &got);
+    if ((size_t)got != bytes)
+        return clpar_error(CLPAR_EPROCESS, "process %d sent %d bytes, expected %zu", peer, got,
+                           bytes);
+    return CLPAR_OK;
+#else
+    return clpar_error(CLPAR_EPROCESS, "no MPI in this build");
+#endif
 }

@@ -15,6 +15,26 @@ typedef struct world_group world_group;
 /* A communicator of every process of w (collective: every process calls it in the same
  * order). NULL in *out for a world of one process. */
 clpar_status world_group_init(clpar_world *w, world_group **out);
+/* A communicator of the processes that pass member = 1, in process order (collective: every
+ * process calls it, in the same order). NULL in *out for the others, and when only one
+ * process is a member. */
+clpar_status world_group_split(clpar_world *w, int member, world_group **out);
+
+/* Point-to-point messages between two processes, on a communicator of their own; a tag names
+ * a channel's message. */
+typedef struct world_p2p world_p2p;
+typedef struct world_request world_request;
+clpar_status world_p2p_init(clpar_world *w, world_p2p **out); /* collective */
+void world_p2p_free(world_p2p *p);
+/* The largest tag the MPI library allows. */
+long world_p2p_max_tag(const world_p2p *p);
+/* Starts sending bytes at buf to process peer; *req completes it (world_request_wait). */
+clpar_status world_p2p_isend(world_p2p *p, int peer, long tag, const void *buf, size_t bytes,
+                             world_request **req);
+/* Waits for a started send and frees it (NULL: nothing). */
+clpar_status world_request_wait(world_request *req);
+/* Receives exactly bytes from process peer into buf. */
+clpar_status world_p2p_recv(world_p2p *p, int peer, long tag, void *buf, size_t bytes);
 void world_group_free(world_group *g);
 /* Replaces data[0, len) on every process by its sum over the processes: process j sums part
  * j (data split in P near-equal parts) over the processes in order, then every process
@@ -31,5 +51,15 @@ int world_group_rank(const world_group *g);
 int world_group_size(const world_group *g);
 /* Bytes this process has sent through the group. */
 uint64_t world_group_bytes_sent(const world_group *g);
+
+/* One end of a channel whose other end is in process peer: the sending end (sending = 1) or
+ * the receiving one on local, with the same semantics (sends go out with MPI_Isend once read;
+ * a receive waits for the message). id numbers the channel among all of the run's, the same
+ * in both processes; p2p is the communication level's point-to-point context. */
+/* Whether c is one end of a channel between processes. */
+int clpar_channel_remote(const clpar_channel *c);
+clpar_status clpar_channel_init_remote(clpar_device *local, int sending, int peer, long id,
+                                       int slots, size_t count, world_p2p *p2p,
+                                       clpar_channel **out);
 
 #endif

@@ -69,6 +69,7 @@ void clpar_mesh_free(clpar_mesh *M) {
     free(M->trace);
     free(M->norm_parts);
     world_group_free(M->procs);
+    world_p2p_free(M->p2p);
     free(M);
 }
 
@@ -234,6 +235,7 @@ static clpar_status build_links(clpar_mesh *M) {
     plan_stage_starts(c, starts);
     for (int d = M->d0; d < M->d1; d++)
         for (int p = 0; p < c->pp && c->tp > 1; p++) {
+            if (!mesh_local(M, RANK_OF(c, d, p, 0))) continue; /* (a group is whole or absent) */
             size_t widest = 0; /* the widest activation the stage's collectives carry */
             const rank_layout *l0 = &M->ranks[RANK_OF(c, d, p, 0)].lay;
             for (int j = 0; j <= l0->nl; j++)
@@ -253,19 +255,25 @@ static clpar_status build_links(clpar_mesh *M) {
         }
     for (int p = 0; p < c->pp && c->dp > 1; p++)
         for (int t = 0; t < c->tp; t++) {
-            for (int d = M->d0; d < M->d1; d++)
-                group[d - M->d0] = M->ranks[RANK_OF(c, d, p, t)].dev;
-            int g = p * c->tp + t;
-            TRY(clpar_allreduce_init_world(group, M->d1 - M->d0,
-                                           M->ranks[RANK_OF(c, M->d0, p, t)].lay.nparams, M->sync,
-                                           M->world, &M->dp_ars[g]));
+            /* this process's members of the group (every process takes part in making it) */
+            int members = 0;
+            size_t nparams = 0;
             for (int d = M->d0; d < M->d1; d++) {
-                M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
-                M->ranks[RANK_OF(c, d, p, t)].dp_slot = d - M->d0;
+                mrank *k = &M->ranks[RANK_OF(c, d, p, t)];
+                if (!mesh_local(M, k->rank)) continue;
+                k->dp_slot = members;
+                group[members++] = k->dev;
+                nparams = k->lay.nparams;
             }
-            if (c->zero) {
+            int g = p * c->tp + t;
+            TRY(clpar_allreduce_init_world(group, members, nparams, M->sync, M->world,
+                                           &M->dp_ars[g]));
+            for (int d = M->d0; d < M->d1; d++)
+                if (mesh_local(M, RANK_OF(c, d, p, t)))
+                    M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
+            if (c->zero && members) {
                 size_t bounds[CLPAR_MAX_RANKS + 1];
-                plan_zero_bounds(M->ranks[RANK_OF(c, M->d0, p, t)].lay.nparams, c->dp, bounds);
+                plan_zero_bounds(nparams, c->dp, bounds);
                 TRY(clpar_allreduce_set_slices(M->dp_ars[g], bounds));
             }
         }
@@ -274,17 +282,23 @@ static clpar_status build_links(clpar_mesh *M) {
     if (c->pp > 1 && c->gpt.layers > 0) {
         M->tie_ars = calloc((size_t)(c->dp * c->tp), sizeof *M->tie_ars);
         if (!M->tie_ars) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-        for (int d = M->d0; d < M->d1; d++)
+        for (int d = 0; d < c->dp; d++) /* every process takes part in making each */
             for (int t = 0; t < c->tp; t++) {
                 mrank *ends[2] = {&M->ranks[RANK_OF(c, d, 0, t)],
                                   &M->ranks[RANK_OF(c, d, c->pp - 1, t)]};
-                clpar_device *pair[2] = {ends[0]->dev, ends[1]->dev};
+                clpar_device *pair[2];
+                int here = 0;
+                for (int e = 0; e < 2; e++)
+                    if (mesh_local(M, ends[e]->rank)) pair[here++] = ends[e]->dev;
                 size_t len = c->gpt.vocab * c->gpt.embd;
-                TRY(clpar_allreduce_init(pair, 2, len, M->sync, &M->tie_ars[M->ntie]));
-                for (int e = 0; e < 2; e++) {
+                TRY(clpar_allreduce_init_world(pair, here, len, M->sync, M->world,
+                                               &M->tie_ars[M->ntie]));
+                if (!here) continue;
+                for (int e = 0, i = 0; e < 2; e++) {
                     mrank *k = ends[e];
+                    if (!mesh_local(M, k->rank)) continue;
                     k->tie_ar = M->tie_ars[M->ntie];
-                    k->tie_index = e;
+                    k->tie_index = i++; /* the first stage's copy first, as in one process */
                     k->tie_len = len;
                     k->tie_off = e ? k->lay.mods[k->lay.nl - 1]->params[0].offset
                                    : k->lay.mods[0]->params[0].offset;
@@ -297,13 +311,35 @@ static clpar_status build_links(clpar_mesh *M) {
         for (int p = 0; p + 1 < c->pp; p++)
             for (int t = 0; t < c->tp; t++) {
                 mrank *a = &M->ranks[RANK_OF(c, d, p, t)], *b = &M->ranks[RANK_OF(c, d, p + 1, t)];
-                size_t count = M->micro_cap * a->lay.act_w[a->lay.nl]; /* the boundary */
-                TRY(clpar_channel_init(a->dev, b->dev, slots, count, M->sync,
-                                       &M->chans[M->nchans]));
-                a->fwd_out = b->fwd_in = M->chans[M->nchans++];
-                TRY(clpar_channel_init(b->dev, a->dev, slots, count, M->sync,
-                                       &M->chans[M->nchans]));
-                b->bwd_out = a->bwd_in = M->chans[M->nchans++];
+                int la = mesh_local(M, a->rank), lb = mesh_local(M, b->rank);
+                if (!la && !lb) continue;
+                /* the boundary: a's output, b's input */
+                size_t count = M->micro_cap * (la ? a->lay.act_w[a->lay.nl] : b->lay.act_w[0]);
+                if (la && lb) {
+                    TRY(clpar_channel_init(a->dev, b->dev, slots, count, M->sync,
+                                           &M->chans[M->nchans]));
+                    a->fwd_out = b->fwd_in = M->chans[M->nchans++];
+                    TRY(clpar_channel_init(b->dev, a->dev, slots, count, M->sync,
+                                           &M->chans[M->nchans]));
+                    b->bwd_out = a->bwd_in = M->chans[M->nchans++];
+                    continue;
+                }
+                /* the stage boundary crosses processes: this process holds one end of each */
+                long id = 2L * ((d * (c->pp - 1) + p) * c->tp + t);
+                mrank *k = la ? a : b;
+                int peer = (la ? b->rank : a->rank) / (M->n / clpar_world_size(M->world));
+                TRY(clpar_channel_init_remote(k->dev, la, peer, id, slots, count, M->p2p,
+                                              &M->chans[M->nchans]));
+                if (la)
+                    a->fwd_out = M->chans[M->nchans++];
+                else
+                    b->fwd_in = M->chans[M->nchans++];
+                TRY(clpar_channel_init_remote(k->dev, lb, peer, id + 1, slots, count, M->p2p,
+                                              &M->chans[M->nchans]));
+                if (la)
+                    a->bwd_in = M->chans[M->nchans++];
+                else
+                    b->bwd_out = M->chans[M->nchans++];
             }
     return CLPAR_OK;
 }
@@ -313,20 +349,19 @@ clpar_status clpar_mesh_init(clpar_device *const *devs, const clpar_mesh_config 
     return clpar_mesh_init_world(NULL, devs, cfg, params, out);
 }
 
-/* This process's replicas and ranks: P processes hold dp / P consecutive replicas each. */
+/* This process's ranks: P processes hold n / P consecutive ranks each, whole tensor-parallel
+ * groups; whole replicas when pp tp divides that, else stages cross processes. */
 static clpar_status place_process(clpar_mesh *M) {
     const clpar_mesh_config *c = &M->cfg;
     int P = clpar_world_size(M->world), me = clpar_world_rank(M->world);
-    if (c->dp % P != 0)
-        return clpar_error(CLPAR_EINVAL,
-                           CLPAR_FIELD("dp") " %d is not a multiple of the %d processes: each "
-                                             "process holds whole replicas (pipeline stages and "
-                                             "tensor-parallel shards do not cross processes yet)",
-                           c->dp, P);
-    M->d0 = me * (c->dp / P);
-    M->d1 = M->d0 + c->dp / P;
-    M->lo = M->d0 * c->pp * c->tp;
-    M->hi = M->d1 * c->pp * c->tp;
+    TRY(clpar_mesh_check_processes(c, P));
+    int per = M->n / P, replica = c->pp * c->tp;
+    M->lo = me * per;
+    M->hi = M->lo + per;
+    M->d0 = M->lo / replica;
+    M->d1 = (M->hi - 1) / replica + 1;
+    M->whole = per % replica == 0;
+    M->home = M->whole ? M->d0 : 0;
     return CLPAR_OK;
 }
 
@@ -372,6 +407,8 @@ clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs
     M->norm_parts = calloc((size_t)M->n, sizeof *M->norm_parts);
     st = M->ranks && M->norm_parts ? clpar_sync_init(&M->sync)
                                    : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int r = 0; M->ranks && r < M->n; r++)
+        M->ranks[r].rank = r; /* other processes' too: their numbers place the links */
     if (st == CLPAR_OK) clpar_barrier_init(&M->clip_meet, M->sync, M->hi - M->lo);
     for (int r = M->lo; r < M->hi && st == CLPAR_OK; r++) {
         mrank *k = &M->ranks[r];
@@ -381,8 +418,9 @@ clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs
     }
     /* the links below are collective across processes: all go on, or none */
     if (clpar_world_size(world) > 1) st = clpar_world_agree(world, st, NULL);
+    if (st == CLPAR_OK && !M->whole) st = world_p2p_init(world, &M->p2p);
     if (st == CLPAR_OK) st = build_links(M);
-    if (st == CLPAR_OK && c->zero) st = world_group_init(world, &M->procs);
+    if (st == CLPAR_OK && (c->zero || !M->whole)) st = world_group_init(world, &M->procs);
     if (st == CLPAR_OK && M->hi - M->lo > 1) st = clpar_workers_init(M->hi - M->lo, &M->workers);
     if (st != CLPAR_OK) {
         clpar_mesh_free(M);
@@ -396,6 +434,15 @@ clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs
 void clpar_mesh_local_replicas(const clpar_mesh *M, int *first, int *count) {
     *first = M->d0;
     *count = M->d1 - M->d0;
+}
+
+void clpar_mesh_local_ranks(const clpar_mesh *M, int *first, int *count) {
+    *first = M->lo;
+    *count = M->hi - M->lo;
+}
+
+int clpar_mesh_home_replica(const clpar_mesh *M) {
+    return M->home;
 }
 
 const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *M) {

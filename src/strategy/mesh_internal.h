@@ -119,7 +119,11 @@ struct clpar_mesh {
     clpar_mesh_config cfg;
     int n;      /* ranks in the whole mesh: ranks[] has an entry for each */
     int lo, hi; /* the ranks this process holds (built and run); all of them in one process */
-    int d0, d1; /* its replicas: processes hold whole replicas */
+    int d0, d1; /* the replicas they belong to (the first and last may be partial) */
+    int whole;  /* every process holds whole replicas (else stages cross processes) */
+    int home;   /* the replica this process evaluates and reads: its first when whole,
+                 * else replica 0 (assembled across processes) */
+    struct world_p2p *p2p;     /* channels between processes; NULL: one process */
     clpar_world *world;        /* borrowed; NULL: one process */
     struct world_group *procs; /* the processes, for gathering ZeRO's optimizer state */
     mrank *ranks;
@@ -148,6 +152,11 @@ struct clpar_mesh {
     double *norm_parts;      /* each rank's sum of squares */
     double norm_total;       /* ZeRO: their sum over every process */
 };
+
+/* Whether rank r lives in this process. */
+static inline int mesh_local(const clpar_mesh *M, int r) {
+    return r >= M->lo && r < M->hi;
+}
 
 /* Copies a rank's flat parameters (or anything in their layout) to or from the full
  * model's (mesh_params.c). */

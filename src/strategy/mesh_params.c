@@ -4,6 +4,7 @@
 #include "../comm/world.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void mesh_map_params(const mrank *k, float *full, float *local, clpar_param_copy direction) {
     for (int j = 0; j < k->lay.nl; j++)
@@ -17,13 +18,45 @@ static cl_mem rank_buffer(const mrank *k, int which) {
     return clpar_optim_state(k->opt, which);
 }
 
+/* A replica whose stages live in several processes: each rank's buffer, in rank order, from
+ * the process that holds it to every process, mapped into the full layout as in one process
+ * (a tied tensor's copies overwrite each other the same way). Collective. */
+static clpar_status gather_across(clpar_mesh *M, int replica, float *full, int which) {
+    const clpar_mesh_config *c = &M->cfg;
+    int per = M->n / clpar_world_size(M->world);
+    for (int p = 0; p < c->pp; p++)
+        for (int t = 0; t < c->tp; t++) {
+            int r = RANK_OF(c, replica, p, t), here = mesh_local(M, r);
+            mrank other;
+            memset(&other, 0, sizeof other);
+            mrank *k = here ? &M->ranks[r] : &other;
+            if (!here) TRY(layout_rank(c, r, &other.lay));
+            size_t n = k->lay.nparams;
+            float *local = malloc((n ? n : 1) * sizeof(float));
+            clpar_status st = local ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
+            cl_mem buf = here ? rank_buffer(k, which) : NULL;
+            if (st == CLPAR_OK && here && !buf)
+                st = clpar_error(CLPAR_EINVAL, "the optimizer has no state %d", which);
+            if (st == CLPAR_OK && here)
+                st = clpar_device_read(k->dev, local, buf, 0, n * sizeof(float));
+            /* a failure here leaves the others waiting: the step's caller ends the run */
+            if (st == CLPAR_OK) st = clpar_world_bcast(M->world, r / per, local, n * sizeof(float));
+            if (st == CLPAR_OK) mesh_map_params(k, full, local, CLPAR_LOCAL_TO_FULL);
+            free(local);
+            if (!here) layout_free(&other.lay);
+            TRY(st);
+        }
+    return CLPAR_OK;
+}
+
 static clpar_status gather(clpar_mesh *M, int replica, float *full, int which) {
     if (replica < 0 || replica >= M->cfg.dp)
         return clpar_error(CLPAR_EINVAL, "no replica %d of %d", replica, M->cfg.dp);
-    if (replica < M->d0 || replica >= M->d1)
+    if (M->whole && (replica < M->d0 || replica >= M->d1))
         return clpar_error(CLPAR_EINVAL,
                            "replica %d lives in another process (this one holds %d..%d)", replica,
                            M->d0, M->d1 - 1);
+    if (!M->whole) return gather_across(M, replica, full, which);
     for (int r = M->lo; r < M->hi; r++) {
         mrank *k = &M->ranks[r];
         if (k->lay.d != replica) continue;
@@ -85,7 +118,7 @@ static clpar_status gather_slices(clpar_mesh *M, int i, float *full) {
 
 clpar_status clpar_mesh_get_optim_state(clpar_mesh *M, int i, float *state) {
     if (zero_on(M)) return gather_slices(M, i, state);
-    return gather(M, M->d0, state, i);
+    return gather(M, M->home, state, i);
 }
 
 static clpar_status scatter(clpar_mesh *M, const float *full, int which) {

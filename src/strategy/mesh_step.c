@@ -326,7 +326,7 @@ static clpar_status clip_gradients(clpar_mesh *M, mrank *k) {
         TRY(clpar_device_read(k->dev, k->host_grads + lo, k->grads, lo * sizeof(float),
                               n * sizeof(float)));
     int zero = M->cfg.zero && M->cfg.dp > 1;
-    norm_job j = {k, M->d0, zero, 0.0};
+    norm_job j = {k, M->home, zero, 0.0};
     for (int m = 0; m < k->lay.nl; m++)
         clpar_module_each_param(k->lay.mods[m], add_squares, &j);
     M->norm_parts[k->rank] = j.sum;
@@ -336,10 +336,11 @@ static clpar_status clip_gradients(clpar_mesh *M, mrank *k) {
         total += M->norm_parts[r];
     /* with ZeRO the slices of every process make up the norm (the first rank's thread asks
      * the others while the rest wait) */
-    if (zero && k->rank == M->lo) TRY(clpar_world_sum_double(M->world, &total));
-    if (zero && k->rank == M->lo) M->norm_total = total;
+    int across = zero || !M->whole; /* the parts that make the norm are in several processes */
+    if (across && k->rank == M->lo) TRY(clpar_world_sum_double(M->world, &total));
+    if (across && k->rank == M->lo) M->norm_total = total;
     TRY(clpar_barrier_wait(&M->clip_meet)); /* the parts are rewritten next step */
-    if (zero) total = M->norm_total;
+    if (across) total = M->norm_total;
     double norm = sqrt(total), coef = M->cfg.clip / (norm + 1e-6);
     if (k->rank == M->lo) M->stats.grad_norm = norm;
     if (coef >= 1.0 || n == 0) return CLPAR_OK;
@@ -352,7 +353,7 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
     k->first_w = 1;
     int nmicro;
     if (M->eval) {
-        if (l->d != M->d0) return CLPAR_OK; /* the process's first replica evaluates */
+        if (l->d != M->home) return CLPAR_OK; /* one replica evaluates */
         nmicro = (int)((M->rows + M->micro_cap - 1) / M->micro_cap);
         for (int m = 0; m < nmicro; m++)
             TRY(op_forward(M, k, m, nmicro));
@@ -452,11 +453,11 @@ static void reset_after_failure(clpar_mesh *M) {
     for (int i = 0; i < M->cfg.dp * M->cfg.pp && M->cfg.tp > 1; i++)
         if (M->tp_ars[i]) clpar_allreduce_reset(M->tp_ars[i]); /* NULL: another process's */
     for (int i = 0; i < M->cfg.pp * M->cfg.tp && M->cfg.dp > 1; i++)
-        clpar_allreduce_reset(M->dp_ars[i]);
+        if (M->dp_ars[i]) clpar_allreduce_reset(M->dp_ars[i]);
     for (int i = 0; i < M->nchans; i++)
         clpar_channel_reset(M->chans[i]);
     for (int i = 0; i < M->ntie; i++)
-        clpar_allreduce_reset(M->tie_ars[i]);
+        if (M->tie_ars[i]) clpar_allreduce_reset(M->tie_ars[i]);
     clpar_sync_reset(M->sync);
     for (int r = M->lo; r < M->hi; r++) /* a failed step traces nothing */
         rank_drop_events(&M->ranks[r]);
@@ -490,15 +491,15 @@ static clpar_status ensure_rows(clpar_mesh *M, size_t rows) {
  * then the processes' sums in process order), an evaluation's from the one replica that ran. */
 static clpar_status mean_loss(const clpar_mesh *M, size_t rows, int eval, double *loss) {
     clpar_model_spec model = mesh_model(&M->cfg);
-    size_t per = clpar_model_positions(&model), a = 0, b = rows, first, count;
-    if (!eval) {
-        clpar_mesh_replica_rows(&M->cfg, rows, M->d0, &a, &count);
-        clpar_mesh_replica_rows(&M->cfg, rows, M->d1 - 1, &first, &count);
-        b = first + count;
-    }
+    size_t per = clpar_model_positions(&model);
     double sum = 0.0;
-    for (size_t i = a * per; i < b * per; i++)
-        sum += M->row_loss[i];
+    for (int d = eval ? 0 : M->d0; d < (eval ? 1 : M->d1); d++) {
+        size_t a = 0, n = rows; /* the replica's rows, where its last stage is this process's */
+        if (!eval && !mesh_local(M, RANK_OF(&M->cfg, d, M->cfg.pp - 1, 0))) continue;
+        if (!eval) clpar_mesh_replica_rows(&M->cfg, rows, d, &a, &n);
+        for (size_t i = a * per; i < (a + n) * per; i++)
+            sum += M->row_loss[i];
+    }
     if (!eval) TRY(clpar_world_sum_double(M->world, &sum));
     size_t out = clpar_model_output_width(&model);
     *loss = sum / (double)(rows * per) / (M->cfg.loss == CLPAR_LOSS_MSE ? (double)out : 1.0);
@@ -523,9 +524,11 @@ clpar_status clpar_mesh_step(clpar_mesh *M, const void *x, const int *labels, co
         for (int p = 0; p < c->pp; p++)
             for (int t = 0; t < c->tp; t++) {
                 cl_ulong ends[CLPAR_MAX_RANKS];
+                if (!M->dp_ars[p * c->tp + t]) continue; /* no member here */
                 for (int d = M->d0; d < M->d1; d++) {
+                    if (!mesh_local(M, RANK_OF(c, d, p, t))) continue;
                     cl_event e = M->ranks[RANK_OF(c, d, p, t)].bwd_end;
-                    cl_ulong *end = &ends[d - M->d0];
+                    cl_ulong *end = &ends[M->ranks[RANK_OF(c, d, p, t)].dp_slot];
                     *end = 0;
                     if (e)
                         clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof *end, end,
@@ -552,6 +555,14 @@ clpar_status clpar_mesh_evaluate(clpar_mesh *M, const void *x, const int *labels
     for (int r = M->lo; r < M->hi; r++) /* evaluation leaves nothing to trace */
         rank_drop_events(&M->ranks[r]);
     TRY(st);
+    if (!M->whole) { /* the evaluating replica's last stage has the results: to every process */
+        clpar_model_spec model = mesh_model(&M->cfg);
+        int n = M->n / clpar_world_size(M->world);
+        int root = RANK_OF(&M->cfg, M->home, M->cfg.pp - 1, 0) / n;
+        TRY(clpar_world_bcast(M->world, root, M->row_loss,
+                              rows * clpar_model_positions(&model) * sizeof(float)));
+        TRY(clpar_world_bcast(M->world, root, M->eval_out, rows * kept_outputs(M) * sizeof(float)));
+    }
     if (loss) *loss = 0.0;
     if (loss && (labels || targets)) TRY(mean_loss(M, rows, 1, loss));
     if (accuracy) { /* an MLP's: the most likely class is the label */

@@ -2,6 +2,7 @@
  * micro-batch op, the copies' own events) during a step; after it they become trace events
  * on the host clock, the pipeline bubble is measured, and the events are released. */
 #include "mesh_internal.h"
+#include "../comm/world.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -92,7 +93,7 @@ clpar_status mesh_collect_events(clpar_mesh *M) {
             }
             s += k->clock_offset_ns;
             t += k->clock_offset_ns;
-            if (is_compute(e->cat) && k->lay.d == M->d0 && k->lay.t == 0 && t > s) {
+            if (is_compute(e->cat) && k->lay.d == M->home && k->lay.t == 0 && t > s) {
                 busy[k->lay.p] += t - s;
                 if (s < lo) lo = s;
                 if (t > hi) hi = t;
@@ -141,6 +142,11 @@ void clpar_mesh_get_stats(const clpar_mesh *M, clpar_mesh_stats *stats) {
     stats->bytes_sent = 0;
     for (int i = 0; M->dp_ars && i < M->cfg.pp * M->cfg.tp; i++)
         if (M->dp_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->dp_ars[i]);
+    for (int i = 0; i < M->ntie; i++)
+        if (M->tie_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->tie_ars[i]);
+    for (int i = 0; i < M->nchans; i++) /* a remote channel's sending end counts what it sent */
+        if (clpar_channel_remote(M->chans[i]))
+            stats->bytes_sent += clpar_channel_bytes(M->chans[i]);
 }
 
 void clpar_mesh_set_tracing(clpar_mesh *M, bool on) {

@@ -213,6 +213,29 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     return CLPAR_OK;
 }
 
+clpar_status clpar_mesh_check_processes(const clpar_mesh_config *c, int procs) {
+    int n = c->dp * c->pp * c->tp;
+    if (procs < 1 || n % procs != 0)
+        return clpar_error(CLPAR_EINVAL,
+                           "the mesh's %d ranks (" CLPAR_FIELD("dp") " %d x " CLPAR_FIELD(
+                               "pp") " %d x " CLPAR_FIELD("tp") " %d) do not divide among %d "
+                                                                "processes",
+                           n, c->dp, c->pp, c->tp, procs);
+    int per = n / procs;
+    if (per % c->tp != 0)
+        return clpar_error(CLPAR_EINVAL,
+                           CLPAR_FIELD("tp") " %d does not divide the %d ranks of each process: a "
+                                             "tensor-parallel group must stay in one process",
+                           c->tp, per);
+    if (c->zero && c->dp > 1 && per % (c->pp * c->tp) != 0)
+        return clpar_error(
+            CLPAR_EINVAL,
+            CLPAR_FIELD("zero") " 1 needs whole replicas in each process (" CLPAR_FIELD(
+                "pp") " x " CLPAR_FIELD("tp") " = %d dividing its %d ranks)",
+            c->pp * c->tp, per);
+    return CLPAR_OK;
+}
+
 clpar_status clpar_mesh_predicted_tp_bytes(const clpar_mesh_config *c, size_t rows,
                                            uint64_t *bytes) {
     *bytes = 0;

@@ -39,12 +39,8 @@ static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset 
                                                 : CLPAR_FIELD("accum"),
                            c->accum * c->micro_batches, c->batch);
     int P = clpar_world_size(c->world);
-    if (P > 1 && c->dp % P != 0)
-        return clpar_error(CLPAR_EINVAL,
-                           CLPAR_FIELD("dp") " %d is not a multiple of the %d processes: each "
-                                             "process holds whole replicas (pipeline stages and "
-                                             "tensor-parallel shards do not cross processes yet)",
-                           c->dp, P);
+    clpar_mesh_config spread = {.dp = c->dp, .pp = c->pp, .tp = c->tp, .zero = c->zero};
+    TRY(clpar_mesh_check_processes(&spread, P));
     if (c->ndevices < ranks / P)
         return clpar_error(CLPAR_EINVAL,
                            "%ld ranks (dp %d x pp %d x tp %d)%s need %ld devices, but the device "
@@ -245,9 +241,7 @@ clpar_status clpar_trainer_evaluate(clpar_trainer *tr, const clpar_dataset *ds, 
 }
 
 clpar_status clpar_trainer_get_params(clpar_trainer *tr, float *params) {
-    int first, count;
-    clpar_mesh_local_replicas(tr->mesh, &first, &count);
-    return clpar_mesh_get_params(tr->mesh, first, params);
+    return clpar_mesh_get_params(tr->mesh, clpar_mesh_home_replica(tr->mesh), params);
 }
 
 clpar_status clpar_trainer_get_rank_params(clpar_trainer *tr, int rank, float *params) {
