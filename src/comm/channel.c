@@ -31,6 +31,25 @@ struct clpar_channel {
     long tag;
 };
 
+/* Queues the write of a received message from host into dst on the receiver: after the
+ * compute queued before (which may still read dst), before the compute queued after. *w
+ * receives the write's event. */
+static clpar_status queue_write(clpar_channel *c, cl_mem dst, const float *host, size_t len,
+                                cl_event *w) {
+    cl_event before;
+    CL_CHECK(clEnqueueMarkerWithWaitList(c->to->compute, 0, NULL, &before), "clEnqueueMarker");
+    clpar_status st = clpar_staging_write(c->to, dst, 0, host, len, 1, &before, w);
+    clReleaseEvent(before);
+    TRY(st);
+    st = clpar_device_wait_events(c->to, 1, w);
+    if (st == CLPAR_OK) {
+        cl_int err = clFlush(c->to->compute);
+        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clFlush(compute)");
+    }
+    if (st != CLPAR_OK) clReleaseEvent(*w); /* the slot goes to the reset: it may be queued */
+    return st;
+}
+
 /* Message k's tag: the channel's base and k modulo 2^15 (no more than `slots` messages of a
  * channel are in flight, and MPI matches in order). */
 static long tag_of(const clpar_channel *c, long k) {
@@ -94,20 +113,8 @@ static clpar_status recv_remote(clpar_channel *c, long k, cl_mem dst, size_t len
         CL_CHECK(err, "clWaitForEvents(hand-off write)");
     }
     TRY(world_p2p_recv(c->p2p, c->peer, tag_of(c, k), s->data.host, len * sizeof(float)));
-    cl_event before, w;
-    CL_CHECK(clEnqueueMarkerWithWaitList(c->to->compute, 0, NULL, &before), "clEnqueueMarker");
-    clpar_status st = clpar_staging_write(c->to, dst, 0, s->data.host, len, 1, &before, &w);
-    clReleaseEvent(before);
-    TRY(st);
-    st = clpar_device_wait_events(c->to, 1, &w);
-    if (st == CLPAR_OK) {
-        cl_int err = clFlush(c->to->compute);
-        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clFlush(compute)");
-    }
-    if (st != CLPAR_OK) {
-        clReleaseEvent(w);
-        return st;
-    }
+    cl_event w;
+    TRY(queue_write(c, dst, s->data.host, len, &w));
     s->ev = w;
     if (written) {
         clRetainEvent(w);
@@ -217,24 +224,8 @@ clpar_status clpar_channel_recv(clpar_channel *c, long k, cl_mem dst, size_t len
                            have, len);
     /* only this thread takes message k, so the slot stays as it is meanwhile */
     CL_CHECK(clpar_wait_event(c->to, r), "clWaitForEvents(hand-off read)");
-    /* dst may still be read by compute queued before: the write waits for that, and compute
-     * queued after waits for the write */
-    cl_event before, w;
-    CL_CHECK(clEnqueueMarkerWithWaitList(c->to->compute, 0, NULL, &before), "clEnqueueMarker");
-    clpar_status st = clpar_staging_write(c->to, dst, 0, s->data.host, len, 1, &before, &w);
-    clReleaseEvent(before);
-    TRY(st);
-    st = clpar_device_wait_events(c->to, 1, &w);
-    if (st != CLPAR_OK) {
-        /* leave the slot to the reset: the write may still be queued */
-        clReleaseEvent(w);
-        return st;
-    }
-    cl_int err = clFlush(c->to->compute);
-    if (err != CL_SUCCESS) {
-        clReleaseEvent(w);
-        return clpar_cl_error(err, "clFlush(compute)");
-    }
+    cl_event w;
+    TRY(queue_write(c, dst, s->data.host, len, &w));
     if (written) clRetainEvent(w);
     pthread_mutex_lock(&c->sync->lock);
     clReleaseEvent(r);
