@@ -457,11 +457,13 @@ static clpar_status write_trace(clpar_mesh *mesh, const train_options *o, const 
     const clpar_trace_event *ev = clpar_mesh_trace(mesh, &nev);
     char labels[CLPAR_MAX_RANKS][96];
     const char *lp[CLPAR_MAX_RANKS];
+    int first, count = local_ranks(mesh, &first); /* a trace holds this process's ranks */
     for (int r = 0; r < nranks; r++) {
         clpar_rank_info ri;
         clpar_mesh_rank_info(mesh, r, &ri);
-        snprintf(labels[r], sizeof labels[r], "rank %d dev %d (d%d p%d t%d)", r, devices[r],
-                 ri.replica, ri.stage, ri.shard);
+        int here = r >= first && r < first + count;
+        snprintf(labels[r], sizeof labels[r], "rank %d dev %d (d%d p%d t%d)", r,
+                 here ? devices[r - first] : -1, ri.replica, ri.stage, ri.shard);
         lp[r] = labels[r];
     }
     if (o->trace) TRY_STATUS(clpar_trace_write_json(o->trace, ev, nev, lp, nranks));
@@ -584,7 +586,9 @@ static int run(clpar_runtime *rt, clpar_trainer *tr, const train_options *o,
     if (cfg->loss == CLPAR_LOSS_XENT && !cfg->gpt.layers) printf(", test accuracy %.4f", ta);
     printf("\n");
     print_parallel_report(tr, &t, total);
-    if ((o->trace || o->timeline) && (st = write_trace(mesh, o, devices)) != CLPAR_OK)
+    /* process 0 writes its own ranks' trace */
+    if ((o->trace || o->timeline) && clpar_world_rank(world) == 0 &&
+        (st = write_trace(mesh, o, devices)) != CLPAR_OK)
         return cli_fail(prog, st);
     if (o->trace && !o->quiet) print_gemm_report(rt, mesh, cfg->batch, devices);
     if (o->save && !o->quiet) printf("saved %s\n", o->save);
