@@ -405,7 +405,7 @@ clpar_status world_group_sum_parts(world_group *g, float *data, const size_t *st
     if (st != CLPAR_OK) return st;
     /* ... which sums it over the processes in order ... */
     float *sum = data + a;
-    memcpy(sum, g->part, mine * sizeof *sum);
+    if (mine) memcpy(sum, g->part, mine * sizeof *sum); /* (an empty part: no buffer yet) */
     for (int j = 1; j < P; j++) {
         const float *src = g->part + (size_t)j * mine;
         for (size_t i = 0; i < mine; i++)
