@@ -113,6 +113,15 @@ rc=$?
 check "one error line naming the process and the file" \
   test "$(grep -c "clpar-train: error: process 1 (.*missing.txt" "$T/bad.out")" = 1
 check "and no other error line" test "$(grep -c "clpar-train: error" "$T/bad.out")" = 1
+# a failure of one process while the mesh's links are built (its hand-off's host memory),
+# after the processes have agreed to build: all stop, one message, no hang
+mpi -np 1 "$B/clpar-train" "${mlp[@]}" --pp 2 --devices 0 : -np 1 env \
+  LD_PRELOAD="$B/tests/libclpar_fault_shim.so" CLPAR_FAULT="alloc:1@clpar_channel_init" \
+  "$B/clpar-train" "${mlp[@]}" --pp 2 --devices 0 >"$T/fault.out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "a process failing to build its links: exit $rc"
+check "one line naming the failing process" \
+  test "$(grep -c "clpar-train: error: process 1 (.*): out of host memory" "$T/fault.out")" = 1
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --devices 0 >"$T/dp3.out" 2>&1
 check "--dp 3 over 2 processes is refused" grep -q "error: the mesh's 3 ranks (--dp 3 x --pp 1 x --tp 1) do not divide among 2 processes" "$T/dp3.out"
 mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 2 --tp 2 --devices 0 >"$T/tp.out" 2>&1

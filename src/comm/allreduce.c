@@ -69,6 +69,11 @@ clpar_status clpar_allreduce_init_world(clpar_device *const *devs, int n, size_t
     world_group *procs;
     TRY(world_group_split(world, n > 0, &procs)); /* collective: every process takes part */
     if (n == 0) return CLPAR_OK;
+    return allreduce_init_group(devs, n, count, sync, procs, out);
+}
+
+clpar_status allreduce_init_group(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
+                                  world_group *procs, clpar_allreduce **out) {
     clpar_status st = clpar_allreduce_init(devs, n, count, sync, out);
     if (st != CLPAR_OK) {
         world_group_free(procs);

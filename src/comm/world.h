@@ -56,6 +56,12 @@ uint64_t world_group_bytes_sent(const world_group *g);
  * the receiving one on local, with the same semantics (sends go out with MPI_Isend once read;
  * a receive waits for the message). id numbers the channel among all of the run's, the same
  * in both processes; p2p is the communication level's point-to-point context. */
+/* clpar_allreduce_init_world with the group's processes already joined (procs from
+ * world_group_split, or NULL): no collective, so a local failure here cannot leave other
+ * processes waiting. Takes procs (freed on failure too). */
+clpar_status allreduce_init_group(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
+                                  world_group *procs, clpar_allreduce **out);
+
 /* Whether c is one end of a channel between processes. */
 int clpar_channel_remote(const clpar_channel *c);
 clpar_status clpar_channel_init_remote(clpar_device *local, int sending, int peer, long id,

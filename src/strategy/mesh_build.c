@@ -70,6 +70,12 @@ void clpar_mesh_free(clpar_mesh *M) {
     free(M->norm_parts);
     world_group_free(M->procs);
     world_p2p_free(M->p2p);
+    for (int i = 0; M->dp_procs && i < M->cfg.pp * M->cfg.tp; i++)
+        world_group_free(M->dp_procs[i]);
+    for (int i = 0; M->tie_procs && i < M->cfg.dp * M->cfg.tp; i++)
+        world_group_free(M->tie_procs[i]);
+    free(M->dp_procs);
+    free(M->tie_procs);
     free(M);
 }
 
@@ -222,6 +228,33 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
     return CLPAR_OK;
 }
 
+/* Every communicator between processes the mesh needs, in the same order on every process:
+ * the collectives of building come first, so that a local failure later cannot leave another
+ * process waiting in one. */
+static clpar_status join_processes(clpar_mesh *M) {
+    const clpar_mesh_config *c = &M->cfg;
+    if (clpar_world_size(M->world) == 1) return CLPAR_OK;
+    M->dp_procs = calloc((size_t)(c->pp * c->tp), sizeof *M->dp_procs);
+    M->tie_procs = calloc((size_t)(c->dp * c->tp), sizeof *M->tie_procs);
+    if (!M->dp_procs || !M->tie_procs) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int p = 0; p < c->pp && c->dp > 1; p++)
+        for (int t = 0; t < c->tp; t++) {
+            int members = 0;
+            for (int d = 0; d < c->dp; d++)
+                members += mesh_local(M, RANK_OF(c, d, p, t));
+            TRY(world_group_split(M->world, members > 0, &M->dp_procs[p * c->tp + t]));
+        }
+    for (int d = 0; d < c->dp && c->pp > 1 && c->gpt.layers > 0; d++)
+        for (int t = 0; t < c->tp; t++) {
+            int here =
+                mesh_local(M, RANK_OF(c, d, 0, t)) + mesh_local(M, RANK_OF(c, d, c->pp - 1, t));
+            TRY(world_group_split(M->world, here > 0, &M->tie_procs[d * c->tp + t]));
+        }
+    if (!M->whole) TRY(world_p2p_init(M->world, &M->p2p));
+    if (c->zero || !M->whole) TRY(world_group_init(M->world, &M->procs));
+    return CLPAR_OK;
+}
+
 static clpar_status build_links(clpar_mesh *M) {
     const clpar_mesh_config *c = &M->cfg;
     clpar_device *group[CLPAR_MAX_RANKS];
@@ -266,8 +299,11 @@ static clpar_status build_links(clpar_mesh *M) {
                 nparams = k->lay.nparams;
             }
             int g = p * c->tp + t;
-            TRY(clpar_allreduce_init_world(group, members, nparams, M->sync, M->world,
-                                           &M->dp_ars[g]));
+            if (members) {
+                world_group *procs = M->dp_procs ? M->dp_procs[g] : NULL;
+                if (M->dp_procs) M->dp_procs[g] = NULL;
+                TRY(allreduce_init_group(group, members, nparams, M->sync, procs, &M->dp_ars[g]));
+            }
             for (int d = M->d0; d < M->d1; d++)
                 if (mesh_local(M, RANK_OF(c, d, p, t)))
                     M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
@@ -291,9 +327,10 @@ static clpar_status build_links(clpar_mesh *M) {
                 for (int e = 0; e < 2; e++)
                     if (mesh_local(M, ends[e]->rank)) pair[here++] = ends[e]->dev;
                 size_t len = c->gpt.vocab * c->gpt.embd;
-                TRY(clpar_allreduce_init_world(pair, here, len, M->sync, M->world,
-                                               &M->tie_ars[M->ntie]));
                 if (!here) continue;
+                world_group *procs = M->tie_procs ? M->tie_procs[d * c->tp + t] : NULL;
+                if (M->tie_procs) M->tie_procs[d * c->tp + t] = NULL;
+                TRY(allreduce_init_group(pair, here, len, M->sync, procs, &M->tie_ars[M->ntie]));
                 for (int e = 0, i = 0; e < 2; e++) {
                     mrank *k = ends[e];
                     if (!mesh_local(M, k->rank)) continue;
@@ -418,9 +455,9 @@ clpar_status clpar_mesh_init_world(clpar_world *world, clpar_device *const *devs
     }
     /* the links below are collective across processes: all go on, or none */
     if (clpar_world_size(world) > 1) st = clpar_world_agree(world, st, NULL);
-    if (st == CLPAR_OK && !M->whole) st = world_p2p_init(world, &M->p2p);
-    if (st == CLPAR_OK) st = build_links(M);
-    if (st == CLPAR_OK && (c->zero || !M->whole)) st = world_group_init(world, &M->procs);
+    if (st == CLPAR_OK) st = join_processes(M);
+    if (st == CLPAR_OK) st = build_links(M); /* nothing collective: all agree after */
+    if (clpar_world_size(world) > 1) st = clpar_world_agree(world, st, NULL);
     if (st == CLPAR_OK && M->hi - M->lo > 1) st = clpar_workers_init(M->hi - M->lo, &M->workers);
     if (st != CLPAR_OK) {
         clpar_mesh_free(M);

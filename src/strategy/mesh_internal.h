@@ -123,7 +123,10 @@ struct clpar_mesh {
     int whole;  /* every process holds whole replicas (else stages cross processes) */
     int home;   /* the replica this process evaluates and reads: its first when whole,
                  * else replica 0 (assembled across processes) */
-    struct world_p2p *p2p;     /* channels between processes; NULL: one process */
+    struct world_p2p *p2p; /* channels between processes; NULL: one process */
+    /* the processes of each data-parallel group and tied pair, joined before anything local
+     * is built (taken by their all-reduces) */
+    struct world_group **dp_procs, **tie_procs;
     clpar_world *world;        /* borrowed; NULL: one process */
     struct world_group *procs; /* the processes, for gathering ZeRO's optimizer state */
     mrank *ranks;
