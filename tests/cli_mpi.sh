@@ -103,6 +103,12 @@ check "resumed across process counts: within 1e-5" near "$T/r2.safetensors" "$T/
 mpi -np 2 "$B/clpar-train" "${gpt[@]}" --steps 4 --pp 2 --devices 0 \
   --checkpoint "$T/gp2.safetensors" >/dev/null 2>&1 || bad "GPT pp 2 over 2 processes"
 check "GPT pp 2 over 2 processes: bit-identical checkpoint" same "$T/gp2.safetensors" "$T/gp1.safetensors"
+# ZeRO-1 with a pipelined GPT: the tied table's copies summed before the reduce-scatter
+"$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --pp 2 --devices 0,1,0,1 --save "$T/gz1.safetensors" \
+  >/dev/null || bad "GPT dp 2 x pp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --pp 2 --devices 0,1 --zero 1 \
+  --save "$T/gz2.safetensors" >/dev/null 2>&1 || bad "GPT dp 2 x pp 2, ZeRO-1, over 2 processes"
+check "GPT dp 2 x pp 2 with ZeRO-1 over 2 processes: within 1e-5" near "$T/gz2.safetensors" "$T/gz1.safetensors"
 
 # bad input seen by one process only (its data file is missing): one message, from process 0
 mpi -np 1 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --devices 0 : \

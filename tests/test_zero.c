@@ -151,16 +151,12 @@ Test(zero, bad_settings_are_named) {
     cr_expect_eq(clpar_trainer_init(t_runtime(), &c, &ds, &tr), CLPAR_EINVAL);
     cr_expect(strstr(clpar_last_error(), "zero must be 0 or 1"), "%s", clpar_last_error());
     cr_expect_null(tr);
-    /* a pipelined GPT's token table lives on the first and last stage: not yet */
-    clpar_model_spec gpt;
-    T_OK(clpar_model_parse("gpt:layers=2,heads=2,embd=8,ctx=4,vocab=16", &gpt));
-    clpar_trainer_config g = config("12,10,6", 2, 2, 1, 1, devices);
-    g.shape = gpt.mlp;
-    g.gpt = gpt.gpt;
-    clpar_mesh_config mc;
-    cr_expect_eq(clpar_trainer_mesh_config(&g, 100, &mc), CLPAR_EINVAL);
-    cr_expect(strstr(clpar_last_error(), "pipelined GPT"), "%s", clpar_last_error());
-    g.pp = 1;
-    T_OK(clpar_trainer_mesh_config(&g, 100, &mc));
+    /* across processes each must hold whole replicas: 3 x 2 ranks over 2 processes cut one */
+    clpar_mesh_config mc = {.dp = 3, .pp = 2, .tp = 1, .zero = 1};
+    cr_expect_eq(clpar_mesh_check_processes(&mc, 2), CLPAR_EINVAL);
+    cr_expect(strstr(clpar_last_error(), "zero 1 needs whole replicas"), "%s", clpar_last_error());
+    T_OK(clpar_mesh_check_processes(&mc, 3));
+    mc.zero = 0;
+    T_OK(clpar_mesh_check_processes(&mc, 2));
     clpar_dataset_free(&ds);
 }

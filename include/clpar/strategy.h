@@ -66,7 +66,8 @@ typedef struct {
      * replica d keeps optimizer state for slice d only, its gradient reduction writes back
      * only that slice (a reduce-scatter), it updates that slice, and the updated slices are
      * all-gathered into every replica's parameters. The same update as without it; optimizer
-     * state per rank divided by dp. Not with a pipelined GPT (its tied embeddings) yet. */
+     * state per rank divided by dp. A pipelined GPT's tied token table is summed between its
+     * copies before the reduction (after it without ZeRO). */
     int zero;
     /* Relative throughput of each rank's device (all zero: equal). Faster ranks get more:
      * replicas larger shards of the batch, tensor-parallel shards wider slices, and, through

@@ -207,6 +207,25 @@ static clpar_status copy_rows(mrank *k, cl_mem dst, size_t row, cl_mem src, size
     return CLPAR_OK;
 }
 
+/* With ZeRO the tied table's copies are summed before the reduction across replicas (each
+ * replica keeps a different slice of each stage, so after it the copies would not line up):
+ * the module holding this rank's copy, whose bucket starts only then; -1 for none. */
+static int tied_first(const clpar_mesh *M, const mrank *k) {
+    if (!k->tie_ar || !M->cfg.zero || M->cfg.dp == 1) return -1;
+    return k->lay.p == 0 ? 0 : k->lay.nl - 1;
+}
+
+/* Sums the two copies of the tied table (the first and the last stage's) on both. */
+static clpar_status sum_tied(mrank *k) {
+    cl_event e;
+    TRY(rank_marker(k, &e));
+    clpar_status st =
+        clpar_allreduce_run_at(k->tie_ar, k->tie_index, k->grads, k->tie_off, k->tie_len, e);
+    clReleaseEvent(e);
+    k->bytes_pp += 2 * k->tie_len * sizeof(float);
+    return st;
+}
+
 /* Starts reducing module j's gradient bucket across replicas once `ready` has passed. */
 static clpar_status begin_reduction(mrank *k, int j, cl_event ready) {
     const clpar_module *mod = k->lay.mods[j];
@@ -262,7 +281,8 @@ static clpar_status op_weights(clpar_mesh *M, mrank *k, int m, int count, int nm
         if (st == CLPAR_OK && io.rows) st = clpar_module_backward_weights(mod, &k->env, &io);
         cl_event ready = NULL;
         if (st == CLPAR_OK) st = rank_marker(k, &ready);
-        if (st == CLPAR_OK && final && c->dp > 1) st = begin_reduction(k, j, ready);
+        if (st == CLPAR_OK && final && c->dp > 1 && j != tied_first(M, k))
+            st = begin_reduction(k, j, ready);
         if (ready && final && j == 0) {
             if (k->bwd_end) clReleaseEvent(k->bwd_end);
             k->bwd_end = ready;
@@ -369,7 +389,7 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
         if (k->bwd_end) clReleaseEvent(k->bwd_end);
         k->bwd_end = ev;
         for (int j = l->nl - 1; j >= 0 && c->dp > 1; j--)
-            TRY(begin_reduction(k, j, ev));
+            if (j != tied_first(M, k)) TRY(begin_reduction(k, j, ev));
     } else {
         int slots, group;
         int nops = schedule_ops(c->schedule, l->p, c->pp, nmicro, k->ops, &slots, &group);
@@ -382,6 +402,15 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
             else
                 TRY(op_weights(M, k, op->m, op->count, nmicro, i == nops - 1));
         }
+    }
+    int tied = tied_first(M, k);
+    if (tied >= 0) { /* ZeRO: the copies summed first, then their bucket joins the others */
+        TRY(sum_tied(k));
+        cl_event ev;
+        TRY(rank_marker(k, &ev));
+        clpar_status st = begin_reduction(k, tied, ev);
+        clReleaseEvent(ev);
+        TRY(st);
     }
     if (c->dp > 1) {
         cl_event a, b;
@@ -403,15 +432,7 @@ static clpar_status run_rank(clpar_mesh *M, mrank *k) {
         }
         TRY(rank_record(k, a, b, 0, "reduction", "allreduce grads"));
     }
-    if (k->tie_ar) { /* the tied copies' gradients summed, replicas' already reduced */
-        cl_event e;
-        TRY(rank_marker(k, &e));
-        clpar_status st =
-            clpar_allreduce_run_at(k->tie_ar, k->tie_index, k->grads, k->tie_off, k->tie_len, e);
-        clReleaseEvent(e);
-        k->bytes_pp += 2 * k->tie_len * sizeof(float);
-        TRY(st);
-    }
+    if (k->tie_ar && tied_first(M, k) < 0) TRY(sum_tied(k)); /* replicas' already reduced */
     if (c->clip > 0) TRY(clip_gradients(M, k));
     cl_event a, b;
     TRY(rank_marker(k, &a));

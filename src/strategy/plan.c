@@ -190,10 +190,6 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
             c->max_batch);
     if (c->zero != 0 && c->zero != 1)
         return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("zero") " must be 0 or 1 (got %d)", c->zero);
-    if (c->zero && c->pp > 1 && clpar_model_is_gpt(&model))
-        return clpar_error(CLPAR_EINVAL,
-                           CLPAR_FIELD("zero") " 1 with a pipelined GPT is not supported yet (its "
-                                               "tied token table spans the first and last stage)");
     int sum = 0;
     for (int p = 0; p < c->pp; p++) {
         if (c->stage_layers[p] < 1)
