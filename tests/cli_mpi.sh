@@ -2,7 +2,8 @@
 # Ranks in several processes under mpirun: data parallelism across 2 and 4 processes (alone,
 # with pipeline stages inside each process, with ZeRO-1, a GPT with clipping), pipeline
 # stages across processes (GPipe and 1F1B, beside data and tensor parallelism, replicas cut
-# between processes, a GPT's tied token table), each against the same mesh in one process; checkpoints resumed with another number of processes; bad input seen by one
+# between processes, a GPT's tied token table), tensor-parallel groups across processes (an
+# MLP, a GPT), each against the same mesh in one process; checkpoints resumed with another number of processes; bad input seen by one
 # process; a process killed mid-run. Skipped (passes, saying so) where clpar was built without
 # MPI or mpirun is missing.
 . "$(dirname "$0")/harness.sh"
@@ -103,6 +104,12 @@ check "resumed across process counts: within 1e-5" near "$T/r2.safetensors" "$T/
 mpi -np 2 "$B/clpar-train" "${gpt[@]}" --steps 4 --pp 2 --devices 0 \
   --checkpoint "$T/gp2.safetensors" >/dev/null 2>&1 || bad "GPT pp 2 over 2 processes"
 check "GPT pp 2 over 2 processes: bit-identical checkpoint" same "$T/gp2.safetensors" "$T/gp1.safetensors"
+# a GPT's attention heads and MLP split over two processes
+"$B/clpar-train" "${gpt[@]}" --steps 4 --tp 2 --devices 0,1 --save "$T/gt1.safetensors" \
+  >/dev/null || bad "GPT tp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${gpt[@]}" --steps 4 --tp 2 --devices 0 --save "$T/gt2.safetensors" \
+  >/dev/null 2>&1 || bad "GPT tp 2 over 2 processes"
+check "GPT tp 2 over 2 processes: bit-identical" same "$T/gt2.safetensors" "$T/gt1.safetensors"
 # ZeRO-1 with a pipelined GPT: the tied table's copies summed before the reduce-scatter
 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --pp 2 --devices 0,1,0,1 --save "$T/gz1.safetensors" \
   >/dev/null || bad "GPT dp 2 x pp 2 in one process"
@@ -130,8 +137,13 @@ check "one line naming the failing process" \
   test "$(grep -c "clpar-train: error: process 1 (.*): out of host memory" "$T/fault.out")" = 1
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --devices 0 >"$T/dp3.out" 2>&1
 check "--dp 3 over 2 processes is refused" grep -q "error: the mesh's 3 ranks (--dp 3 x --pp 1 x --tp 1) do not divide among 2 processes" "$T/dp3.out"
-mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 2 --tp 2 --devices 0 >"$T/tp.out" 2>&1
-check "a tensor-parallel group across processes is refused" grep -q "error: --tp 2 does not divide the 1 ranks of each process" "$T/tp.out"
+# tensor-parallel groups across processes: their all-reduces and all-gathers by MPI
+"$B/clpar-train" "${mlp[@]}" --dp 2 --tp 2 --devices 0,1,0,1 --save "$T/dptp.safetensors" \
+  >/dev/null || bad "dp 2 x tp 2 in one process"
+mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 2 --tp 2 --devices 0 --save "$T/dptp_np4.safetensors" \
+  >"$T/tp.out" 2>&1 || { bad "dp 2 x tp 2 over 4 processes"; cat "$T/tp.out"; }
+check "dp 2 x tp 2 over 4 processes (a shard each): bit-identical" \
+  same "$T/dptp_np4.safetensors" "$T/dptp.safetensors"
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --balance auto --devices 0 >"$T/balance.out" 2>&1
 check "--balance auto over processes is refused" grep -q "error: --balance auto is not supported across processes" "$T/balance.out"
 # --mesh auto plans for both processes (one device each: a replica each), as one run

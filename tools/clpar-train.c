@@ -431,8 +431,10 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
                ds.reduce_window_ns / 1e6 / (double)ds.steps / nranks,
                100.0 * (1.0 - ds.reduce_exposed_ns / ds.reduce_window_ns));
     if (c->tp > 1)
-        printf("tensor parallel: %.0f bytes moved per step (the Megatron pairing predicts %.0f)\n",
-               (double)t->tp_bytes / (double)steps, (double)t->tp_predicted / (double)steps);
+        printf(
+            "tensor parallel: %.0f bytes moved per step%s (the Megatron pairing predicts %.0f%s)\n",
+            (double)t->tp_bytes / (double)steps, P > 1 ? " by process 0's ranks" : "",
+            (double)t->tp_predicted / (double)steps, P > 1 ? " for all ranks" : "");
     if (c->pp > 1) {
         printf("pipeline: %s, %d micro-batches, bubble %.1f%% measured in the last step, ideal "
                "(p-1)/(m+p-1) = %.1f%%; %.0f bytes handed between stages per step\n",

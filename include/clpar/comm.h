@@ -157,6 +157,8 @@ typedef struct clpar_allgather clpar_allgather;
 CLPAR_API clpar_status clpar_allgather_init(clpar_device *const *devs, int n, size_t count,
                                             clpar_sync *sync, clpar_allgather **out);
 CLPAR_API void clpar_allgather_free(clpar_allgather *ag);
+/* Bytes this process has sent to the other processes of the group so far. */
+CLPAR_API uint64_t clpar_allgather_bytes_sent(const clpar_allgather *ag);
 /* The collective: reads local (rows, cols) after `after` on the transfer queue, places it at
  * columns [col0, col0 + cols) of the shared (rows, total) matrix, meets the others, and
  * writes the whole matrix into full; returns once full is written. */

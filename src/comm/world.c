@@ -432,6 +432,37 @@ clpar_status world_group_gather_parts(world_group *g, float *data, const size_t 
     return CLPAR_OK;
 }
 
+clpar_status world_group_allgatherv(world_group *g, const void *mine, size_t bytes, void *all,
+                                    size_t *sizes) {
+    if (!g) {
+        memmove(all, mine, bytes);
+        sizes[0] = bytes;
+        return CLPAR_OK;
+    }
+#ifdef CLPAR_HAVE_MPI
+    long long my = (long long)bytes, *each = malloc((size_t)g->size * sizeof *each);
+    if (!each) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    clpar_status st = mpi_check(
+        MPI_Allgather(&my, 1, MPI_LONG_LONG, each, 1, MPI_LONG_LONG, g->comm), "MPI_Allgather");
+    size_t at = 0;
+    for (int j = 0; j < g->size && st == CLPAR_OK; j++) {
+        sizes[j] = (size_t)each[j];
+        if (at + sizes[j] > (size_t)1 << 30)
+            st = clpar_error(CLPAR_EINVAL, "an all-gather of more than 2^30 bytes");
+        g->counts[j] = (int)sizes[j];
+        g->displs[j] = (int)at;
+        at += sizes[j];
+    }
+    free(each);
+    TRY(st);
+    MPI_TRY(
+        MPI_Allgatherv(mine, (int)bytes, MPI_BYTE, all, g->counts, g->displs, MPI_BYTE, g->comm),
+        "MPI_Allgatherv");
+    g->sent += (uint64_t)(g->size - 1) * bytes;
+#endif
+    return CLPAR_OK;
+}
+
 /* ---- point to point ---- */
 
 struct world_p2p {

@@ -56,6 +56,14 @@ uint64_t world_group_bytes_sent(const world_group *g);
  * the receiving one on local, with the same semantics (sends go out with MPI_Isend once read;
  * a receive waits for the message). id numbers the channel among all of the run's, the same
  * in both processes; p2p is the communication level's point-to-point context. */
+/* Every process's `bytes` bytes (which may differ) at mine, into all, in process order;
+ * sizes (room for size() entries) receives each process's count. all has room for the sum. */
+clpar_status world_group_allgatherv(world_group *g, const void *mine, size_t bytes, void *all,
+                                    size_t *sizes);
+/* The all-gather of column slices with the group's processes already joined (procs taken). */
+clpar_status allgather_init_group(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
+                                  world_group *procs, clpar_allgather **out);
+
 /* clpar_allreduce_init_world with the group's processes already joined (procs from
  * world_group_split, or NULL): no collective, so a local failure here cannot leave other
  * processes waiting. Takes procs (freed on failure too). */

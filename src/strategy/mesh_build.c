@@ -74,6 +74,9 @@ void clpar_mesh_free(clpar_mesh *M) {
         world_group_free(M->dp_procs[i]);
     for (int i = 0; M->tie_procs && i < M->cfg.dp * M->cfg.tp; i++)
         world_group_free(M->tie_procs[i]);
+    for (int i = 0; M->tp_procs && i < 2 * M->cfg.dp * M->cfg.pp; i++)
+        world_group_free(M->tp_procs[i]);
+    free(M->tp_procs);
     free(M->dp_procs);
     free(M->tie_procs);
     free(M);
@@ -236,7 +239,18 @@ static clpar_status join_processes(clpar_mesh *M) {
     if (clpar_world_size(M->world) == 1) return CLPAR_OK;
     M->dp_procs = calloc((size_t)(c->pp * c->tp), sizeof *M->dp_procs);
     M->tie_procs = calloc((size_t)(c->dp * c->tp), sizeof *M->tie_procs);
-    if (!M->dp_procs || !M->tie_procs) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    M->tp_procs = calloc((size_t)(2 * c->dp * c->pp), sizeof *M->tp_procs);
+    if (!M->dp_procs || !M->tie_procs || !M->tp_procs)
+        return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    for (int d = 0; d < c->dp && c->tp > 1; d++) /* an all-reduce and an all-gather each */
+        for (int p = 0; p < c->pp; p++) {
+            int members = 0;
+            for (int t = 0; t < c->tp; t++)
+                members += mesh_local(M, RANK_OF(c, d, p, t));
+            for (int i = 0; i < 2; i++)
+                TRY(world_group_split(M->world, members > 0,
+                                      &M->tp_procs[2 * (d * c->pp + p) + i]));
+        }
     for (int p = 0; p < c->pp && c->dp > 1; p++)
         for (int t = 0; t < c->tp; t++) {
             int members = 0;
@@ -268,23 +282,36 @@ static clpar_status build_links(clpar_mesh *M) {
     plan_stage_starts(c, starts);
     for (int d = M->d0; d < M->d1; d++)
         for (int p = 0; p < c->pp && c->tp > 1; p++) {
-            if (!mesh_local(M, RANK_OF(c, d, p, 0))) continue; /* (a group is whole or absent) */
-            size_t widest = 0; /* the widest activation the stage's collectives carry */
-            const rank_layout *l0 = &M->ranks[RANK_OF(c, d, p, 0)].lay;
-            for (int j = 0; j <= l0->nl; j++)
-                if (l0->act_w[j] > widest) widest = l0->act_w[j];
-            for (int j = 0; j < l0->nl; j++)
-                if (l0->mods[j]->dy_width > widest) widest = l0->mods[j]->dy_width;
-            for (int t = 0; t < c->tp; t++)
-                group[t] = M->ranks[RANK_OF(c, d, p, t)].dev;
+            int members = 0; /* this process's shards of the group (consecutive) */
+            for (int t = 0; t < c->tp; t++) {
+                mrank *k = &M->ranks[RANK_OF(c, d, p, t)];
+                if (!mesh_local(M, k->rank)) continue;
+                k->tp_slot = members;
+                group[members++] = k->dev;
+            }
+            if (!members) continue;
+            /* the widest activation the stage's collectives carry, from shard 0's layout */
+            rank_layout l0;
+            TRY(layout_rank(c, RANK_OF(c, d, p, 0), &l0));
+            size_t widest = 0;
+            for (int j = 0; j <= l0.nl; j++)
+                if (l0.act_w[j] > widest) widest = l0.act_w[j];
+            for (int j = 0; j < l0.nl; j++)
+                if (l0.mods[j]->dy_width > widest) widest = l0.mods[j]->dy_width;
+            layout_free(&l0);
             size_t count = M->micro_cap * widest;
             int g = d * c->pp + p;
-            TRY(clpar_allreduce_init(group, c->tp, count, M->sync, &M->tp_ars[g]));
-            TRY(clpar_allgather_init(group, c->tp, count, M->sync, &M->tp_ags[g]));
-            for (int t = 0; t < c->tp; t++) {
-                M->ranks[RANK_OF(c, d, p, t)].tp_ar = M->tp_ars[g];
-                M->ranks[RANK_OF(c, d, p, t)].tp_ag = M->tp_ags[g];
-            }
+            world_group *procs = M->tp_procs ? M->tp_procs[2 * g] : NULL;
+            if (M->tp_procs) M->tp_procs[2 * g] = NULL;
+            TRY(allreduce_init_group(group, members, count, M->sync, procs, &M->tp_ars[g]));
+            procs = M->tp_procs ? M->tp_procs[2 * g + 1] : NULL;
+            if (M->tp_procs) M->tp_procs[2 * g + 1] = NULL;
+            TRY(allgather_init_group(group, members, count, M->sync, procs, &M->tp_ags[g]));
+            for (int t = 0; t < c->tp; t++)
+                if (mesh_local(M, RANK_OF(c, d, p, t))) {
+                    M->ranks[RANK_OF(c, d, p, t)].tp_ar = M->tp_ars[g];
+                    M->ranks[RANK_OF(c, d, p, t)].tp_ag = M->tp_ags[g];
+                }
         }
     for (int p = 0; p < c->pp && c->dp > 1; p++)
         for (int t = 0; t < c->tp; t++) {

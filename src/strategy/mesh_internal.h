@@ -98,6 +98,7 @@ typedef struct {
     size_t act_bytes, param_bytes;
     clpar_allreduce *tp_ar, *dp_ar;
     int dp_slot;             /* the rank's place in dp_ar: its replica among this process's */
+    int tp_slot;             /* and in tp_ar and tp_ag: its shard among this process's */
     clpar_allreduce *tie_ar; /* a tied tensor's copies: first and last stage (a GPT's table) */
     int tie_index;
     size_t tie_off, tie_len;
@@ -127,8 +128,9 @@ struct clpar_mesh {
     /* the processes of each data-parallel group and tied pair, joined before anything local
      * is built (taken by their all-reduces) */
     struct world_group **dp_procs, **tie_procs;
-    clpar_world *world;        /* borrowed; NULL: one process */
-    struct world_group *procs; /* the processes, for gathering ZeRO's optimizer state */
+    struct world_group **tp_procs; /* two per tensor-parallel group */
+    clpar_world *world;            /* borrowed; NULL: one process */
+    struct world_group *procs;     /* the processes, for gathering ZeRO's optimizer state */
     mrank *ranks;
     clpar_sync *sync;
     clpar_workers *workers;

@@ -16,7 +16,7 @@ clpar_status mesh_tp_all_reduce(void *ctx, cl_mem buf, size_t count) {
     mrank *k = ctx;
     cl_event e;
     TRY(rank_marker(k, &e));
-    clpar_status st = clpar_allreduce_run(k->tp_ar, k->lay.t, buf, count, e);
+    clpar_status st = clpar_allreduce_run(k->tp_ar, k->tp_slot, buf, count, e);
     clReleaseEvent(e);
     k->bytes_tp += 2 * count * sizeof(float);
     return st;
@@ -28,7 +28,7 @@ clpar_status mesh_tp_all_gather(void *ctx, cl_mem part, size_t rows, size_t firs
     cl_event e;
     TRY(rank_marker(k, &e));
     clpar_status st =
-        clpar_allgather_run(k->tp_ag, k->lay.t, part, rows, first, len, width, out, e);
+        clpar_allgather_run(k->tp_ag, k->tp_slot, part, rows, first, len, width, out, e);
     clReleaseEvent(e);
     k->bytes_tp += (rows * len + rows * width) * sizeof(float);
     return st;

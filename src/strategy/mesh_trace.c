@@ -144,6 +144,10 @@ void clpar_mesh_get_stats(const clpar_mesh *M, clpar_mesh_stats *stats) {
         if (M->dp_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->dp_ars[i]);
     for (int i = 0; i < M->ntie; i++)
         if (M->tie_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->tie_ars[i]);
+    for (int i = 0; M->tp_ars && i < M->cfg.dp * M->cfg.pp; i++) {
+        if (M->tp_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->tp_ars[i]);
+        if (M->tp_ags[i]) stats->bytes_sent += clpar_allgather_bytes_sent(M->tp_ags[i]);
+    }
     for (int i = 0; i < M->nchans; i++) /* a remote channel's sending end counts what it sent */
         if (clpar_channel_remote(M->chans[i]))
             stats->bytes_sent += clpar_channel_bytes(M->chans[i]);

@@ -218,11 +218,6 @@ clpar_status clpar_mesh_check_processes(const clpar_mesh_config *c, int procs) {
                                                                 "processes",
                            n, c->dp, c->pp, c->tp, procs);
     int per = n / procs;
-    if (per % c->tp != 0)
-        return clpar_error(CLPAR_EINVAL,
-                           CLPAR_FIELD("tp") " %d does not divide the %d ranks of each process: a "
-                                             "tensor-parallel group must stay in one process",
-                           c->tp, per);
     if (c->zero && c->dp > 1 && per % (c->pp * c->tp) != 0)
         return clpar_error(
             CLPAR_EINVAL,
