@@ -77,6 +77,10 @@ check "tp 2 x pp 2 over 2 processes (a tensor-parallel group each): bit-identica
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --pp 2 --devices 0,1,0 \
   --save "$T/dp3pp2_np2.safetensors" >/dev/null 2>&1 || bad "dp 3 x pp 2 over 2 processes"
 check "dp 3 x pp 2 over 2 processes: within 1e-5" near "$T/dp3pp2_np2.safetensors" "$T/dp3pp2.safetensors"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --pp 2 --devices 0,1,0 --zero 1 \
+  --save "$T/dp3pp2_zero.safetensors" >/dev/null 2>&1 || bad "ZeRO-1, dp 3 x pp 2 over 2 processes"
+check "ZeRO-1 with a replica cut between processes: within 1e-5" \
+  near "$T/dp3pp2_zero.safetensors" "$T/dp3pp2.safetensors"
 
 # the planner under mpirun measures the link and plans meshes spread over the processes
 mpi -np 2 "$B/clpar-devices" --plan --model 10,16,5 --batch 64 --devices 0 --top 2 >"$T/plan.out" 2>&1
@@ -113,9 +117,10 @@ check "GPT tp 2 over 2 processes: bit-identical" same "$T/gt2.safetensors" "$T/g
 # ZeRO-1 with a pipelined GPT: the tied table's copies summed before the reduce-scatter
 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --pp 2 --devices 0,1,0,1 --save "$T/gz1.safetensors" \
   >/dev/null || bad "GPT dp 2 x pp 2 in one process"
-mpi -np 2 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --pp 2 --devices 0,1 --zero 1 \
-  --save "$T/gz2.safetensors" >/dev/null 2>&1 || bad "GPT dp 2 x pp 2, ZeRO-1, over 2 processes"
-check "GPT dp 2 x pp 2 with ZeRO-1 over 2 processes: within 1e-5" near "$T/gz2.safetensors" "$T/gz1.safetensors"
+mpi -np 4 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --pp 2 --devices 0 --zero 1 \
+  --save "$T/gz2.safetensors" >/dev/null 2>&1 || bad "GPT dp 2 x pp 2, ZeRO-1, over 4 processes"
+check "GPT dp 2 x pp 2 with ZeRO-1 over 4 processes (its copies in two): within 1e-5" \
+  near "$T/gz2.safetensors" "$T/gz1.safetensors"
 
 # bad input seen by one process only (its data file is missing): one message, from process 0
 mpi -np 1 "$B/clpar-train" "${gpt[@]}" --steps 4 --dp 2 --devices 0 : \

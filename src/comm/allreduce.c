@@ -33,6 +33,8 @@ struct clpar_allreduce {
     world_group *procs; /* the other processes' ranks of the group, or NULL */
     size_t *bounds;     /* ZeRO slices: member r of the group (over all processes) keeps
                          * [bounds[r], bounds[r + 1]) of every reduction; NULL: all of it */
+    int *first;         /* the group's process j holds members first[j] .. first[j + 1] - 1 (NULL: n
+                         * each) */
 };
 
 clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
@@ -83,8 +85,23 @@ clpar_status allreduce_init_group(clpar_device *const *devs, int n, size_t count
     return CLPAR_OK;
 }
 
+/* The first member of the group's process j (j = size: the number of members). */
+static int first_member(const clpar_allreduce *ar, int j) {
+    return ar->first ? ar->first[j] : j * ar->n;
+}
+
+clpar_status allreduce_set_owners(clpar_allreduce *ar, const int *first) {
+    int P = world_group_size(ar->procs);
+    int *f = malloc(((size_t)P + 1) * sizeof *f);
+    if (!f) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    memcpy(f, first, ((size_t)P + 1) * sizeof *f);
+    free(ar->first);
+    ar->first = f;
+    return CLPAR_OK;
+}
+
 clpar_status clpar_allreduce_set_slices(clpar_allreduce *ar, const size_t *bounds) {
-    int members = ar->n * world_group_size(ar->procs);
+    int members = first_member(ar, world_group_size(ar->procs));
     size_t *b = malloc(((size_t)members + 1) * sizeof *b);
     if (!b) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     for (int r = 0; r <= members; r++) {
@@ -102,7 +119,7 @@ clpar_status clpar_allreduce_set_slices(clpar_allreduce *ar, const size_t *bound
 /* Local rank r's slice, [*lo, *hi), clipped to [off, off + len). */
 static void slice_of(const clpar_allreduce *ar, int rank, size_t off, size_t len, size_t *lo,
                      size_t *hi) {
-    int member = world_group_rank(ar->procs) * ar->n + rank;
+    int member = first_member(ar, world_group_rank(ar->procs)) + rank;
     *lo = ar->bounds ? ar->bounds[member] : off;
     *hi = ar->bounds ? ar->bounds[member + 1] : off + len;
     if (*lo < off) *lo = off;
@@ -122,7 +139,7 @@ static clpar_status sum_processes(clpar_allreduce *ar, int rank, float *range, s
         int P = world_group_size(ar->procs);
         size_t starts[CLPAR_MAX_PROCS + 1];
         for (int j = 0; j <= P; j++) {
-            size_t b = ar->bounds[j * ar->n];
+            size_t b = ar->bounds[first_member(ar, j)];
             starts[j] = b < off ? 0 : b > off + len ? len : b - off;
         }
         starts[0] = 0, starts[P] = len;
@@ -166,6 +183,7 @@ void clpar_allreduce_free(clpar_allreduce *ar) {
     free(ar->sum);
     world_group_free(ar->procs);
     free(ar->bounds);
+    free(ar->first);
     free(ar);
 }
 
@@ -322,14 +340,14 @@ clpar_status clpar_allreduce_gather_slices(clpar_allreduce *ar, int rank, cl_mem
         int P = world_group_size(ar->procs);
         size_t starts[CLPAR_MAX_PROCS + 1];
         for (int j = 0; j <= P; j++)
-            starts[j] = ar->bounds[j * ar->n];
+            starts[j] = ar->bounds[first_member(ar, j)];
         clpar_status st =
             rank == 0 ? world_group_gather_parts(ar->procs, ar->sum, starts) : CLPAR_OK;
         TRY(st);
         TRY(clpar_barrier_wait(&ar->meet));
     }
     cl_event write;
-    size_t total = ar->bounds[ar->n * world_group_size(ar->procs)];
+    size_t total = ar->bounds[first_member(ar, world_group_size(ar->procs))];
     TRY(clpar_staging_write(rs->dev, buf, 0, ar->sum, total, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
     cl_int err = clpar_wait_event(rs->dev, write);

@@ -70,6 +70,10 @@ clpar_status allgather_init_group(clpar_device *const *devs, int n, size_t count
 clpar_status allreduce_init_group(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
                                   world_group *procs, clpar_allreduce **out);
 
+/* The members each of the group's processes holds, when they differ: process j holds members
+ * first[j] .. first[j + 1] - 1 (first: the group's size + 1 entries). Before set_slices. */
+clpar_status allreduce_set_owners(clpar_allreduce *ar, const int *first);
+
 /* Whether c is one end of a channel between processes. */
 int clpar_channel_remote(const clpar_channel *c);
 clpar_status clpar_channel_init_remote(clpar_device *local, int sending, int peer, long id,

@@ -337,6 +337,15 @@ static clpar_status build_links(clpar_mesh *M) {
             if (c->zero && members) {
                 size_t bounds[CLPAR_MAX_RANKS + 1];
                 plan_zero_bounds(nparams, c->dp, bounds);
+                /* the group's processes (those holding members, in order) and their members,
+                 * consecutive replicas, uneven when replicas are cut between processes */
+                int first[CLPAR_MAX_RANKS + 1], procs = 0, per = M->n / clpar_world_size(M->world);
+                for (int d = 0; d < c->dp; d++) {
+                    int q = RANK_OF(c, d, p, t) / per;
+                    if (d == 0 || q != RANK_OF(c, d - 1, p, t) / per) first[procs++] = d;
+                }
+                first[procs] = c->dp;
+                if (procs > 1) TRY(allreduce_set_owners(M->dp_ars[g], first));
                 TRY(clpar_allreduce_set_slices(M->dp_ars[g], bounds));
             }
         }

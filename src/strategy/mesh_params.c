@@ -85,20 +85,36 @@ static int zero_on(const clpar_mesh *M) {
     return M->cfg.zero && M->cfg.dp > 1;
 }
 
+/* The first replica whose rank (d, p, t) process j or a later one holds (dp: none). */
+static int first_held(const clpar_mesh_config *c, int p, int t, int j, int per) {
+    int d = 0;
+    while (d < c->dp && RANK_OF(c, d, p, t) / per < j)
+        d++;
+    return d;
+}
+
 /* ZeRO: optimizer state i assembled from every replica's slice, this process's and the
  * others' (a collective: every process calls it). */
 static clpar_status gather_slices(clpar_mesh *M, int i, float *full) {
     const clpar_mesh_config *c = &M->cfg;
-    int P = clpar_world_size(M->world), per = c->dp / P;
+    int P = clpar_world_size(M->world), per = M->n / P;
     for (int p = 0; p < c->pp; p++)
         for (int t = 0; t < c->tp; t++) {
-            mrank *k0 = &M->ranks[RANK_OF(c, M->d0, p, t)];
+            /* the stage's layout: a rank of it here, or worked out (none of its ranks here) */
+            mrank other, *k0 = NULL;
+            memset(&other, 0, sizeof other);
+            for (int d = 0; d < c->dp && !k0; d++)
+                if (mesh_local(M, RANK_OF(c, d, p, t))) k0 = &M->ranks[RANK_OF(c, d, p, t)];
+            if (!k0) {
+                TRY(layout_rank(c, RANK_OF(c, 0, p, t), &other.lay));
+                k0 = &other;
+            }
             size_t n = k0->lay.nparams, bounds[CLPAR_MAX_RANKS + 1], starts[CLPAR_MAX_RANKS + 1];
             float *local = malloc((n ? n : 1) * sizeof(float));
-            if (!local) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-            clpar_status st = CLPAR_OK;
-            for (int d = M->d0; d < M->d1 && st == CLPAR_OK; d++) {
+            clpar_status st = local ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
+            for (int d = 0; d < c->dp && st == CLPAR_OK; d++) {
                 mrank *k = &M->ranks[RANK_OF(c, d, p, t)];
+                if (!mesh_local(M, k->rank)) continue;
                 cl_mem buf = clpar_optim_state(k->opt, i);
                 if (!buf) st = clpar_error(CLPAR_EINVAL, "the optimizer has no state %d", i);
                 if (st == CLPAR_OK && k->zhi > k->zlo)
@@ -107,10 +123,11 @@ static clpar_status gather_slices(clpar_mesh *M, int i, float *full) {
             }
             plan_zero_bounds(n, c->dp, bounds);
             for (int j = 0; j <= P; j++)
-                starts[j] = bounds[j * per];
+                starts[j] = bounds[first_held(c, p, t, j, per)];
             if (st == CLPAR_OK) st = world_group_gather_parts(M->procs, local, starts);
             if (st == CLPAR_OK) mesh_map_params(k0, full, local, CLPAR_LOCAL_TO_FULL);
             free(local);
+            if (k0 == &other) layout_free(&other.lay);
             TRY(st);
         }
     return CLPAR_OK;

@@ -217,13 +217,6 @@ clpar_status clpar_mesh_check_processes(const clpar_mesh_config *c, int procs) {
                                "pp") " %d x " CLPAR_FIELD("tp") " %d) do not divide among %d "
                                                                 "processes",
                            n, c->dp, c->pp, c->tp, procs);
-    int per = n / procs;
-    if (c->zero && c->dp > 1 && per % (c->pp * c->tp) != 0)
-        return clpar_error(
-            CLPAR_EINVAL,
-            CLPAR_FIELD("zero") " 1 needs whole replicas in each process (" CLPAR_FIELD(
-                "pp") " x " CLPAR_FIELD("tp") " = %d dividing its %d ranks)",
-            c->pp * c->tp, per);
     return CLPAR_OK;
 }
 
