@@ -149,8 +149,11 @@ mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 2 --tp 2 --devices 0 --save "$T/dptp
   >"$T/tp.out" 2>&1 || { bad "dp 2 x tp 2 over 4 processes"; cat "$T/tp.out"; }
 check "dp 2 x tp 2 over 4 processes (a shard each): bit-identical" \
   same "$T/dptp_np4.safetensors" "$T/dptp.safetensors"
-mpi -np 2 "$B/clpar-train" "${mlp[@]}" --balance auto --devices 0 >"$T/balance.out" 2>&1
-check "--balance auto over processes is refused" grep -q "error: --balance auto is not supported across processes" "$T/balance.out"
+# --balance auto: each process measures its own devices, every process learns all speeds
+mpi -np 2 "$B/clpar-train" "${loud[@]}" --dp 2 --balance auto --devices 0 \
+  --save "$T/balance.safetensors" >"$T/balance.out" 2>&1 || { bad "--balance auto over 2 processes"; cat "$T/balance.out"; }
+check "--balance auto prints both processes' ranks" grep -q "^balance: rank 1 runs" "$T/balance.out"
+check "and (equal devices) trains as dp 2 does" near "$T/balance.safetensors" "$T/dp2.safetensors"
 # --mesh auto plans for both processes (one device each: a replica each), as one run
 mpi -np 2 "$B/clpar-train" "${loud[@]}" --mesh auto --devices 0 \
   --save "$T/auto.safetensors" >"$T/auto.out" 2>&1 || { bad "--mesh auto over 2 processes"; cat "$T/auto.out"; }

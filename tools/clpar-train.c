@@ -168,19 +168,26 @@ static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, si
 /* --balance auto: each rank's speed is its device's measured throughput on the model. */
 static clpar_status measure_speeds(clpar_runtime *rt, clpar_trainer_config *cfg, float *speeds,
                                    int quiet) {
-    int n = cfg->dp * cfg->pp * cfg->tp;
-    if (n > cfg->ndevices || n > CLPAR_MAX_RANKS)
+    int n = cfg->dp * cfg->pp * cfg->tp, P = procs();
+    if (n % P || n / P > cfg->ndevices || n > CLPAR_MAX_RANKS)
         return CLPAR_OK; /* the trainer says what is wrong */
+    /* each process measures its own ranks' devices; all learn every rank's speed */
+    int local = n / P;
+    float mine[CLPAR_MAX_RANKS];
     clpar_model_spec model = {cfg->shape, cfg->gpt};
-    for (int r = 0; r < n; r++) {
+    clpar_status st = CLPAR_OK;
+    for (int r = 0; r < local && st == CLPAR_OK; r++) {
         clpar_device_measure m;
-        clpar_status st = clpar_planner_measure(rt, cfg->devices[r], &model, cfg->batch, 0, &m);
-        if (st != CLPAR_OK) return st;
-        speeds[r] = (float)m.gflops;
-        if (!quiet)
-            printf("balance: rank %d on device %d runs %.2f GFLOP/s\n", r, cfg->devices[r],
-                   m.gflops);
+        st = clpar_planner_measure(rt, cfg->devices[r], &model, cfg->batch, 0, &m);
+        mine[r] = st == CLPAR_OK ? (float)m.gflops : 0;
     }
+    st = clpar_world_agree(world, st, NULL);
+    if (st == CLPAR_OK)
+        st = clpar_world_allgather(world, mine, (size_t)local * sizeof *mine, speeds);
+    if (st != CLPAR_OK) return st;
+    for (int r = 0; r < n && !quiet; r++)
+        printf("balance: rank %d%s runs %.2f GFLOP/s\n", r, P > 1 ? "" : " on its device",
+               speeds[r]);
     cfg->speeds = speeds;
     return CLPAR_OK;
 }
@@ -483,9 +490,7 @@ static int place_ranks(clpar_runtime *rt, const train_options *o, clpar_trainer_
     int ndev = 0;
     clpar_status st = clpar_runtime_parse_spec(rt, o->devices, devices, CLPAR_MAX_RANKS, &ndev);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    /* each process measures its own devices: their replicas would get different shares */
-    if (procs() > 1 && o->balance)
-        return cli_usage_error(prog, "--balance auto is not supported across processes yet");
+
     if (cfg->dp == 0) /* every process holds replicas of the same size */
         cfg->dp = procs() * (ndev / (cfg->pp * cfg->tp) > 0 ? ndev / (cfg->pp * cfg->tp) : 1);
     cfg->devices = devices;
