@@ -30,6 +30,7 @@ near() { # near A B: the models in A and B agree within 1e-5 (relative L2)
 }
 same() { [ "$(rel_l2 "$1" "$2")" = "0.0" ]; }
 
+check "--help says how to run over processes" bash -c "'$B/clpar-train' --help | grep -q 'mpirun -np P clpar-train'"
 loud=(--data synthetic --model 10,16,12,5 --steps 12 --batch 64 --optim adam)
 mlp=("${loud[@]}" --quiet)
 "$B/clpar-train" "${mlp[@]}" --dp 2 --devices 0,1 --save "$T/dp2.safetensors" >/dev/null ||

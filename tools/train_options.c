@@ -156,6 +156,11 @@ static void usage(void) {
     }
     printf("\nSeveral PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
            "POCL_MAX_PTHREAD_COUNT=1 clpar-train --dp 2\n");
+    printf(clpar_world_has_mpi()
+               ? "Several processes or machines: mpirun -np P clpar-train ... (the mesh's ranks "
+                 "dealt out to them;\n--devices then names each process's own)\n"
+               : "MPI support is absent from this build (build with libopenmpi-dev or "
+                 "libmpich-dev installed to run under mpirun)\n");
 }
 
 /* Stores one option's value; returns 0 or the exit status after the error. */
