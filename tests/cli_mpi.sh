@@ -141,6 +141,15 @@ rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "a process failing to build its links: exit $rc"
 check "one line naming the failing process" \
   test "$(grep -c "clpar-train: error: process 1 (.*): out of host memory" "$T/fault.out")" = 1
+# a step that fails in one process (an OpenCL call the fault injector fails mid-run): that
+# process says why and ends the others, which wait for it in the reduction
+mpi -np 1 "$B/clpar-train" "${mlp[@]}" --dp 2 --steps 40 --devices 0 : -np 1 env \
+  LD_PRELOAD="$B/tests/libclpar_fault_shim.so" CLPAR_FAULT="cl:400" \
+  "$B/clpar-train" "${mlp[@]}" --dp 2 --steps 40 --devices 0 >"$T/step.out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "a step failing in one process: exit $rc"
+check "the failing process names itself and the call" \
+  grep -q "clpar-train: error: process 1 (.*): .*CL_OUT_OF_RESOURCES" "$T/step.out"
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --devices 0 >"$T/dp3.out" 2>&1
 check "--dp 3 over 2 processes is refused" grep -q "error: the mesh's 3 ranks (--dp 3 x --pp 1 x --tp 1) do not divide among 2 processes" "$T/dp3.out"
 # tensor-parallel groups across processes: their all-reduces and all-gathers by MPI

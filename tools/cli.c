@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef CLPAR_HAVE_MPI
+#include <mpi.h>
+#endif
 
 static clpar_field_name_fn field_flag;
 static char tool_message[1024]; /* a tool's own error, reported in place of the library's */
@@ -88,4 +91,15 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_end_processes(int code) {
+#ifdef CLPAR_HAVE_MPI
+    int on = 0, done = 0, size = 1;
+    if (MPI_Initialized(&on) == MPI_SUCCESS && on && MPI_Finalized(&done) == MPI_SUCCESS && !done &&
+        MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS && size > 1)
+        MPI_Abort(MPI_COMM_WORLD, code);
+#else
+    (void)code;
+#endif
 }

@@ -31,6 +31,10 @@ clpar_status cli_error_status(clpar_status st, const char *fmt, ...)
         clpar_status st_ = (call);                                                                 \
         if (st_ != CLPAR_OK) return st_;                                                           \
     } while (0)
+/* Ends every process of an MPI run at once (MPI_Abort) with exit status code, for a tool
+ * whose step failed while other processes may wait for it in a collective: the library
+ * never ends a process, so the tools do it. Returns when MPI is absent or not running. */
+void cli_end_processes(int code);
 /* Monotonic seconds. */
 double cli_now(void);
 

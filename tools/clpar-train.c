@@ -669,7 +669,7 @@ static int session(int argc, char **argv) {
                 dprintf(real_stderr, "%s: error: process %d (%s): %s\n", prog,
                         clpar_world_rank(world), clpar_world_host(world, clpar_world_rank(world)),
                         why);
-            clpar_world_abort(world, rc);
+            cli_end_processes(rc);
         }
     }
     if (log && fclose(log) != 0 && rc == 0) {

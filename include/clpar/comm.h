@@ -54,10 +54,6 @@ CLPAR_API clpar_status clpar_world_min_u64(clpar_world *w, uint64_t *value);
  * other processes wait). 0 in a world of one process. */
 CLPAR_API clpar_status clpar_world_ping_pong(clpar_world *w, size_t bytes, int iters,
                                              double *seconds);
-/* Ends every process of the run at once (MPI_Abort) with exit status code: for a tool whose
- * step failed while other processes may wait in a collective. The one clpar call that does
- * not return, and only under MPI with more than one process; otherwise it returns at once. */
-CLPAR_API void clpar_world_abort(clpar_world *w, int code);
 
 /* ---- host synchronization ---- */
 

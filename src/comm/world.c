@@ -264,12 +264,6 @@ clpar_status clpar_world_ping_pong(clpar_world *w, size_t bytes, int iters, doub
     return CLPAR_OK;
 }
 
-void clpar_world_abort(clpar_world *w, int code) {
-#ifdef CLPAR_HAVE_MPI
-    if (w && w->mpi && w->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
-#endif
-}
-
 /* ---- groups ---- */
 
 uint64_t world_group_bytes_sent(const world_group *g) {
