@@ -162,7 +162,7 @@ check "dp 2 x tp 2 over 4 processes (a shard each): bit-identical" \
 # --balance auto: each process measures its own devices, every process learns all speeds
 mpi -np 2 "$B/clpar-train" "${loud[@]}" --dp 2 --balance auto --devices 0 \
   --save "$T/balance.safetensors" >"$T/balance.out" 2>&1 || { bad "--balance auto over 2 processes"; cat "$T/balance.out"; }
-check "--balance auto prints both processes' ranks" grep -q "^balance: rank 1 runs" "$T/balance.out"
+check "--balance auto prints both processes' ranks" grep -q "^balance: rank 1 (process 1) runs" "$T/balance.out"
 check "and (equal devices) trains as dp 2 does" near "$T/balance.safetensors" "$T/dp2.safetensors"
 # --mesh auto plans for both processes (one device each: a replica each), as one run
 mpi -np 2 "$B/clpar-train" "${loud[@]}" --mesh auto --devices 0 \

@@ -185,9 +185,13 @@ static clpar_status measure_speeds(clpar_runtime *rt, clpar_trainer_config *cfg,
     if (st == CLPAR_OK)
         st = clpar_world_allgather(world, mine, (size_t)local * sizeof *mine, speeds);
     if (st != CLPAR_OK) return st;
-    for (int r = 0; r < n && !quiet; r++)
-        printf("balance: rank %d%s runs %.2f GFLOP/s\n", r, P > 1 ? "" : " on its device",
-               speeds[r]);
+    for (int r = 0; r < n && !quiet; r++) {
+        if (P > 1)
+            printf("balance: rank %d (process %d) runs %.2f GFLOP/s\n", r, r / local, speeds[r]);
+        else
+            printf("balance: rank %d on device %d runs %.2f GFLOP/s\n", r, cfg->devices[r],
+                   speeds[r]);
+    }
     cfg->speeds = speeds;
     return CLPAR_OK;
 }
