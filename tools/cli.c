@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef CLPAR_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -102,4 +103,25 @@ void cli_end_processes(int code) {
 #else
     (void)code;
 #endif
+}
+
+clpar_status cli_world_start(clpar_world **w, int *real_stderr) {
+    if (real_stderr) *real_stderr = -1;
+    TRY_STATUS(clpar_world_init(w));
+    if (clpar_world_rank(*w) == 0) return CLPAR_OK;
+    fflush(NULL);
+    if (real_stderr) *real_stderr = dup(STDERR_FILENO);
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+        return cli_error_status(CLPAR_EIO, "/dev/null: cannot open for writing");
+    return CLPAR_OK;
+}
+
+int cli_agree(const char *prog, clpar_world *w, int rc) {
+    if (clpar_world_size(w) == 1) return rc;
+    clpar_status st =
+        clpar_world_agree(w, rc ? CLPAR_EINVAL : CLPAR_OK, rc ? cli_printed_error() : NULL);
+    if (st == CLPAR_OK) return 0;
+    if (!rc && clpar_world_rank(w) == 0)
+        fprintf(stderr, "%s: error: %s\n", prog, clpar_last_error());
+    return rc ? rc : 1;
 }

@@ -31,6 +31,13 @@ clpar_status cli_error_status(clpar_status st, const char *fmt, ...)
         clpar_status st_ = (call);                                                                 \
         if (st_ != CLPAR_OK) return st_;                                                           \
     } while (0)
+/* Joins the run's processes (clpar_world_init); on every process but 0, which speaks for all,
+ * silences stdout and stderr, keeping a descriptor of the real stderr in *real_stderr when
+ * given (-1 on process 0). The caller frees *w. */
+clpar_status cli_world_start(clpar_world **w, int *real_stderr);
+/* A tool's exit status rc agreed over the processes: non-zero on every one when any failed;
+ * process 0 prints the failing process's message when it did not fail itself. */
+int cli_agree(const char *prog, clpar_world *w, int rc);
 /* Ends every process of an MPI run at once (MPI_Abort) with exit status code, for a tool
  * whose step failed while other processes may wait for it in a collective: the library
  * never ends a process, so the tools do it. Returns when MPI is absent or not running. */

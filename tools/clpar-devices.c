@@ -69,15 +69,9 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
     clpar_device_measure m[64];
     if (n > 64) n = 64;
     /* the link first: a collective, before any process can fail alone */
-    clpar_link link = {clpar_world_size(world), 0, 0};
+    clpar_link link;
+    if ((st = clpar_planner_measure_link(world, &link)) != CLPAR_OK) return cli_fail(prog, st);
     if (link.procs > 1) {
-        double small, large;
-        const size_t big = 4u << 20;
-        st = clpar_world_ping_pong(world, 8, 50, &small);
-        if (st == CLPAR_OK) st = clpar_world_ping_pong(world, big, 10, &large);
-        if (st != CLPAR_OK) return cli_fail(prog, st);
-        link.latency_s = small;
-        link.gbs = big / fmax(large - small, 1e-9) / 1e9;
         if (!json)
             printf("link between processes 0 (%s) and 1 (%s): %.2f GB/s, %.1f us latency "
                    "(ping-pong); planning for %d processes with these devices each\n",
@@ -399,20 +393,10 @@ static int session(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    clpar_status st = clpar_world_init(&world);
+    clpar_status st = cli_world_start(&world, NULL);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    if (clpar_world_rank(world) > 0) { /* process 0 speaks for all */
-        fflush(NULL);
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return 1;
-    }
-    int rc = session(argc, argv);
     /* one exit status for all: a process that failed alone fails the run */
-    if (clpar_world_size(world) > 1 &&
-        clpar_world_agree(world, rc ? CLPAR_EINVAL : CLPAR_OK, rc ? cli_printed_error() : NULL) !=
-            CLPAR_OK) {
-        if (!rc) fprintf(stderr, "%s: error: %s\n", prog, clpar_last_error());
-        rc = rc ? rc : 1;
-    }
+    int rc = cli_agree(prog, world, session(argc, argv));
     clpar_world_free(world);
     return rc;
 }

@@ -24,13 +24,7 @@ static int procs(void) {
 
 /* This process's exit status, agreed: non-zero on every process when any failed. */
 static int agree(int rc) {
-    if (procs() == 1) return rc;
-    clpar_status st =
-        clpar_world_agree(world, rc ? CLPAR_EINVAL : CLPAR_OK, rc ? cli_printed_error() : NULL);
-    if (st == CLPAR_OK) return 0;
-    if (!rc && clpar_world_rank(world) == 0)
-        fprintf(stderr, "%s: error: %s\n", prog, clpar_last_error());
-    return rc ? rc : 1;
+    return cli_agree(prog, world, rc);
 }
 
 /* synthetic, fashion-mnist, text:FILE (a GPT's, at context ctx) or a folder of IDX files */
@@ -131,15 +125,8 @@ static clpar_status choose_mesh(clpar_runtime *rt, clpar_trainer_config *cfg, si
     clpar_device_measure m[64], *all = calloc((size_t)P * 64, sizeof *all);
     if (!all) return cli_error_status(CLPAR_ENOMEM, "out of host memory");
     clpar_model_spec model = {cfg->shape, cfg->gpt};
-    clpar_link link = {P, 0, 0};
-    clpar_status st = CLPAR_OK;
-    if (P > 1) { /* collectives first, before any process can fail alone */
-        double small = 0, large = 0;
-        st = clpar_world_ping_pong(world, 8, 50, &small);
-        if (st == CLPAR_OK) st = clpar_world_ping_pong(world, 4u << 20, 10, &large);
-        link.latency_s = small;
-        link.gbs = (4u << 20) / fmax(large - small, 1e-9) / 1e9;
-    }
+    clpar_link link; /* a collective first, before any process can fail alone */
+    clpar_status st = clpar_planner_measure_link(world, &link);
     for (int i = 0; i < n && st == CLPAR_OK; i++)
         st = clpar_planner_measure(rt, cfg->devices[i], &model, cfg->batch, 0, &m[i]);
     st = clpar_world_agree(world, st, NULL);
@@ -688,13 +675,8 @@ static int session(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    clpar_status st = clpar_world_init(&world);
+    clpar_status st = cli_world_start(&world, &real_stderr);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    if (clpar_world_rank(world) > 0) { /* process 0 speaks for all */
-        fflush(NULL);
-        real_stderr = dup(STDERR_FILENO);
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return 1;
-    }
     int rc = session(argc, argv);
     if (real_stderr >= 0) close(real_stderr);
     clpar_world_free(world);

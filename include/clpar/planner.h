@@ -54,6 +54,10 @@ typedef struct {
 CLPAR_API clpar_status clpar_planner_plan(const clpar_mesh_config *base,
                                           const clpar_device_measure *m, int n, clpar_plan *plans,
                                           int cap, int *count);
+/* Measures the link between processes 0 and 1 of w into *out (procs: the world's size):
+ * the latency of an 8-byte message and the bandwidth of 4 MiB ones, by ping-pong
+ * (clpar_world_ping_pong). A collective; a world of one gives procs 1 and nothing else. */
+CLPAR_API clpar_status clpar_planner_measure_link(clpar_world *w, clpar_link *out);
 /* The same for link->procs processes that each have the n measured devices: every mesh whose
  * replicas divide among the processes (dp a multiple of procs; each process runs dp / procs
  * replicas on its devices), with the reduction across processes on the link: 2 (P - 1) / P

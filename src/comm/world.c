@@ -271,29 +271,7 @@ uint64_t world_group_bytes_sent(const world_group *g) {
 }
 
 clpar_status world_group_init(clpar_world *w, world_group **out) {
-    *out = NULL;
-    if (!w || w->size == 1) return CLPAR_OK;
-#ifdef CLPAR_HAVE_MPI
-    world_group *g = calloc(1, sizeof *g);
-    if (!g) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-    g->rank = w->rank;
-    g->size = w->size;
-    g->comm = MPI_COMM_NULL;
-    g->counts = calloc((size_t)g->size, sizeof *g->counts);
-    g->displs = calloc((size_t)g->size, sizeof *g->displs);
-    clpar_status st =
-        g->counts && g->displs ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
-    if (st == CLPAR_OK) st = mpi_check(MPI_Comm_dup(MPI_COMM_WORLD, &g->comm), "MPI_Comm_dup");
-    if (st == CLPAR_OK) MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
-    if (st != CLPAR_OK) {
-        world_group_free(g);
-        return st;
-    }
-    *out = g;
-    return CLPAR_OK;
-#else
-    return CLPAR_OK;
-#endif
+    return world_group_split(w, 1, out);
 }
 
 clpar_status world_group_split(clpar_world *w, int member, world_group **out) {

@@ -258,6 +258,18 @@ static void add_link(clpar_plan *p, const clpar_link *link) {
     c->max_batch *= (size_t)P;
 }
 
+clpar_status clpar_planner_measure_link(clpar_world *w, clpar_link *out) {
+    *out = (clpar_link){clpar_world_size(w), 0, 0};
+    if (out->procs == 1) return CLPAR_OK;
+    const size_t big = 4u << 20;
+    double small, large;
+    TRY(clpar_world_ping_pong(w, 8, 50, &small));
+    TRY(clpar_world_ping_pong(w, big, 10, &large));
+    out->latency_s = small;
+    out->gbs = (double)big / fmax(large - small, 1e-9) / 1e9;
+    return CLPAR_OK;
+}
+
 clpar_status clpar_planner_plan(const clpar_mesh_config *base, const clpar_device_measure *m, int n,
                                 clpar_plan *plans, int cap, int *count) {
     return clpar_planner_plan_link(base, m, n, NULL, plans, cap, count);
