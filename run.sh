@@ -3,13 +3,14 @@
 #   ./run.sh train [clpar-train options]   trains the default MLP on Fashion-MNIST
 #   ./run.sh test                          runs the whole test suite, then again built with
 #                                          AddressSanitizer and UndefinedBehaviorSanitizer,
-#                                          then each fuzz harness briefly
+#                                          the MPI tests with MPICH, then each fuzz harness
+#                                          briefly
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 libclblast-dev libcriterion-dev zlib1g-dev libcjson-dev dataset-fashion-mnist oclgrind fortunes
-clang libclang-rt-14-dev openmpi-bin libopenmpi-dev"
+clang libclang-rt-14-dev openmpi-bin libopenmpi-dev mpich libmpich-dev"
 
 missing=""
 for p in $PACKAGES; do
@@ -40,6 +41,11 @@ case "$cmd" in
     cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLPAR_SANITIZE=address,undefined >/dev/null
     cmake --build build-sanitize -j"$(nproc)" >/dev/null
     tests/sanitized.sh build-sanitize "$@"
+    # the processes' tests again with MPICH in place of Open MPI (the default mpicc)
+    cmake -S . -B build-mpich -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF -DCLPAR_MPI=ON \
+      -DMPI_C_COMPILER=/usr/bin/mpicc.mpich >/dev/null
+    cmake --build build-mpich -j"$(nproc)" --target clpar-train clpar-devices >/dev/null
+    CLPAR_BUILD_DIR="$PWD/build-mpich" CLPAR_SOURCE_DIR="$PWD" bash tests/cli_mpi.sh
     CC=clang cmake -S . -B build-fuzz -DCLPAR_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
     cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_idx fuzz_text fuzz_specs fuzz_cli >/dev/null
     exec fuzz/run.sh build-fuzz "${CLPAR_FUZZ_RUNS:-20000}" ;;

@@ -2,8 +2,10 @@
 # Data parallelism across processes (issue 12's benchmark): two processes under mpirun with one
 # single-core PoCL `basic` device each, against one process with one such device, on
 # 784,512,512,10 with batch 256 (Fashion-MNIST); the GPT of bench/gpt.sh too with `gpt`.
-# Medians of three alternating runs; bytes sent between processes per step, measured beside
-# predicted.
+# Medians of three alternating runs, of whole runs' rates and of each run's median step
+# (from --log); bytes sent between processes per step, measured beside predicted. Processes
+# on one host sum through shared memory; CLPAR_SHARED_MEMORY=off measures the messages that
+# hosts would exchange.
 #   bench/mpi.sh [BUILD_DIR] [mlp|gpt|all] [STEPS]
 set -euo pipefail
 B="${1:-build}"
@@ -14,20 +16,33 @@ rate() { sed -n 's/.*(\([0-9.]*\) samples\/s).*/\1/p' <<<"$1"; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 mpi() { mpirun --allow-run-as-root --oversubscribe -q "$@"; }
 
+# The median of a --log file's per-step rates: the steady state, which one slow step (the
+# first, or one the shared machine interrupts) does not move.
+step_rate() { awk -F, 'NR > 1 { print $4 }' "$1" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+
 # bench LABEL ARGS...: one process, dp 1, against two processes, dp 2
 bench() {
-  local label="$1" one=() two=() out=""
+  local label="$1" one=() two=() sone=() stwo=() out=""
   shift
   for _ in 1 2 3; do
-    out=$("$B/clpar-train" "$@" --dp 1 --devices 0 --quiet)
+    out=$("$B/clpar-train" "$@" --dp 1 --devices 0 --quiet --log "$LOG")
     one+=("$(rate "$out")")
-    out=$(mpi -np 2 "$B/clpar-train" "$@" --dp 2 --devices 0 --quiet)
+    sone+=("$(step_rate "$LOG")")
+    out=$(mpi -np 2 "$B/clpar-train" "$@" --dp 2 --devices 0 --quiet --log "$LOG")
     two+=("$(rate "$out")")
+    stwo+=("$(step_rate "$LOG")")
   done
-  local a b
+  local a b sa sb
   a=$(median "${one[@]}")
   b=$(median "${two[@]}")
-  echo "$label: 1 process ${a} samples/s, 2 processes ${b} samples/s: $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')x (runs: ${one[*]} / ${two[*]})"
+  sa=$(median "${sone[@]}")
+  sb=$(median "${stwo[@]}")
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
+  echo "$label:"
+  echo "  whole runs: 1 process ${a} samples/s, 2 processes ${b} samples/s: $(ratio "$a" "$b")x (runs: ${one[*]} / ${two[*]})"
+  echo "  median step: 1 process ${sa} samples/s, 2 processes ${sb} samples/s: $(ratio "$sa" "$sb")x (runs: ${sone[*]} / ${stwo[*]})"
   grep "between processes" <<<"$out" | sed 's/^/  /'
 }
 

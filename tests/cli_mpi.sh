@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
 # Ranks in several processes under mpirun: data parallelism across 2 and 4 processes (alone,
-# with pipeline stages inside each process, with ZeRO-1, a GPT with clipping), pipeline
-# stages across processes (GPipe and 1F1B, beside data and tensor parallelism, replicas cut
-# between processes, a GPT's tied token table), tensor-parallel groups across processes (an
-# MLP, a GPT), each against the same mesh in one process; checkpoints resumed with another number of processes; bad input seen by one
+# with pipeline stages inside each process, with ZeRO-1, a GPT with clipping; through shared
+# memory and by messages), pipeline stages across processes (GPipe and 1F1B, beside data and
+# tensor parallelism, replicas cut between processes, a GPT's tied token table),
+# tensor-parallel groups across processes (an MLP, a GPT), each against the same mesh in one
+# process; checkpoints resumed with another number of processes; bad input seen by one
 # process; a process killed mid-run. Skipped (passes, saying so) where clpar was built without
 # MPI or mpirun is missing.
 . "$(dirname "$0")/harness.sh"
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-if ! command -v mpirun >/dev/null || ! grep -q "CLPAR_HAVE_MPI:INTERNAL=ON" "$B/CMakeCache.txt"; then
-  echo "cli_mpi: skipped (no MPI in this build or no mpirun)"
+# Open MPI's mpirun, or MPICH's when clpar was built against MPICH (its Hydra launcher takes
+# -genvlist where mpirun takes -x, and needs no flags to run as root or oversubscribed)
+mpi_launcher=mpirun
+grep -q "MPI_C_LIB_NAMES:STRING=.*mpich" "$B/CMakeCache.txt" && mpi_launcher=mpiexec.mpich
+if ! command -v "$mpi_launcher" >/dev/null || ! grep -q "CLPAR_HAVE_MPI:INTERNAL=ON" "$B/CMakeCache.txt"; then
+  echo "cli_mpi: skipped (no MPI in this build or no $mpi_launcher)"
   exit 0
 fi
+echo "cli_mpi: processes started by $mpi_launcher"
 # one single-core device per process, as on a cluster of one GPU per process
 export POCL_DEVICES="basic basic"
 # Open MPI leaves its components' allocations to the end of the process (thousands, in
 # unloaded modules no suppression can name): in the sanitized build the processes mpirun
 # starts keep every check but the leak check.
 mpi() {
-  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    timeout 120 mpirun --allow-run-as-root --oversubscribe -q "$@"
+  local args=()
+  if [ "$mpi_launcher" = mpirun ]; then
+    args=(--allow-run-as-root --oversubscribe -q "$@")
+  else
+    while [ $# -gt 0 ]; do
+      if [ "$1" = -x ]; then args+=(-genvlist "$2") && shift; else args+=("$1"); fi
+      shift
+    done
+  fi
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" timeout 120 "$mpi_launcher" "${args[@]}"
 }
 near() { # near A B: the models in A and B agree within 1e-5 (relative L2)
   local d
@@ -38,6 +52,13 @@ mlp=("${loud[@]}" --quiet)
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 2 --devices 0 --save "$T/dp2_np2.safetensors" \
   >"$T/np2.out" 2>&1 || { bad "dp 2 over 2 processes"; cat "$T/np2.out"; }
 check "dp 2 over 2 processes ends at one process's weights" near "$T/dp2_np2.safetensors" "$T/dp2.safetensors"
+# processes on one host sum through shared memory; CLPAR_SHARED_MEMORY=off takes the messages
+# that processes on different hosts exchange: the same sums, bit for bit
+check "processes on one host sum through shared memory" grep -q "all through shared memory" "$T/np2.out"
+CLPAR_SHARED_MEMORY=off mpi -np 2 -x CLPAR_SHARED_MEMORY "$B/clpar-train" "${mlp[@]}" --dp 2 \
+  --devices 0 --save "$T/dp2_msg.safetensors" >"$T/msg.out" 2>&1 || { bad "dp 2 by messages"; cat "$T/msg.out"; }
+check "and by messages with CLPAR_SHARED_MEMORY=off" bash -c "grep -q 'bytes sent per step' '$T/msg.out' && ! grep -q 'shared memory' '$T/msg.out'"
+check "the same weights either way" same "$T/dp2_msg.safetensors" "$T/dp2_np2.safetensors"
 
 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1,0,1,0,1,0,1 \
   --save "$T/dp4pp2.safetensors" >/dev/null || bad "dp 4 x pp 2 in one process"
@@ -48,6 +69,9 @@ check "dp 4 x pp 2 over 2 processes: within 1e-5" near "$T/dp4pp2_np2.safetensor
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1,0,1 --zero 1 \
   --save "$T/zero_np2.safetensors" >/dev/null 2>&1 || bad "ZeRO-1, dp 4 x pp 2 over 2 processes"
 check "ZeRO-1 over 2 processes: within 1e-5 of unsharded in one" near "$T/zero_np2.safetensors" "$T/dp4pp2.safetensors"
+CLPAR_SHARED_MEMORY=off mpi -np 2 -x CLPAR_SHARED_MEMORY "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 \
+  --devices 0,1,0,1 --zero 1 --save "$T/zero_msg.safetensors" >/dev/null 2>&1 || bad "ZeRO-1 by messages"
+check "ZeRO-1 by messages: the same weights as through shared memory" same "$T/zero_msg.safetensors" "$T/zero_np2.safetensors"
 # one replica per process: the processes' sum is the ranks' sum in order, bit for bit
 mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1 --save "$T/dp4pp2_np4.safetensors" \
   >"$T/np4.out" 2>&1 || bad "dp 4 x pp 2 over 4 processes"

@@ -263,6 +263,7 @@ typedef struct {
     uint64_t tp_bytes, tp_predicted, pp_bytes;
     uint64_t launches, waits; /* over the steps this process ran */
     uint64_t bytes_sent;      /* to other processes */
+    uint64_t bytes_shared;    /* of which through shared memory (processes on one host) */
     long steps_run;
     size_t predicted_rows; /* the batch size tp_step was predicted for (0: none yet) */
     uint64_t tp_step;      /* the prediction for a step of that size */
@@ -297,6 +298,7 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
         rt->launches += after.launches - before.launches;
         rt->waits += after.waits - before.waits;
         rt->bytes_sent += after.bytes_sent - before.bytes_sent;
+        rt->bytes_shared += after.bytes_shared - before.bytes_shared;
         rt->steps_run++;
         if (st == CLPAR_OK && info.rows != rt->predicted_rows) { /* it builds the layout */
             st =
@@ -400,6 +402,13 @@ static clpar_status print_ranks(clpar_runtime *rt, clpar_mesh *mesh, const int *
 }
 
 /* What the parallel parts did: hidden reduction, bytes moved, bubbles, memory. */
+/* How the bytes between processes went, when some went through shared memory. */
+static const char *shared_note(const run_totals *t) {
+    if (t->bytes_shared == 0) return "";
+    return t->bytes_shared == t->bytes_sent ? ", all through shared memory (one host)"
+                                            : ", some through shared memory (one host)";
+}
+
 static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long steps) {
     clpar_mesh *mesh = clpar_trainer_mesh(tr);
     const clpar_mesh_config *c = clpar_mesh_get_config(mesh);
@@ -417,12 +426,13 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
         clpar_model_spec model = {c->shape, c->gpt};
         double grad = 4.0 * (double)clpar_model_param_count(&model);
         printf("between processes: %.0f bytes sent per step by process 0 (predicted 2 (P-1)/P of "
-               "the %.0f gradient bytes = %.0f)\n",
-               (double)t->bytes_sent / (double)t->steps_run, grad, 2.0 * (P - 1) / P * grad);
+               "the %.0f gradient bytes = %.0f)%s\n",
+               (double)t->bytes_sent / (double)t->steps_run, grad, 2.0 * (P - 1) / P * grad,
+               shared_note(t));
     } else if (P > 1 && t->steps_run > 0) {
         printf("between processes: %.0f bytes sent per step by process 0 (its share of the "
-               "stage hand-offs and reductions)\n",
-               (double)t->bytes_sent / (double)t->steps_run);
+               "stage hand-offs and reductions)%s\n",
+               (double)t->bytes_sent / (double)t->steps_run, shared_note(t));
     }
     if (c->dp > 1 && ds.reduce_window_ns > 0)
         printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",
@@ -532,6 +542,10 @@ static void print_gemm_report(clpar_runtime *rt, clpar_mesh *mesh, size_t batch,
             continue;
         us[layer][ph == 'F' ? 0 : ph == 'B' ? 1 : 2] += ev[i].end_us - ev[i].start_us;
     }
+    /* under mpirun the events are this process's replicas', which see their share of rows */
+    int d0, nrep;
+    clpar_mesh_local_replicas(mesh, &d0, &nrep);
+    batch = batch * (size_t)nrep / (size_t)c->dp;
     double steps = (double)nopt / nranks, peak = 0;
     if (steps < 1) return;
     clpar_device *d;

@@ -35,6 +35,8 @@ struct clpar_allreduce {
                          * [bounds[r], bounds[r + 1]) of every reduction; NULL: all of it */
     int *first;         /* the group's process j holds members first[j] .. first[j + 1] - 1 (NULL: n
                          * each) */
+    float *shared;      /* this process's contribution when the group's processes share memory: the
+                         * only rank's reads land in it, or the ranks' sum does; else NULL */
 };
 
 clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
@@ -82,12 +84,19 @@ clpar_status allreduce_init_group(clpar_device *const *devs, int n, size_t count
         return st;
     }
     (*out)->procs = procs;
+    (*out)->shared = world_group_shared(procs);
     return CLPAR_OK;
 }
 
 /* The first member of the group's process j (j = size: the number of members). */
 static int first_member(const clpar_allreduce *ar, int j) {
     return ar->first ? ar->first[j] : j * ar->n;
+}
+
+/* Where a rank's copy is read: a process's only rank reads straight into its shared
+ * contribution when the group shares memory. */
+static float *reads_into(const clpar_allreduce *ar, const rank_state *rs) {
+    return ar->n == 1 && ar->shared ? ar->shared : rs->stage.host;
 }
 
 clpar_status allreduce_set_owners(clpar_allreduce *ar, const int *first) {
@@ -128,24 +137,30 @@ static void slice_of(const clpar_allreduce *ar, int rank, size_t off, size_t len
 }
 
 /* Between the meetings that follow the sum of this process's ranks: its first rank's thread
- * sums the range across processes while the others wait. With slices each process receives
- * only its own ranks' part of the sum. */
+ * sums the range across processes while the others wait. `range` holds this process's
+ * contribution to [off, off + len) (in the shared buffer when the group shares memory);
+ * *result receives where the sum of that range is (indexed from off, as range), which with
+ * ZeRO slices holds only this process's ranks' part. */
 static clpar_status sum_processes(clpar_allreduce *ar, int rank, float *range, size_t off,
-                                  size_t len) {
+                                  size_t len, const float **result) {
+    *result = range;
     if (!ar->procs) return CLPAR_OK;
-    clpar_status st = CLPAR_OK;
-    if (rank == 0 && !ar->bounds) st = world_group_sum(ar->procs, range, len);
-    if (rank == 0 && ar->bounds) {
-        int P = world_group_size(ar->procs);
-        size_t starts[CLPAR_MAX_PROCS + 1];
-        for (int j = 0; j <= P; j++) {
-            size_t b = ar->bounds[first_member(ar, j)];
-            starts[j] = b < off ? 0 : b > off + len ? len : b - off;
-        }
-        starts[0] = 0, starts[P] = len;
-        st = world_group_sum_parts(ar->procs, range, starts, 0);
+    int P = world_group_size(ar->procs);
+    size_t starts[CLPAR_MAX_PROCS + 1];
+    for (int j = 0; j <= P; j++) {
+        size_t b = ar->bounds ? ar->bounds[first_member(ar, j)] : off + len * (size_t)j / (size_t)P;
+        starts[j] = b < off ? 0 : b > off + len ? len : b - off;
     }
+    starts[0] = 0, starts[P] = len;
+    clpar_status st = CLPAR_OK;
+    if (rank == 0 && ar->shared)
+        st = world_group_sum_shared(ar->procs, off, starts, !ar->bounds);
+    else if (rank == 0 && !ar->bounds)
+        st = world_group_sum(ar->procs, range, len);
+    else if (rank == 0)
+        st = world_group_sum_parts(ar->procs, range, starts, 0);
     if (st != CLPAR_OK) return st; /* the others then stop at the abort this rank causes */
+    if (ar->shared) *result = world_group_shared_sum(ar->procs) + off;
     return clpar_barrier_wait(&ar->meet);
 }
 
@@ -204,7 +219,7 @@ clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, si
         rs->pcap = cap;
     }
     pending_read *pr = &rs->pending[rs->npending];
-    TRY(clpar_staging_read(&rs->stage, off, buf, off, len, after, &pr->read));
+    TRY(clpar_host_read(rs->dev, reads_into(ar, rs) + off, buf, off, len, after, &pr->read));
     pr->off = off;
     pr->len = len;
     rs->npending++;
@@ -236,18 +251,22 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
     /* waiting on the rank's own thread also lets drivers that execute commands in the
      * waiting thread run this device's work */
     CL_CHECK(clpar_wait_event(rs->dev, rs->pending[slot].read), "clWaitForEvents(allreduce read)");
-    TRY(clpar_barrier_wait(&ar->meet));
-    size_t a = off + len * (size_t)rank / (size_t)ar->n;
-    size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
-    memcpy(ar->sum + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
-    for (int r = 1; r < ar->n; r++) {
-        const float *src = ar->ranks[r].stage.host;
-        float *sum = ar->sum;
-        for (size_t i = a; i < b; i++)
-            sum[i] += src[i];
+    /* this process's contribution: its only rank's copy as read, or the sum of its ranks' */
+    float *mine = ar->n > 1 ? (ar->shared ? ar->shared : ar->sum) : reads_into(ar, rs);
+    if (ar->n > 1) {
+        TRY(clpar_barrier_wait(&ar->meet));
+        size_t a = off + len * (size_t)rank / (size_t)ar->n;
+        size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
+        memcpy(mine + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
+        for (int r = 1; r < ar->n; r++) {
+            const float *src = ar->ranks[r].stage.host;
+            for (size_t i = a; i < b; i++)
+                mine[i] += src[i];
+        }
+        TRY(clpar_barrier_wait(&ar->meet));
     }
-    TRY(clpar_barrier_wait(&ar->meet));
-    TRY(sum_processes(ar, rank, ar->sum + off, off, len));
+    const float *total;
+    TRY(sum_processes(ar, rank, mine + off, off, len, &total));
     size_t lo, hi; /* what this rank keeps of the sum: all of it, or its ZeRO slice */
     slice_of(ar, rank, off, len, &lo, &hi);
     if (hi == lo) { /* nothing of this range is this rank's */
@@ -258,7 +277,7 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
         return CLPAR_OK;
     }
     cl_event write;
-    TRY(clpar_staging_write(rs->dev, buf, lo, ar->sum + lo, hi - lo, 0, NULL, &write));
+    TRY(clpar_staging_write(rs->dev, buf, lo, total + (lo - off), hi - lo, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
     if (st == CLPAR_OK && record) st = push_pair(rs, rs->pending[slot].read, write);
     if (st != CLPAR_OK) {
@@ -305,14 +324,16 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
     clReleaseEvent(read);
     CL_CHECK(err, "clWaitForEvents(allreduce read)");
     TRY(clpar_barrier_wait(&ar->meet));
+    float *mine = ar->shared ? ar->shared : ar->sum;
     size_t a = len * (size_t)rank / (size_t)ar->n, b = len * (size_t)(rank + 1) / (size_t)ar->n;
-    memcpy(ar->sum + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
+    memcpy(mine + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
     for (int r = 1; r < ar->n; r++)
         for (size_t i = a; i < b; i++)
-            ar->sum[i] += ar->ranks[r].stage.host[i];
+            mine[i] += ar->ranks[r].stage.host[i];
     TRY(clpar_barrier_wait(&ar->meet));
-    TRY(sum_processes(ar, rank, ar->sum, 0, len));
-    TRY(clpar_staging_write(rs->dev, buf, off, ar->sum, len, 0, NULL, &write));
+    const float *total;
+    TRY(sum_processes(ar, rank, mine, 0, len, &total));
+    TRY(clpar_staging_write(rs->dev, buf, off, total, len, 0, NULL, &write));
     clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
     err = clpar_wait_event(rs->dev, write);
     clReleaseEvent(write);
@@ -359,6 +380,10 @@ clpar_status clpar_allreduce_gather_slices(clpar_allreduce *ar, int rank, cl_mem
 
 uint64_t clpar_allreduce_bytes_sent(const clpar_allreduce *ar) {
     return world_group_bytes_sent(ar->procs);
+}
+
+uint64_t allreduce_bytes_shared(const clpar_allreduce *ar) {
+    return world_group_bytes_shared(ar->procs);
 }
 
 clpar_status clpar_allreduce_collect(clpar_allreduce *ar, const cl_ulong *compute_end,

@@ -36,13 +36,18 @@ clpar_status clpar_staging_read(clpar_staging *s, size_t at, cl_mem src, size_t 
     if (at + len > s->count)
         return clpar_error(CLPAR_EINVAL, "staging read of %zu floats at %zu exceeds its %zu", len,
                            at, s->count);
-    if (!done) clpar_count_wait(s->dev);
-    CL_CHECK(clEnqueueReadBuffer(s->dev->transfer, src, done ? CL_FALSE : CL_TRUE,
-                                 off * sizeof(float), len * sizeof(float), s->host + at,
-                                 after ? 1 : 0, after ? &after : NULL, done),
+    return clpar_host_read(s->dev, s->host + at, src, off, len, after, done);
+}
+
+clpar_status clpar_host_read(clpar_device *d, float *to, cl_mem src, size_t off, size_t len,
+                             cl_event after, cl_event *done) {
+    if (!done) clpar_count_wait(d);
+    CL_CHECK(clEnqueueReadBuffer(d->transfer, src, done ? CL_FALSE : CL_TRUE, off * sizeof(float),
+                                 len * sizeof(float), to, after ? 1 : 0, after ? &after : NULL,
+                                 done),
              "clEnqueueReadBuffer(staging)");
     if (!done) return CLPAR_OK;
-    cl_int err = clFlush(s->dev->transfer);
+    cl_int err = clFlush(d->transfer);
     if (err != CL_SUCCESS) {
         clReleaseEvent(*done);
         return clpar_cl_error(err, "clFlush(transfer)");

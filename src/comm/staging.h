@@ -23,6 +23,10 @@ void clpar_staging_free(clpar_staging *s);
  * (NULL: blocking) receives the read's event. */
 clpar_status clpar_staging_read(clpar_staging *s, size_t at, cl_mem src, size_t off, size_t len,
                                 cl_event after, cl_event *done);
+/* The same read into other host memory (to[0, len)), such as memory shared with other
+ * processes: slower than the staging on devices that copy through pinned memory. */
+clpar_status clpar_host_read(clpar_device *d, float *to, cl_mem src, size_t off, size_t len,
+                             cl_event after, cl_event *done);
 /* Queues, on d's transfer queue, dst[off, off + len) = from[0, len) (staged host memory:
  * this rank's, another rank's, or a sum made from them) after the nwait events; *done
  * receives the write's event. */

@@ -1,6 +1,7 @@
 /* The run's processes: MPI when built with it and started by a launcher, else one process.
  * Everything that crosses a process boundary goes through here. */
 #include "world.h"
+#include "world_internal.h"
 
 #include "clpar/status.h"
 
@@ -22,17 +23,6 @@ struct clpar_world {
     char (*hosts)[HOST_LEN];
 };
 
-struct world_group {
-#ifdef CLPAR_HAVE_MPI
-    MPI_Comm comm;
-#endif
-    int rank, size;
-    float *part; /* P copies of this process's part, then the sum of them */
-    size_t cap;
-    int *counts, *displs;
-    uint64_t sent;
-};
-
 int clpar_world_has_mpi(void) {
 #ifdef CLPAR_HAVE_MPI
     return 1;
@@ -50,19 +40,13 @@ static long launched_size(void) {
 }
 
 #ifdef CLPAR_HAVE_MPI
-static clpar_status mpi_check(int rc, const char *what) {
+clpar_status mpi_check(int rc, const char *what) {
     if (rc == MPI_SUCCESS) return CLPAR_OK;
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
     if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", rc);
     return clpar_error(CLPAR_EPROCESS, "%s failed: %s", what, text);
 }
-#define MPI_TRY(call, what)                                                                        \
-    do {                                                                                           \
-        clpar_status mpi_st_ = mpi_check((call), what);                                            \
-        if (mpi_st_ != CLPAR_OK) return mpi_st_;                                                   \
-    } while (0)
-
 static int launched_by_mpi(void) {
     return launched_size() > 1 || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
@@ -270,6 +254,15 @@ uint64_t world_group_bytes_sent(const world_group *g) {
     return g ? g->sent : 0;
 }
 
+uint64_t world_group_bytes_shared(const world_group *g) {
+#ifdef CLPAR_HAVE_MPI
+    return g ? g->shared : 0;
+#else
+    (void)g;
+    return 0;
+#endif
+}
+
 clpar_status world_group_init(clpar_world *w, world_group **out) {
     return world_group_split(w, 1, out);
 }
@@ -310,6 +303,7 @@ clpar_status world_group_split(clpar_world *w, int member, world_group **out) {
 void world_group_free(world_group *g) {
     if (!g) return;
 #ifdef CLPAR_HAVE_MPI
+    world_shm_free(g->shm);
     if (g->comm != MPI_COMM_NULL) MPI_Comm_free(&g->comm);
 #endif
     free(g->part);
@@ -347,6 +341,26 @@ clpar_status world_group_sum(world_group *g, float *data, size_t len) {
         return clpar_error(CLPAR_EINVAL, "more than %d processes", CLPAR_MAX_PROCS);
     for (int j = 0; j <= g->size; j++)
         starts[j] = len * (size_t)j / (size_t)g->size;
+#ifdef CLPAR_HAVE_MPI
+    if (g->size == 2) { /* the same bytes as a reduce-scatter and all-gather, in one round */
+        TRY(part_layout(g, starts));
+        if (len > g->cap) {
+            float *p = realloc(g->part, len * sizeof *p);
+            if (!p) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+            g->part = p;
+            g->cap = len;
+        }
+        int other = 1 - g->rank;
+        MPI_TRY(MPI_Sendrecv(data, (int)len, MPI_FLOAT, other, 0, g->part, (int)len, MPI_FLOAT,
+                             other, 0, g->comm, MPI_STATUS_IGNORE),
+                "MPI_Sendrecv(reduction)");
+        /* a + b == b + a in IEEE arithmetic: both processes hold the same sum */
+        for (size_t i = 0; i < len; i++)
+            data[i] += g->part[i];
+        g->sent += (uint64_t)len * sizeof(float);
+        return CLPAR_OK;
+    }
+#endif
     return world_group_sum_parts(g, data, starts, 1);
 }
 

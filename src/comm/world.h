@@ -44,13 +44,30 @@ clpar_status world_group_sum(world_group *g, float *data, size_t len);
  * rising, from 0 to the length); with gather 0 each process keeps only its own part summed
  * (a reduce-scatter). */
 clpar_status world_group_sum_parts(world_group *g, float *data, const size_t *starts, int gather);
+/* Joins the group's processes in shared memory when they all run on one host (collective
+ * over the group's processes): each gets a buffer of count floats the others read in place,
+ * and one sum buffer of count floats they all read. Otherwise, or when the memory cannot be
+ * had, the group keeps to messages; either way CLPAR_OK unless MPI fails. */
+clpar_status world_group_share(world_group *g, size_t count);
+/* This process's shared buffer (count floats, its contribution to world_group_sum_shared), or
+ * NULL when the group does not share memory. */
+float *world_group_shared(const world_group *g);
+/* Sums [off, off + starts[P]) of every process's shared buffer over the processes, in order,
+ * into the shared sum (world_group_shared_sum): process j sums part [off + starts[j],
+ * off + starts[j + 1]). Collective; on return every part is summed and no process reads the
+ * buffers any more. gather says whether every process will read every part (an all-reduce)
+ * or only its own (a reduce-scatter), for the count of bytes sent. */
+clpar_status world_group_sum_shared(world_group *g, size_t off, const size_t *starts, int gather);
+/* The shared sum, count floats indexed as the buffers, or NULL without shared memory. */
+const float *world_group_shared_sum(const world_group *g);
 /* Every process's part data[starts[j], starts[j + 1]) to every process (an all-gather). */
 clpar_status world_group_gather_parts(world_group *g, float *data, const size_t *starts);
 /* This process's number in the group and the group's size (0 and 1 for NULL). */
 int world_group_rank(const world_group *g);
 int world_group_size(const world_group *g);
-/* Bytes this process has sent through the group. */
+/* Bytes this process has sent through the group, and of them through shared memory. */
 uint64_t world_group_bytes_sent(const world_group *g);
+uint64_t world_group_bytes_shared(const world_group *g);
 
 /* One end of a channel whose other end is in process peer: the sending end (sending = 1) or
  * the receiving one on local, with the same semantics (sends go out with MPI_Isend once read;
@@ -69,6 +86,9 @@ clpar_status allgather_init_group(clpar_device *const *devs, int n, size_t count
  * processes waiting. Takes procs (freed on failure too). */
 clpar_status allreduce_init_group(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
                                   world_group *procs, clpar_allreduce **out);
+
+/* Of clpar_allreduce_bytes_sent, what went through shared memory. */
+uint64_t allreduce_bytes_shared(const clpar_allreduce *ar);
 
 /* The members each of the group's processes holds, when they differ: process j holds members
  * first[j] .. first[j + 1] - 1 (first: the group's size + 1 entries). Before set_slices. */

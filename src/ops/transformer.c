@@ -41,7 +41,7 @@ clpar_status clpar_op_gelu_forward(clpar_device *d, cl_mem y, cl_mem x, size_t n
     cl_kernel k = d->kernels[CLPAR_K_gelu_forward];
     cl_uint nn = U(n);
     cl_int e = ARG(k, 0, y) | ARG(k, 1, x) | ARG(k, 2, nn);
-    return launch(d, CLPAR_K_gelu_forward, e, n, "gelu_forward", event);
+    return launch(d, CLPAR_K_gelu_forward, e, (n + 7) / 8, "gelu_forward", event); /* 8 each */
 }
 
 clpar_status clpar_op_gelu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_mem x, size_t n,
@@ -50,7 +50,7 @@ clpar_status clpar_op_gelu_backward(clpar_device *d, cl_mem dx, cl_mem dy, cl_me
     cl_kernel k = d->kernels[CLPAR_K_gelu_backward];
     cl_uint nn = U(n);
     cl_int e = ARG(k, 0, dx) | ARG(k, 1, dy) | ARG(k, 2, x) | ARG(k, 3, nn);
-    return launch(d, CLPAR_K_gelu_backward, e, n, "gelu_backward", event);
+    return launch(d, CLPAR_K_gelu_backward, e, (n + 7) / 8, "gelu_backward", event);
 }
 
 static clpar_status attention_sizes(size_t B, size_t T, size_t nh, size_t hs) {

@@ -257,6 +257,11 @@ static clpar_status join_processes(clpar_mesh *M) {
             for (int d = 0; d < c->dp; d++)
                 members += mesh_local(M, RANK_OF(c, d, p, t));
             TRY(world_group_split(M->world, members > 0, &M->dp_procs[p * c->tp + t]));
+            size_t nparams = 0; /* the same in every replica */
+            for (int d = M->d0; d < M->d1; d++)
+                if (mesh_local(M, RANK_OF(c, d, p, t)))
+                    nparams = M->ranks[RANK_OF(c, d, p, t)].lay.nparams;
+            TRY(world_group_share(M->dp_procs[p * c->tp + t], nparams));
         }
     for (int d = 0; d < c->dp && c->pp > 1 && c->gpt.layers > 0; d++)
         for (int t = 0; t < c->tp; t++) {

@@ -139,9 +139,12 @@ void clpar_mesh_get_stats(const clpar_mesh *M, clpar_mesh_stats *stats) {
         stats->bytes_pp += M->ranks[r].bytes_pp;
         stats->bytes_dp += M->ranks[r].bytes_dp;
     }
-    stats->bytes_sent = 0;
+    stats->bytes_sent = stats->bytes_shared = 0;
     for (int i = 0; M->dp_ars && i < M->cfg.pp * M->cfg.tp; i++)
-        if (M->dp_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->dp_ars[i]);
+        if (M->dp_ars[i]) {
+            stats->bytes_sent += clpar_allreduce_bytes_sent(M->dp_ars[i]);
+            stats->bytes_shared += allreduce_bytes_shared(M->dp_ars[i]);
+        }
     for (int i = 0; i < M->ntie; i++)
         if (M->tie_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->tie_ars[i]);
     for (int i = 0; M->tp_ars && i < M->cfg.dp * M->cfg.pp; i++) {

@@ -1,0 +1,144 @@
+/* Processes of a group that share a host sum through shared memory (an MPI-3 shared window)
+ * instead of messages: each process's contribution is read in place by the others, and the
+ * sum lands in one buffer they all read. Same order of additions as the messages, so the
+ * results are bit-identical whichever way a group goes. */
+#include "world_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef CLPAR_HAVE_MPI
+struct world_shm {
+    MPI_Win win;
+    size_t count;
+    float **bufs; /* each process's contribution, count floats, in group order */
+    float *total; /* the sum, count floats, after process 0's contribution */
+};
+
+void world_shm_free(world_shm *s) {
+    if (!s) return;
+    MPI_Win_unlock_all(s->win);
+    MPI_Win_free(&s->win);
+    free(s->bufs);
+    free(s);
+}
+
+/* Every process's writes before it are seen by every process after it. */
+static clpar_status shm_sync(world_group *g) {
+    MPI_TRY(MPI_Win_sync(g->shm->win), "MPI_Win_sync");
+    MPI_TRY(MPI_Barrier(g->comm), "MPI_Barrier(shared sum)");
+    MPI_TRY(MPI_Win_sync(g->shm->win), "MPI_Win_sync");
+    return CLPAR_OK;
+}
+
+/* Whether every process of g says yes (collective). */
+static clpar_status all_agree(world_group *g, int yes, int *all) {
+    MPI_TRY(MPI_Allreduce(&yes, all, 1, MPI_INT, MPI_MIN, g->comm), "MPI_Allreduce(share)");
+    return CLPAR_OK;
+}
+
+static clpar_status share(world_group *g, size_t count) {
+    MPI_Comm node;
+    MPI_TRY(MPI_Comm_split_type(g->comm, MPI_COMM_TYPE_SHARED, g->rank, MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type");
+    int nsize = 0, all = 0;
+    MPI_Comm_size(node, &nsize);
+    /* CLPAR_SHARED_MEMORY=off keeps a group to messages, as between hosts (a vote: a
+     * process started without it cannot leave the others waiting) */
+    const char *env = getenv("CLPAR_SHARED_MEMORY");
+    int wanted = !env || strcmp(env, "off") != 0;
+    clpar_status st = all_agree(g, wanted && nsize == g->size, &all);
+    if (st != CLPAR_OK || !all) {
+        MPI_Comm_free(&node);
+        return st; /* some process has another host: messages */
+    }
+    MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
+    world_shm *s = calloc(1, sizeof *s);
+    if (s) s->bufs = calloc((size_t)g->size, sizeof *s->bufs);
+    MPI_Aint bytes = (MPI_Aint)((g->rank == 0 ? 2 : 1) * count * sizeof(float));
+    float *base = NULL;
+    int rc = MPI_ERR_NO_MEM;
+    if (s && s->bufs) {
+        s->win = MPI_WIN_NULL;
+        rc = MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, node, &base, &s->win);
+    }
+    MPI_Comm_free(&node);
+    st = all_agree(g, rc == MPI_SUCCESS, &all);
+    if (st == CLPAR_OK && all) {
+        for (int j = 0; j < g->size && st == CLPAR_OK; j++) {
+            MPI_Aint size;
+            int unit;
+            st = mpi_check(MPI_Win_shared_query(s->win, j, &size, &unit, &s->bufs[j]),
+                           "MPI_Win_shared_query");
+        }
+        if (st == CLPAR_OK)
+            st = mpi_check(MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win), "MPI_Win_lock_all");
+        if (st == CLPAR_OK) {
+            s->count = count;
+            s->total = s->bufs[0] + count;
+            g->shm = s;
+            return CLPAR_OK;
+        }
+    }
+    /* no shared memory to be had (or a query failed): the group keeps to messages */
+    if (rc == MPI_SUCCESS) MPI_Win_free(&s->win);
+    if (s) free(s->bufs);
+    free(s);
+    return st;
+}
+#endif
+
+clpar_status world_group_share(world_group *g, size_t count) {
+#ifdef CLPAR_HAVE_MPI
+    if (!g || g->shm || count == 0) return CLPAR_OK;
+    return share(g, count);
+#else
+    (void)g, (void)count;
+    return CLPAR_OK;
+#endif
+}
+
+float *world_group_shared(const world_group *g) {
+#ifdef CLPAR_HAVE_MPI
+    return g && g->shm ? g->shm->bufs[g->rank] : NULL;
+#else
+    (void)g;
+    return NULL;
+#endif
+}
+
+const float *world_group_shared_sum(const world_group *g) {
+#ifdef CLPAR_HAVE_MPI
+    return g && g->shm ? g->shm->total : NULL;
+#else
+    (void)g;
+    return NULL;
+#endif
+}
+
+clpar_status world_group_sum_shared(world_group *g, size_t off, const size_t *starts, int gather) {
+#ifdef CLPAR_HAVE_MPI
+    world_shm *s = g->shm;
+    if (off + starts[g->size] > s->count)
+        return clpar_error(CLPAR_EINVAL, "shared sum of [%zu, %zu) exceeds its %zu floats", off,
+                           off + starts[g->size], s->count);
+    TRY(shm_sync(g)); /* every contribution is in */
+    size_t a = off + starts[g->rank], b = off + starts[g->rank + 1];
+    if (b > a) memcpy(s->total + a, s->bufs[0] + a, (b - a) * sizeof(float));
+    for (int j = 1; j < g->size; j++) {
+        const float *src = s->bufs[j];
+        for (size_t i = a; i < b; i++)
+            s->total[i] += src[i];
+    }
+    /* counted as the messages would be: the same bytes cross between the processes */
+    size_t len = starts[g->size], mine = b - a;
+    uint64_t sent = (uint64_t)(len - mine) * sizeof(float);
+    if (gather) sent += (uint64_t)(g->size - 1) * mine * sizeof(float);
+    g->sent += sent;
+    g->shared += sent;
+    return shm_sync(g); /* every part is summed, and nobody reads the contributions any more */
+#else
+    (void)g, (void)off, (void)starts, (void)gather;
+    return clpar_error(CLPAR_EINVAL, "no shared memory without MPI");
+#endif
+}
