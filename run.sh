@@ -42,9 +42,10 @@ case "$cmd" in
     cmake --build build-sanitize -j"$(nproc)" >/dev/null
     tests/sanitized.sh build-sanitize "$@"
     # the processes' tests again with MPICH in place of Open MPI (the default mpicc)
-    cmake -S . -B build-mpich -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF -DCLPAR_MPI=ON \
+    cmake -S . -B build-mpich -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLPAR_MPI=ON \
       -DMPI_C_COMPILER=/usr/bin/mpicc.mpich >/dev/null
-    cmake --build build-mpich -j"$(nproc)" --target clpar-train clpar-devices >/dev/null
+    cmake --build build-mpich -j"$(nproc)" --target clpar-train clpar-devices clpar_fault_shim \
+      >/dev/null
     CLPAR_BUILD_DIR="$PWD/build-mpich" CLPAR_SOURCE_DIR="$PWD" bash tests/cli_mpi.sh
     CC=clang cmake -S . -B build-fuzz -DCLPAR_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
     cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_idx fuzz_text fuzz_specs fuzz_cli >/dev/null
