@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 static const char *direct_names[10] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
                                        "KWID", "VWMD",   "VWND",   "PADA",   "PADB"};
@@ -176,12 +175,6 @@ clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, bool 
 
 /* ---- checking and timing ---- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The transpose pairs the layers use (x W^T, dy W, dy^T x) on a small product whose sizes fit
  * no tile evenly, against the host. */
 static clpar_status check(clpar_device *d) {
@@ -245,13 +238,13 @@ clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *s, int n, 
     }
     double best = INFINITY;
     for (int rep = 0; rep < 4 && st == CLPAR_OK; rep++) { /* the first also compiles */
-        double t0 = now_s();
+        double t0 = clpar_now_s();
         for (int i = 0; i < n && st == CLPAR_OK; i++)
             st = clpar_op_gemm(d, s[i].trans_a, s[i].trans_b, s[i].m, s[i].n, s[i].k, 1.0f, a, 0,
                                s[i].trans_a ? s[i].m : s[i].k, b, 0, s[i].trans_b ? s[i].k : s[i].n,
                                0.0f, c, 0, s[i].n, NULL);
         if (st == CLPAR_OK) st = clpar_device_finish(d);
-        if (rep > 0 && now_s() - t0 < best) best = now_s() - t0;
+        if (rep > 0 && clpar_now_s() - t0 < best) best = clpar_now_s() - t0;
     }
     clpar_device_release(d, a);
     clpar_device_release(d, b);

@@ -3,19 +3,12 @@
 #include "launch.h"
 
 #include <math.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static clpar_status timed(clpar_device *d, cl_mem out, unsigned iters, size_t n, double *s) {
-    double t0 = now_s();
+    double t0 = clpar_now_s();
     TRY(clpar_op_fma_peak(d, out, 0.999f, 0.001f, iters, n, NULL));
     TRY(clpar_device_finish(d));
-    *s = now_s() - t0;
+    *s = clpar_now_s() - t0;
     return CLPAR_OK;
 }
 

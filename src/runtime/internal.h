@@ -82,6 +82,9 @@ struct clpar_device {
     uint64_t launches, waits;
 };
 
+/* Seconds on a monotonic clock, for the measurements (peak, tuning, planning). */
+double clpar_now_s(void);
+
 /* Counts one kernel launch (a CLBlast call counts as one) or one host wait on d. */
 static inline void clpar_count_launch(clpar_device *d) {
     __atomic_fetch_add(&d->launches, 1, __ATOMIC_RELAXED);

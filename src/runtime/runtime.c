@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *program_names[CLPAR_PROGRAM_COUNT] = {"elementwise", "loss", "optim",
                                                          "transformer"};
@@ -17,6 +18,12 @@ static void get_string(cl_device_id d, cl_device_info what, char *buf, size_t n)
         snprintf(tmp, sizeof tmp, "?");
     tmp[sizeof tmp - 1] = 0;
     snprintf(buf, n, "%s", tmp);
+}
+
+double clpar_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 clpar_status clpar_runtime_init(clpar_runtime **out) {

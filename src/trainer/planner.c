@@ -10,13 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Forward and backward FLOPs of top-level modules [first, first + count) per row. */
 static double modules_flops(const clpar_model_spec *s, int first, int count) {
@@ -96,10 +89,10 @@ static clpar_status measure_compute(clpar_device *d, const clpar_model_spec *s, 
         x && ids && targets ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
     *seconds = INFINITY;
     for (int rep = 0; rep < 3 && st == CLPAR_OK; rep++) {
-        double t0 = now_s();
+        double t0 = clpar_now_s();
         st = gpt ? gpt_pass(g, ids, batch) : mlp_pass(mlp, x, ids, targets, batch);
         if (st == CLPAR_OK) st = clpar_device_finish(d);
-        double t = now_s() - t0;
+        double t = clpar_now_s() - t0;
         if (rep > 0 && t < *seconds) *seconds = t;
     }
     clpar_mlp_free(mlp);
@@ -124,14 +117,14 @@ static clpar_status measure(clpar_device *d, const clpar_model_spec *s, size_t b
     if (!host) return clpar_error(CLPAR_ENOMEM, "out of host memory");
     st = clpar_device_alloc(d, bytes, &buf);
     if (st == CLPAR_OK) st = clpar_device_write(d, buf, 0, bytes, host);
-    double t0 = now_s();
+    double t0 = clpar_now_s();
     for (int i = 0; i < 3 && st == CLPAR_OK; i++)
         st = clpar_device_write(d, buf, 0, bytes, host);
-    m->h2d_gbs = 3.0 * bytes / (now_s() - t0) / 1e9;
-    t0 = now_s();
+    m->h2d_gbs = 3.0 * bytes / (clpar_now_s() - t0) / 1e9;
+    t0 = clpar_now_s();
     for (int i = 0; i < 3 && st == CLPAR_OK; i++)
         st = clpar_device_read(d, host, buf, 0, bytes);
-    m->d2h_gbs = 3.0 * bytes / (now_s() - t0) / 1e9;
+    m->d2h_gbs = 3.0 * bytes / (clpar_now_s() - t0) / 1e9;
     clpar_device_release(d, buf); /* also when a copy failed */
     free(host);
     return st;
