@@ -99,6 +99,19 @@ static float *reads_into(const clpar_allreduce *ar, const rank_state *rs) {
     return ar->n == 1 && ar->shared ? ar->shared : rs->stage.host;
 }
 
+/* Local rank `rank`'s share of the sum of this process's ranks' copies of [off, off + len),
+ * into mine (indexed as the copies), the ranks in order. */
+static void sum_ranks(const clpar_allreduce *ar, int rank, float *mine, size_t off, size_t len) {
+    size_t a = off + len * (size_t)rank / (size_t)ar->n;
+    size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
+    memcpy(mine + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
+    for (int r = 1; r < ar->n; r++) {
+        const float *src = ar->ranks[r].stage.host;
+        for (size_t i = a; i < b; i++)
+            mine[i] += src[i];
+    }
+}
+
 clpar_status allreduce_set_owners(clpar_allreduce *ar, const int *first) {
     int P = world_group_size(ar->procs);
     int *f = malloc(((size_t)P + 1) * sizeof *f);
@@ -255,14 +268,7 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
     float *mine = ar->n > 1 ? (ar->shared ? ar->shared : ar->sum) : reads_into(ar, rs);
     if (ar->n > 1) {
         TRY(clpar_barrier_wait(&ar->meet));
-        size_t a = off + len * (size_t)rank / (size_t)ar->n;
-        size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
-        memcpy(mine + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
-        for (int r = 1; r < ar->n; r++) {
-            const float *src = ar->ranks[r].stage.host;
-            for (size_t i = a; i < b; i++)
-                mine[i] += src[i];
-        }
+        sum_ranks(ar, rank, mine, off, len);
         TRY(clpar_barrier_wait(&ar->meet));
     }
     const float *total;
@@ -325,11 +331,7 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
     CL_CHECK(err, "clWaitForEvents(allreduce read)");
     TRY(clpar_barrier_wait(&ar->meet));
     float *mine = ar->shared ? ar->shared : ar->sum;
-    size_t a = len * (size_t)rank / (size_t)ar->n, b = len * (size_t)(rank + 1) / (size_t)ar->n;
-    memcpy(mine + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
-    for (int r = 1; r < ar->n; r++)
-        for (size_t i = a; i < b; i++)
-            mine[i] += ar->ranks[r].stage.host[i];
+    sum_ranks(ar, rank, mine, 0, len);
     TRY(clpar_barrier_wait(&ar->meet));
     const float *total;
     TRY(sum_processes(ar, rank, mine, 0, len, &total));
