@@ -13,8 +13,12 @@
 #include "trainer/trainer_internal.h"
 
 static int accept_gemm(const char *value, void *user) {
-    clpar_gemm_config c;
-    return clpar_gemm_config_parse(value, &c);
+    clpar_gemm_tuning t;
+    char back[8192];
+    if (!clpar_gemm_tuning_parse(value, &t)) return 0;
+    clpar_gemm_tuning_format(&t, back, sizeof back); /* what a tuning writes parses again */
+    if (!clpar_gemm_tuning_parse(back, &t)) abort();
+    return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {

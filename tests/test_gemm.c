@@ -202,6 +202,90 @@ Test(gemm, linear_forward_with_its_bias) {
     clpar_device_free(blas);
 }
 
+/* A tuning's routes on a device: products of a routed shape run what the route names (another
+ * parameter set of clpar's kernels, or CLBlast under them), other shapes the base; all give
+ * the host's product. A layer's forward on a shape routed to clpar's kernels is one launch,
+ * on one routed to CLBlast two (GEMM, bias_add). */
+Test(gemm, routes_run_their_kernels) {
+    clpar_device *d = t_device(0);
+    const clpar_gemm_config to_clblast = {CLPAR_GEMM_AUTO, {0}};
+    clpar_gemm_tuning t = {configs[0],
+                           3,
+                           {{{0, 1, 37, 29, 23}, configs[2]},
+                            {{1, 0, 37, 29, 23}, to_clblast},
+                            {{0, 0, 37, 29, 23}, configs[4]}}};
+    T_OK(clpar_gemm_apply_tuning(d, &t, false));
+    clpar_gemm_config fallback, got_config;
+    clpar_gemm_fallback(d, &fallback);
+    const int tr[4][2] = {{0, 1}, {1, 0}, {0, 0}, {1, 1}};
+    const clpar_gemm_config *want_config[4] = {&configs[2], &fallback, &configs[4], &fallback};
+    const size_t sizes[2][3] = {{37, 29, 23}, {12, 100, 7}};
+    for (int si = 0; si < 2; si++)
+        for (int ti = 0; ti < 4; ti++) {
+            shape s = {tr[ti][0], tr[ti][1], sizes[si][0], sizes[si][1], sizes[si][2]};
+            clpar_gemm_shape gs = {s.ta, s.tb, s.m, s.n, s.k};
+            T_OK(clpar_gemm_route_of(d, &gs, &got_config));
+            /* the other size is not routed: the base, CLBlast for TT */
+            const clpar_gemm_config *want = si == 0   ? want_config[ti]
+                                            : ti == 3 ? &fallback
+                                                      : &configs[0];
+            cr_expect(got_config.path == want->path &&
+                          !memcmp(got_config.v, want->v, sizeof want->v),
+                      "route of shape %d, transposes %d", si, ti);
+            size_t mn = s.m * s.n;
+            float *a = malloc(s.m * s.k * 4), *b = malloc(s.k * s.n * 4), *c = malloc(mn * 4);
+            float *got = malloc(mn * 4);
+            double *ref = malloc(mn * 8);
+            t_fill(a, s.m * s.k, 11 + ti, -1, 1);
+            t_fill(b, s.k * s.n, 12 + ti, -1, 1);
+            t_fill(c, mn, 13 + ti, -1, 1);
+            reference(&s, 0.5f, 2.0f, a, b, c, ref);
+            run(d, &s, 0.5f, 2.0f, a, b, c, got);
+            cr_expect_lt(t_rel_l2_d(got, ref, mn), 1e-6, "shape %d, transposes %d", si, ti);
+            free(a);
+            free(b);
+            free(c);
+            free(got);
+            free(ref);
+        }
+    float p[29 * 23 + 29], x[37 * 23];
+    t_fill(p, 29 * 23 + 29, 3, -1, 1);
+    t_fill(x, 37 * 23, 4, -1, 1);
+    cl_mem mp = t_upload(d, p, 29 * 23 + 29), mx = t_upload(d, x, 37 * 23), my;
+    T_OK(clpar_device_alloc(d, 37 * 29 * 4, &my));
+    for (int to_blas = 0; to_blas < 2; to_blas++) {
+        t.routes[0].config = to_blas ? to_clblast : configs[2];
+        T_OK(clpar_gemm_apply_tuning(d, &t, false));
+        uint64_t l0, w0, l1, w1;
+        clpar_device_get_counts(d, &l0, &w0);
+        T_OK(clpar_op_linear(d, 37, 29, 23, mx, mp, 0, mp, 29 * 23, my, NULL));
+        clpar_device_get_counts(d, &l1, &w1);
+        cr_expect_eq(l1 - l0, to_blas ? 2u : 1u, "launches of a layer forward routed to %s",
+                     to_blas ? "CLBlast" : "clpar's kernels");
+        float *y = t_download(d, my, 37 * 29);
+        for (int i = 0; i < 37; i++)
+            for (int j = 0; j < 29; j++) {
+                double r = p[29 * 23 + j];
+                for (int k = 0; k < 23; k++)
+                    r += (double)x[i * 23 + k] * p[j * 23 + k];
+                cr_expect_float_eq(y[i * 29 + j], r, 1e-5, "(%d, %d)", i, j);
+            }
+        free(y);
+    }
+    clpar_device_release(d, mp);
+    clpar_device_release(d, mx);
+    clpar_device_release(d, my);
+    /* a fifth parameter set of clpar's kernels is refused, naming the limit */
+    clpar_gemm_tuning many = {configs[0],
+                              4,
+                              {{{0, 1, 1, 1, 1}, configs[1]},
+                               {{0, 1, 2, 1, 1}, configs[2]},
+                               {{0, 1, 3, 1, 1}, configs[3]},
+                               {{0, 1, 4, 1, 1}, configs[4]}}};
+    cr_expect_eq(clpar_gemm_apply_tuning(d, &many, false), CLPAR_EINVAL);
+    cr_expect(strstr(clpar_last_error(), "more than 4 parameter sets"), "%s", clpar_last_error());
+}
+
 /* The round-trip counters: a fused layer forward is one launch on clpar's kernels and two
  * (GEMM, bias_add) on CLBlast's; a blocking read is one host wait, an enqueued kernel none. */
 Test(gemm, launches_and_waits_are_counted) {

@@ -3,6 +3,7 @@
  * device cannot hold. Each error must name the problem. */
 #include "common.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -430,4 +431,133 @@ Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
         "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_expect(!clpar_gemm_config_parse(bad[i], &back), "'%s' was accepted", bad[i]);
+}
+
+/* A tuning's cache line: the base, then its routes; written lines parse back to the same
+ * tuning, a line from before routes is a tuning without any, and a route that breaks a limit
+ * (clpar's kernels on TT, five parameter sets, an empty or unknown shape) refuses the line. */
+Test(gemm_cache, tunings_round_trip_and_limits_hold) {
+    const char *good =
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 | NT 1024x768x256 clpar MT=3 NT=4 MX=4 "
+        "NX=2 VW=8 WG=8 RD=1 PH=0 | TN 256x256x1024 clblast | NN 16x24x16 clpar MT=4 NT=4 MX=4 "
+        "NX=2 VW=16 WG=1 RD=0 PH=16";
+    clpar_gemm_tuning t, back;
+    cr_assert(clpar_gemm_tuning_parse(good, &t));
+    cr_expect_eq(t.base.path, CLPAR_GEMM_CLPAR);
+    cr_assert_eq(t.nroutes, 3);
+    cr_expect(t.routes[0].shape.trans_a == 0 && t.routes[0].shape.trans_b == 1 &&
+              t.routes[0].shape.m == 1024 && t.routes[0].shape.n == 768 &&
+              t.routes[0].shape.k == 256);
+    cr_expect_eq(t.routes[0].config.v[0], 3u);
+    cr_expect(t.routes[1].shape.trans_a == 1 && t.routes[1].shape.trans_b == 0);
+    cr_expect_neq(t.routes[1].config.path, CLPAR_GEMM_CLPAR, "clblast");
+    cr_expect_eq(t.routes[2].config.v[7], 16u);
+    char text[8192];
+    clpar_gemm_tuning_format(&t, text, sizeof text);
+    cr_expect_str_eq(text, good);
+    cr_assert(clpar_gemm_tuning_parse(text, &back));
+    char again[8192];
+    clpar_gemm_tuning_format(&back, again, sizeof again);
+    cr_expect_str_eq(again, text, "parsed twice, the same tuning");
+    cr_assert(clpar_gemm_tuning_parse("direct WGD=16 MDIMCD=4 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 "
+                                      "VWMD=2 VWND=2 PADA=1 PADB=1",
+                                      &t));
+    cr_expect_eq(t.nroutes, 0);
+    const char *route_of_set[4] = {"MT=1", "MT=2", "MT=3", "MT=5"};
+    char many[2048] = "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0";
+    for (int i = 0; i < 4; i++) {
+        cr_expect(clpar_gemm_tuning_parse(many, &t), "%d parameter sets fit", i + 1);
+        size_t used = strlen(many);
+        snprintf(many + used, sizeof many - used,
+                 " | NT %dx8x8 clpar %s NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0", i + 1,
+                 route_of_set[i]);
+    }
+    cr_expect(!clpar_gemm_tuning_parse(many, &t), "five parameter sets of clpar's kernels");
+    char routes[8192] = "auto";
+    for (int i = 0; i < CLPAR_GEMM_MAX_ROUTES + 1; i++) {
+        cr_expect_eq(clpar_gemm_tuning_parse(routes, &t), 1, "%d routes fit", i);
+        size_t used = strlen(routes);
+        snprintf(routes + used, sizeof routes - used, " | NN %dx2x3 clblast", i + 1);
+    }
+    cr_expect(!clpar_gemm_tuning_parse(routes, &t), "more routes than a tuning holds");
+    const char *bad[] = {
+        "auto | TT 4x4x4 clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0",
+        "auto | NT 0x4x4 clblast",
+        "auto | XT 4x4x4 clblast",
+        "auto | NT 4x4 clblast",
+        "auto | NT 4x4x4",
+        "auto | NT 4x4x4 fastest",
+        "auto | NT 4x4x4 direct WGD=16 MDIMCD=4 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 VWMD=2 VWND=2 "
+        "PADA=1 PADB=1",
+        "auto | NT 4x4x4 clpar MT=4 NT=4 MX=6 NX=2 VW=6 WG=8 RD=0 PH=0",
+        "auto | ",
+        "auto extra",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 PH=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect(!clpar_gemm_tuning_parse(bad[i], &t), "'%s' was accepted", bad[i]);
+}
+
+static int same(const clpar_gemm_config *a, const clpar_gemm_config *b) {
+    return a->path == b->path && !memcmp(a->v, b->v, sizeof a->v);
+}
+
+/* --tune's choice from measured times (seconds per candidate and shape, made up here): the
+ * least total is the base; a shape moves to another of clpar's parameter sets, or to CLBlast
+ * under clpar's kernels, only when that is 5% faster; at most CLPAR_GEMM_MAX_KERNELS sets,
+ * keeping those that save most; a failed candidate is never chosen. */
+Test(gemm_tune, the_choice_follows_the_times) {
+    clpar_gemm_config fb = {CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
+    clpar_gemm_config cand[8] = {{CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}},
+                                 {CLPAR_GEMM_AUTO, {0}},
+                                 fb,
+                                 {CLPAR_GEMM_CLPAR, {1, 4, 6, 2, 8, 8, 0, 0}},
+                                 {CLPAR_GEMM_CLPAR, {2, 4, 6, 2, 8, 8, 0, 0}},
+                                 {CLPAR_GEMM_CLPAR, {3, 4, 6, 2, 8, 8, 0, 0}},
+                                 {CLPAR_GEMM_CLPAR, {5, 4, 6, 2, 8, 8, 0, 0}},
+                                 {CLPAR_GEMM_CLPAR, {6, 4, 6, 2, 8, 8, 0, 0}}};
+    enum { NS = 6 };
+    clpar_gemm_shape s[NS];
+    for (int i = 0; i < NS; i++)
+        s[i] = (clpar_gemm_shape){CLPAR_NO_TRANS, i % 2 ? CLPAR_TRANS : CLPAR_NO_TRANS,
+                                  (size_t)(i + 1) * 8, 16, 32};
+    double t[8][NS];
+    for (int c = 0; c < 8; c++)
+        for (int i = 0; i < NS; i++)
+            t[c][i] = 10.0; /* everything 10 but what follows */
+    for (int i = 0; i < NS; i++)
+        t[0][i] = 5.0; /* the base, 30 in all */
+    t[1][0] = 1.0;     /* CLBlast's own choice: fastest once, but 51 in all */
+    t[2][1] = 3.0;     /* CLBlast under clpar's kernels: 40% faster on shape 1 */
+    t[3][2] = 4.0;     /* sets 3..6 each faster on one shape, saving 1, 1.5, 2, 2.5 */
+    t[4][3] = 3.5;
+    t[5][4] = 3.0;
+    t[6][5] = 2.5;
+    t[7][5] = INFINITY; /* failed on one shape: never taken */
+    t[7][0] = 4.9;      /* 2% faster: not worth a route */
+    clpar_gemm_tuning out;
+    int b = clpar_gemm_choose(cand, 8, &fb, s, NS, &t[0][0], &out);
+    cr_assert_eq(b, 0);
+    cr_expect(same(&out.base, &cand[0]));
+    /* routes: shape 1 to CLBlast, 3, 4, 5 to sets 4, 5, 6 (set 3 saves least: dropped) */
+    cr_assert_eq(out.nroutes, 4);
+    const int shape_of[4] = {1, 3, 4, 5}, cand_of[4] = {2, 4, 5, 6};
+    for (int r = 0; r < 4; r++) {
+        cr_expect(!memcmp(&out.routes[r].shape, &s[shape_of[r]], sizeof s[0]), "route %d", r);
+        cr_expect(same(&out.routes[r].config, &cand[cand_of[r]]), "route %d", r);
+    }
+    /* the same with four sets of clpar's kernels allowed beside a CLBlast base: the base is
+     * CLBlast's own choice once it is fastest in all, and CLBlast is no route then */
+    for (int i = 1; i < NS; i++)
+        t[1][i] = 4.6; /* 24 in all */
+    b = clpar_gemm_choose(cand, 8, &fb, s, NS, &t[0][0], &out);
+    cr_assert_eq(b, 1);
+    cr_expect_eq(out.base.path, CLPAR_GEMM_AUTO);
+    for (int r = 0; r < out.nroutes; r++)
+        cr_expect_eq(out.routes[r].config.path, CLPAR_GEMM_CLPAR, "route %d", r);
+    /* shapes 2 to 5 beat 4.6 by 5%: sets 3 to 6, four in all */
+    cr_expect_eq(out.nroutes, 4);
+    /* nothing measured: no choice */
+    for (int c = 0; c < 8; c++)
+        t[c][2] = INFINITY;
+    cr_expect_eq(clpar_gemm_choose(cand, 8, &fb, s, NS, &t[0][0], &out), -1);
 }

@@ -18,7 +18,7 @@ static clpar_world *world;
 static void usage(void) {
     printf("usage: clpar-devices [--json] [--bench [--model SIZES --batch B]] [--devices SPEC] "
            "[--size N]\n"
-           "       clpar-devices --tune [--model SIZES] [--batch B] [--devices SPEC] "
+           "       clpar-devices --tune [--model MODEL] [--batch B] [--devices SPEC] "
            "[--candidates N]\n"
            "       clpar-devices --plan --model MODEL --batch B [--devices SPEC] [--remeasure] "
            "[--json]\n"
@@ -41,10 +41,12 @@ static void usage(void) {
            "                  by ping-pong, for meshes spread over them)\n"
            "  --remeasure     ignore the measurement cache\n"
            "  --top N         how many meshes --plan prints (default 5)\n"
-           "  --tune          find the fastest CLBlast GEMM configuration for each device on\n"
-           "                  the products of --model at --batch (default 784,256,128,10 at\n"
-           "                  128), checked against the host; later runs use it\n"
-           "                  ($XDG_CACHE_HOME or ~/.cache, clpar/gemm.tsv)\n"
+           "  --tune          find the fastest GEMM configuration (clpar's kernels or\n"
+           "                  CLBlast's) for each device on the products of --model (an MLP\n"
+           "                  or a GPT, as for --plan) at --batch (default 784,256,128,10 at\n"
+           "                  128), and the products another runs faster still, checked\n"
+           "                  against the host; later runs use them ($XDG_CACHE_HOME or\n"
+           "                  ~/.cache, clpar/gemm.tsv; routes of other shapes are kept)\n"
            "  --candidates N  configurations --tune tries (default 32)\n"
            "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
            "POCL_MAX_PTHREAD_COUNT=1\n");
@@ -146,57 +148,123 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
     return 0;
 }
 
-/* --tune: per device, the GEMM configuration that runs the model's products fastest, checked
- * against the host and kept in the cache that every later run applies. */
+/* Keeps the routes of an earlier tuning (another model's) whose shapes this one did not
+ * measure, while they fit the limits. */
+static void keep_routes(const clpar_gemm_tuning *old, const clpar_gemm_shape *s, int ns,
+                        clpar_gemm_tuning *t) {
+    for (int i = 0; i < old->nroutes && t->nroutes < CLPAR_GEMM_MAX_ROUTES; i++) {
+        int measured = 0;
+        for (int j = 0; j < ns && !measured; j++)
+            measured = !memcmp(&s[j], &old->routes[i].shape, sizeof s[j]);
+        if (measured) continue;
+        t->routes[t->nroutes++] = old->routes[i];
+        char text[8192];
+        clpar_gemm_tuning check;
+        clpar_gemm_tuning_format(t, text, sizeof text);
+        if (!clpar_gemm_tuning_parse(text, &check)) t->nroutes--; /* one kernel set too many */
+    }
+}
+
+static void shape_text(const clpar_gemm_shape *s, char *buf, size_t n) {
+    snprintf(buf, n, "%c%c %zux%zux%zu", s->trans_a ? 'T' : 'N', s->trans_b ? 'T' : 'N', s->m, s->n,
+             s->k);
+}
+
+/* --tune: per device, the GEMM configuration that runs the model's products fastest, and the
+ * shapes that another runs faster still, checked against the host and kept in the cache that
+ * every later run applies. */
 static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, long batch,
                 int candidates) {
-    clpar_mlp_shape shape;
-    clpar_status st = clpar_mlp_shape_parse(&shape, model);
+    clpar_model_spec spec;
+    clpar_status st = clpar_model_parse(model, &spec);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    /* forward x W^T, input gradient dy W (not for the first layer), weight gradient dy^T x */
-    clpar_gemm_shape s[3 * CLPAR_MAX_LAYERS];
-    int ns = 0;
-    size_t b = (size_t)batch;
-    for (int l = 0; l < shape.nlayers; l++) {
-        size_t in = shape.sizes[l], out = shape.sizes[l + 1];
-        s[ns++] = (clpar_gemm_shape){0, 1, b, out, in};
-        if (l > 0) s[ns++] = (clpar_gemm_shape){0, 0, b, in, out};
-        s[ns++] = (clpar_gemm_shape){1, 0, out, in, b};
-    }
+    clpar_gemm_shape s[64];
+    int ns = clpar_model_gemm_shapes(&spec, (size_t)batch, s, 64);
+    if (ns > 64) ns = 64;
     for (int i = 0; i < n; i++) {
         clpar_device *d;
         st = clpar_device_init(rt, idx[i], &d);
         if (st != CLPAR_OK) return cli_fail(prog, st);
-        clpar_gemm_config cand[256], best;
+        clpar_gemm_config cand[256], fallback;
         int nc = clpar_gemm_candidates(d, cand, candidates);
-        double best_t = INFINITY, first_t = INFINITY;
-        printf("device %d (%s): %d GEMM configurations on %s at batch %ld\n", idx[i],
-               clpar_device_get_info(d)->name, nc, model, batch);
+        double *times = malloc((size_t)nc * (size_t)ns * sizeof *times);
+        if (!times) {
+            clpar_device_free(d);
+            fprintf(stderr, "%s: error: out of memory\n", prog);
+            return 1;
+        }
+        printf("device %d (%s): %d GEMM configurations on %s at batch %ld (%d products)\n", idx[i],
+               clpar_device_get_info(d)->name, nc, model, batch, ns);
         for (int c = 0; c < nc; c++) {
             char text[512];
             clpar_gemm_config_format(&cand[c], text, sizeof text);
             double t = INFINITY;
             st = clpar_gemm_apply(d, &cand[c], 1);
-            if (st == CLPAR_OK) st = clpar_gemm_time(d, s, ns, &t);
+            if (st == CLPAR_OK) st = clpar_gemm_time(d, s, ns, &t, times + (size_t)c * ns);
             if (st == CLPAR_OK)
                 printf("  %7.3f ms  %s%s\n", t * 1e3, text, c == 0 ? "  (untuned)" : "");
             else
                 printf("  skipped   %s: %s\n", text, clpar_last_error());
             fflush(stdout);
-            if (c == 0) first_t = t;
-            if (st == CLPAR_OK && t < best_t) best_t = t, best = cand[c];
+            if (st != CLPAR_OK)
+                for (int j = 0; j < ns; j++)
+                    times[(size_t)c * ns + j] = INFINITY;
         }
-        if (best_t < INFINITY) st = clpar_gemm_cache_store(d, &best);
+        clpar_gemm_tuning best, old;
+        clpar_gemm_fallback(d, &fallback);
+        int b = clpar_gemm_choose(cand, nc, &fallback, s, ns, times, &best);
+        double first_t = 0, base_t = 0, routed_t = 0;
+        for (int j = 0; j < ns && b >= 0; j++) {
+            first_t += times[j];
+            base_t += times[(size_t)b * ns + j];
+            double t = times[(size_t)b * ns + j];
+            for (int r = 0; r < best.nroutes; r++) {
+                /* the candidate that measured the route's kernel (CLBlast: the fallback's) */
+                const clpar_gemm_config *rc = best.routes[r].config.path == CLPAR_GEMM_CLPAR
+                                                  ? &best.routes[r].config
+                                                  : &fallback;
+                if (!memcmp(&best.routes[r].shape, &s[j], sizeof s[j]))
+                    for (int c = 0; c < nc; c++)
+                        if (cand[c].path == rc->path &&
+                            !memcmp(cand[c].v, rc->v, sizeof cand[c].v) &&
+                            times[(size_t)c * ns + j] < t)
+                            t = times[(size_t)c * ns + j];
+            }
+            routed_t += t;
+        }
+        if (b >= 0) {
+            int had = clpar_gemm_cache_lookup(d, &old);
+            int measured = best.nroutes;
+            if (had) keep_routes(&old, s, ns, &best);
+            char text[512];
+            clpar_gemm_config_format(&best.base, text, sizeof text);
+            printf("device %d: best %.3f ms (%.2fx the untuned %.3f ms): %s\n", idx[i],
+                   base_t * 1e3, first_t / base_t, first_t * 1e3, text);
+            for (int r = 0; r < measured; r++) {
+                char shape[128], how[512];
+                shape_text(&best.routes[r].shape, shape, sizeof shape);
+                if (best.routes[r].config.path == CLPAR_GEMM_CLPAR)
+                    clpar_gemm_config_format(&best.routes[r].config, how, sizeof how);
+                else
+                    snprintf(how, sizeof how, "CLBlast");
+                printf("  %s runs faster on %s\n", shape, how);
+            }
+            if (measured)
+                printf("device %d: with %d product%s routed: %.3f ms (%.2fx the untuned)\n", idx[i],
+                       measured, measured == 1 ? "" : "s", routed_t * 1e3, first_t / routed_t);
+            if (best.nroutes > measured)
+                printf("device %d: %d route%s of an earlier tuning kept (other shapes)\n", idx[i],
+                       best.nroutes - measured, best.nroutes - measured == 1 ? "" : "s");
+            st = clpar_gemm_cache_store(d, &best);
+        }
+        free(times);
         clpar_device_free(d);
-        if (best_t == INFINITY) {
+        if (b < 0) {
             fprintf(stderr, "%s: error: no GEMM configuration worked on device %d\n", prog, idx[i]);
             return 1;
         }
         if (st != CLPAR_OK) return cli_fail(prog, st);
-        char text[512];
-        clpar_gemm_config_format(&best, text, sizeof text);
-        printf("device %d: best %.3f ms (%.2fx the untuned %.3f ms): %s; saved for later runs\n",
-               idx[i], best_t * 1e3, first_t / best_t, first_t * 1e3, text);
+        printf("device %d: saved for later runs\n", idx[i]);
     }
     return 0;
 }

@@ -548,13 +548,19 @@ static void print_gemm_report(clpar_runtime *rt, clpar_mesh *mesh, size_t batch,
     batch = batch * (size_t)nrep / (size_t)c->dp;
     double steps = (double)nopt / nranks, peak = 0;
     if (steps < 1) return;
-    clpar_device *d;
-    if (clpar_device_init(rt, devices[0], &d) == CLPAR_OK) {
-        if (clpar_op_measure_peak(d, &peak) != CLPAR_OK) peak = 0;
-        clpar_device_free(d);
-    }
-    printf("GEMMs per step, from the trace (%.0f steps; device %d's peak %.1f GFLOP/s):\n", steps,
-           devices[0], peak);
+    clpar_device *d = NULL;
+    if (clpar_device_init(rt, devices[0], &d) == CLPAR_OK &&
+        clpar_op_measure_peak(d, &peak) != CLPAR_OK)
+        peak = 0;
+    /* the kernels: the device's configuration, and any product a tuning routes elsewhere */
+    clpar_gemm_config base = {CLPAR_GEMM_AUTO, {0}}, route;
+    clpar_gemm_shape probe = {CLPAR_NO_TRANS, CLPAR_TRANS, 0, 0, 0}; /* no layer's: the base */
+    char text[512] = "?";
+    if (d && clpar_gemm_route_of(d, &probe, &base) == CLPAR_OK)
+        clpar_gemm_config_format(&base, text, sizeof text);
+    printf("GEMMs per step, from the trace (%.0f steps; device %d's peak %.1f GFLOP/s; "
+           "kernels: %s):\n",
+           steps, devices[0], peak, text);
     const char *what[3] = {"forward", "input grad", "weight grad"};
     for (int l = 0; l < c->shape.nlayers; l++)
         for (int p = 0; p < 3; p++) {
@@ -573,8 +579,21 @@ static void print_gemm_report(clpar_runtime *rt, clpar_mesh *mesh, size_t batch,
                             : batch,
                    ms, gf);
             if (peak > 0) printf(" %5.1f%% of peak", 100.0 * gf / peak);
+            size_t in = c->shape.sizes[l], out = c->shape.sizes[l + 1];
+            const clpar_gemm_shape sh[3] = {{CLPAR_NO_TRANS, CLPAR_TRANS, batch, out, in},
+                                            {CLPAR_NO_TRANS, CLPAR_NO_TRANS, batch, in, out},
+                                            {CLPAR_TRANS, CLPAR_NO_TRANS, out, in, batch}};
+            if (d && clpar_gemm_route_of(d, &sh[p], &route) == CLPAR_OK &&
+                (route.path != base.path || memcmp(route.v, base.v, sizeof route.v))) {
+                if (route.path == CLPAR_GEMM_CLPAR)
+                    clpar_gemm_config_format(&route, text, sizeof text);
+                else
+                    snprintf(text, sizeof text, "CLBlast");
+                printf("  routed: %s", text);
+            }
             printf("\n");
         }
+    clpar_device_free(d);
 }
 
 /* Trains to the end, evaluates, saves and reports; returns the exit status. */

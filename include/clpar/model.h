@@ -147,6 +147,12 @@ CLPAR_API clpar_status clpar_model_loss(const clpar_model_spec *m, clpar_loss_ki
 CLPAR_API double clpar_model_module_flops(const clpar_model_spec *m, int i);
 /* Floats per row entering top-level module i: what a pipeline hands over at a cut there. */
 CLPAR_API size_t clpar_model_boundary_width(const clpar_model_spec *m, int i);
+/* The distinct GEMM products of one device's training step at batch rows (sequences for a
+ * GPT, vocab 256 when not given), as the layers call clpar_op_gemm: each linear layer's
+ * forward x W^T (NT), input gradient dy W (NN; not an MLP's first layer) and weight gradient
+ * dy^T x (TN), a GPT's head likewise. Writes up to cap; returns how many there are. */
+CLPAR_API int clpar_model_gemm_shapes(const clpar_model_spec *m, size_t batch,
+                                      clpar_gemm_shape *out, int cap);
 /* "784,256,10" or "gpt:layers=L,heads=H,embd=C,ctx=T,vocab=V", and back (a GPT's vocab may
  * be left out, to come from the data; gpt.vocab is then 0). */
 CLPAR_API void clpar_model_format(const clpar_model_spec *m, char *buf, size_t n);

@@ -187,10 +187,33 @@ typedef struct {
     size_t m, n, k;
 } clpar_gemm_shape;
 
+/* One shape's own kernel: products of exactly this shape run clpar's kernels with
+ * config's parameters (path CLPAR_GEMM_CLPAR) or, any other path, CLBlast as the device's
+ * configuration sets it up ("clblast" in the cache). */
+typedef struct {
+    clpar_gemm_shape shape;
+    clpar_gemm_config config;
+} clpar_gemm_route;
+#define CLPAR_GEMM_MAX_ROUTES 32
+#define CLPAR_GEMM_MAX_KERNELS 4 /* parameter sets of clpar's kernels on one device */
+/* A device's whole GEMM choice: its configuration, and the shapes that run otherwise (at
+ * most CLPAR_GEMM_MAX_KERNELS parameter sets of clpar's kernels among them and the
+ * configuration). */
+typedef struct {
+    clpar_gemm_config base;
+    int nroutes;
+    clpar_gemm_route routes[CLPAR_GEMM_MAX_ROUTES];
+} clpar_gemm_tuning;
+
 /* What d uses when nothing was tuned: on CPU devices clpar's kernels with parameters
  * measured on PoCL, elsewhere CLBlast's choice. */
 CLPAR_API void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c);
-/* Up to cap configurations worth trying on d: the default, CLBlast's choice, then sets of
+/* The CLBlast configuration d runs under clpar's kernels (for what they do not cover, and
+ * for shapes routed to CLBlast): its direct kernel with parameters measured on PoCL on CPU
+ * devices, CLBlast's own choice elsewhere. */
+CLPAR_API void clpar_gemm_fallback(const clpar_device *d, clpar_gemm_config *c);
+/* Up to cap configurations worth trying on d: the default, CLBlast's choice, CLBlast as it
+ * runs under clpar's kernels (clpar_gemm_fallback, where not its own choice), then sets of
  * clpar's kernels and of both CLBlast kernels spread over grids that keep the kernels'
  * divisibility rules and d's limits; returns how many. */
 CLPAR_API int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap);
@@ -200,18 +223,42 @@ CLPAR_API int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *ou
  * for d on. */
 CLPAR_API clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c,
                                         bool recompile);
+/* clpar_gemm_apply of t->base, then t's routes (building the kernels they name); CLPAR_EINVAL
+ * when they need more than CLPAR_GEMM_MAX_KERNELS parameter sets or one is out of range. */
+CLPAR_API clpar_status clpar_gemm_apply_tuning(clpar_device *d, const clpar_gemm_tuning *t,
+                                               bool recompile);
+/* What runs products of shape s on d (choosing d's configuration first if no GEMM has
+ * yet): clpar's kernels (path CLPAR_GEMM_CLPAR, with their parameters) or CLBlast (*c = d's
+ * CLBlast configuration; path AUTO when CLBlast's own choice). */
+CLPAR_API clpar_status clpar_gemm_route_of(clpar_device *d, const clpar_gemm_shape *s,
+                                           clpar_gemm_config *c);
 /* Checks the transpose pairs layers use (NN, TN, NT) against a double-precision host
  * product (CLPAR_EINVAL when the current configuration computes wrongly), then times the n products
- * once each: the best of three rounds after one that compiles, in *seconds. */
+ * once each: the best of three rounds after one that compiles, in *seconds, and each
+ * product's best of the three in each[i] (each may be NULL). */
 CLPAR_API clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *shapes, int n,
-                                       double *seconds);
+                                       double *seconds, double *each);
+/* The choice of --tune from times[c * ns + s], candidate c's seconds on shape s (INFINITY:
+ * it failed): the base is the candidate of the least total; a shape is routed elsewhere when
+ * another candidate runs it at least 5% faster than the base does: one of clpar's parameter
+ * sets (the ones saving the most, up to CLPAR_GEMM_MAX_KERNELS with the base's), or CLBlast
+ * when the base is clpar's and fallback (clpar_gemm_fallback) is among the candidates.
+ * Returns the base's index, -1 when every candidate failed. */
+CLPAR_API int clpar_gemm_choose(const clpar_gemm_config *cand, int nc,
+                                const clpar_gemm_config *fallback, const clpar_gemm_shape *s,
+                                int ns, const double *times, clpar_gemm_tuning *out);
 /* "direct WGD=32 MDIMCD=4 ..." and back (0 when s is not such a line). */
 CLPAR_API void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n);
 CLPAR_API int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c);
-/* The tuned configuration of d's platform, name and driver in $XDG_CACHE_HOME (or ~/.cache)
+/* A tuning as the cache line holds it: the base's text, then " | NT 1024x768x256 clpar
+ * MT=..." or " | TN 768x256x1024 clblast" per route; and back (0 when s is not such a line,
+ * or breaks the limits of clpar_gemm_tuning). */
+CLPAR_API void clpar_gemm_tuning_format(const clpar_gemm_tuning *t, char *buf, size_t n);
+CLPAR_API int clpar_gemm_tuning_parse(const char *s, clpar_gemm_tuning *t);
+/* The tuning of d's platform, name and driver in $XDG_CACHE_HOME (or ~/.cache)
  * /clpar/gemm.tsv: look up (1 when found; the last entry wins) and add. */
-CLPAR_API int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_config *c);
-CLPAR_API clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_config *c);
+CLPAR_API int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_tuning *t);
+CLPAR_API clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_tuning *t);
 
 /* Compiles and runs every kernel (clpar's and CLBlast's GEMMs) once on d, one device at a
  * time across the process (later calls return at once). CLBlast is not safe when two

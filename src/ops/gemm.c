@@ -22,9 +22,10 @@ clpar_status clpar_op_linear(clpar_device *d, size_t rows, size_t out, size_t in
                              cl_event *event) {
     if (rows == 0 || out == 0) return CLPAR_OK;
     if (!d->gemm_ready) TRY(gemm_prepare(d));
-    if (d->gemm.path == CLPAR_GEMM_CLPAR && in > 0)
-        return clpar_gemm_kernels_run(d, CLPAR_NO_TRANS, rows, out, in, 1.0f, x, 0, in, w, w_off,
-                                      in, 0.0f, y, 0, out, 1, bias, bias_off, event);
+    int set = in > 0 ? clpar_gemm_set_of(d, CLPAR_NO_TRANS, CLPAR_TRANS, rows, out, in) : -1;
+    if (set >= 0)
+        return clpar_gemm_kernels_run(d, set, CLPAR_NO_TRANS, rows, out, in, 1.0f, x, 0, in, w,
+                                      w_off, in, 0.0f, y, 0, out, 1, bias, bias_off, event);
     TRY(clpar_op_gemm(d, CLPAR_NO_TRANS, CLPAR_TRANS, rows, out, in, 1.0f, x, 0, in, w, w_off, in,
                       0.0f, y, 0, out, bias ? NULL : event));
     return bias ? clpar_op_bias_add(d, y, bias, bias_off, rows, out, event) : CLPAR_OK;
@@ -38,17 +39,34 @@ static clpar_status gemm_prepare(clpar_device *d) {
     return st;
 }
 
-clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_transpose trans_b,
-                           size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
-                           size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
-                           size_t c_off, size_t ldc, cl_event *event) {
-    if (m == 0 || n == 0) return CLPAR_OK;
-    if (k == 0) /* CLBlast rejects k = 0; C = beta C is all that is left */
-        return beta == 1.0f ? CLPAR_OK : clpar_op_scale(d, c, c_off, beta, m * n, event);
+int clpar_gemm_set_of(const clpar_device *d, clpar_transpose ta, clpar_transpose tb, size_t m,
+                      size_t n, size_t k) {
+    if (ta && tb) return -1;
+    for (int i = 0; i < d->gemm_nroutes; i++) {
+        const clpar_gemm_shape *s = &d->gemm_routes[i].shape;
+        if (s->trans_a == ta && s->trans_b == tb && s->m == m && s->n == n && s->k == k)
+            return d->gemm_route_kernels[i];
+    }
+    return d->gemm.path == CLPAR_GEMM_CLPAR ? 0 : -1;
+}
+
+clpar_status clpar_gemm_route_of(clpar_device *d, const clpar_gemm_shape *s, clpar_gemm_config *c) {
     if (!d->gemm_ready) TRY(gemm_prepare(d));
-    if (d->gemm.path == CLPAR_GEMM_CLPAR && !(trans_a && trans_b))
-        return clpar_gemm_kernels_run(d, trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
-                                      beta, c, c_off, ldc, trans_b == CLPAR_TRANS, NULL, 0, event);
+    int set = clpar_gemm_set_of(d, s->trans_a, s->trans_b, s->m, s->n, s->k);
+    if (set >= 0)
+        *c = d->gemm_kernels[set].config;
+    else if (d->gemm.path == CLPAR_GEMM_CLPAR)
+        clpar_gemm_fallback(d, c);
+    else
+        *c = d->gemm;
+    return CLPAR_OK;
+}
+
+/* CLBlast's SGEMM, locked until the device is warm (see above). */
+static clpar_status clblast_gemm(clpar_device *d, clpar_transpose trans_a, clpar_transpose trans_b,
+                                 size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                                 size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
+                                 cl_mem c, size_t c_off, size_t ldc, cl_event *event) {
     cl_event ev = NULL;
     clpar_count_launch(d);
     int locked = !d->clblast_warm;
@@ -66,6 +84,22 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
     return CLPAR_OK;
 }
 
+clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_transpose trans_b,
+                           size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                           size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
+                           size_t c_off, size_t ldc, cl_event *event) {
+    if (m == 0 || n == 0) return CLPAR_OK;
+    if (k == 0) /* CLBlast rejects k = 0; C = beta C is all that is left */
+        return beta == 1.0f ? CLPAR_OK : clpar_op_scale(d, c, c_off, beta, m * n, event);
+    if (!d->gemm_ready) TRY(gemm_prepare(d));
+    int set = clpar_gemm_set_of(d, trans_a, trans_b, m, n, k);
+    if (set >= 0)
+        return clpar_gemm_kernels_run(d, set, trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
+                                      beta, c, c_off, ldc, trans_b == CLPAR_TRANS, NULL, 0, event);
+    return clblast_gemm(d, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                        c_off, ldc, event);
+}
+
 /* CLBlast picks its direct GEMM kernel for small products and the indirect one (pad,
  * transpose, then a tiled kernel) for large ones, with parameters tuned per device; PoCL's
  * CPU devices are not in its database, and on them both run at a few percent of the device's
@@ -77,8 +111,8 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * on every product of a layer (bench/gemm.sh). CLBlast, for what clpar's kernels do not
  * cover (both operands transposed), runs its direct kernel at every size with 32x32 tiles,
  * 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its defaults on PoCL. A
- * configuration tuned for the device (`clpar-devices --tune`, ops/gemm_tune.c) takes
- * precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct, indirect or auto (CLBlast's
+ * configuration tuned for the device (`clpar-devices --tune`, ops/gemm_tune.c), with the
+ * shapes it routes to other kernels (clpar_gemm_set_of), takes precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct, indirect or auto (CLBlast's
  * own choice and parameters) over both. Must run before CLBlast first compiles for the
  * device. */
 static const clpar_gemm_config clpar_kernels_default = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
@@ -96,7 +130,9 @@ static clpar_status choose_gemm_path(clpar_device *d) {
     const char *env = d->rt->cfg.gemm_path;
     clpar_gemm_config c = {CLPAR_GEMM_AUTO, {0}};
     if (!env || !*env) {
-        if (!clpar_gemm_cache_lookup(d, &c)) clpar_gemm_default(d, &c);
+        clpar_gemm_tuning t;
+        if (clpar_gemm_cache_lookup(d, &t)) return clpar_gemm_apply_tuning(d, &t, 0);
+        clpar_gemm_default(d, &c);
     } else if (!strcmp(env, "clpar")) {
         c = clpar_kernels_default;
     } else if (!strcmp(env, "direct") || !strcmp(env, "indirect")) {
@@ -132,21 +168,30 @@ static clpar_status choose_gemm_path(clpar_device *d) {
 static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints, cl_mem wide) {
     clpar_sgd_params sgd = {0.1f, 0.9f, 0.0f, 0.0f, 0};
     clpar_adam_params adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
-    if (wide) {
-        d->warm_grid = d->max_grid;
-        for (int t = 0; t < 4; t++) /* (WARM_ROWS, 1) = (WARM_ROWS, 1) (1, 1) */
-            TRY(clpar_op_gemm(d, t & 1, t >> 1, WARM_ROWS, 1, 1, 1.0f, wide, 0,
-                              t & 1 ? WARM_ROWS : 1, wide, WARM_ROWS, 1, 0.0f, wide, WARM_ROWS + 1,
-                              1, NULL));
-    }
-    /* every transpose pair the layers use, at sizes that need padding and that do not */
-    const size_t sizes[3] = {4, 33, 64};
-    for (int s = 0; s < 3; s++)
-        for (int t = 0; t < 4; t++) {
-            size_t n = sizes[s];
-            TRY(clpar_op_gemm(d, t & 1, t >> 1, n, n, n, 1.0f, buf, 0, n, buf, n * n, n, 0.0f, buf,
-                              2 * n * n, n, NULL));
+    /* CLBlast runs every transpose pair too when a route sends a shape to it */
+    int clblast_too = 0;
+    for (int i = 0; i < d->gemm_nroutes; i++)
+        clblast_too |= d->gemm_route_kernels[i] < 0;
+    for (int pass = 0; pass < 1 + clblast_too; pass++) {
+        clpar_status (*gemm)(clpar_device *, clpar_transpose, clpar_transpose, size_t, size_t,
+                             size_t, float, cl_mem, size_t, size_t, cl_mem, size_t, size_t, float,
+                             cl_mem, size_t, size_t, cl_event *) =
+            pass ? clblast_gemm : clpar_op_gemm;
+        if (wide) {
+            d->warm_grid = d->max_grid;
+            for (int t = 0; t < 4; t++) /* (WARM_ROWS, 1) = (WARM_ROWS, 1) (1, 1) */
+                TRY(gemm(d, t & 1, t >> 1, WARM_ROWS, 1, 1, 1.0f, wide, 0, t & 1 ? WARM_ROWS : 1,
+                         wide, WARM_ROWS, 1, 0.0f, wide, WARM_ROWS + 1, 1, NULL));
         }
+        /* every transpose pair the layers use, at sizes that need padding and that do not */
+        const size_t sizes[3] = {4, 33, 64};
+        for (int s = 0; s < 3; s++)
+            for (int t = 0; t < 4; t++) {
+                size_t n = sizes[s];
+                TRY(gemm(d, t & 1, t >> 1, n, n, n, 1.0f, buf, 0, n, buf, n * n, n, 0.0f, buf,
+                         2 * n * n, n, NULL));
+            }
+    }
     TRY(clpar_op_bias_add(d, buf, buf, 0, 2, 4, NULL));
     TRY(clpar_op_relu_forward(d, buf, buf, 8, NULL));
     TRY(clpar_op_relu_backward(d, buf, buf, buf, 8, NULL));
@@ -199,8 +244,7 @@ clpar_status clpar_op_warmup(clpar_device *d) {
         if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
     }
     if (st == CLPAR_OK && !d->gemm_ready) st = choose_gemm_path(d);
-    if (st == CLPAR_OK && cpu && d->gemm.path == CLPAR_GEMM_CLPAR)
-        st = clpar_gemm_kernels_warm(d, buf);
+    if (st == CLPAR_OK && cpu) st = clpar_gemm_kernels_warm(d, buf);
     if (st == CLPAR_OK) st = run_every_kernel(d, buf, ints, wide);
     d->warm_grid = 0;
     pthread_mutex_unlock(&clblast_lock);

@@ -3,11 +3,14 @@
 #include "launch.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* the widest grid dimension of any launch: the warm-up's (a multiple of every WG) */
 #define GEMM_GRID ((size_t)1 << 15)
 
-clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *c) {
+/* Builds one program, and its two kernels, for c's parameters. */
+static clpar_status build(clpar_device *d, const clpar_gemm_config *c,
+                          struct clpar_gemm_kernels *out) {
     char defs[256];
     snprintf(defs, sizeof defs, "-DMT=%zu -DNT=%zu -DMX=%zu -DNX=%zu -DVW=%zu -DRD=%zu -DPH=%zu",
              c->v[0], c->v[1], c->v[2], c->v[3], c->v[4], c->v[6], c->v[7]);
@@ -22,13 +25,34 @@ clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *
         clReleaseProgram(prog);
         return clpar_cl_error(e1 != CL_SUCCESS ? e1 : e2, "clCreateKernel(gemm)");
     }
-    if (d->gemm_nt) clReleaseKernel(d->gemm_nt);
-    if (d->gemm_xn) clReleaseKernel(d->gemm_xn);
-    if (d->gemm_program) clReleaseProgram(d->gemm_program);
-    d->gemm_program = prog;
-    d->gemm_nt = nt;
-    d->gemm_xn = xn;
+    *out = (struct clpar_gemm_kernels){*c, prog, nt, xn};
     return CLPAR_OK;
+}
+
+clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *c, int *set) {
+    for (int i = 0; i < d->gemm_nkernels; i++)
+        if (!memcmp(d->gemm_kernels[i].config.v, c->v, sizeof c->v)) {
+            *set = i;
+            return CLPAR_OK;
+        }
+    if (d->gemm_nkernels == CLPAR_GEMM_MAX_KERNELS)
+        return clpar_error(
+            CLPAR_EINVAL,
+            "GEMM tuning: more than %d parameter sets of clpar's kernels on device %d",
+            CLPAR_GEMM_MAX_KERNELS, d->info->index);
+    TRY(build(d, c, &d->gemm_kernels[d->gemm_nkernels]));
+    *set = d->gemm_nkernels++;
+    return CLPAR_OK;
+}
+
+void clpar_gemm_kernels_reset(clpar_device *d) {
+    for (int i = 0; i < d->gemm_nkernels; i++) {
+        clReleaseKernel(d->gemm_kernels[i].nt);
+        clReleaseKernel(d->gemm_kernels[i].xn);
+        clReleaseProgram(d->gemm_kernels[i].program);
+    }
+    d->gemm_nkernels = 0;
+    d->gemm_nroutes = 0;
 }
 
 /* The arguments of gemm_nt (nt = 1, which has no aks but a bias) or gemm_xn, in order. */
@@ -52,12 +76,13 @@ static clpar_status set_args(cl_kernel kern, int nt, cl_uint m, cl_uint n, cl_ui
 
 /* One launch over a (m, n) block of C whose blocks fit GEMM_GRID in both dimensions (with
  * panels, PH rows of blocks by all columns of blocks do). */
-static clpar_status launch_block(clpar_device *d, int nt, size_t m, size_t n, size_t k, float alpha,
-                                 cl_mem a, size_t a_off, size_t ars, size_t aks, cl_mem b,
-                                 size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
-                                 size_t ldc, cl_mem bias, size_t bias_off, cl_event *event) {
-    const size_t *v = d->gemm.v;
-    cl_kernel kern = nt ? d->gemm_nt : d->gemm_xn;
+static clpar_status launch_block(clpar_device *d, const struct clpar_gemm_kernels *ks, int nt,
+                                 size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                                 size_t ars, size_t aks, cl_mem b, size_t b_off, size_t ldb,
+                                 float beta, cl_mem c, size_t c_off, size_t ldc, cl_mem bias,
+                                 size_t bias_off, cl_event *event) {
+    const size_t *v = ks->config.v;
+    cl_kernel kern = nt ? ks->nt : ks->xn;
     size_t rows = nt ? v[0] : v[2], cols = nt ? v[1] : v[3] * v[4], wg = v[5], rd = v[6];
     size_t tiles[2] = {(m + rows - 1) / rows, (n + cols - 1) / cols};
     size_t global[2] = {tiles[rd ? 1 : 0], tiles[rd ? 0 : 1]}, local[2] = {wg, 1}, ph = v[7];
@@ -77,18 +102,19 @@ static clpar_status launch_block(clpar_device *d, int nt, size_t m, size_t n, si
     return CLPAR_OK;
 }
 
-clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, size_t m, size_t n,
-                                    size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
-                                    cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
-                                    size_t c_off, size_t ldc, int nt, cl_mem bias, size_t bias_off,
-                                    cl_event *event) {
+clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose trans_a, size_t m,
+                                    size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                                    size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
+                                    cl_mem c, size_t c_off, size_t ldc, int nt, cl_mem bias,
+                                    size_t bias_off, cl_event *event) {
     /* A(i, kk) at a_off + i ars + kk aks; B(kk, j) at b_off + j ldb + kk (NT) or + kk ldb + j */
     size_t ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
     TRY(check_u32(a_off + (m - 1) * ars + (k - 1) * aks + 1, "GEMM operand A"));
     TRY(check_u32(b_off + (nt ? (n - 1) * ldb + k : (k - 1) * ldb + n), "GEMM operand B"));
     TRY(check_u32(c_off + (m - 1) * ldc + n, "GEMM result C"));
     if (bias) TRY(check_u32(bias_off + n, "GEMM bias"));
-    const size_t *v = d->gemm.v;
+    const struct clpar_gemm_kernels *ks = &d->gemm_kernels[set];
+    const size_t *v = ks->config.v;
     size_t block_rows = nt ? v[0] : v[2], block_cols = nt ? v[1] : v[3] * v[4], ph = v[7];
     size_t rows = GEMM_GRID * block_rows, cols = GEMM_GRID * block_cols;
     if (ph) { /* a launch of panels: at most GEMM_GRID blocks in all */
@@ -101,7 +127,7 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, si
         for (size_t j = 0; j < n; j += cols) {
             size_t mi = m - i < rows ? m - i : rows, nj = n - j < cols ? n - j : cols;
             int last = i + mi == m && j + nj == n;
-            TRY(launch_block(d, nt, mi, nj, k, alpha, a, a_off + i * ars, ars, aks, b,
+            TRY(launch_block(d, ks, nt, mi, nj, k, alpha, a, a_off + i * ars, ars, aks, b,
                              b_off + j * (nt ? ldb : 1), ldb, beta, c, c_off + i * ldc + j, ldc,
                              bias, bias_off + j, last ? event : NULL));
         }
@@ -110,13 +136,16 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, si
 
 clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf) {
     /* one launch of each kernel GEMM_GRID wide, every work-item past C's single element */
-    size_t global[2] = {GEMM_GRID, 1}, local[2] = {d->gemm.v[5], 1};
-    cl_kernel ks[2] = {d->gemm_nt, d->gemm_xn};
-    for (int n = 0; n < 2; n++) {
-        TRY(set_args(ks[n], n == 0, 1, 1, 1, 1.0f, buf, 0, 1, 1, buf, 1, 1, 0.0f, buf, 2, 1, NULL,
-                     0));
-        CL_CHECK(clEnqueueNDRangeKernel(d->compute, ks[n], 2, NULL, global, local, 0, NULL, NULL),
-                 "clEnqueueNDRangeKernel(gemm warm-up)");
+    for (int i = 0; i < d->gemm_nkernels; i++) {
+        size_t global[2] = {GEMM_GRID, 1}, local[2] = {d->gemm_kernels[i].config.v[5], 1};
+        cl_kernel ks[2] = {d->gemm_kernels[i].nt, d->gemm_kernels[i].xn};
+        for (int n = 0; n < 2; n++) {
+            TRY(set_args(ks[n], n == 0, 1, 1, 1, 1.0f, buf, 0, 1, 1, buf, 1, 1, 0.0f, buf, 2, 1,
+                         NULL, 0));
+            CL_CHECK(
+                clEnqueueNDRangeKernel(d->compute, ks[n], 2, NULL, global, local, 0, NULL, NULL),
+                "clEnqueueNDRangeKernel(gemm warm-up)");
+        }
     }
     return CLPAR_OK;
 }

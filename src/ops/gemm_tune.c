@@ -108,14 +108,32 @@ static int grid(const clpar_device *d, clpar_gemm_config *out, int cap) {
     return n;
 }
 
+/* CLBlast's direct kernel on CPU devices, with the parameters measured on PoCL */
+static const clpar_gemm_config cpu_direct = {CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
+
+void clpar_gemm_fallback(const clpar_device *d, clpar_gemm_config *c) {
+    if (d->info->type & CL_DEVICE_TYPE_CPU)
+        *c = cpu_direct;
+    else
+        *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
+}
+
+static int same_config(const clpar_gemm_config *a, const clpar_gemm_config *b) {
+    return a->path == b->path && !memcmp(a->v, b->v, sizeof a->v);
+}
+
 int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap) {
     int n = 0;
-    /* what clpar uses without a tuning (ops/gemm.c), then CLBlast's own choice */
-    clpar_gemm_config first;
+    /* what clpar uses without a tuning (ops/gemm.c), CLBlast's own choice, and CLBlast as it
+     * runs under clpar's kernels (what a shape routed to CLBlast gets) */
+    clpar_gemm_config first, fallback;
     clpar_gemm_default(d, &first);
+    clpar_gemm_fallback(d, &fallback);
     if (n < cap) out[n++] = first;
     if (n < cap && first.path != CLPAR_GEMM_AUTO)
         out[n++] = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
+    if (n < cap && !same_config(&fallback, &first) && fallback.path != CLPAR_GEMM_AUTO)
+        out[n++] = fallback;
     clpar_gemm_config all[512];
     int total = grid(d, all, 512);
     if (total > 512) total = 512;
@@ -149,14 +167,18 @@ static clpar_status use_direct(clpar_device *d, const size_t *v) {
 
 clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, bool recompile) {
     const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    d->gemm_ready = false;
+    clpar_gemm_kernels_reset(d);
     if (c->path == CLPAR_GEMM_CLPAR) {
         if (!clpar_values_ok(c->v))
             return clpar_error(CLPAR_EINVAL, "GEMM configuration: clpar parameters out of range");
-        TRY(clpar_gemm_kernels_build(d, c));
-        /* CLBlast still runs what clpar's kernels do not cover (both operands transposed),
-         * on CPU devices with its direct kernel at the parameters measured on PoCL */
-        const size_t cpu_direct[10] = {32, 4, 4, 4, 4, 1, 8, 8, 1, 1};
-        if (d->info->type & CL_DEVICE_TYPE_CPU) TRY(use_direct(d, cpu_direct));
+        int set;
+        TRY(clpar_gemm_kernels_build(d, c, &set));
+        /* CLBlast still runs what clpar's kernels do not cover (both operands transposed)
+         * and the shapes routed to it, as clpar_gemm_fallback says */
+        clpar_gemm_config fallback;
+        clpar_gemm_fallback(d, &fallback);
+        if (fallback.path == CLPAR_GEMM_DIRECT) TRY(use_direct(d, fallback.v));
     } else if (c->path == CLPAR_GEMM_DIRECT) {
         TRY(use_direct(d, c->v));
     } else if (c->path == CLPAR_GEMM_INDIRECT) {
@@ -170,6 +192,33 @@ clpar_status clpar_gemm_apply(clpar_device *d, const clpar_gemm_config *c, bool 
     /* CLBlast keeps compiled kernels (of every device); the next call compiles anew */
     CLBlastStatusCode s = CLBlastClearCache();
     if (s != CLBlastSuccess) return clpar_error((clpar_status)s, "CLBlastClearCache failed");
+    return CLPAR_OK;
+}
+
+clpar_status clpar_gemm_apply_tuning(clpar_device *d, const clpar_gemm_tuning *t, bool recompile) {
+    if (t->nroutes < 0 || t->nroutes > CLPAR_GEMM_MAX_ROUTES)
+        return clpar_error(CLPAR_EINVAL, "GEMM tuning: %d routes (at most %d)", t->nroutes,
+                           CLPAR_GEMM_MAX_ROUTES);
+    TRY(clpar_gemm_apply(d, &t->base, recompile));
+    for (int i = 0; i < t->nroutes; i++) {
+        const clpar_gemm_route *r = &t->routes[i];
+        int set = -1;
+        clpar_status st = CLPAR_OK;
+        if (r->config.path == CLPAR_GEMM_CLPAR) {
+            if (!clpar_values_ok(r->config.v))
+                st = clpar_error(CLPAR_EINVAL, "GEMM route: clpar parameters out of range");
+            else if (r->shape.trans_a && r->shape.trans_b)
+                st = clpar_error(CLPAR_EINVAL, "GEMM route: clpar's kernels do not run TT");
+            else
+                st = clpar_gemm_kernels_build(d, &r->config, &set);
+        }
+        if (st != CLPAR_OK) {
+            d->gemm_nroutes = 0;
+            return st;
+        }
+        d->gemm_routes[d->gemm_nroutes] = *r;
+        d->gemm_route_kernels[d->gemm_nroutes++] = set;
+    }
     return CLPAR_OK;
 }
 
@@ -216,7 +265,8 @@ static clpar_status check(clpar_device *d) {
     return st;
 }
 
-clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *s, int n, double *seconds) {
+clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *s, int n, double *seconds,
+                             double *each) {
     TRY(check(d));
     size_t most_a = 1, most_b = 1, most_c = 1;
     for (int i = 0; i < n; i++) {
@@ -237,20 +287,99 @@ clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *s, int n, 
         if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
     }
     double best = INFINITY;
+    for (int i = 0; each && i < n; i++)
+        each[i] = INFINITY;
     for (int rep = 0; rep < 4 && st == CLPAR_OK; rep++) { /* the first also compiles */
-        double t0 = clpar_now_s();
-        for (int i = 0; i < n && st == CLPAR_OK; i++)
+        double total = 0;
+        for (int i = 0; i < n && st == CLPAR_OK; i++) {
+            double t0 = clpar_now_s();
             st = clpar_op_gemm(d, s[i].trans_a, s[i].trans_b, s[i].m, s[i].n, s[i].k, 1.0f, a, 0,
                                s[i].trans_a ? s[i].m : s[i].k, b, 0, s[i].trans_b ? s[i].k : s[i].n,
                                0.0f, c, 0, s[i].n, NULL);
-        if (st == CLPAR_OK) st = clpar_device_finish(d);
-        if (rep > 0 && clpar_now_s() - t0 < best) best = clpar_now_s() - t0;
+            if (st == CLPAR_OK) st = clpar_device_finish(d);
+            double t = clpar_now_s() - t0;
+            total += t;
+            if (rep > 0 && each && t < each[i]) each[i] = t;
+        }
+        if (rep > 0 && st == CLPAR_OK && total < best) best = total;
     }
     clpar_device_release(d, a);
     clpar_device_release(d, b);
     clpar_device_release(d, c);
     *seconds = best;
     return st;
+}
+
+/* ---- choosing ---- */
+
+/* Per shape, the fastest allowed candidate when it beats the base by 5%, else the base. */
+static void pick(const clpar_gemm_config *cand, int nc, int base, int fb, const char *dropped,
+                 int ns, const double *times, int *best) {
+    for (int s = 0; s < ns; s++) {
+        best[s] = base;
+        for (int c = 0; c < nc; c++)
+            if ((c == fb || (cand[c].path == CLPAR_GEMM_CLPAR && !dropped[c])) &&
+                times[(size_t)c * ns + s] < times[(size_t)best[s] * ns + s])
+                best[s] = c;
+        if (!(times[(size_t)best[s] * ns + s] < 0.95 * times[(size_t)base * ns + s]) ||
+            same_config(&cand[best[s]], &cand[base]))
+            best[s] = base;
+    }
+}
+
+int clpar_gemm_choose(const clpar_gemm_config *cand, int nc, const clpar_gemm_config *fallback,
+                      const clpar_gemm_shape *s, int ns, const double *times,
+                      clpar_gemm_tuning *out) {
+    int base = -1;
+    double least = INFINITY;
+    for (int c = 0; c < nc; c++) {
+        double total = 0;
+        for (int i = 0; i < ns; i++)
+            total += times[(size_t)c * ns + i];
+        if (total < least) least = total, base = c;
+    }
+    if (base < 0) return -1;
+    memset(out, 0, sizeof *out);
+    out->base = cand[base];
+    /* CLBlast as a route: the base's fallback, measured as a candidate of its own */
+    int fb = -1;
+    for (int c = 0; c < nc && cand[base].path == CLPAR_GEMM_CLPAR; c++)
+        if (same_config(&cand[c], fallback)) fb = c;
+    int cap = CLPAR_GEMM_MAX_KERNELS - (cand[base].path == CLPAR_GEMM_CLPAR);
+    char *dropped = calloc((size_t)nc, 1);
+    int *best = malloc((size_t)(ns > 0 ? ns : 1) * sizeof *best);
+    double *saved = malloc((size_t)nc * sizeof *saved);
+    if (!dropped || !best || !saved) {
+        free(dropped), free(best), free(saved);
+        return base; /* the base alone is still a choice */
+    }
+    for (;;) { /* drop the parameter set that saves least until the rest fit */
+        pick(cand, nc, base, fb, dropped, ns, times, best);
+        int used = 0, worst = -1;
+        for (int c = 0; c < nc; c++)
+            saved[c] = 0;
+        for (int i = 0; i < ns; i++)
+            saved[best[i]] += times[(size_t)base * ns + i] - times[(size_t)best[i] * ns + i];
+        for (int c = 0; c < nc; c++) {
+            int routed = 0;
+            for (int i = 0; i < ns && !routed; i++)
+                routed = best[i] == c;
+            if (!routed || c == base || c == fb) continue;
+            used++;
+            if (worst < 0 || saved[c] < saved[worst]) worst = c;
+        }
+        if (used <= cap) break;
+        dropped[worst] = 1;
+    }
+    for (int i = 0; i < ns && out->nroutes < CLPAR_GEMM_MAX_ROUTES; i++) {
+        int dup = 0;
+        for (int r = 0; r < out->nroutes; r++)
+            dup |= !memcmp(&out->routes[r].shape, &s[i], sizeof s[i]);
+        if (best[i] != base && !dup)
+            out->routes[out->nroutes++] = (clpar_gemm_route){s[i], cand[best[i]]};
+    }
+    free(dropped), free(best), free(saved);
+    return base;
 }
 
 /* ---- text form and the cache ---- */
@@ -296,7 +425,74 @@ int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
         c->v[i] = v;
         off += used;
     }
-    return c->path != CLPAR_GEMM_CLPAR || clpar_values_ok(c->v);
+    while (s[off] == ' ')
+        off++;
+    return !s[off] && (c->path != CLPAR_GEMM_CLPAR || clpar_values_ok(c->v));
+}
+
+void clpar_gemm_tuning_format(const clpar_gemm_tuning *t, char *buf, size_t n) {
+    clpar_gemm_config_format(&t->base, buf, n);
+    for (int i = 0; i < t->nroutes; i++) {
+        const clpar_gemm_route *r = &t->routes[i];
+        size_t used = strlen(buf);
+        if (used + 1 >= n) return;
+        snprintf(buf + used, n - used, " | %c%c %zux%zux%zu ", r->shape.trans_a ? 'T' : 'N',
+                 r->shape.trans_b ? 'T' : 'N', r->shape.m, r->shape.n, r->shape.k);
+        used = strlen(buf);
+        if (r->config.path == CLPAR_GEMM_CLPAR)
+            clpar_gemm_config_format(&r->config, buf + used, n - used);
+        else
+            snprintf(buf + used, n - used, "clblast");
+    }
+}
+
+/* One " | " part of a tuning line: a route (the base is parsed by the caller). */
+static int route_parse(const char *s, clpar_gemm_route *r) {
+    char ta, tb;
+    unsigned long m, n, k;
+    int off = 0;
+    if (sscanf(s, " %c%c %lux%lux%lu %n", &ta, &tb, &m, &n, &k, &off) != 5 || !off ||
+        (ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || !m || !n || !k)
+        return 0;
+    r->shape = (clpar_gemm_shape){ta == 'T', tb == 'T', m, n, k};
+    if (!strcmp(s + off, "clblast") || !strcmp(s + off, "clblast ")) {
+        r->config = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
+        return 1;
+    }
+    return clpar_gemm_config_parse(s + off, &r->config) && r->config.path == CLPAR_GEMM_CLPAR &&
+           !(ta == 'T' && tb == 'T');
+}
+
+int clpar_gemm_tuning_parse(const char *s, clpar_gemm_tuning *t) {
+    memset(t, 0, sizeof *t);
+    char part[512];
+    for (int i = 0;; i++) {
+        const char *bar = strstr(s, " | ");
+        size_t len = bar ? (size_t)(bar - s) : strlen(s);
+        if (len >= sizeof part) return 0;
+        memcpy(part, s, len);
+        part[len] = 0;
+        if (i == 0 ? !clpar_gemm_config_parse(part, &t->base)
+                   : t->nroutes == CLPAR_GEMM_MAX_ROUTES ||
+                         !route_parse(part, &t->routes[t->nroutes++]))
+            return 0;
+        if (!bar) break;
+        s = bar + 3;
+    }
+    /* at most CLPAR_GEMM_MAX_KERNELS parameter sets of clpar's kernels in all */
+    clpar_gemm_config sets[CLPAR_GEMM_MAX_KERNELS];
+    int nsets = 0;
+    if (t->base.path == CLPAR_GEMM_CLPAR) sets[nsets++] = t->base;
+    for (int i = 0; i < t->nroutes; i++) {
+        if (t->routes[i].config.path != CLPAR_GEMM_CLPAR) continue;
+        int known = 0;
+        for (int j = 0; j < nsets; j++)
+            known |= same_config(&sets[j], &t->routes[i].config);
+        if (known) continue;
+        if (nsets == CLPAR_GEMM_MAX_KERNELS) return 0;
+        sets[nsets++] = t->routes[i].config;
+    }
+    return 1;
 }
 
 /* The device as the cache names it: platform, device and driver. */
@@ -305,22 +501,20 @@ static void device_key(const clpar_device *d, char *buf, size_t n) {
     clpar_cache_key_clean(buf);
 }
 
-static int valid_config(const char *value, void *user) {
-    clpar_gemm_config c;
-    return clpar_gemm_config_parse(value, &c);
+static int valid_tuning(const char *value, void *user) {
+    return clpar_gemm_tuning_parse(value, (clpar_gemm_tuning *)user);
 }
 
-int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_config *c) {
-    char key[512], value[1024];
+int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_tuning *t) {
+    char key[512], value[8192];
     device_key(d, key, sizeof key);
-    if (!clpar_cache_lookup(d->rt, "gemm.tsv", key, valid_config, NULL, value, sizeof value))
-        return 0;
-    return clpar_gemm_config_parse(value, c);
+    if (!clpar_cache_lookup(d->rt, "gemm.tsv", key, valid_tuning, t, value, sizeof value)) return 0;
+    return clpar_gemm_tuning_parse(value, t);
 }
 
-clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_config *c) {
-    char key[512], text[512];
+clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_tuning *t) {
+    char key[512], text[8192];
     device_key(d, key, sizeof key);
-    clpar_gemm_config_format(c, text, sizeof text);
+    clpar_gemm_tuning_format(t, text, sizeof text);
     return clpar_cache_append(d->rt, "gemm.tsv", key, text);
 }

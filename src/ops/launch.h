@@ -19,16 +19,23 @@ clpar_status launch(clpar_device *d, clpar_kernel_id id, cl_int argerr, size_t n
 clpar_status launch_range(clpar_device *d, clpar_kernel_id id, cl_int argerr, size_t first,
                           size_t n, const char *name, cl_event *event);
 
-/* clpar's GEMM kernels (gemm_kernels.c): build them for c into d (replacing any before);
- * run one product with them, op(B) = B^T when nt (trans_a must then be 0; bias, when not
- * NULL, added to every row from bias_off), else B (bias must be NULL); warm them up with
- * the widest launch the process will make (buf: 3 floats at least). */
-clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *c);
-clpar_status clpar_gemm_kernels_run(clpar_device *d, clpar_transpose trans_a, size_t m, size_t n,
-                                    size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
-                                    cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
-                                    size_t c_off, size_t ldc, int nt, cl_mem bias, size_t bias_off,
-                                    cl_event *event);
+/* clpar's GEMM kernels (gemm_kernels.c): the set of d built for c's parameters in *set (an
+ * existing one, else built anew; CLPAR_EINVAL past CLPAR_GEMM_MAX_KERNELS); every set and
+ * route of d released; one product with a set, op(B) = B^T when nt (trans_a must then be 0;
+ * bias, when not NULL, added to every row from bias_off), else B (bias must be NULL); every
+ * set warmed up with the widest launch the process will make (buf: 3 floats at least). */
+clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *c, int *set);
+void clpar_gemm_kernels_reset(clpar_device *d);
+clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose trans_a, size_t m,
+                                    size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                                    size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
+                                    cl_mem c, size_t c_off, size_t ldc, int nt, cl_mem bias,
+                                    size_t bias_off, cl_event *event);
 clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf);
+
+/* The set of clpar's kernels that runs a product of this shape on d, -1 for CLBlast (the
+ * routes of the device's tuning, else its configuration; both transposed: CLBlast). */
+int clpar_gemm_set_of(const clpar_device *d, clpar_transpose ta, clpar_transpose tb, size_t m,
+                      size_t n, size_t k);
 
 #endif

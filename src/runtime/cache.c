@@ -17,7 +17,7 @@ static int path_of(const clpar_runtime *rt, const char *file, char *buf, size_t 
 int clpar_cache_lookup(const clpar_runtime *rt, const char *file, const char *key,
                        int (*accept)(const char *value, void *user), void *user, char *value,
                        size_t n) {
-    char path[2048], line[4096];
+    char path[2048], line[8192];
     if (!path_of(rt, file, path, sizeof path)) return 0;
     FILE *f = fopen(path, "r");
     if (!f) return 0;

@@ -92,9 +92,11 @@ void clpar_device_free(clpar_device *d) {
     if (d->transfer) clFinish(d->transfer);
     for (int k = 0; k < CLPAR_K_COUNT; k++)
         if (d->kernels[k]) clReleaseKernel(d->kernels[k]);
-    if (d->gemm_nt) clReleaseKernel(d->gemm_nt);
-    if (d->gemm_xn) clReleaseKernel(d->gemm_xn);
-    if (d->gemm_program) clReleaseProgram(d->gemm_program);
+    for (int i = 0; i < d->gemm_nkernels; i++) {
+        if (d->gemm_kernels[i].nt) clReleaseKernel(d->gemm_kernels[i].nt);
+        if (d->gemm_kernels[i].xn) clReleaseKernel(d->gemm_kernels[i].xn);
+        if (d->gemm_kernels[i].program) clReleaseProgram(d->gemm_kernels[i].program);
+    }
     if (d->compute) clReleaseCommandQueue(d->compute);
     if (d->transfer) clReleaseCommandQueue(d->transfer);
     free(d);

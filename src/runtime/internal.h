@@ -72,11 +72,19 @@ struct clpar_device {
     size_t max_grid;   /* widest global size of a 1-D launch (a multiple of wg) */
     size_t warm_grid;  /* while warming up: the least global size of 1-D launches (ops/gemm.c) */
     bool clblast_warm; /* CLBlast's kernels compiled for this device (see ops/gemm.c) */
-    /* the GEMM configuration in use (ops/gemm.c), and clpar's GEMM kernels built for it */
+    /* the GEMM configuration in use (ops/gemm.c); clpar's GEMM kernels built for it (set 0,
+     * when it is clpar's) and for the routes; the routes, each with its set (-1: CLBlast) */
     clpar_gemm_config gemm;
     bool gemm_ready;
-    cl_program gemm_program;
-    cl_kernel gemm_nt, gemm_xn;
+    struct clpar_gemm_kernels {
+        clpar_gemm_config config;
+        cl_program program;
+        cl_kernel nt, xn;
+    } gemm_kernels[CLPAR_GEMM_MAX_KERNELS];
+    int gemm_nkernels;
+    clpar_gemm_route gemm_routes[CLPAR_GEMM_MAX_ROUTES];
+    int gemm_route_kernels[CLPAR_GEMM_MAX_ROUTES];
+    int gemm_nroutes;
     /* kernel launches and host waits on this device so far (clpar_device_get_counts);
      * atomic: ranks' threads wait on each other's devices */
     uint64_t launches, waits;
