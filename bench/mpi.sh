@@ -5,8 +5,9 @@
 # Medians of three alternating runs, of whole runs' rates and of each run's median step
 # (from --log); bytes sent between processes per step, measured beside predicted. Processes
 # on one host sum through shared memory; CLPAR_SHARED_MEMORY=off measures the messages that
-# hosts would exchange.
-#   bench/mpi.sh [BUILD_DIR] [mlp|gpt|all] [STEPS]
+# hosts would exchange. mlp-zero: the MLP with the two processes' replicas under --zero 1
+# (each updates half of the parameters).
+#   bench/mpi.sh [BUILD_DIR] [mlp|mlp-zero|gpt|all] [STEPS]
 set -euo pipefail
 B="${1:-build}"
 WHAT="${2:-mlp}"
@@ -22,7 +23,8 @@ step_rate() { awk -F, 'NR > 1 { print $4 }' "$1" | sort -g | awk '{ v[NR] = $1 }
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 
-# bench LABEL ARGS...: one process, dp 1, against two processes, dp 2
+# bench LABEL ARGS...: one process, dp 1, against two processes, dp 2 (with $TWO too)
+TWO=()
 bench() {
   local label="$1" one=() two=() sone=() stwo=() out=""
   shift
@@ -30,7 +32,7 @@ bench() {
     out=$("$B/clpar-train" "$@" --dp 1 --devices 0 --quiet --log "$LOG")
     one+=("$(rate "$out")")
     sone+=("$(step_rate "$LOG")")
-    out=$(mpi -np 2 "$B/clpar-train" "$@" --dp 2 --devices 0 --quiet --log "$LOG")
+    out=$(mpi -np 2 "$B/clpar-train" "$@" --dp 2 "${TWO[@]}" --devices 0 --quiet --log "$LOG")
     two+=("$(rate "$out")")
     stwo+=("$(step_rate "$LOG")")
   done
@@ -48,6 +50,12 @@ bench() {
 
 if [ "$WHAT" = mlp ] || [ "$WHAT" = all ]; then
   bench "MLP 784,512,512,10 batch 256" --model 784,512,512,10 --batch 256 --steps "$STEPS"
+fi
+if [ "$WHAT" = mlp-zero ] || [ "$WHAT" = all ]; then
+  TWO=(--zero 1)
+  bench "MLP 784,512,512,10 batch 256, dp 2 with --zero 1" --model 784,512,512,10 --batch 256 \
+    --steps "$STEPS"
+  TWO=()
 fi
 if [ "$WHAT" = gpt ] || [ "$WHAT" = all ]; then
   f=/usr/share/games/fortunes/fortunes

@@ -23,6 +23,9 @@ train="$B/clpar-train"
 syn=(--data synthetic --steps 2 --quiet)
 expect_error "no device 99" "$train" "${syn[@]}" --devices 99
 expect_error "empty device spec" "$train" "${syn[@]}" --devices ""
+expect_error "--batch 0 is out of range" "$B/clpar-devices" --tune --batch 16,0
+expect_error "at most 8 batch sizes" "$B/clpar-devices" --tune --batch 1,2,3,4,5,6,7,8,9
+expect_error "--batch expects an integer, got 'x'" "$B/clpar-devices" --tune --batch 16,x
 expect_error "device spec '0,,1'" "$train" "${syn[@]}" --devices "0,,1"
 expect_error "selects no device" "$train" "${syn[@]}" --devices gpu
 expect_error "model size list" "$train" "${syn[@]}" --model "10,,5"

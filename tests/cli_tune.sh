@@ -60,5 +60,9 @@ XDG_CACHE_HOME="$T/tuned" "$B/clpar-devices" --tune --devices 0 --batch 2 --cand
 check "tune takes a GPT" grep -q "gpt:layers=1,heads=2,embd=8,ctx=4 at batch 2 (15 products)" \
   "$T/tune_gpt.txt"
 check "a second tuning appends its line" test "$(wc -l <"$T/tuned/clpar/gemm.tsv")" -eq 2
+# several batches at once: each batch's products, a shape once
+XDG_CACHE_HOME="$T/tuned" "$B/clpar-devices" --tune --devices 0 --batch 2,4,2 --candidates 1 \
+  --model 10,24,16,5 >"$T/tune_two.txt" 2>&1
+check "tune takes several batches" grep -q "10,24,16,5 at batch 2,4,2 (16 products)" "$T/tune_two.txt"
 
 finish

@@ -275,15 +275,18 @@ Test(gemm, routes_run_their_kernels) {
     clpar_device_release(d, mp);
     clpar_device_release(d, mx);
     clpar_device_release(d, my);
-    /* a fifth parameter set of clpar's kernels is refused, naming the limit */
-    clpar_gemm_tuning many = {configs[0],
-                              4,
-                              {{{0, 1, 1, 1, 1}, configs[1]},
-                               {{0, 1, 2, 1, 1}, configs[2]},
-                               {{0, 1, 3, 1, 1}, configs[3]},
-                               {{0, 1, 4, 1, 1}, configs[4]}}};
+    /* one parameter set of clpar's kernels past the limit is refused, naming it */
+    clpar_gemm_tuning many;
+    memset(&many, 0, sizeof many);
+    many.base = configs[0];
+    many.nroutes = CLPAR_GEMM_MAX_KERNELS;
+    for (int i = 0; i < CLPAR_GEMM_MAX_KERNELS; i++)
+        many.routes[i] = (clpar_gemm_route){
+            {0, 1, (size_t)i + 1, 1, 1}, {CLPAR_GEMM_CLPAR, {(size_t)i + 1, 1, 1, 1, 4, 1, 0, 0}}};
     cr_expect_eq(clpar_gemm_apply_tuning(d, &many, false), CLPAR_EINVAL);
-    cr_expect(strstr(clpar_last_error(), "more than 4 parameter sets"), "%s", clpar_last_error());
+    char limit[64];
+    snprintf(limit, sizeof limit, "more than %d parameter sets", CLPAR_GEMM_MAX_KERNELS);
+    cr_expect(strstr(clpar_last_error(), limit), "%s", clpar_last_error());
 }
 
 /* The round-trip counters: a fused layer forward is one launch on clpar's kernels and two

@@ -435,7 +435,7 @@ Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
 
 /* A tuning's cache line: the base, then its routes; written lines parse back to the same
  * tuning, a line from before routes is a tuning without any, and a route that breaks a limit
- * (clpar's kernels on TT, five parameter sets, an empty or unknown shape) refuses the line. */
+ * (clpar's kernels on TT, too many parameter sets, an empty or unknown shape) refuses the line. */
 Test(gemm_cache, tunings_round_trip_and_limits_hold) {
     const char *good =
         "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 | NT 1024x768x256 clpar MT=3 NT=4 MX=4 "
@@ -463,16 +463,14 @@ Test(gemm_cache, tunings_round_trip_and_limits_hold) {
                                       "VWMD=2 VWND=2 PADA=1 PADB=1",
                                       &t));
     cr_expect_eq(t.nroutes, 0);
-    const char *route_of_set[4] = {"MT=1", "MT=2", "MT=3", "MT=5"};
-    char many[2048] = "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0";
-    for (int i = 0; i < 4; i++) {
+    char many[4096] = "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0";
+    for (int i = 0; i < CLPAR_GEMM_MAX_KERNELS; i++) {
         cr_expect(clpar_gemm_tuning_parse(many, &t), "%d parameter sets fit", i + 1);
         size_t used = strlen(many);
         snprintf(many + used, sizeof many - used,
-                 " | NT %dx8x8 clpar %s NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0", i + 1,
-                 route_of_set[i]);
+                 " | NT %dx8x8 clpar MT=%d NT=1 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0", i + 1, i + 1);
     }
-    cr_expect(!clpar_gemm_tuning_parse(many, &t), "five parameter sets of clpar's kernels");
+    cr_expect(!clpar_gemm_tuning_parse(many, &t), "a parameter set past the limit");
     char routes[8192] = "auto";
     for (int i = 0; i < CLPAR_GEMM_MAX_ROUTES + 1; i++) {
         cr_expect_eq(clpar_gemm_tuning_parse(routes, &t), 1, "%d routes fit", i);
@@ -506,58 +504,53 @@ static int same(const clpar_gemm_config *a, const clpar_gemm_config *b) {
  * under clpar's kernels, only when that is 5% faster; at most CLPAR_GEMM_MAX_KERNELS sets,
  * keeping those that save most; a failed candidate is never chosen. */
 Test(gemm_tune, the_choice_follows_the_times) {
+    enum { K = CLPAR_GEMM_MAX_KERNELS, NC = 4 + K, NS = 2 + K };
     clpar_gemm_config fb = {CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
-    clpar_gemm_config cand[8] = {{CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}},
-                                 {CLPAR_GEMM_AUTO, {0}},
-                                 fb,
-                                 {CLPAR_GEMM_CLPAR, {1, 4, 6, 2, 8, 8, 0, 0}},
-                                 {CLPAR_GEMM_CLPAR, {2, 4, 6, 2, 8, 8, 0, 0}},
-                                 {CLPAR_GEMM_CLPAR, {3, 4, 6, 2, 8, 8, 0, 0}},
-                                 {CLPAR_GEMM_CLPAR, {5, 4, 6, 2, 8, 8, 0, 0}},
-                                 {CLPAR_GEMM_CLPAR, {6, 4, 6, 2, 8, 8, 0, 0}}};
-    enum { NS = 6 };
+    /* 0: the base; 1: CLBlast's choice; 2: CLBlast under clpar's; 3 .. 3 + K - 1: K sets of
+     * clpar's, set 3 + j faster on shape 2 + j only; NC - 1: one that fails */
+    clpar_gemm_config cand[NC] = {
+        {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}}, {CLPAR_GEMM_AUTO, {0}}, fb};
+    for (int j = 0; j < K + 1; j++)
+        cand[3 + j] = (clpar_gemm_config){CLPAR_GEMM_CLPAR, {(size_t)j + 1, 1, 6, 2, 8, 8, 0, 0}};
     clpar_gemm_shape s[NS];
     for (int i = 0; i < NS; i++)
         s[i] = (clpar_gemm_shape){CLPAR_NO_TRANS, i % 2 ? CLPAR_TRANS : CLPAR_NO_TRANS,
                                   (size_t)(i + 1) * 8, 16, 32};
-    double t[8][NS];
-    for (int c = 0; c < 8; c++)
+    double t[NC][NS];
+    for (int c = 0; c < NC; c++)
         for (int i = 0; i < NS; i++)
-            t[c][i] = 10.0; /* everything 10 but what follows */
-    for (int i = 0; i < NS; i++)
-        t[0][i] = 5.0; /* the base, 30 in all */
-    t[1][0] = 1.0;     /* CLBlast's own choice: fastest once, but 51 in all */
-    t[2][1] = 3.0;     /* CLBlast under clpar's kernels: 40% faster on shape 1 */
-    t[3][2] = 4.0;     /* sets 3..6 each faster on one shape, saving 1, 1.5, 2, 2.5 */
-    t[4][3] = 3.5;
-    t[5][4] = 3.0;
-    t[6][5] = 2.5;
-    t[7][5] = INFINITY; /* failed on one shape: never taken */
-    t[7][0] = 4.9;      /* 2% faster: not worth a route */
+            t[c][i] = c == 0 ? 5.0 : 10.0; /* the base 5 everywhere, the others 10 */
+    t[1][0] = 1.0;                         /* CLBlast's own choice: fastest once, but not in all */
+    t[2][1] = 3.0; /* CLBlast under clpar's kernels: 40% faster on shape 1 */
+    for (int j = 0; j < K; j++)
+        t[3 + j][2 + j] = 4.0 - 0.1 * j; /* set 3 saves least */
+    t[NC - 1][0] = 4.9;                  /* 2% faster: not worth a route */
+    t[NC - 1][1] = INFINITY;             /* and it failed on another shape */
     clpar_gemm_tuning out;
-    int b = clpar_gemm_choose(cand, 8, &fb, s, NS, &t[0][0], &out);
+    int b = clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out);
     cr_assert_eq(b, 0);
     cr_expect(same(&out.base, &cand[0]));
-    /* routes: shape 1 to CLBlast, 3, 4, 5 to sets 4, 5, 6 (set 3 saves least: dropped) */
-    cr_assert_eq(out.nroutes, 4);
-    const int shape_of[4] = {1, 3, 4, 5}, cand_of[4] = {2, 4, 5, 6};
-    for (int r = 0; r < 4; r++) {
-        cr_expect(!memcmp(&out.routes[r].shape, &s[shape_of[r]], sizeof s[0]), "route %d", r);
-        cr_expect(same(&out.routes[r].config, &cand[cand_of[r]]), "route %d", r);
+    /* shape 1 to CLBlast; shapes 3 .. to sets 4 ..: K - 1 sets beside the base, set 3 (the
+     * least saving) dropped, its shape 2 left on the base */
+    cr_assert_eq(out.nroutes, K);
+    cr_expect(!memcmp(&out.routes[0].shape, &s[1], sizeof s[0]));
+    cr_expect(same(&out.routes[0].config, &fb));
+    for (int r = 1; r < K; r++) {
+        cr_expect(!memcmp(&out.routes[r].shape, &s[2 + r], sizeof s[0]), "route %d", r);
+        cr_expect(same(&out.routes[r].config, &cand[3 + r]), "route %d", r);
     }
-    /* the same with four sets of clpar's kernels allowed beside a CLBlast base: the base is
-     * CLBlast's own choice once it is fastest in all, and CLBlast is no route then */
+    /* CLBlast's own choice as the base once it is fastest in all: CLBlast is no route then,
+     * and all K sets of clpar's kernels fit beside it */
     for (int i = 1; i < NS; i++)
-        t[1][i] = 4.6; /* 24 in all */
-    b = clpar_gemm_choose(cand, 8, &fb, s, NS, &t[0][0], &out);
+        t[1][i] = 4.6;
+    b = clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out);
     cr_assert_eq(b, 1);
     cr_expect_eq(out.base.path, CLPAR_GEMM_AUTO);
+    cr_expect_eq(out.nroutes, K, "each set on its shape (4.0 - 0.1 j beats 4.6 by 5%%)");
     for (int r = 0; r < out.nroutes; r++)
         cr_expect_eq(out.routes[r].config.path, CLPAR_GEMM_CLPAR, "route %d", r);
-    /* shapes 2 to 5 beat 4.6 by 5%: sets 3 to 6, four in all */
-    cr_expect_eq(out.nroutes, 4);
     /* nothing measured: no choice */
-    for (int c = 0; c < 8; c++)
+    for (int c = 0; c < NC; c++)
         t[c][2] = INFINITY;
-    cr_expect_eq(clpar_gemm_choose(cand, 8, &fb, s, NS, &t[0][0], &out), -1);
+    cr_expect_eq(clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out), -1);
 }

@@ -18,7 +18,7 @@ static clpar_world *world;
 static void usage(void) {
     printf("usage: clpar-devices [--json] [--bench [--model SIZES --batch B]] [--devices SPEC] "
            "[--size N]\n"
-           "       clpar-devices --tune [--model MODEL] [--batch B] [--devices SPEC] "
+           "       clpar-devices --tune [--model MODEL] [--batch B[,B...]] [--devices SPEC] "
            "[--candidates N]\n"
            "       clpar-devices --plan --model MODEL --batch B [--devices SPEC] [--remeasure] "
            "[--json]\n"
@@ -46,7 +46,9 @@ static void usage(void) {
            "                  or a GPT, as for --plan) at --batch (default 784,256,128,10 at\n"
            "                  128), and the products another runs faster still, checked\n"
            "                  against the host; later runs use them ($XDG_CACHE_HOME or\n"
-           "                  ~/.cache, clpar/gemm.tsv; routes of other shapes are kept)\n"
+           "                  ~/.cache, clpar/gemm.tsv; routes of other shapes are kept);\n"
+           "                  several batches (128,256: the rows of dp 2 and of one device)\n"
+           "                  are tuned together\n"
            "  --candidates N  configurations --tune tries (default 32)\n"
            "Several PoCL devices on one CPU: POCL_DEVICES=\"pthread pthread\" "
            "POCL_MAX_PTHREAD_COUNT=1\n");
@@ -173,14 +175,23 @@ static void shape_text(const clpar_gemm_shape *s, char *buf, size_t n) {
 /* --tune: per device, the GEMM configuration that runs the model's products fastest, and the
  * shapes that another runs faster still, checked against the host and kept in the cache that
  * every later run applies. */
-static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, long batch,
-                int candidates) {
+static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, const long *batches,
+                int nbatches, const char *batch, int candidates) {
     clpar_model_spec spec;
     clpar_status st = clpar_model_parse(model, &spec);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    clpar_gemm_shape s[64];
-    int ns = clpar_model_gemm_shapes(&spec, (size_t)batch, s, 64);
-    if (ns > 64) ns = 64;
+    enum { MAXS = 3 * CLPAR_MAX_LAYERS + 3 }; /* an MLP's three per layer, or a GPT's */
+    clpar_gemm_shape s[MAXS], one[MAXS];
+    int ns = 0;
+    for (int b = 0; b < nbatches; b++) { /* every batch's products, each shape once */
+        int k = clpar_model_gemm_shapes(&spec, (size_t)batches[b], one, MAXS);
+        for (int i = 0; i < k && i < MAXS; i++) {
+            int known = 0;
+            for (int j = 0; j < ns && !known; j++)
+                known = !memcmp(&s[j], &one[i], sizeof one[i]);
+            if (!known && ns < MAXS) s[ns++] = one[i];
+        }
+    }
     for (int i = 0; i < n; i++) {
         clpar_device *d;
         st = clpar_device_init(rt, idx[i], &d);
@@ -193,7 +204,7 @@ static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, lon
             fprintf(stderr, "%s: error: out of memory\n", prog);
             return 1;
         }
-        printf("device %d (%s): %d GEMM configurations on %s at batch %ld (%d products)\n", idx[i],
+        printf("device %d (%s): %d GEMM configurations on %s at batch %s (%d products)\n", idx[i],
                clpar_device_get_info(d)->name, nc, model, batch, ns);
         for (int c = 0; c < nc; c++) {
             char text[512];
@@ -286,7 +297,9 @@ static int session(int argc, char **argv) {
     int json = 0, bench = 0, do_plan = 0, remeasure = 0, do_tune = 0;
     long candidates = 32;
     const char *model = NULL;
-    long batch = 0, top = 5;
+    long batch = 0, top = 5, batches[8] = {128};
+    int nbatches = 1;
+    const char *batch_text = NULL;
     const char *spec = "all";
     long size = 1024;
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
@@ -331,7 +344,7 @@ static int session(int argc, char **argv) {
             model = optarg;
             break;
         case 'B':
-            if (cli_long(prog, "--batch", optarg, 1, 1L << 24, &batch)) return 2;
+            batch_text = optarg; /* --tune takes a list: parsed below */
             break;
         case 't':
             if (cli_long(prog, "--top", optarg, 1, 256, &top)) return 2;
@@ -347,6 +360,23 @@ static int session(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    if (batch_text && do_tune) { /* "128" or "128,256": the rows each run's replicas see */
+        char one[32];
+        const char *p = batch_text;
+        for (nbatches = 0;; nbatches++) {
+            size_t len = strcspn(p, ",");
+            if (nbatches == 8 || len >= sizeof one)
+                return cli_usage_error(prog, "--batch %s: at most 8 batch sizes", batch_text);
+            memcpy(one, p, len);
+            one[len] = 0;
+            if (cli_long(prog, "--batch", one, 1, 1L << 24, &batches[nbatches])) return 2;
+            if (!p[len]) break;
+            p += len + 1;
+        }
+        nbatches++;
+    } else if (batch_text && cli_long(prog, "--batch", batch_text, 1, 1L << 24, &batch)) {
+        return 2;
+    }
     if (do_plan && (!model || !batch))
         return cli_usage_error(prog, "--plan needs --model MODEL and --batch B");
     clpar_runtime *rt;
@@ -359,8 +389,8 @@ static int session(int argc, char **argv) {
         return cli_fail(prog, st);
     }
     if (do_tune) {
-        int rc = tune(rt, idx, n, model ? model : "784,256,128,10", batch ? batch : 128,
-                      (int)candidates);
+        int rc = tune(rt, idx, n, model ? model : "784,256,128,10", batches, nbatches,
+                      batch_text ? batch_text : "128", (int)candidates);
         clpar_runtime_free(rt);
         return rc;
     }

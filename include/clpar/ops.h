@@ -195,7 +195,7 @@ typedef struct {
     clpar_gemm_config config;
 } clpar_gemm_route;
 #define CLPAR_GEMM_MAX_ROUTES 32
-#define CLPAR_GEMM_MAX_KERNELS 4 /* parameter sets of clpar's kernels on one device */
+#define CLPAR_GEMM_MAX_KERNELS 8 /* parameter sets of clpar's kernels on one device */
 /* A device's whole GEMM choice: its configuration, and the shapes that run otherwise (at
  * most CLPAR_GEMM_MAX_KERNELS parameter sets of clpar's kernels among them and the
  * configuration). */

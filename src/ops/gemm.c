@@ -112,9 +112,9 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * cover (both operands transposed), runs its direct kernel at every size with 32x32 tiles,
  * 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its defaults on PoCL. A
  * configuration tuned for the device (`clpar-devices --tune`, ops/gemm_tune.c), with the
- * shapes it routes to other kernels (clpar_gemm_set_of), takes precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct, indirect or auto (CLBlast's
- * own choice and parameters) over both. Must run before CLBlast first compiles for the
- * device. */
+ * shapes it routes to other kernels (clpar_gemm_set_of), takes precedence; CLPAR_GEMM_PATH=clpar
+ * (default parameters), direct, indirect or auto (CLBlast's own choice and parameters) over both.
+ * Must run before CLBlast first compiles for the device. */
 static const clpar_gemm_config clpar_kernels_default = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
 
 void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
