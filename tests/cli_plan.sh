@@ -12,6 +12,10 @@ check "plan gives command lines" grep -q "clpar-train --model 10,16,16,5 --batch
 check "measurements are cached" test -s "$T/cache/clpar/measurements.tsv"
 "$B/clpar-devices" --plan --model 10,16,16,5 --batch 64 >"$T/again.txt" 2>&1
 check "the second plan uses the cache" grep -q "(cached)" "$T/again.txt"
+"$B/clpar-devices" --tune --devices 0 --model 10,16,16,5 --batch 64 --candidates 1 >/dev/null 2>&1
+"$B/clpar-devices" --plan --model 10,16,16,5 --batch 64 --devices 0 >"$T/retuned.txt" 2>&1
+check "a new GEMM tuning makes the plan measure again" \
+  sh -c 'grep -q "measuring device 0" "$1" && ! grep -q "(cached)" "$1"' _ "$T/retuned.txt"
 "$B/clpar-devices" --plan --model 10,16,16,5 --batch 64 --json >"$T/plan.json"
 check "plan --json is JSON with plans" python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['plans'] and d['plans'][0]['step_ms'] > 0" "$T/plan.json"
 "$B/clpar-devices" --plan --batch 64 2>"$T/err" >/dev/null
