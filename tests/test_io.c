@@ -471,6 +471,19 @@ Test(gemm_cache, tunings_round_trip_and_limits_hold) {
                  " | NT %dx8x8 clpar MT=%d NT=1 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0", i + 1, i + 1);
     }
     cr_expect(!clpar_gemm_tuning_parse(many, &t), "a parameter set past the limit");
+    /* the same limit on a tuning built in memory: a set past it, then that route sharing a set */
+    clpar_gemm_tuning built;
+    memset(&built, 0, sizeof built);
+    built.base = (clpar_gemm_config){CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
+    for (int i = 0; i < CLPAR_GEMM_MAX_KERNELS; i++) {
+        cr_expect(clpar_gemm_tuning_fits(&built), "%d parameter sets fit", i + 1);
+        built.routes[built.nroutes++] =
+            (clpar_gemm_route){{CLPAR_NO_TRANS, CLPAR_TRANS, (size_t)i + 1, 8, 8},
+                               {CLPAR_GEMM_CLPAR, {(size_t)i + 1, 1, 6, 2, 8, 8, 0, 0}}};
+    }
+    cr_expect(!clpar_gemm_tuning_fits(&built), "a parameter set past the limit");
+    built.routes[built.nroutes - 1].config = built.routes[0].config;
+    cr_expect(clpar_gemm_tuning_fits(&built), "two routes to one set count once");
     char routes[8192] = "auto";
     for (int i = 0; i < CLPAR_GEMM_MAX_ROUTES + 1; i++) {
         cr_expect_eq(clpar_gemm_tuning_parse(routes, &t), 1, "%d routes fit", i);
@@ -527,7 +540,8 @@ Test(gemm_tune, the_choice_follows_the_times) {
     t[NC - 1][0] = 4.9;                  /* 2% faster: not worth a route */
     t[NC - 1][1] = INFINITY;             /* and it failed on another shape */
     clpar_gemm_tuning out;
-    int b = clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out);
+    int picks[NS];
+    int b = clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out, picks);
     cr_assert_eq(b, 0);
     cr_expect(same(&out.base, &cand[0]));
     /* shape 1 to CLBlast; shapes 3 .. to sets 4 ..: K - 1 sets beside the base, set 3 (the
@@ -539,11 +553,17 @@ Test(gemm_tune, the_choice_follows_the_times) {
         cr_expect(!memcmp(&out.routes[r].shape, &s[2 + r], sizeof s[0]), "route %d", r);
         cr_expect(same(&out.routes[r].config, &cand[3 + r]), "route %d", r);
     }
+    /* each shape's candidate, as the routes say */
+    int want[NS] = {0, 2, 0};
+    for (int i = 3; i < NS; i++)
+        want[i] = i + 1;
+    for (int i = 0; i < NS; i++)
+        cr_expect_eq(picks[i], want[i], "shape %d", i);
     /* CLBlast's own choice as the base once it is fastest in all: CLBlast is no route then,
      * and all K sets of clpar's kernels fit beside it */
     for (int i = 1; i < NS; i++)
         t[1][i] = 4.6;
-    b = clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out);
+    b = clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out, NULL);
     cr_assert_eq(b, 1);
     cr_expect_eq(out.base.path, CLPAR_GEMM_AUTO);
     cr_expect_eq(out.nroutes, K, "each set on its shape (4.0 - 0.1 j beats 4.6 by 5%%)");
@@ -552,5 +572,5 @@ Test(gemm_tune, the_choice_follows_the_times) {
     /* nothing measured: no choice */
     for (int c = 0; c < NC; c++)
         t[c][2] = INFINITY;
-    cr_expect_eq(clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out), -1);
+    cr_expect_eq(clpar_gemm_choose(cand, NC, &fb, s, NS, &t[0][0], &out, picks), -1);
 }

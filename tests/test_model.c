@@ -351,20 +351,25 @@ Test(model, gemm_shapes_are_the_layers_products) {
                                      {0, 1, 128, 10, 256},
                                      {0, 0, 128, 256, 10},
                                      {1, 0, 10, 256, 128}};
-    cr_assert_eq(clpar_model_gemm_shapes(&m, 128, s, 32), 5);
+    cr_assert_eq(clpar_model_gemm_shapes(&m, 128, s, 0, 32), 5);
     cr_expect(!memcmp(s, mlp, sizeof mlp));
+    /* another batch's products after them, and a batch again adds nothing */
+    cr_assert_eq(clpar_model_gemm_shapes(&m, 64, s, 5, 32), 10);
+    cr_expect(!memcmp(s, mlp, sizeof mlp), "the first batch's stay");
+    cr_expect(s[5].m == 64 && s[5].n == 256 && s[5].k == 784);
+    cr_expect_eq(clpar_model_gemm_shapes(&m, 128, s, 10, 32), 10);
     T_OK(clpar_model_parse("gpt:layers=2,heads=2,embd=8,ctx=4", &m));
     /* 12 rows (3 sequences of 4); c_attn, attn.c_proj, c_fc, mlp.c_proj, the head (vocab 256) */
     const size_t lin[5][2] = {{8, 24}, {8, 8}, {8, 32}, {32, 8}, {8, 256}};
-    cr_assert_eq(clpar_model_gemm_shapes(&m, 3, s, 32), 15);
+    cr_assert_eq(clpar_model_gemm_shapes(&m, 3, s, 0, 32), 15);
     for (int l = 0; l < 5; l++) {
         size_t in = lin[l][0], out = lin[l][1];
         const clpar_gemm_shape want[3] = {
             {0, 1, 12, out, in}, {0, 0, 12, in, out}, {1, 0, out, in, 12}};
         cr_expect(!memcmp(&s[3 * l], want, sizeof want), "linear %d", l);
     }
-    cr_expect_eq(clpar_model_gemm_shapes(&m, 3, s, 2), 15, "the count, past cap");
+    cr_expect_eq(clpar_model_gemm_shapes(&m, 3, s, 0, 2), 15, "the count, past cap");
     /* equal shapes count once: embd 256 makes attn.c_proj's and the head's the same */
     T_OK(clpar_model_parse("gpt:layers=1,heads=4,embd=256,ctx=128", &m));
-    cr_expect_eq(clpar_model_gemm_shapes(&m, 8, s, 32), 12);
+    cr_expect_eq(clpar_model_gemm_shapes(&m, 8, s, 0, 32), 12);
 }

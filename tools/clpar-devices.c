@@ -160,10 +160,7 @@ static void keep_routes(const clpar_gemm_tuning *old, const clpar_gemm_shape *s,
             measured = !memcmp(&s[j], &old->routes[i].shape, sizeof s[j]);
         if (measured) continue;
         t->routes[t->nroutes++] = old->routes[i];
-        char text[8192];
-        clpar_gemm_tuning check;
-        clpar_gemm_tuning_format(t, text, sizeof text);
-        if (!clpar_gemm_tuning_parse(text, &check)) t->nroutes--; /* one kernel set too many */
+        if (!clpar_gemm_tuning_fits(t)) t->nroutes--; /* one kernel set too many */
     }
 }
 
@@ -181,17 +178,11 @@ static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, con
     clpar_status st = clpar_model_parse(model, &spec);
     if (st != CLPAR_OK) return cli_fail(prog, st);
     enum { MAXS = 3 * CLPAR_MAX_LAYERS + 3 }; /* an MLP's three per layer, or a GPT's */
-    clpar_gemm_shape s[MAXS], one[MAXS];
+    clpar_gemm_shape s[MAXS];
     int ns = 0;
-    for (int b = 0; b < nbatches; b++) { /* every batch's products, each shape once */
-        int k = clpar_model_gemm_shapes(&spec, (size_t)batches[b], one, MAXS);
-        for (int i = 0; i < k && i < MAXS; i++) {
-            int known = 0;
-            for (int j = 0; j < ns && !known; j++)
-                known = !memcmp(&s[j], &one[i], sizeof one[i]);
-            if (!known && ns < MAXS) s[ns++] = one[i];
-        }
-    }
+    for (int b = 0; b < nbatches; b++) /* every batch's products, each shape once */
+        ns = clpar_model_gemm_shapes(&spec, (size_t)batches[b], s, ns, MAXS);
+    if (ns > MAXS) ns = MAXS;
     for (int i = 0; i < n; i++) {
         clpar_device *d;
         st = clpar_device_init(rt, idx[i], &d);
@@ -223,28 +214,17 @@ static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, con
         }
         clpar_gemm_tuning best, old;
         clpar_gemm_fallback(d, &fallback);
-        int b = clpar_gemm_choose(cand, nc, &fallback, s, ns, times, &best);
+        int picks[MAXS];
+        int b = clpar_gemm_choose(cand, nc, &fallback, s, ns, times, &best, picks);
         double first_t = 0, base_t = 0, routed_t = 0;
         for (int j = 0; j < ns && b >= 0; j++) {
             first_t += times[j];
             base_t += times[(size_t)b * ns + j];
-            double t = times[(size_t)b * ns + j];
-            for (int r = 0; r < best.nroutes; r++) {
-                /* the candidate that measured the route's kernel (CLBlast: the fallback's) */
-                const clpar_gemm_config *rc = best.routes[r].config.path == CLPAR_GEMM_CLPAR
-                                                  ? &best.routes[r].config
-                                                  : &fallback;
-                if (!memcmp(&best.routes[r].shape, &s[j], sizeof s[j]))
-                    for (int c = 0; c < nc; c++)
-                        if (cand[c].path == rc->path &&
-                            !memcmp(cand[c].v, rc->v, sizeof cand[c].v) &&
-                            times[(size_t)c * ns + j] < t)
-                            t = times[(size_t)c * ns + j];
-            }
-            routed_t += t;
+            routed_t += times[(size_t)picks[j] * ns + j];
         }
+        const clpar_device_info *info = clpar_device_get_info(d);
         if (b >= 0) {
-            int had = clpar_gemm_cache_lookup(d, &old);
+            int had = clpar_gemm_cache_lookup(rt, info, &old);
             int measured = best.nroutes;
             if (had) keep_routes(&old, s, ns, &best);
             char text[512];
@@ -266,7 +246,7 @@ static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, con
             if (best.nroutes > measured)
                 printf("device %d: %d route%s of an earlier tuning kept (other shapes)\n", idx[i],
                        best.nroutes - measured, best.nroutes - measured == 1 ? "" : "s");
-            st = clpar_gemm_cache_store(d, &best);
+            st = clpar_gemm_cache_store(rt, info, &best);
         }
         free(times);
         clpar_device_free(d);

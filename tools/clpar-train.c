@@ -554,9 +554,8 @@ static void print_gemm_report(clpar_runtime *rt, clpar_mesh *mesh, size_t batch,
         peak = 0;
     /* the kernels: the device's configuration, and any product a tuning routes elsewhere */
     clpar_gemm_config base = {CLPAR_GEMM_AUTO, {0}}, route;
-    clpar_gemm_shape probe = {CLPAR_NO_TRANS, CLPAR_TRANS, 0, 0, 0}; /* no layer's: the base */
     char text[512] = "?";
-    if (d && clpar_gemm_route_of(d, &probe, &base) == CLPAR_OK)
+    if (d && clpar_gemm_route_of(d, NULL, &base) == CLPAR_OK)
         clpar_gemm_config_format(&base, text, sizeof text);
     printf("GEMMs per step, from the trace (%.0f steps; device %d's peak %.1f GFLOP/s; "
            "kernels: %s):\n",

@@ -150,9 +150,10 @@ CLPAR_API size_t clpar_model_boundary_width(const clpar_model_spec *m, int i);
 /* The distinct GEMM products of one device's training step at batch rows (sequences for a
  * GPT, vocab 256 when not given), as the layers call clpar_op_gemm: each linear layer's
  * forward x W^T (NT), input gradient dy W (NN; not an MLP's first layer) and weight gradient
- * dy^T x (TN), a GPT's head likewise. Writes up to cap; returns how many there are. */
+ * dy^T x (TN), a GPT's head likewise. Adds them to the n in out that are not already there
+ * (several batches' products into one list), writing up to cap; returns how many there are. */
 CLPAR_API int clpar_model_gemm_shapes(const clpar_model_spec *m, size_t batch,
-                                      clpar_gemm_shape *out, int cap);
+                                      clpar_gemm_shape *out, int n, int cap);
 /* "784,256,10" or "gpt:layers=L,heads=H,embd=C,ctx=T,vocab=V", and back (a GPT's vocab may
  * be left out, to come from the data; gpt.vocab is then 0). */
 CLPAR_API void clpar_model_format(const clpar_model_spec *m, char *buf, size_t n);

@@ -229,7 +229,8 @@ CLPAR_API clpar_status clpar_gemm_apply_tuning(clpar_device *d, const clpar_gemm
                                                bool recompile);
 /* What runs products of shape s on d (choosing d's configuration first if no GEMM has
  * yet): clpar's kernels (path CLPAR_GEMM_CLPAR, with their parameters) or CLBlast (*c = d's
- * CLBlast configuration; path AUTO when CLBlast's own choice). */
+ * CLBlast configuration; path AUTO when CLBlast's own choice). s NULL: d's configuration,
+ * what runs every product no route names. */
 CLPAR_API clpar_status clpar_gemm_route_of(clpar_device *d, const clpar_gemm_shape *s,
                                            clpar_gemm_config *c);
 /* Checks the transpose pairs layers use (NN, TN, NT) against a double-precision host
@@ -243,10 +244,11 @@ CLPAR_API clpar_status clpar_gemm_time(clpar_device *d, const clpar_gemm_shape *
  * another candidate runs it at least 5% faster than the base does: one of clpar's parameter
  * sets (the ones saving the most, up to CLPAR_GEMM_MAX_KERNELS with the base's), or CLBlast
  * when the base is clpar's and fallback (clpar_gemm_fallback) is among the candidates.
- * Returns the base's index, -1 when every candidate failed. */
+ * Returns the base's index, -1 when every candidate failed; picks (ns entries, or NULL)
+ * gets the candidate that runs each shape under that choice. */
 CLPAR_API int clpar_gemm_choose(const clpar_gemm_config *cand, int nc,
                                 const clpar_gemm_config *fallback, const clpar_gemm_shape *s,
-                                int ns, const double *times, clpar_gemm_tuning *out);
+                                int ns, const double *times, clpar_gemm_tuning *out, int *picks);
 /* "direct WGD=32 MDIMCD=4 ..." and back (0 when s is not such a line). */
 CLPAR_API void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n);
 CLPAR_API int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c);
@@ -255,10 +257,15 @@ CLPAR_API int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c);
  * or breaks the limits of clpar_gemm_tuning). */
 CLPAR_API void clpar_gemm_tuning_format(const clpar_gemm_tuning *t, char *buf, size_t n);
 CLPAR_API int clpar_gemm_tuning_parse(const char *s, clpar_gemm_tuning *t);
-/* The tuning of d's platform, name and driver in $XDG_CACHE_HOME (or ~/.cache)
+/* 1 when t keeps the limits above: routes, and parameter sets of clpar's kernels. */
+CLPAR_API int clpar_gemm_tuning_fits(const clpar_gemm_tuning *t);
+/* The tuning of a device's platform, name and driver (its info) in $XDG_CACHE_HOME (or ~/.cache)
  * /clpar/gemm.tsv: look up (1 when found; the last entry wins) and add. */
-CLPAR_API int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_tuning *t);
-CLPAR_API clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_tuning *t);
+CLPAR_API int clpar_gemm_cache_lookup(const clpar_runtime *rt, const clpar_device_info *info,
+                                      clpar_gemm_tuning *t);
+CLPAR_API clpar_status clpar_gemm_cache_store(const clpar_runtime *rt,
+                                              const clpar_device_info *info,
+                                              const clpar_gemm_tuning *t);
 
 /* Compiles and runs every kernel (clpar's and CLBlast's GEMMs) once on d, one device at a
  * time across the process (later calls return at once). CLBlast is not safe when two

@@ -109,9 +109,8 @@ static void add_linear(clpar_gemm_shape *out, int cap, int *n, size_t rows, size
     }
 }
 
-int clpar_model_gemm_shapes(const clpar_model_spec *m, size_t batch, clpar_gemm_shape *out,
+int clpar_model_gemm_shapes(const clpar_model_spec *m, size_t batch, clpar_gemm_shape *out, int n,
                             int cap) {
-    int n = 0;
     if (!clpar_model_is_gpt(m)) {
         for (int l = 0; l < m->mlp.nlayers; l++)
             add_linear(out, cap, &n, batch, m->mlp.sizes[l], m->mlp.sizes[l + 1], l > 0);

@@ -52,7 +52,8 @@ int clpar_gemm_set_of(const clpar_device *d, clpar_transpose ta, clpar_transpose
 
 clpar_status clpar_gemm_route_of(clpar_device *d, const clpar_gemm_shape *s, clpar_gemm_config *c) {
     if (!d->gemm_ready) TRY(gemm_prepare(d));
-    int set = clpar_gemm_set_of(d, s->trans_a, s->trans_b, s->m, s->n, s->k);
+    int set = !s ? (d->gemm.path == CLPAR_GEMM_CLPAR ? 0 : -1)
+                 : clpar_gemm_set_of(d, s->trans_a, s->trans_b, s->m, s->n, s->k);
     if (set >= 0)
         *c = d->gemm_kernels[set].config;
     else if (d->gemm.path == CLPAR_GEMM_CLPAR)
@@ -131,7 +132,7 @@ static clpar_status choose_gemm_path(clpar_device *d) {
     clpar_gemm_config c = {CLPAR_GEMM_AUTO, {0}};
     if (!env || !*env) {
         clpar_gemm_tuning t;
-        if (clpar_gemm_cache_lookup(d, &t)) return clpar_gemm_apply_tuning(d, &t, 0);
+        if (clpar_gemm_cache_lookup(d->rt, d->info, &t)) return clpar_gemm_apply_tuning(d, &t, 0);
         clpar_gemm_default(d, &c);
     } else if (!strcmp(env, "clpar")) {
         c = clpar_kernels_default;

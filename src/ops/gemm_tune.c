@@ -329,7 +329,7 @@ static void pick(const clpar_gemm_config *cand, int nc, int base, int fb, const 
 
 int clpar_gemm_choose(const clpar_gemm_config *cand, int nc, const clpar_gemm_config *fallback,
                       const clpar_gemm_shape *s, int ns, const double *times,
-                      clpar_gemm_tuning *out) {
+                      clpar_gemm_tuning *out, int *picks) {
     int base = -1;
     double least = INFINITY;
     for (int c = 0; c < nc; c++) {
@@ -339,6 +339,8 @@ int clpar_gemm_choose(const clpar_gemm_config *cand, int nc, const clpar_gemm_co
         if (total < least) least = total, base = c;
     }
     if (base < 0) return -1;
+    for (int i = 0; picks && i < ns; i++)
+        picks[i] = base;
     memset(out, 0, sizeof *out);
     out->base = cand[base];
     /* CLBlast as a route: the base's fallback, measured as a candidate of its own */
@@ -375,8 +377,10 @@ int clpar_gemm_choose(const clpar_gemm_config *cand, int nc, const clpar_gemm_co
         int dup = 0;
         for (int r = 0; r < out->nroutes; r++)
             dup |= !memcmp(&out->routes[r].shape, &s[i], sizeof s[i]);
-        if (best[i] != base && !dup)
+        if (best[i] != base && !dup) {
             out->routes[out->nroutes++] = (clpar_gemm_route){s[i], cand[best[i]]};
+            if (picks) picks[i] = best[i];
+        }
     }
     free(dropped), free(best), free(saved);
     return base;
@@ -430,6 +434,23 @@ int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
     return !s[off] && (c->path != CLPAR_GEMM_CLPAR || clpar_values_ok(c->v));
 }
 
+int clpar_gemm_tuning_fits(const clpar_gemm_tuning *t) {
+    if (t->nroutes < 0 || t->nroutes > CLPAR_GEMM_MAX_ROUTES) return 0;
+    clpar_gemm_config sets[CLPAR_GEMM_MAX_KERNELS];
+    int nsets = 0;
+    if (t->base.path == CLPAR_GEMM_CLPAR) sets[nsets++] = t->base;
+    for (int i = 0; i < t->nroutes; i++) {
+        if (t->routes[i].config.path != CLPAR_GEMM_CLPAR) continue;
+        int known = 0;
+        for (int j = 0; j < nsets; j++)
+            known |= same_config(&sets[j], &t->routes[i].config);
+        if (known) continue;
+        if (nsets == CLPAR_GEMM_MAX_KERNELS) return 0;
+        sets[nsets++] = t->routes[i].config;
+    }
+    return 1;
+}
+
 void clpar_gemm_tuning_format(const clpar_gemm_tuning *t, char *buf, size_t n) {
     clpar_gemm_config_format(&t->base, buf, n);
     for (int i = 0; i < t->nroutes; i++) {
@@ -479,25 +500,12 @@ int clpar_gemm_tuning_parse(const char *s, clpar_gemm_tuning *t) {
         if (!bar) break;
         s = bar + 3;
     }
-    /* at most CLPAR_GEMM_MAX_KERNELS parameter sets of clpar's kernels in all */
-    clpar_gemm_config sets[CLPAR_GEMM_MAX_KERNELS];
-    int nsets = 0;
-    if (t->base.path == CLPAR_GEMM_CLPAR) sets[nsets++] = t->base;
-    for (int i = 0; i < t->nroutes; i++) {
-        if (t->routes[i].config.path != CLPAR_GEMM_CLPAR) continue;
-        int known = 0;
-        for (int j = 0; j < nsets; j++)
-            known |= same_config(&sets[j], &t->routes[i].config);
-        if (known) continue;
-        if (nsets == CLPAR_GEMM_MAX_KERNELS) return 0;
-        sets[nsets++] = t->routes[i].config;
-    }
-    return 1;
+    return clpar_gemm_tuning_fits(t);
 }
 
 /* The device as the cache names it: platform, device and driver. */
-static void device_key(const clpar_device *d, char *buf, size_t n) {
-    snprintf(buf, n, "%s|%s|%s", d->info->platform_name, d->info->name, d->info->version);
+static void device_key(const clpar_device_info *info, char *buf, size_t n) {
+    snprintf(buf, n, "%s|%s|%s", info->platform_name, info->name, info->version);
     clpar_cache_key_clean(buf);
 }
 
@@ -505,16 +513,18 @@ static int valid_tuning(const char *value, void *user) {
     return clpar_gemm_tuning_parse(value, (clpar_gemm_tuning *)user);
 }
 
-int clpar_gemm_cache_lookup(const clpar_device *d, clpar_gemm_tuning *t) {
+int clpar_gemm_cache_lookup(const clpar_runtime *rt, const clpar_device_info *info,
+                            clpar_gemm_tuning *t) {
     char key[512], value[8192];
-    device_key(d, key, sizeof key);
-    if (!clpar_cache_lookup(d->rt, "gemm.tsv", key, valid_tuning, t, value, sizeof value)) return 0;
+    device_key(info, key, sizeof key);
+    if (!clpar_cache_lookup(rt, "gemm.tsv", key, valid_tuning, t, value, sizeof value)) return 0;
     return clpar_gemm_tuning_parse(value, t);
 }
 
-clpar_status clpar_gemm_cache_store(const clpar_device *d, const clpar_gemm_tuning *t) {
+clpar_status clpar_gemm_cache_store(const clpar_runtime *rt, const clpar_device_info *info,
+                                    const clpar_gemm_tuning *t) {
     char key[512], text[8192];
-    device_key(d, key, sizeof key);
+    device_key(info, key, sizeof key);
     clpar_gemm_tuning_format(t, text, sizeof text);
-    return clpar_cache_append(d->rt, "gemm.tsv", key, text);
+    return clpar_cache_append(rt, "gemm.tsv", key, text);
 }

@@ -21,7 +21,7 @@ static double modules_flops(const clpar_model_spec *s, int first, int count) {
 
 /* One line per device, model and batch: "platform|device|version|sizes|batch|gemm=PATH|
  * tuning=HASH" and "gflops h2d d2h". */
-static void cache_key(const clpar_runtime *rt, clpar_device *d, const clpar_device_info *di,
+static void cache_key(const clpar_runtime *rt, const clpar_device_info *di,
                       const clpar_model_spec *s, size_t batch, char *key, size_t n) {
     char sizes[512];
     clpar_model_format(s, sizes, sizeof sizes);
@@ -31,7 +31,7 @@ static void cache_key(const clpar_runtime *rt, clpar_device *d, const clpar_devi
     const char *gemm = clpar_runtime_get_config(rt)->gemm_path;
     clpar_gemm_tuning t;
     char text[8192] = "none";
-    if (clpar_gemm_cache_lookup(d, &t)) clpar_gemm_tuning_format(&t, text, sizeof text);
+    if (clpar_gemm_cache_lookup(rt, di, &t)) clpar_gemm_tuning_format(&t, text, sizeof text);
     uint64_t h = 1469598103934665603ull;
     for (const char *p = text; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
@@ -147,14 +147,13 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mo
     out->memory = di->global_mem;
     out->host_cores = di->type & CL_DEVICE_TYPE_CPU ? di->compute_units : 0;
     char key[2048];
-    clpar_device *d;
-    TRY(clpar_device_init(rt, device, &d));
-    cache_key(rt, d, di, model, batch, key, sizeof key);
+    cache_key(rt, di, model, batch, key, sizeof key);
     if (!remeasure && cache_lookup(rt, key, out)) {
         out->cached = 1;
-        clpar_device_free(d);
         return CLPAR_OK;
     }
+    clpar_device *d;
+    TRY(clpar_device_init(rt, device, &d));
     clpar_status st = measure(d, model, batch, out);
     clpar_device_free(d);
     TRY(st);
