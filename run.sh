@@ -3,14 +3,15 @@
 #   ./run.sh train [clpar-train options]   trains the default MLP on Fashion-MNIST
 #   ./run.sh test                          runs the whole test suite, then again built with
 #                                          AddressSanitizer and UndefinedBehaviorSanitizer,
-#                                          the MPI tests with MPICH, then each fuzz harness
+#                                          the MPI and srun tests with MPICH, then each fuzz harness
 #                                          briefly
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 libclblast-dev libcriterion-dev zlib1g-dev libcjson-dev dataset-fashion-mnist oclgrind fortunes
-clang libclang-rt-14-dev openmpi-bin libopenmpi-dev mpich libmpich-dev"
+clang libclang-rt-14-dev openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client
+munge"
 
 missing=""
 for p in $PACKAGES; do
@@ -47,6 +48,7 @@ case "$cmd" in
     cmake --build build-mpich -j"$(nproc)" --target clpar-train clpar-devices clpar_fault_shim \
       >/dev/null
     CLPAR_BUILD_DIR="$PWD/build-mpich" CLPAR_SOURCE_DIR="$PWD" bash tests/cli_mpi.sh
+    CLPAR_BUILD_DIR="$PWD/build-mpich" CLPAR_SOURCE_DIR="$PWD" bash tests/cli_srun.sh
     CC=clang cmake -S . -B build-fuzz -DCLPAR_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
     cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_idx fuzz_text fuzz_specs fuzz_cli >/dev/null
     exec fuzz/run.sh build-fuzz "${CLPAR_FUZZ_RUNS:-20000}" ;;

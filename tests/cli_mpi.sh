@@ -37,12 +37,6 @@ mpi() {
   fi
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" timeout 120 "$mpi_launcher" "${args[@]}"
 }
-near() { # near A B: the models in A and B agree within 1e-5 (relative L2)
-  local d
-  d=$(rel_l2 "$1" "$2") && python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-5 else 1)" ||
-    { echo "  distance $d"; return 1; }
-}
-same() { [ "$(rel_l2 "$1" "$2")" = "0.0" ]; }
 
 check "--help says how to run over processes" bash -c "'$B/clpar-train' --help | grep -q 'mpirun -np P clpar-train'"
 loud=(--data synthetic --model 10,16,12,5 --steps 12 --batch 64 --optim adam)

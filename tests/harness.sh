@@ -49,6 +49,13 @@ den = sum(y * y for k in b for y in b[k])
 print(math.sqrt(num / den))
 PY
 }
+# near A B: the models in A and B agree within 1e-5 (relative L2); same A B: bit for bit
+near() {
+  local d
+  d=$(rel_l2 "$1" "$2") && python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-5 else 1)" ||
+    { echo "  distance $d"; return 1; }
+}
+same() { [ "$(rel_l2 "$1" "$2")" = "0.0" ]; }
 finish() {
   echo "$(basename "$0" .sh): $pass passed, $fail failed"
   [ "$fail" -eq 0 ]
