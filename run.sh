@@ -38,7 +38,7 @@ case "$cmd" in
   train)
     exec ./build/clpar-train --mesh auto --epochs 10 "$@" ;;
   test)
-    (cd build && ctest --output-on-failure -j"$(nproc)" "$@")
+    (cd build && ctest --output-on-failure -j"$(nproc)" -LE sanitized_only "$@")
     cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLPAR_SANITIZE=address,undefined >/dev/null
     cmake --build build-sanitize -j"$(nproc)" >/dev/null
     tests/sanitized.sh build-sanitize "$@"
