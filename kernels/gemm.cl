@@ -11,6 +11,10 @@
  *   PH      0, or a 1-D grid that walks C in panels of PH blocks' rows: down a panel's
  *           column of blocks, then the next column, then the next panel. The panel's rows
  *           of A stay in the cache while every column of B passes, once per panel (RD unused)
+ *   TB      (on the host, ops/gemm_kernels.c) 0, or an NT product of at least TB rows and
+ *           NX VW columns copies B^T into scratch (gemm_transpose) and runs gemm_xn, whose
+ *           outer products load a vector of B per MX FMAs where gemm_nt's dot products load
+ *           one per NT: worth the copy of B once A has rows enough
  * Blocks at the edges of C read clamped rows and columns, so the inner loops never test
  * bounds; only the stores do. */
 #pragma OPENCL FP_CONTRACT OFF
@@ -118,11 +122,13 @@ __kernel void gemm_nt(const uint m, const uint n, const uint k, const float alph
 }
 
 /* B stored (k, n), A(i, kk) at a[a_off + i ars + kk aks] (NN: ars = lda, aks = 1; TN: the
- * reverse): C[i, j..j + NX VW) += A[i, kk] B[kk, j..j + NX VW) for every kk */
+ * reverse): C[i, j..j + NX VW) += A[i, kk] B[kk, j..j + NX VW) for every kk; then, when
+ * has_bias, the bias as gemm_nt adds it */
 __kernel void gemm_xn(const uint m, const uint n, const uint k, const float alpha,
                       __global const float *a, const uint a_off, const uint ars, const uint aks,
                       __global const float *b, const uint b_off, const uint ldb, const float beta,
-                      __global float *c, const uint c_off, const uint ldc) {
+                      __global float *c, const uint c_off, const uint ldc,
+                      __global const float *bias, const uint bias_off, const uint has_bias) {
     uint it, jt;
     block_of((n + NX * VW - 1) / (NX * VW), &it, &jt);
     const uint i0 = it * MX, j0 = jt * (NX * VW);
@@ -157,10 +163,11 @@ __kernel void gemm_xn(const uint m, const uint n, const uint k, const float alph
             if (i0 + r < m) {
                 __global float *p = c + c_off + (i0 + r) * ldc + j0;
 #pragma unroll
-                for (int s = 0; s < NX; s++)
-                    vstoreV(beta == 0.0f ? alpha * acc[r][s]
-                                         : alpha * acc[r][s] + beta * vloadV(s, p),
-                            s, p);
+                for (int s = 0; s < NX; s++) {
+                    floatV v =
+                        beta == 0.0f ? alpha * acc[r][s] : alpha * acc[r][s] + beta * vloadV(s, p);
+                    vstoreV(has_bias ? v + vloadV(s, bias + bias_off + j0) : v, s, p);
+                }
             }
         return;
     }
@@ -180,7 +187,36 @@ __kernel void gemm_xn(const uint m, const uint n, const uint k, const float alph
         for (int r = 0; r < MX; r++)
             if (i0 + r < m) {
                 __global float *p = c + c_off + (i0 + r) * ldc + j;
-                *p = beta == 0.0f ? alpha * sum[r] : alpha * sum[r] + beta * *p;
+                float v = beta == 0.0f ? alpha * sum[r] : alpha * sum[r] + beta * *p;
+                *p = has_bias ? v + bias[bias_off + j] : v;
             }
     }
+}
+
+/* out (k, n) = B^T of B (n, k), stored from b_off with rows ldb apart: a work-item per tile
+ * of 16 x 16 (tiles [base, base + the launch) of k_tiles per row of tiles), read as 16 runs
+ * of B's rows and written as 16 runs of out's, so neither side strides through memory */
+__kernel void gemm_transpose(__global float *out, __global const float *b, const uint b_off,
+                             const uint ldb, const uint n, const uint k, const uint k_tiles,
+                             const uint base) {
+    const uint g = base + get_global_id(0), j0 = g / k_tiles * 16, k0 = g % k_tiles * 16;
+    if (j0 >= n) return;
+    if (j0 + 16 <= n && k0 + 16 <= k) {
+        float t[16][16];
+#pragma unroll
+        for (int s = 0; s < 16; s++)
+            vstore16(vload16(0, b + b_off + (j0 + s) * ldb + k0), 0, t[s]);
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            float col[16];
+#pragma unroll
+            for (int s = 0; s < 16; s++)
+                col[s] = t[s][c];
+            vstore16(vload16(0, col), 0, out + (k0 + c) * n + j0);
+        }
+        return;
+    }
+    for (uint j = j0; j < min(j0 + 16, n); j++) /* an edge tile */
+        for (uint kk = k0; kk < min(k0 + 16, k); kk++)
+            out[kk * n + j] = b[b_off + j * ldb + kk];
 }

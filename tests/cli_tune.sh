@@ -41,7 +41,7 @@ printf '%s\tclpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 | NT 16x24x10 clpar MT
 XDG_CACHE_HOME="$T/hand" "${train[@]:0:${#train[@]}-1}" --trace "$T/trace.json" >"$T/routed.txt" 2>&1
 check "a tuning with routes trains the same" same_loss "$T/routed.txt" "$T/plain.txt"
 check "--trace names the routed products" \
-  grep -q "layer 0 forward .* routed: clpar MT=1 NT=1 MX=1 NX=1 VW=4 WG=1 RD=1 PH=0$" "$T/routed.txt"
+  grep -q "layer 0 forward .* routed: clpar MT=1 NT=1 MX=1 NX=1 VW=4 WG=1 RD=1 PH=0 TB=0$" "$T/routed.txt"
 check "--trace names a product routed to CLBlast" \
   grep -q "layer 1 weight grad .* routed: CLBlast$" "$T/routed.txt"
 check "--trace routes nothing else" test "$(grep -c "routed:" "$T/routed.txt")" -eq 2

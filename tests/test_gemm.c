@@ -7,12 +7,15 @@
 #include <math.h>
 #include <string.h>
 
-/* Configurations that together take every branch of the kernels' macros. */
+/* Configurations that together take every branch of the kernels' macros; the last two
+ * run NT products of 1 and of 30 rows or more as B^T (a copy) times the NN kernel (TB). */
 static const clpar_gemm_config configs[] = {{CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}},
                                             {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 1, 1, 0}},
                                             {CLPAR_GEMM_CLPAR, {3, 2, 4, 3, 16, 64, 0, 3}},
                                             {CLPAR_GEMM_CLPAR, {6, 4, 8, 1, 4, 8, 1, 0}},
-                                            {CLPAR_GEMM_CLPAR, {2, 5, 3, 2, 8, 2, 1, 16}}};
+                                            {CLPAR_GEMM_CLPAR, {2, 5, 3, 2, 8, 2, 1, 16}},
+                                            {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0, 1}},
+                                            {CLPAR_GEMM_CLPAR, {2, 5, 3, 1, 4, 2, 1, 16, 30}}};
 static const clpar_gemm_config clblast = {CLPAR_GEMM_DIRECT, {32, 4, 4, 4, 4, 1, 8, 8, 1, 1}};
 
 typedef struct {
@@ -122,17 +125,16 @@ Test(gemm, clpar_kernels_match_the_host_and_clblast) {
  * pieces, each with its own offsets. */
 Test(gemm, products_wider_than_one_launch) {
     clpar_device *d = t_device(0);
-    /* one block per work-item, on a 2-D grid and in panels of 5 rows of blocks */
-    const clpar_gemm_config small[2] = {{CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 0}},
-                                        {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 5}}};
-    const shape shapes[] = {{0, 1, 40000, 3, 5},
-                            {0, 1, 3, 40000, 5},
-                            {0, 0, 40000, 6, 3},
-                            {1, 0, 40000, 6, 3},
-                            {0, 0, 2, 140000, 3}};
+    /* one block per work-item, on a 2-D grid and in panels of 5 rows of blocks; then NT as
+     * B^T times NN, B's copy more tiles than one launch takes (the last shape's 40,000) */
+    const clpar_gemm_config small[3] = {{CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 0}},
+                                        {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 5}},
+                                        {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 0, 1}}};
+    const shape shapes[] = {{0, 1, 40000, 3, 5}, {0, 1, 3, 40000, 5},  {0, 0, 40000, 6, 3},
+                            {1, 0, 40000, 6, 3}, {0, 0, 2, 140000, 3}, {0, 1, 2, 20000, 256}};
     for (size_t i = 0; i < 2 * sizeof shapes / sizeof *shapes; i++) {
         const shape *s = &shapes[i / 2];
-        T_OK(clpar_gemm_apply(d, &small[i % 2], false));
+        T_OK(clpar_gemm_apply(d, &small[i / 2 == 5 ? 2 : i % 2], false));
         size_t mk = s->m * s->k, kn = s->k * s->n, mn = s->m * s->n;
         float *a = malloc(mk * 4), *b = malloc(kn * 4), *c = malloc(mn * 4), *got = malloc(mn * 4);
         double *ref = malloc(mn * 8);
@@ -150,8 +152,9 @@ Test(gemm, products_wider_than_one_launch) {
     }
 }
 
-/* A layer's x W^T + b in one launch (clpar's kernels: the bias is the NT kernel's epilogue)
- * or as a GEMM and bias_add (CLBlast): the host's result either way, and the same floats. */
+/* A layer's x W^T + b in one launch (clpar's kernels: the bias is the NT kernel's epilogue),
+ * in two when W^T is copied first (TB: the NN kernel's epilogue, if the layer is at least one
+ * block of vectors wide) or as a GEMM and bias_add (CLBlast): the host's result every way. */
 Test(gemm, linear_forward_with_its_bias) {
     clpar_device *own = t_device(0), *blas;
     T_OK(clpar_device_init(t_runtime(), clpar_runtime_device_count(t_runtime()) > 1, &blas));
@@ -159,10 +162,11 @@ Test(gemm, linear_forward_with_its_bias) {
     const clpar_gemm_config wide = {CLPAR_GEMM_CLPAR, {3, 1, 6, 2, 8, 8, 1, 0}};
     /* rows, out, in; the last has more columns of blocks than one launch takes (NT = 1) */
     const size_t sizes[][3] = {{1, 1, 1}, {37, 29, 23}, {128, 10, 128}, {3, 40000, 9}};
-    for (int bias_on = 0; bias_on < 2; bias_on++)
+    for (int variant = 0; variant < 4; variant++) /* without and with a bias, then with TB */
         for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
             size_t rows = sizes[si][0], out = sizes[si][1], in = sizes[si][2];
-            T_OK(clpar_gemm_apply(own, si == 3 ? &wide : &configs[0], false));
+            int bias_on = variant & 1, tb = variant >= 2 && si != 3;
+            T_OK(clpar_gemm_apply(own, si == 3 ? &wide : &configs[tb ? 5 : 0], false));
             enum { WO = 5, BO = 3 }; /* offsets of W and b in the parameter buffer */
             size_t np = WO + out * in + BO + out;
             float *x = malloc(rows * in * 4), *p = malloc(np * 4);
@@ -182,8 +186,14 @@ Test(gemm, linear_forward_with_its_bias) {
             for (int dv = 0; dv < 2; dv++) {
                 cl_mem mx = t_upload(devs[dv], x, rows * in), mp = t_upload(devs[dv], p, np), my;
                 T_OK(clpar_device_alloc(devs[dv], rows * out * 4, &my));
+                uint64_t l0, l1, w;
+                clpar_device_get_counts(devs[dv], &l0, &w);
                 T_OK(clpar_op_linear(devs[dv], rows, out, in, mx, mp, WO, bias_on ? mp : NULL, boff,
                                      my, NULL));
+                clpar_device_get_counts(devs[dv], &l1, &w);
+                if (dv == 0 && si != 3) /* configs[5]: NX VW = 16 columns; size 3: pieces */
+                    cr_expect_eq(l1 - l0, tb && out >= 16 ? 2u : 1u, "launches, size %zu tb %d", si,
+                                 tb);
                 got[dv] = t_download(devs[dv], my, rows * out);
                 clpar_device_release(devs[dv], mx);
                 clpar_device_release(devs[dv], mp);

@@ -438,9 +438,9 @@ Test(gemm_cache, configurations_round_trip_and_damage_is_refused) {
  * (clpar's kernels on TT, too many parameter sets, an empty or unknown shape) refuses the line. */
 Test(gemm_cache, tunings_round_trip_and_limits_hold) {
     const char *good =
-        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 | NT 1024x768x256 clpar MT=3 NT=4 MX=4 "
-        "NX=2 VW=8 WG=8 RD=1 PH=0 | TN 256x256x1024 clblast | NN 16x24x16 clpar MT=4 NT=4 MX=4 "
-        "NX=2 VW=16 WG=1 RD=0 PH=16";
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 TB=64 | NT 1024x768x256 clpar MT=3 NT=4 "
+        "MX=4 NX=2 VW=8 WG=8 RD=1 PH=0 TB=0 | TN 256x256x1024 clblast | NN 16x24x16 clpar MT=4 "
+        "NT=4 MX=4 NX=2 VW=16 WG=1 RD=0 PH=16 TB=1";
     clpar_gemm_tuning t, back;
     cr_assert(clpar_gemm_tuning_parse(good, &t));
     cr_expect_eq(t.base.path, CLPAR_GEMM_CLPAR);
@@ -452,6 +452,7 @@ Test(gemm_cache, tunings_round_trip_and_limits_hold) {
     cr_expect(t.routes[1].shape.trans_a == 1 && t.routes[1].shape.trans_b == 0);
     cr_expect_neq(t.routes[1].config.path, CLPAR_GEMM_CLPAR, "clblast");
     cr_expect_eq(t.routes[2].config.v[7], 16u);
+    cr_expect(t.base.v[8] == 64 && t.routes[0].config.v[8] == 0 && t.routes[2].config.v[8] == 1);
     char text[8192];
     clpar_gemm_tuning_format(&t, text, sizeof text);
     cr_expect_str_eq(text, good);
@@ -459,6 +460,11 @@ Test(gemm_cache, tunings_round_trip_and_limits_hold) {
     char again[8192];
     clpar_gemm_tuning_format(&back, again, sizeof again);
     cr_expect_str_eq(again, text, "parsed twice, the same tuning");
+    /* a line of an older cache, before TB: TB 0 throughout */
+    cr_assert(clpar_gemm_tuning_parse("clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 | NT 8x8x8 "
+                                      "clpar MT=3 NT=4 MX=4 NX=2 VW=8 WG=8 RD=1 PH=0",
+                                      &t));
+    cr_expect(t.nroutes == 1 && t.base.v[8] == 0 && t.routes[0].config.v[8] == 0);
     cr_assert(clpar_gemm_tuning_parse("direct WGD=16 MDIMCD=4 NDIMCD=4 MDIMAD=4 NDIMBD=4 KWID=2 "
                                       "VWMD=2 VWND=2 PADA=1 PADB=1",
                                       &t));
@@ -503,7 +509,9 @@ Test(gemm_cache, tunings_round_trip_and_limits_hold) {
         "auto | NT 4x4x4 clpar MT=4 NT=4 MX=6 NX=2 VW=6 WG=8 RD=0 PH=0",
         "auto | ",
         "auto extra",
-        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 PH=1"};
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 PH=1",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 TB=65537",
+        "clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 TB=1 PH=0"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_expect(!clpar_gemm_tuning_parse(bad[i], &t), "'%s' was accepted", bad[i]);
 }

@@ -168,7 +168,7 @@ typedef enum {
     CLPAR_GEMM_AUTO,     /* CLBlast's own choice of kernel and parameters */
     CLPAR_GEMM_DIRECT,   /* its direct kernel at every size, v = XgemmDirect's 10 parameters */
     CLPAR_GEMM_INDIRECT, /* its indirect kernel at every size, v = Xgemm's 16 parameters */
-    CLPAR_GEMM_CLPAR     /* clpar's kernels (kernels/gemm.cl), v = MT NT MX NX VW WG RD */
+    CLPAR_GEMM_CLPAR     /* clpar's kernels (kernels/gemm.cl), v = MT NT MX NX VW WG RD PH TB */
 } clpar_gemm_path;
 /* "auto", "direct", "indirect", "clpar", and back (CLPAR_EINVAL naming "gemm.path"). */
 CLPAR_API const char *clpar_gemm_path_name(clpar_gemm_path path);
@@ -179,8 +179,9 @@ typedef struct {
                    * or GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM
                    * VWN, or clpar's: rows and columns of C per work-item of the NT kernel
                    * (MT NT), rows and VW-wide vectors of the NN/TN kernel (MX NX), vector
-                   * width VW (4, 8, 16), work-group width WG (a power of 2 up to 256) and the
-                   * grid dimension along C's rows RD (0 or 1); kernels/gemm.cl says more */
+                   * width VW (4, 8, 16), work-group width WG (a power of 2 up to 256), the
+                   * grid dimension along C's rows RD (0 or 1), panels PH, and TB (NT products
+                   * of TB rows or more transpose B first; 0 never); kernels/gemm.cl says more */
 } clpar_gemm_config;
 typedef struct {
     clpar_transpose trans_a, trans_b;

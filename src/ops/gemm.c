@@ -108,7 +108,10 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * parameters measured on PoCL: the NT kernel 4x4 blocks of C per work-item, the NN/TN one
  * 6 rows by 2 vectors of 8, work-groups of 8 along C's rows, no panels (panels of 8 block
  * rows gained 10-20% on a GPT's 1024-row products but lost half on the default MLP's
- * 128-row ones; clpar-devices --tune tries them); several times CLBlast's speed
+ * 128-row ones; clpar-devices --tune tries them), NT products as dot products (TB 0: W^T
+ * copied first for the NN kernel ran the 1024-row products of bench/gpt.sh's GPT 1.3-3x
+ * faster alone but trained it no faster, and the default MLP 11% slower, bench/gemm_ab.sh;
+ * --tune tries it too); several times CLBlast's speed
  * on every product of a layer (bench/gemm.sh). CLBlast, for what clpar's kernels do not
  * cover (both operands transposed), runs its direct kernel at every size with 32x32 tiles,
  * 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its defaults on PoCL. A

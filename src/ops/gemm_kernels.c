@@ -8,7 +8,7 @@
 /* the widest grid dimension of any launch: the warm-up's (a multiple of every WG) */
 #define GEMM_GRID ((size_t)1 << 15)
 
-/* Builds one program, and its two kernels, for c's parameters. */
+/* Builds one program, and its three kernels, for c's parameters. */
 static clpar_status build(clpar_device *d, const clpar_gemm_config *c,
                           struct clpar_gemm_kernels *out) {
     char defs[256];
@@ -16,16 +16,21 @@ static clpar_status build(clpar_device *d, const clpar_gemm_config *c,
              c->v[0], c->v[1], c->v[2], c->v[3], c->v[4], c->v[6], c->v[7]);
     cl_program prog;
     TRY(clpar_runtime_build(d->rt, d->info->index, d->context, "gemm", defs, &prog));
-    cl_int e1, e2;
+    cl_int e1, e2, e3;
     cl_kernel nt = clCreateKernel(prog, "gemm_nt", &e1);
     cl_kernel xn = clCreateKernel(prog, "gemm_xn", &e2);
-    if (e1 != CL_SUCCESS || e2 != CL_SUCCESS) {
+    cl_kernel tr = clCreateKernel(prog, "gemm_transpose", &e3);
+    if (e1 != CL_SUCCESS || e2 != CL_SUCCESS || e3 != CL_SUCCESS) {
         if (nt) clReleaseKernel(nt);
         if (xn) clReleaseKernel(xn);
+        if (tr) clReleaseKernel(tr);
         clReleaseProgram(prog);
-        return clpar_cl_error(e1 != CL_SUCCESS ? e1 : e2, "clCreateKernel(gemm)");
+        return clpar_cl_error(e1 != CL_SUCCESS   ? e1
+                              : e2 != CL_SUCCESS ? e2
+                                                 : e3,
+                              "clCreateKernel(gemm)");
     }
-    *out = (struct clpar_gemm_kernels){*c, prog, nt, xn};
+    *out = (struct clpar_gemm_kernels){*c, prog, nt, xn, tr};
     return CLPAR_OK;
 }
 
@@ -49,13 +54,14 @@ void clpar_gemm_kernels_reset(clpar_device *d) {
     for (int i = 0; i < d->gemm_nkernels; i++) {
         clReleaseKernel(d->gemm_kernels[i].nt);
         clReleaseKernel(d->gemm_kernels[i].xn);
+        clReleaseKernel(d->gemm_kernels[i].transpose);
         clReleaseProgram(d->gemm_kernels[i].program);
     }
     d->gemm_nkernels = 0;
     d->gemm_nroutes = 0;
 }
 
-/* The arguments of gemm_nt (nt = 1, which has no aks but a bias) or gemm_xn, in order. */
+/* The arguments of gemm_nt (nt = 1, which has no aks) or gemm_xn, in order. */
 static clpar_status set_args(cl_kernel kern, int nt, cl_uint m, cl_uint n, cl_uint k, float alpha,
                              cl_mem a, cl_uint a_off, cl_uint ars, cl_uint aks, cl_mem b,
                              cl_uint b_off, cl_uint ldb, float beta, cl_mem c, cl_uint c_off,
@@ -67,9 +73,9 @@ static clpar_status set_args(cl_kernel kern, int nt, cl_uint m, cl_uint n, cl_ui
                ARG(kern, 11 + x, c) | ARG(kern, 12 + x, c_off) | ARG(kern, 13 + x, ldc);
     if (!nt) e |= ARG(kern, 7, aks);
     cl_uint has_bias = bias != NULL;
-    if (nt) /* without a bias, any buffer: the kernel does not read it */
-        e |=
-            ARG(kern, 14, *(bias ? &bias : &c)) | ARG(kern, 15, bias_off) | ARG(kern, 16, has_bias);
+    /* without a bias, any buffer: the kernel does not read it */
+    e |= ARG(kern, 14 + x, *(bias ? &bias : &c)) | ARG(kern, 15 + x, bias_off) |
+         ARG(kern, 16 + x, has_bias);
     if (e != CL_SUCCESS) return clpar_cl_error(e, nt ? "gemm_nt arguments" : "gemm_xn arguments");
     return CLPAR_OK;
 }
@@ -102,6 +108,41 @@ static clpar_status launch_block(clpar_device *d, const struct clpar_gemm_kernel
     return CLPAR_OK;
 }
 
+/* TB: scratch (k, n) = B^T of B (n, k) stored from b_off with rows ldb apart, in launches
+ * of at most GEMM_GRID tiles of 16 x 16 (the warm-up's width). */
+static clpar_status transpose_b(clpar_device *d, const struct clpar_gemm_kernels *ks, size_t n,
+                                size_t k, cl_mem b, size_t b_off, size_t ldb) {
+    TRY(check_u32(n * k, "GEMM scratch"));
+    if (d->gemm_scratch_floats < n * k) {
+        /* the new one before the old one goes: a released buffer's memory handed out again
+         * at once confuses Oclgrind's uninitialized-value checker (it marks the old range
+         * undefined when the release takes effect, over the new buffer's stores) */
+        cl_mem grown;
+        TRY(clpar_device_alloc(d, n * k * sizeof(float), &grown));
+        clpar_device_release(d, d->gemm_scratch); /* freed once the kernels using it are done */
+        d->gemm_scratch = grown;
+        d->gemm_scratch_floats = n * k;
+    }
+    size_t k_tiles = (k + 15) / 16, tiles = (n + 15) / 16 * k_tiles, wg = ks->config.v[5];
+    cl_uint bo = (cl_uint)b_off, lb = (cl_uint)ldb, un = (cl_uint)n, uk = (cl_uint)k,
+            kt = (cl_uint)k_tiles;
+    for (size_t t = 0; t < tiles; t += GEMM_GRID) {
+        cl_uint base = (cl_uint)t;
+        size_t part = tiles - t < GEMM_GRID ? tiles - t : GEMM_GRID;
+        size_t global = (part + wg - 1) / wg * wg;
+        cl_int e = ARG(ks->transpose, 0, d->gemm_scratch) | ARG(ks->transpose, 1, b) |
+                   ARG(ks->transpose, 2, bo) | ARG(ks->transpose, 3, lb) |
+                   ARG(ks->transpose, 4, un) | ARG(ks->transpose, 5, uk) |
+                   ARG(ks->transpose, 6, kt) | ARG(ks->transpose, 7, base);
+        if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_transpose arguments");
+        clpar_count_launch(d);
+        CL_CHECK(
+            clEnqueueNDRangeKernel(d->compute, ks->transpose, 1, NULL, &global, &wg, 0, NULL, NULL),
+            "clEnqueueNDRangeKernel(gemm_transpose)");
+    }
+    return CLPAR_OK;
+}
+
 clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose trans_a, size_t m,
                                     size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
                                     size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
@@ -115,6 +156,10 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose tr
     if (bias) TRY(check_u32(bias_off + n, "GEMM bias"));
     const struct clpar_gemm_kernels *ks = &d->gemm_kernels[set];
     const size_t *v = ks->config.v;
+    if (nt && v[8] && m >= v[8] && n >= v[3] * v[4]) { /* TB: B^T, then gemm_xn (gemm.cl) */
+        TRY(transpose_b(d, ks, n, k, b, b_off, ldb));
+        b = d->gemm_scratch, b_off = 0, ldb = n, nt = 0;
+    }
     size_t block_rows = nt ? v[0] : v[2], block_cols = nt ? v[1] : v[3] * v[4], ph = v[7];
     size_t rows = GEMM_GRID * block_rows, cols = GEMM_GRID * block_cols;
     if (ph) { /* a launch of panels: at most GEMM_GRID blocks in all */
@@ -146,6 +191,15 @@ clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf) {
                 clEnqueueNDRangeKernel(d->compute, ks[n], 2, NULL, global, local, 0, NULL, NULL),
                 "clEnqueueNDRangeKernel(gemm warm-up)");
         }
+        /* the transpose of one element of buf onto another */
+        cl_kernel tr = d->gemm_kernels[i].transpose;
+        cl_uint one = 1, zero = 0;
+        cl_mem out = buf;
+        cl_int e = ARG(tr, 0, out) | ARG(tr, 1, buf) | ARG(tr, 2, one) | ARG(tr, 3, one) |
+                   ARG(tr, 4, one) | ARG(tr, 5, one) | ARG(tr, 6, one) | ARG(tr, 7, zero);
+        if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_transpose arguments");
+        CL_CHECK(clEnqueueNDRangeKernel(d->compute, tr, 1, NULL, global, local, 0, NULL, NULL),
+                 "clEnqueueNDRangeKernel(gemm warm-up)");
     }
     return CLPAR_OK;
 }

@@ -18,12 +18,12 @@ static const char *direct_names[10] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "ND
 static const char *indirect_names[16] = {"GEMMK", "KREG",  "KWG",   "KWI", "MDIMA", "MDIMC",
                                          "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
                                          "STRM",  "STRN",  "VWM",   "VWN"};
-static const char *clpar_names[8] = {"MT", "NT", "MX", "NX", "VW", "WG", "RD", "PH"};
+static const char *clpar_names[9] = {"MT", "NT", "MX", "NX", "VW", "WG", "RD", "PH", "TB"};
 
 static size_t nvalues(clpar_gemm_path p) {
     return p == CLPAR_GEMM_DIRECT     ? 10
            : p == CLPAR_GEMM_INDIRECT ? 16
-           : p == CLPAR_GEMM_CLPAR    ? 8
+           : p == CLPAR_GEMM_CLPAR    ? 9
                                       : 0;
 }
 
@@ -38,7 +38,7 @@ static const char **value_names(clpar_gemm_path p) {
 static int clpar_values_ok(const size_t *v) {
     return v[0] >= 1 && v[0] <= 16 && v[1] >= 1 && v[1] <= 16 && v[2] >= 1 && v[2] <= 16 &&
            v[3] >= 1 && v[3] <= 8 && (v[4] == 4 || v[4] == 8 || v[4] == 16) && v[5] >= 1 &&
-           v[5] <= 256 && (v[5] & (v[5] - 1)) == 0 && v[6] <= 1 && v[7] <= 256;
+           v[5] <= 256 && (v[5] & (v[5] - 1)) == 0 && v[6] <= 1 && v[7] <= 256 && v[8] <= 65536;
 }
 
 /* ---- candidates ---- */
@@ -65,19 +65,20 @@ static int grid(const clpar_device *d, clpar_gemm_config *out, int cap) {
     const size_t ntb[4][2] = {{2, 4}, {3, 4}, {4, 4}, {6, 4}},
                  xnb[4][2] = {{4, 2}, {6, 2}, {8, 1}, {4, 3}};
     const size_t cvw[2] = {8, 16}, cwg[3] = {1, 8, 64};
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++)
-            for (int c = 0; c < 2; c++)
-                for (int w = 0; w < 3; w++)
-                    for (int order = 0; order < 3; order++) { /* RD 0, RD 1, panels */
-                        if (cwg[w] > max_wg) continue;
-                        if (n < cap)
-                            out[n] = (clpar_gemm_config){CLPAR_GEMM_CLPAR,
-                                                         {ntb[a][0], ntb[a][1], xnb[b][0],
-                                                          xnb[b][1], cvw[c], cwg[w], order == 1,
-                                                          order == 2 ? 16u : 0u}};
-                        n++;
-                    }
+    for (size_t tb = 0; tb <= 64; tb += 64) /* outermost: a spread sample takes both */
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                for (int c = 0; c < 2; c++)
+                    for (int w = 0; w < 3; w++)
+                        for (int order = 0; order < 3; order++) { /* RD 0, RD 1, panels */
+                            if (cwg[w] > max_wg) continue;
+                            if (n < cap)
+                                out[n] = (clpar_gemm_config){CLPAR_GEMM_CLPAR,
+                                                             {ntb[a][0], ntb[a][1], xnb[b][0],
+                                                              xnb[b][1], cvw[c], cwg[w], order == 1,
+                                                              order == 2 ? 16u : 0u, tb}};
+                            n++;
+                        }
     const size_t tiles[3] = {16, 32, 64}, threads[3] = {4, 8, 16}, vw[4] = {1, 2, 4, 8};
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
@@ -134,13 +135,16 @@ int clpar_gemm_candidates(const clpar_device *d, clpar_gemm_config *out, int cap
         out[n++] = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
     if (n < cap && !same_config(&fallback, &first) && fallback.path != CLPAR_GEMM_AUTO)
         out[n++] = fallback;
-    clpar_gemm_config all[512];
-    int total = grid(d, all, 512);
-    if (total > 512) total = 512;
+    enum { MAX_GRID = 1024 };
+    clpar_gemm_config *all = malloc(MAX_GRID * sizeof *all);
+    if (!all) return n; /* the three above are still candidates */
+    int total = grid(d, all, MAX_GRID);
+    if (total > MAX_GRID) total = MAX_GRID;
     int want = cap - n < total ? cap - n : total;
     /* spread evenly over the grid, so a small budget still tries both kernels */
     for (int i = 0; i < want; i++)
         out[n + i] = all[(size_t)i * (size_t)total / (size_t)want];
+    free(all);
     return n + (want > 0 ? want : 0);
 }
 
@@ -402,7 +406,7 @@ void clpar_gemm_config_format(const clpar_gemm_config *c, char *buf, size_t n) {
 
 /* Switches and paddings may be 0; sizes and widths divide, so they may not. */
 static int may_be_zero(const char *name) {
-    const char *z[] = {"PADA", "PADB", "GEMMK", "SA", "SB", "STRM", "STRN", "RD", "PH"};
+    const char *z[] = {"PADA", "PADB", "GEMMK", "SA", "SB", "STRM", "STRN", "RD", "PH", "TB"};
     for (size_t i = 0; i < sizeof z / sizeof *z; i++)
         if (!strcmp(name, z[i])) return 1;
     return 0;
@@ -423,6 +427,8 @@ int clpar_gemm_config_parse(const char *s, clpar_gemm_config *c) {
         char name[16];
         unsigned long v;
         int used = 0;
+        /* clpar's TB came later: a line without it (an older cache's) means 0 */
+        if (c->path == CLPAR_GEMM_CLPAR && i == 8 && (!s[off] || !strncmp(s + off, " |", 2))) break;
         if (sscanf(s + off, " %15[A-Z]=%lu%n", name, &v, &used) != 2 || strcmp(name, names[i]) ||
             (v == 0 && !may_be_zero(name)))
             return 0;

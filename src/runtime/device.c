@@ -95,8 +95,10 @@ void clpar_device_free(clpar_device *d) {
     for (int i = 0; i < d->gemm_nkernels; i++) {
         if (d->gemm_kernels[i].nt) clReleaseKernel(d->gemm_kernels[i].nt);
         if (d->gemm_kernels[i].xn) clReleaseKernel(d->gemm_kernels[i].xn);
+        if (d->gemm_kernels[i].transpose) clReleaseKernel(d->gemm_kernels[i].transpose);
         if (d->gemm_kernels[i].program) clReleaseProgram(d->gemm_kernels[i].program);
     }
+    clpar_device_release(d, d->gemm_scratch);
     if (d->compute) clReleaseCommandQueue(d->compute);
     if (d->transfer) clReleaseCommandQueue(d->transfer);
     free(d);

@@ -79,8 +79,10 @@ struct clpar_device {
     struct clpar_gemm_kernels {
         clpar_gemm_config config;
         cl_program program;
-        cl_kernel nt, xn;
+        cl_kernel nt, xn, transpose;
     } gemm_kernels[CLPAR_GEMM_MAX_KERNELS];
+    cl_mem gemm_scratch; /* B^T of NT products under TB (ops/gemm_kernels.c), grown as needed */
+    size_t gemm_scratch_floats;
     int gemm_nkernels;
     clpar_gemm_route gemm_routes[CLPAR_GEMM_MAX_ROUTES];
     int gemm_route_kernels[CLPAR_GEMM_MAX_ROUTES];
