@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoints and resume through clpar-train: a run killed with SIGKILL and resumed from its
 # last checkpoint on the same mesh ends bit-identical to an uninterrupted run, and on another
-# mesh within 1e-5; a bad resume file is refused and the checkpoint left as it was.
+# mesh within 1e-5; a bad resume file is refused and the checkpoint left as it was; a writer
+# killed in the middle of a checkpoint leaves a temporary file the next run's write removes.
 . "$(dirname "$0")/harness.sh"
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
@@ -89,5 +90,26 @@ head -c 300 "$T/ck.safetensors" >"$T/torn.safetensors"
 expect "torn.safetensors" "$B/clpar-train" --resume "$T/torn.safetensors"
 expect "--dp 0" "$B/clpar-train" "${run[@]}" --dp 0 --checkpoint "$T/ck.safetensors"
 [ "$before" = "$(sha256sum <"$T/ck.safetensors")" ] && ok || bad "the checkpoint was changed"
+
+# killed in the middle of writing its second checkpoint: its temporary file stays behind
+# ("PATH.tmp.HOST.PID"), and the next run that writes the checkpoint removes it, but not one
+# of another host (a shared folder), of a live process, or a name that only looks alike
+rm -f "$T"/ck.safetensors*
+LD_PRELOAD="$B/tests/libclpar_kill_shim.so" CLPAR_TEST_KILL_AT_WRITE="40:ck.safetensors.tmp" \
+  "$B/clpar-train" "${run[@]}" --checkpoint "$T/ck.safetensors" --checkpoint-every 5 >/dev/null 2>&1
+host=$(hostname)
+left=$(cd "$T" && ls ck.safetensors.tmp."$host".* 2>/dev/null)
+[ -n "$left" ] && ok || bad "no temporary file of the killed writer (ls: $(ls "$T"))"
+sleep 60 &
+live=$!
+touch "$T/ck.safetensors.tmp.otherhost.$live" "$T/ck.safetensors.tmp.$host.$live" \
+  "$T/ck.safetensors.tmp.$host.${live}x"
+"$B/clpar-train" --resume "$T/ck.safetensors" --checkpoint "$T/ck.safetensors" \
+  --checkpoint-every 5 --quiet >/dev/null || bad "the resumed run failed"
+[ -n "$left" ] && [ ! -e "$T/$left" ] && ok || bad "the killed writer's $left is still there"
+for f in "tmp.otherhost.$live" "tmp.$host.$live" "tmp.$host.${live}x"; do
+  [ -e "$T/ck.safetensors.$f" ] && ok || bad "ck.safetensors.$f was removed"
+done
+kill $live 2>/dev/null
 
 finish

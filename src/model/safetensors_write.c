@@ -1,12 +1,15 @@
 /* safetensors writing: atomically (a temporary file, fsynced, renamed over the path, the
- * folder fsynced), so a crash leaves the old file or the new one. */
+ * folder fsynced), so a crash leaves the old file or the new one; the temporary files of
+ * writers killed on this host are removed by the next write of the path. */
 #include "clpar/safetensors.h"
 #include "../runtime/internal.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,36 @@ static clpar_status write_all(int fd, const void *buf, size_t n, const char *pat
         n -= (size_t)w;
     }
     return CLPAR_OK;
+}
+
+/* This host's name as temporary files carry it (no '/'; "host" when unknown). */
+static void host_name(char *buf, size_t n) {
+    if (gethostname(buf, n) != 0 || !*buf) snprintf(buf, n, "host");
+    buf[n - 1] = 0;
+    for (char *p = buf; *p; p++)
+        if (*p == '/') *p = '_';
+}
+
+/* Removes path's temporary files ("PATH.tmp.HOST.PID") that writers on this host left when
+ * they were killed before their rename: those whose process is gone. Another host's, which
+ * a shared folder may hold, are left alone; so is anything that merely looks alike. */
+static void remove_stale(const char *path, const char *host) {
+    char *dcopy = strdup(path), *bcopy = strdup(path);
+    DIR *dir = dcopy && bcopy ? opendir(dirname(dcopy)) : NULL;
+    char prefix[1024];
+    if (dir) snprintf(prefix, sizeof prefix, "%s.tmp.%s.", basename(bcopy), host);
+    size_t plen = dir ? strlen(prefix) : 0;
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        if (strncmp(e->d_name, prefix, plen)) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(e->d_name + plen, &end, 10);
+        if (*end || end == e->d_name + plen || errno || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) (void)unlinkat(dirfd(dir), e->d_name, 0);
+    }
+    if (dir) closedir(dir);
+    free(dcopy);
+    free(bcopy);
 }
 
 clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int n,
@@ -65,13 +98,16 @@ clpar_status clpar_st_write(const char *path, const clpar_st_entry *entries, int
     memset(header + 8 + jlen, ' ', hlen - jlen);
     free(json);
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
+    char host[256];
+    host_name(host, sizeof host);
+    remove_stale(path, host);
+    size_t tlen = strlen(path) + strlen(host) + 32;
+    char *tmp = malloc(tlen);
     if (!tmp) {
         free(header);
         return clpar_error(CLPAR_ENOMEM, "out of host memory");
     }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(tmp, tlen, "%s.tmp.%s.%ld", path, host, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     clpar_status rc = CLPAR_OK;
     if (fd < 0) rc = clpar_error(CLPAR_EIO, "%s: cannot create: %s", tmp, strerror(errno));
