@@ -115,6 +115,7 @@ devices="$B/clpar-devices"
 expect_error "no device 42" "$devices" --devices 42
 expect_error "unknown option" "$devices" --bogus
 expect_error "--size" "$devices" --bench --size 3
+expect_error "not a multiple of heads 3" "$devices" --bench --model gpt:layers=1,heads=3,embd=8,ctx=4
 expect_error "--candidates" "$devices" --tune --candidates 0
 
 finish

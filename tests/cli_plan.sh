@@ -36,6 +36,30 @@ assert got == [(0, 'forward', 8, 16, 10), (0, 'weight grad', 16, 10, 8), (1, 'fo
                (1, 'input grad', 8, 16, 5), (1, 'weight grad', 5, 16, 8)], got
 assert all(p['gflops'] > 0 and abs(p['share_of_peak'] - p['gflops'] / d['peak_gflops']) < 1e-3
            for p in d['products'])" "$T/bench.json"
+# a GPT's: the products of its linear maps and head (2 blocks: 2 per step each, the head 1),
+# then its other kernels with their calls per step; a table line per row and a step's sum
+g=gpt:layers=2,heads=2,embd=16,ctx=8,vocab=40
+"$B/clpar-devices" --bench --size 32 --model $g --batch 3 --devices 0 --json >"$T/gbench.json"
+check "--bench --model gpt:... reports each product and kernel of the step" python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+got = [(p['module'], p['gemm'], p['m'], p['n'], p['k'], p['per_step']) for p in d['products']]
+want = []
+for name, i, o, per in [('attn.c_attn', 16, 48, 2), ('attn.c_proj', 16, 16, 2),
+                        ('mlp.c_fc', 16, 64, 2), ('mlp.c_proj', 64, 16, 2),
+                        ('head (x wte^T)', 16, 40, 1)]:
+    want += [(name, 'forward', 24, o, i, per), (name, 'input grad', 24, i, o, per),
+             (name, 'weight grad', o, i, 24, per)]
+want += [('layer norms', w, 24, 16, 0, 5) for w in ('forward', 'input grad', 'weight grad')]
+want += [('GELU', w, 24, 64, 0, 2) for w in ('forward', 'input grad')]
+want += [('attention', w, 3, 8, 0, 2) for w in ('forward', 'input grad')]
+want += [('cross-entropy', w, 24, 40, 0, 1) for w in ('forward', 'input grad')]
+assert got == want, got
+assert all(p['ms'] > 0 for p in d['products'])
+assert all((p['gflops'] > 0) == (p['k'] > 0) for p in d['products'])" "$T/gbench.json"
+"$B/clpar-devices" --bench --size 32 --model $g --batch 3 --devices 0 >"$T/gbench.txt"
+check "and as a table, with one step's sum" bash -c "grep -c 'per step$' '$T/gbench.txt' | grep -qx 24 &&
+  grep -q 'one step, from these calls alone: GEMMs [0-9.]* ms, other kernels [0-9.]* ms' '$T/gbench.txt'"
 
 # a GPT: planned, chosen and balanced from its own measurement
 gpt=(--data "text:$(dirname "$0")/../README.md" --model gpt:layers=2,heads=2,embd=16,ctx=8 --batch 8)

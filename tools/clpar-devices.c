@@ -16,7 +16,7 @@ static const char *prog = "clpar-devices";
 static clpar_world *world;
 
 static void usage(void) {
-    printf("usage: clpar-devices [--json] [--bench [--model SIZES --batch B]] [--devices SPEC] "
+    printf("usage: clpar-devices [--json] [--bench [--model MODEL --batch B]] [--devices SPEC] "
            "[--size N]\n"
            "       clpar-devices --tune [--model MODEL] [--batch B[,B...]] [--devices SPEC] "
            "[--candidates N]\n"
@@ -28,7 +28,9 @@ static void usage(void) {
            "                  GFLOP/s (N x N x N) and host-to-device and device-to-host\n"
            "                  bandwidth; with --model SIZES --batch B, also every GEMM of\n"
            "                  that MLP's training step (forward, input and weight gradient of\n"
-           "                  each layer) with its GFLOP/s and share of the peak\n"
+           "                  each layer) with its GFLOP/s and share of the peak; with\n"
+           "                  --model gpt:..., a GPT's products and other kernels, each with\n"
+           "                  its calls per step (batch in sequences, default 8)\n"
            "  --devices SPEC  only these devices: all (default), cpu, gpu, or indices like 0,2\n"
            "  --size N        SGEMM size for --bench (default 1024)\n"
            "  --plan          measure the devices on the model (sizes like 784,256,10, or\n"
@@ -379,22 +381,31 @@ static int session(int argc, char **argv) {
         clpar_runtime_free(rt);
         return rc;
     }
-    clpar_mlp_shape shape;
-    if (bench && model && (st = clpar_mlp_shape_parse(&shape, model)) != CLPAR_OK) {
+    clpar_model_spec mspec;
+    if (bench && model) st = clpar_model_parse(model, &mspec);
+    if (bench && model && st == CLPAR_OK && clpar_model_is_gpt(&mspec)) {
+        if (!mspec.gpt.vocab) mspec.gpt.vocab = 256; /* text data's bytes */
+        st = clpar_gpt_config_check(&mspec.gpt);
+    }
+    if (bench && model && st != CLPAR_OK) {
         clpar_runtime_free(rt);
         return cli_fail(prog, st);
     }
-    if (bench && model && !batch) batch = 128;
-    enum { MAXP = 3 * CLPAR_MAX_LAYERS };
+    int gpt = bench && model && clpar_model_is_gpt(&mspec);
+    if (bench && model && !batch) batch = gpt ? 8 : 128;
+    enum { MAXP = 3 * CLPAR_MAX_LAYERS > BENCH_GPT_OPS ? 3 * CLPAR_MAX_LAYERS : BENCH_GPT_OPS };
     bench_result *res = calloc((size_t)n, sizeof *res);
     bench_product *prods = calloc((size_t)n * MAXP, sizeof *prods);
     int *nprods = calloc((size_t)n, sizeof *nprods);
     if (!res || !prods || !nprods) st = CLPAR_ENOMEM;
     for (int i = 0; i < n && bench && st == CLPAR_OK; i++) {
         st = bench_device(rt, idx[i], (size_t)size, &res[i]);
-        if (st == CLPAR_OK && model)
-            st = bench_products(rt, idx[i], &shape, (size_t)batch, prods + (size_t)i * MAXP, MAXP,
-                                &nprods[i]);
+        if (st == CLPAR_OK && model && gpt)
+            st = bench_gpt(rt, idx[i], &mspec, (size_t)batch, prods + (size_t)i * MAXP, MAXP,
+                           &nprods[i]);
+        else if (st == CLPAR_OK && model)
+            st = bench_products(rt, idx[i], &mspec.mlp, (size_t)batch, prods + (size_t)i * MAXP,
+                                MAXP, &nprods[i]);
     }
     if (st != CLPAR_OK) {
         free(res);
@@ -436,11 +447,15 @@ static int session(int argc, char **argv) {
                        res[i].peak_gflops, size, res[i].gflops, res[i].h2d_gbs, res[i].d2h_gbs);
             for (int j = 0; j < nprods[i]; j++) {
                 const bench_product *p = &prods[(size_t)i * MAXP + j];
-                printf("%s{\"layer\": %d, \"gemm\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, "
-                       "\"ms\": %.4f, \"gflops\": %.2f, \"share_of_peak\": %.4f}%s",
-                       j ? ", " : ", \"products\": [", p->layer, p->what, p->m, p->n, p->k,
-                       p->seconds * 1e3, p->gflops, p->gflops / res[i].peak_gflops,
-                       j + 1 < nprods[i] ? "" : "]");
+                printf("%s{", j ? ", " : ", \"products\": [");
+                if (p->name)
+                    printf("\"module\": \"%s\", \"per_step\": %d, ", p->name, p->per_step);
+                else
+                    printf("\"layer\": %d, ", p->layer);
+                printf("\"gemm\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, \"ms\": %.4f, "
+                       "\"gflops\": %.2f, \"share_of_peak\": %.4f}%s",
+                       p->what, p->m, p->n, p->k, p->seconds * 1e3, p->gflops,
+                       p->gflops / res[i].peak_gflops, j + 1 < nprods[i] ? "" : "]");
             }
             printf("}%s\n", i + 1 < n ? "," : "");
         } else {
@@ -452,14 +467,30 @@ static int session(int argc, char **argv) {
                 printf(" %8.2f %9.2f %8.3f %8.3f", res[i].peak_gflops, res[i].gflops,
                        res[i].h2d_gbs, res[i].d2h_gbs);
             printf("\n");
+            double gemm_s = 0, other_s = 0; /* one step's, from the calls timed alone */
             for (int j = 0; j < nprods[i]; j++) {
                 const bench_product *p = &prods[(size_t)i * MAXP + j];
                 if (!j) printf("      %s at batch %ld:\n", model, batch);
-                printf("      layer %d %-11s %5zu x %5zu x %5zu: %9.3f ms %8.2f GFLOP/s %5.1f%% of "
-                       "peak\n",
-                       p->layer, p->what, p->m, p->n, p->k, p->seconds * 1e3, p->gflops,
-                       100.0 * p->gflops / res[i].peak_gflops);
+                if (!p->name)
+                    printf(
+                        "      layer %d %-11s %5zu x %5zu x %5zu: %9.3f ms %8.2f GFLOP/s %5.1f%% "
+                        "of peak\n",
+                        p->layer, p->what, p->m, p->n, p->k, p->seconds * 1e3, p->gflops,
+                        100.0 * p->gflops / res[i].peak_gflops);
+                else if (p->k)
+                    printf("      %-14s %-11s %5zu x %5zu x %5zu: %9.3f ms %8.2f GFLOP/s %5.1f%% "
+                           "of peak, %d per step\n",
+                           p->name, p->what, p->m, p->n, p->k, p->seconds * 1e3, p->gflops,
+                           100.0 * p->gflops / res[i].peak_gflops, p->per_step);
+                else
+                    printf("      %-14s %-11s %5zu x %5zu        : %9.3f ms %37s %d per step\n",
+                           p->name, p->what, p->m, p->n, p->seconds * 1e3, "", p->per_step);
+                *(p->k ? &gemm_s : &other_s) += p->seconds * p->per_step;
             }
+            if (gpt && nprods[i])
+                printf("      one step, from these calls alone: GEMMs %.1f ms, other kernels "
+                       "%.1f ms (not timed: embeddings, residual adds, the optimizer)\n",
+                       gemm_s * 1e3, other_s * 1e3);
         }
     }
     if (json) printf("]\n");

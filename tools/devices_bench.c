@@ -108,6 +108,8 @@ clpar_status bench_products(clpar_runtime *rt, int index, const clpar_mlp_shape 
             if (j == 1 && l == 0) continue; /* the first layer computes no input gradient */
             bench_product *p = &out[(*count)++];
             p->layer = l;
+            p->name = NULL;
+            p->per_step = 1;
             p->what = g[j].what;
             p->m = g[j].m, p->n = g[j].n, p->k = g[j].k;
             st = time_gemm(d, g[j].ta, g[j].tb, p->m, p->n, p->k, bufs[0], bufs[1], bufs[2],
@@ -119,5 +121,161 @@ clpar_status bench_products(clpar_runtime *rt, int index, const clpar_mlp_shape 
         clpar_device_release(d, bufs[i]);
     clpar_device_free(d);
     free(zeros);
+    return st;
+}
+
+/* ---- a GPT ---- */
+
+enum {
+    OP_GEMM,
+    OP_LN_F,
+    OP_LN_B,
+    OP_LN_W,
+    OP_GELU_F,
+    OP_GELU_B,
+    OP_ATT_F,
+    OP_ATT_B,
+    OP_XENT_F,
+    OP_XENT_B
+};
+typedef struct {
+    int kind;
+    clpar_transpose ta, tb;
+    size_t m, n, k; /* a GEMM's; else m = rows and n = width, or (B, T) for attention */
+    float beta;
+} op_call;
+
+/* One call of o on the scratch buffers s[0..4] (each big enough for any operand), labels
+ * (rows ints) and a GPT of C features in H heads. */
+static clpar_status run_op(clpar_device *d, const op_call *o, cl_mem *s, cl_mem labels, size_t C,
+                           size_t H) {
+    size_t lda = o->ta ? o->m : o->k, ldb = o->tb ? o->k : o->n;
+    switch (o->kind) {
+    case OP_GEMM:
+        return clpar_op_gemm(d, o->ta, o->tb, o->m, o->n, o->k, 1.0f, s[0], 0, lda, s[1], 0, ldb,
+                             o->beta, s[2], 0, o->n, NULL);
+    case OP_LN_F:
+        return clpar_op_layernorm_forward(d, s[0], s[2], s[3], s[1], s[4], 0, o->n, o->m, o->n,
+                                          NULL);
+    case OP_LN_B:
+        return clpar_op_layernorm_backward(d, s[0], s[1], s[2], s[3], s[3], s[4], 0, o->m, o->n,
+                                           true, NULL);
+    case OP_LN_W:
+        return clpar_op_layernorm_weights(d, s[0], 0, o->n, s[1], s[2], s[3], s[3], o->m, o->n,
+                                          1.0f, NULL);
+    case OP_GELU_F:
+        return clpar_op_gelu_forward(d, s[0], s[1], o->m * o->n, NULL);
+    case OP_GELU_B:
+        return clpar_op_gelu_backward(d, s[0], s[1], s[2], o->m * o->n, NULL);
+    case OP_ATT_F:
+        return clpar_op_attention_forward(d, s[0], s[1], s[2], o->m, o->n, H, C / H, NULL);
+    case OP_ATT_B:
+        return clpar_op_attention_backward(d, s[0], s[1], s[3], s[4], s[2], o->m, o->n, H, C / H,
+                                           NULL);
+    case OP_XENT_F:
+        return clpar_op_xent_forward(d, s[0], s[1], labels, o->m, o->n, NULL);
+    default:
+        return clpar_op_xent_backward(d, s[0], s[1], labels, o->m, o->n, 1.0f, NULL);
+    }
+}
+
+/* Seconds per call of o: one untimed call, then calls until 0.2 s or 100 of them. */
+static clpar_status time_op(clpar_device *d, const op_call *o, cl_mem *s, cl_mem labels, size_t C,
+                            size_t H, double *seconds) {
+    TRY_STATUS(run_op(d, o, s, labels, C, H));
+    TRY_STATUS(clpar_device_finish(d));
+    int reps = 0;
+    double t0 = cli_now(), t = 0;
+    while ((reps < 3 || t < 0.2) && reps < 100) {
+        TRY_STATUS(run_op(d, o, s, labels, C, H));
+        TRY_STATUS(clpar_device_finish(d));
+        reps++;
+        t = cli_now() - t0;
+    }
+    *seconds = t / reps;
+    return CLPAR_OK;
+}
+
+clpar_status bench_gpt(clpar_runtime *rt, int index, const clpar_model_spec *m, size_t batch,
+                       bench_product *out, int cap, int *count) {
+    *count = 0;
+    const clpar_gpt_config *g = &m->gpt;
+    size_t T = g->ctx, C = g->embd, H = g->heads, V = g->vocab ? g->vocab : 256, R = batch * T;
+    int L = g->layers;
+    size_t big = R * 4 * C; /* the widest operand: an MLP's hidden, logits, probabilities */
+    if (R * V > big) big = R * V;
+    if (batch * H * T * T > big) big = batch * H * T * T;
+    if (4 * C * C > big) big = 4 * C * C;
+    clpar_device *d;
+    TRY_STATUS(clpar_device_init(rt, index, &d));
+    float *fill = malloc(big * sizeof(float));
+    cl_mem s[5] = {NULL}, labels = NULL;
+    clpar_status st = fill ? CLPAR_OK : CLPAR_ENOMEM;
+    for (size_t i = 0; fill && i < big; i++) /* small, varied, finite: no kernel sees NaN */
+        fill[i] = (float)(i % 13) * 0.01f - 0.06f;
+    for (int i = 0; i < 5 && st == CLPAR_OK; i++) {
+        st = clpar_device_alloc(d, big * sizeof(float), &s[i]);
+        if (st == CLPAR_OK) st = clpar_device_write(d, s[i], 0, big * sizeof(float), fill);
+    }
+    if (st == CLPAR_OK) st = clpar_device_alloc(d, R * sizeof(cl_int), &labels);
+    if (st == CLPAR_OK) { /* token 0 everywhere: a valid label */
+        memset(fill, 0, R * sizeof(cl_int));
+        st = clpar_device_write(d, labels, 0, R * sizeof(cl_int), fill);
+    }
+    const struct {
+        const char *name;
+        size_t in, out;
+        int per_step;
+    } lin[5] = {{"attn.c_attn", C, 3 * C, L},
+                {"attn.c_proj", C, C, L},
+                {"mlp.c_fc", C, 4 * C, L},
+                {"mlp.c_proj", 4 * C, C, L},
+                {"head (x wte^T)", C, V, 1}};
+    const char *what[3] = {"forward", "input grad", "weight grad"};
+    for (int l = 0; l < 5; l++)
+        for (int j = 0; j < 3 && *count < cap; j++) {
+            size_t in = lin[l].in, o = lin[l].out;
+            op_call c = j == 0 ? (op_call){OP_GEMM, CLPAR_NO_TRANS, CLPAR_TRANS, R, o, in, 0.0f}
+                        : j == 1
+                            ? (op_call){OP_GEMM, CLPAR_NO_TRANS, CLPAR_NO_TRANS, R, in, o, 0.0f}
+                            : (op_call){OP_GEMM, CLPAR_TRANS, CLPAR_NO_TRANS, o, in, R, 1.0f};
+            out[(*count)++] =
+                (bench_product){-1, lin[l].name, what[j], c.m, c.n, c.k, lin[l].per_step, 0, 0};
+        }
+    const struct {
+        const char *name, *what;
+        int kind, per_step;
+        size_t m, n;
+    } ops[9] = {{"layer norms", "forward", OP_LN_F, 2 * L + 1, R, C},
+                {"layer norms", "input grad", OP_LN_B, 2 * L + 1, R, C},
+                {"layer norms", "weight grad", OP_LN_W, 2 * L + 1, R, C},
+                {"GELU", "forward", OP_GELU_F, L, R, 4 * C},
+                {"GELU", "input grad", OP_GELU_B, L, R, 4 * C},
+                {"attention", "forward", OP_ATT_F, L, batch, T},
+                {"attention", "input grad", OP_ATT_B, L, batch, T},
+                {"cross-entropy", "forward", OP_XENT_F, 1, R, V},
+                {"cross-entropy", "input grad", OP_XENT_B, 1, R, V}};
+    for (int i = 0; i < 9 && *count < cap; i++)
+        out[(*count)++] = (bench_product){-1, ops[i].name,     ops[i].what, ops[i].m, ops[i].n,
+                                          0,  ops[i].per_step, 0,           0};
+    for (int i = 0; i < *count && st == CLPAR_OK; i++) {
+        bench_product *p = &out[i];
+        op_call c = {OP_GEMM, CLPAR_NO_TRANS, CLPAR_NO_TRANS, p->m, p->n, p->k, 0.0f};
+        if (i < 15) {
+            int j = i % 3;
+            c.ta = j == 2 ? CLPAR_TRANS : CLPAR_NO_TRANS;
+            c.tb = j == 0 ? CLPAR_TRANS : CLPAR_NO_TRANS;
+            c.beta = j == 2 ? 1.0f : 0.0f;
+        } else {
+            c.kind = ops[i - 15].kind;
+        }
+        st = time_op(d, &c, s, labels, C, H, &p->seconds);
+        if (st == CLPAR_OK && p->k) p->gflops = 2.0 * p->m * p->n * p->k / p->seconds / 1e9;
+    }
+    for (int i = 0; i < 5; i++)
+        clpar_device_release(d, s[i]);
+    clpar_device_release(d, labels);
+    clpar_device_free(d);
+    free(fill);
     return st;
 }
