@@ -134,8 +134,8 @@ Test(kernels, fma_peak_chains) {
     float *got = t_download(d, out, N);
     const float step[8] = {0, 0.125f, 0.25f, 0.375f, 0.5f, 0.625f, 0.75f, 0.875f};
     for (int i = 0; i < N; i++) {
-        float lane_sum[4];
-        for (int l = 0; l < 4; l++) {
+        float lane_sum[16];
+        for (int l = 0; l < 16; l++) {
             float s = 0;
             for (int c = 0; c < 8; c++) {
                 float x = ((float)i + (float)l) * 1e-3f + step[c];
@@ -145,7 +145,9 @@ Test(kernels, fma_peak_chains) {
             }
             lane_sum[l] = s;
         }
-        float want = ((lane_sum[0] + lane_sum[1]) + lane_sum[2]) + lane_sum[3];
+        float want = lane_sum[0];
+        for (int l = 1; l < 16; l++)
+            want += lane_sum[l];
         cr_expect(fabsf(got[i] - want) <= 1e-6f * fabsf(want), "i %d: %g vs %g", i, got[i], want);
     }
     free(got);

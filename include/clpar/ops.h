@@ -133,8 +133,8 @@ CLPAR_API clpar_status clpar_op_adam_step(clpar_device *d, cl_mem p, cl_mem g, c
                                           size_t n, const clpar_adam_params *hp, long step,
                                           cl_event *event);
 
-/* out[i] for i < n: eight chains of iters fused multiply-adds x = fma(x, a, b) on float4s,
- * summed (kernels/elementwise.cl gives the exact formula): 64 iters n FLOPs. */
+/* out[i] for i < n: eight chains of iters fused multiply-adds x = fma(x, a, b) on float16s,
+ * summed (kernels/elementwise.cl gives the exact formula): 256 iters n FLOPs. */
 CLPAR_API clpar_status clpar_op_fma_peak(clpar_device *d, cl_mem out, float a, float b,
                                          unsigned iters, size_t n, cl_event *event);
 /* The device's fp32 FMA throughput in GFLOP/s: clpar_op_fma_peak over enough work-items to

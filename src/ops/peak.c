@@ -30,6 +30,6 @@ clpar_status clpar_op_measure_peak(clpar_device *d, double *gflops) {
     }
     clpar_device_release(d, out);
     TRY(st);
-    *gflops = 64.0 * iters * (double)n / best / 1e9;
+    *gflops = 256.0 * iters * (double)n / best / 1e9;
     return CLPAR_OK;
 }
