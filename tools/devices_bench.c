@@ -58,73 +58,7 @@ clpar_status bench_device(clpar_runtime *rt, int index, size_t n, bench_result *
     return st;
 }
 
-/* Seconds per call of one GEMM: one untimed call, then calls until 0.2 s or 100 of them. */
-static clpar_status time_gemm(clpar_device *d, clpar_transpose ta, clpar_transpose tb, size_t m,
-                              size_t n, size_t k, cl_mem a, cl_mem b, cl_mem c, float beta,
-                              double *seconds) {
-    size_t lda = ta ? m : k, ldb = tb ? k : n;
-    TRY_STATUS(clpar_op_gemm(d, ta, tb, m, n, k, 1.0f, a, 0, lda, b, 0, ldb, beta, c, 0, n, NULL));
-    TRY_STATUS(clpar_device_finish(d));
-    int reps = 0;
-    double t0 = cli_now(), t = 0;
-    while ((reps < 3 || t < 0.2) && reps < 100) {
-        TRY_STATUS(
-            clpar_op_gemm(d, ta, tb, m, n, k, 1.0f, a, 0, lda, b, 0, ldb, beta, c, 0, n, NULL));
-        TRY_STATUS(clpar_device_finish(d));
-        reps++;
-        t = cli_now() - t0;
-    }
-    *seconds = t / reps;
-    return CLPAR_OK;
-}
-
-clpar_status bench_products(clpar_runtime *rt, int index, const clpar_mlp_shape *shape,
-                            size_t batch, bench_product *out, int cap, int *count) {
-    *count = 0;
-    size_t widest = 0;
-    for (int l = 0; l <= shape->nlayers; l++)
-        if (shape->sizes[l] > widest) widest = shape->sizes[l];
-    clpar_device *d;
-    TRY_STATUS(clpar_device_init(rt, index, &d));
-    size_t big = (batch > widest ? batch : widest) * widest; /* any operand fits */
-    float *zeros = calloc(big, sizeof(float));
-    cl_mem bufs[3] = {NULL, NULL, NULL};
-    clpar_status st = zeros ? CLPAR_OK : CLPAR_ENOMEM;
-    for (int i = 0; i < 3 && st == CLPAR_OK; i++) {
-        st = clpar_device_alloc(d, big * sizeof(float), &bufs[i]);
-        if (st == CLPAR_OK) st = clpar_device_write(d, bufs[i], 0, big * sizeof(float), zeros);
-    }
-    for (int l = 0; l < shape->nlayers && st == CLPAR_OK; l++) {
-        size_t in = shape->sizes[l], o = shape->sizes[l + 1];
-        struct {
-            const char *what;
-            clpar_transpose ta, tb;
-            size_t m, n, k;
-            float beta;
-        } g[3] = {{"forward", CLPAR_NO_TRANS, CLPAR_TRANS, batch, o, in, 0.0f},
-                  {"input grad", CLPAR_NO_TRANS, CLPAR_NO_TRANS, batch, in, o, 0.0f},
-                  {"weight grad", CLPAR_TRANS, CLPAR_NO_TRANS, o, in, batch, 1.0f}};
-        for (int j = 0; j < 3 && st == CLPAR_OK && *count < cap; j++) {
-            if (j == 1 && l == 0) continue; /* the first layer computes no input gradient */
-            bench_product *p = &out[(*count)++];
-            p->layer = l;
-            p->name = NULL;
-            p->per_step = 1;
-            p->what = g[j].what;
-            p->m = g[j].m, p->n = g[j].n, p->k = g[j].k;
-            st = time_gemm(d, g[j].ta, g[j].tb, p->m, p->n, p->k, bufs[0], bufs[1], bufs[2],
-                           g[j].beta, &p->seconds);
-            p->gflops = 2.0 * p->m * p->n * p->k / p->seconds / 1e9;
-        }
-    }
-    for (int i = 0; i < 3; i++)
-        clpar_device_release(d, bufs[i]);
-    clpar_device_free(d);
-    free(zeros);
-    return st;
-}
-
-/* ---- a GPT ---- */
+/* ---- one call of a step's kernels, timed ---- */
 
 enum {
     OP_GEMM,
@@ -196,9 +130,57 @@ static clpar_status time_op(clpar_device *d, const op_call *o, cl_mem *s, cl_mem
     return CLPAR_OK;
 }
 
+clpar_status bench_products(clpar_runtime *rt, int index, const clpar_mlp_shape *shape,
+                            size_t batch, bench_product *out, int cap, int *count) {
+    *count = 0;
+    size_t widest = 0;
+    for (int l = 0; l <= shape->nlayers; l++)
+        if (shape->sizes[l] > widest) widest = shape->sizes[l];
+    clpar_device *d;
+    TRY_STATUS(clpar_device_init(rt, index, &d));
+    size_t big = (batch > widest ? batch : widest) * widest; /* any operand fits */
+    float *zeros = calloc(big, sizeof(float));
+    cl_mem bufs[3] = {NULL, NULL, NULL};
+    clpar_status st = zeros ? CLPAR_OK : CLPAR_ENOMEM;
+    for (int i = 0; i < 3 && st == CLPAR_OK; i++) {
+        st = clpar_device_alloc(d, big * sizeof(float), &bufs[i]);
+        if (st == CLPAR_OK) st = clpar_device_write(d, bufs[i], 0, big * sizeof(float), zeros);
+    }
+    for (int l = 0; l < shape->nlayers && st == CLPAR_OK; l++) {
+        size_t in = shape->sizes[l], o = shape->sizes[l + 1];
+        struct {
+            const char *what;
+            clpar_transpose ta, tb;
+            size_t m, n, k;
+            float beta;
+        } g[3] = {{"forward", CLPAR_NO_TRANS, CLPAR_TRANS, batch, o, in, 0.0f},
+                  {"input grad", CLPAR_NO_TRANS, CLPAR_NO_TRANS, batch, in, o, 0.0f},
+                  {"weight grad", CLPAR_TRANS, CLPAR_NO_TRANS, o, in, batch, 1.0f}};
+        for (int j = 0; j < 3 && st == CLPAR_OK && *count < cap; j++) {
+            if (j == 1 && l == 0) continue; /* the first layer computes no input gradient */
+            bench_product *p = &out[(*count)++];
+            p->layer = l;
+            p->name = NULL;
+            p->per_step = 1;
+            p->what = g[j].what;
+            p->m = g[j].m, p->n = g[j].n, p->k = g[j].k;
+            op_call c = {OP_GEMM, g[j].ta, g[j].tb, p->m, p->n, p->k, g[j].beta};
+            st = time_op(d, &c, bufs, NULL, 0, 1, &p->seconds);
+            p->gflops = 2.0 * p->m * p->n * p->k / p->seconds / 1e9;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        clpar_device_release(d, bufs[i]);
+    clpar_device_free(d);
+    free(zeros);
+    return st;
+}
+
 clpar_status bench_gpt(clpar_runtime *rt, int index, const clpar_model_spec *m, size_t batch,
                        bench_product *out, int cap, int *count) {
     *count = 0;
+    op_call calls[BENCH_GPT_OPS]; /* what each row of out times */
+    if (cap > BENCH_GPT_OPS) cap = BENCH_GPT_OPS;
     const clpar_gpt_config *g = &m->gpt;
     size_t T = g->ctx, C = g->embd, H = g->heads, V = g->vocab ? g->vocab : 256, R = batch * T;
     int L = g->layers;
@@ -239,6 +221,7 @@ clpar_status bench_gpt(clpar_runtime *rt, int index, const clpar_model_spec *m, 
                         : j == 1
                             ? (op_call){OP_GEMM, CLPAR_NO_TRANS, CLPAR_NO_TRANS, R, in, o, 0.0f}
                             : (op_call){OP_GEMM, CLPAR_TRANS, CLPAR_NO_TRANS, o, in, R, 1.0f};
+            calls[*count] = c;
             out[(*count)++] =
                 (bench_product){-1, lin[l].name, what[j], c.m, c.n, c.k, lin[l].per_step, 0, 0};
         }
@@ -255,21 +238,15 @@ clpar_status bench_gpt(clpar_runtime *rt, int index, const clpar_model_spec *m, 
                 {"attention", "input grad", OP_ATT_B, L, batch, T},
                 {"cross-entropy", "forward", OP_XENT_F, 1, R, V},
                 {"cross-entropy", "input grad", OP_XENT_B, 1, R, V}};
-    for (int i = 0; i < 9 && *count < cap; i++)
+    for (int i = 0; i < 9 && *count < cap; i++) {
+        calls[*count] =
+            (op_call){ops[i].kind, CLPAR_NO_TRANS, CLPAR_NO_TRANS, ops[i].m, ops[i].n, 0, 0.0f};
         out[(*count)++] = (bench_product){-1, ops[i].name,     ops[i].what, ops[i].m, ops[i].n,
                                           0,  ops[i].per_step, 0,           0};
+    }
     for (int i = 0; i < *count && st == CLPAR_OK; i++) {
         bench_product *p = &out[i];
-        op_call c = {OP_GEMM, CLPAR_NO_TRANS, CLPAR_NO_TRANS, p->m, p->n, p->k, 0.0f};
-        if (i < 15) {
-            int j = i % 3;
-            c.ta = j == 2 ? CLPAR_TRANS : CLPAR_NO_TRANS;
-            c.tb = j == 0 ? CLPAR_TRANS : CLPAR_NO_TRANS;
-            c.beta = j == 2 ? 1.0f : 0.0f;
-        } else {
-            c.kind = ops[i - 15].kind;
-        }
-        st = time_op(d, &c, s, labels, C, H, &p->seconds);
+        st = time_op(d, &calls[i], s, labels, C, H, &p->seconds);
         if (st == CLPAR_OK && p->k) p->gflops = 2.0 * p->m * p->n * p->k / p->seconds / 1e9;
     }
     for (int i = 0; i < 5; i++)
