@@ -2,16 +2,18 @@
 # Data parallelism across processes (issue 12's benchmark): two processes under mpirun with one
 # single-core PoCL `basic` device each, against one process with one such device, on
 # 784,512,512,10 with batch 256 (Fashion-MNIST); the GPT of bench/gpt.sh too with `gpt`.
-# Medians of three alternating runs, of whole runs' rates and of each run's median step
+# Medians of ROUNDS (3) alternating runs, of whole runs' rates and of each run's median step
 # (from --log); bytes sent between processes per step, measured beside predicted. Processes
 # on one host sum through shared memory; CLPAR_SHARED_MEMORY=off measures the messages that
 # hosts would exchange. mlp-zero: the MLP with the two processes' replicas under --zero 1
 # (each updates half of the parameters).
-#   bench/mpi.sh [BUILD_DIR] [mlp|mlp-zero|gpt|all] [STEPS]
+#   bench/mpi.sh [BUILD_DIR] [mlp|mlp-zero|gpt|all] [STEPS] [ROUNDS]
 set -euo pipefail
 B="${1:-build}"
 WHAT="${2:-mlp}"
 STEPS="${3:-60}"
+ROUNDS="${4:-3}"
+source "$(dirname "$0")/steal.sh"
 export POCL_DEVICES=basic
 rate() { sed -n 's/.*(\([0-9.]*\) samples\/s).*/\1/p' <<<"$1"; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
@@ -23,28 +25,40 @@ step_rate() { awk -F, 'NR > 1 { print $4 }' "$1" | sort -g | awk '{ v[NR] = $1 }
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 
-# bench LABEL ARGS...: one process, dp 1, against two processes, dp 2 (with $TWO too)
+# bench LABEL ARGS...: one process, dp 1, against two processes, dp 2 (with $TWO too), ROUNDS
+# times each, alternating; each run's steal beside it, and the medians again over the pairs
+# that no steal disturbed (bench/steal.sh)
 TWO=()
 bench() {
-  local label="$1" one=() two=() sone=() stwo=() out=""
+  local label="$1" one=() two=() sone=() stwo=() qone=() qtwo=() out="" t s1 s2 r1 r2 q1 q2
   shift
-  for _ in 1 2 3; do
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
+  echo "$label:"
+  for i in $(seq "$ROUNDS"); do
+    t=$(cpu_ticks)
     out=$("$B/clpar-train" "$@" --dp 1 --devices 0 --quiet --log "$LOG")
-    one+=("$(rate "$out")")
-    sone+=("$(step_rate "$LOG")")
+    s1=$(steal_since "$t") r1=$(rate "$out") q1=$(step_rate "$LOG")
+    t=$(cpu_ticks)
     out=$(mpi -np 2 "$B/clpar-train" "$@" --dp 2 "${TWO[@]}" --devices 0 --quiet --log "$LOG")
-    two+=("$(rate "$out")")
-    stwo+=("$(step_rate "$LOG")")
+    s2=$(steal_since "$t") r2=$(rate "$out") q2=$(step_rate "$LOG")
+    echo "  round $i: 1 process $r1 samples/s (median step $q1; steal $s1%), 2 processes $r2 (median step $q2; steal $s2%)"
+    one+=("$r1") two+=("$r2") sone+=("$q1") stwo+=("$q2")
+    if quiet "$s1" && quiet "$s2"; then qone+=("$q1") qtwo+=("$q2"); fi
   done
   local a b sa sb
   a=$(median "${one[@]}")
   b=$(median "${two[@]}")
   sa=$(median "${sone[@]}")
   sb=$(median "${stwo[@]}")
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
-  echo "$label:"
-  echo "  whole runs: 1 process ${a} samples/s, 2 processes ${b} samples/s: $(ratio "$a" "$b")x (runs: ${one[*]} / ${two[*]})"
-  echo "  median step: 1 process ${sa} samples/s, 2 processes ${sb} samples/s: $(ratio "$sa" "$sb")x (runs: ${sone[*]} / ${stwo[*]})"
+  echo "  whole runs: 1 process ${a} samples/s, 2 processes ${b} samples/s: $(ratio "$a" "$b")x"
+  echo "  median step: 1 process ${sa} samples/s, 2 processes ${sb} samples/s: $(ratio "$sa" "$sb")x"
+  if [ "${#qone[@]}" -gt 0 ]; then
+    sa=$(median "${qone[@]}")
+    sb=$(median "${qtwo[@]}")
+    echo "  median step, the ${#qone[@]} rounds under ${STEAL_QUIET}% steal: $(ratio "$sa" "$sb")x ($sa against $sb samples/s)"
+  else
+    echo "  no round ran under ${STEAL_QUIET}% steal"
+  fi
   grep "between processes" <<<"$out" | sed 's/^/  /'
 }
 

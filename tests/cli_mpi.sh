@@ -104,6 +104,7 @@ check "ZeRO-1 with a replica cut between processes: within 1e-5" \
 # the planner under mpirun measures the link and plans meshes spread over the processes
 mpi -np 2 "$B/clpar-devices" --plan --model 10,16,5 --batch 64 --devices 0 --top 2 >"$T/plan.out" 2>&1
 check "the planner measures the link" grep -q "^link between processes 0 (.*) and 1 (.*): .* GB/s" "$T/plan.out"
+check "and counts the processes on the host" grep -q "each, 2 on a host at most (sharing its cores)" "$T/plan.out"
 check "and prints mpirun command lines" grep -q "mpirun -np 2 clpar-train --model 10,16,5 --batch 64 --devices 0 --dp 2 " "$T/plan.out"
 check "with the bytes sent between processes" grep -q "between processes: 0.00 MB sent per process" "$T/plan.out"
 

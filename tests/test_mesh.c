@@ -2,6 +2,8 @@
  * single-device training. */
 #include "train_common.h"
 
+#include <unistd.h>
+
 static int devices[8] = {0, 1, 2, 3, 0, 1, 2, 3};
 
 /* One device, 5 layers (stages of 2-3 layers pair column and row shards and leave one over),
@@ -147,7 +149,7 @@ Test(mesh, planner_weighs_the_link_between_processes) {
         m[i] = (clpar_device_measure){i, 10.0, 5.0, 5.0, 1u << 30, 0, 0};
     clpar_plan fast[64], slow[64], local[64];
     int nf, ns, nl;
-    clpar_link link = {3, 10.0, 1e-6};
+    clpar_link link = {3, 10.0, 1e-6, 1};
     T_OK(clpar_planner_plan_link(&c, m, 2, &link, fast, 64, &nf));
     link.gbs = 0.01;
     link.latency_s = 1e-3;
@@ -174,7 +176,35 @@ Test(mesh, planner_weighs_the_link_between_processes) {
                       fast[i].link_bytes / 0.01e9 - fast[i].link_bytes / 10e9 + buckets * 0.9e-3,
                       "a slower link must cost its bytes and latencies");
         cr_expect_float_eq(same->step_s, same->compute_s + same->comm_s, 1e-12);
+        /* one replica per process sums its gradients on the host all the same: read from
+         * the device, the sum written back */
+        for (int j = 0; j < nl && fast[i].cfg.tp == 1; j++)
+            if (local[j].cfg.dp * 3 == fast[i].cfg.dp && local[j].cfg.pp == fast[i].cfg.pp &&
+                local[j].cfg.tp == 1) {
+                uint64_t extra = fast[i].cfg.dp == 3 ? (uint64_t)(2 * grad) : 0;
+                cr_expect_eq(fast[i].bytes_per_step, local[j].bytes_per_step + extra,
+                             "dp %d pp %d: %llu bytes against %llu", fast[i].cfg.dp, fast[i].cfg.pp,
+                             (unsigned long long)fast[i].bytes_per_step,
+                             (unsigned long long)local[j].bytes_per_step);
+                cr_expect_float_eq(fast[i].compute_s, local[j].compute_s, 1e-12);
+            }
     }
+    /* CPU devices each on every core of the host: two processes on one host share them */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 0; i < 2; i++)
+        m[i].host_cores = online > 0 ? (unsigned)online : 1;
+    link = (clpar_link){3, 10.0, 1e-6, 1};
+    T_OK(clpar_planner_plan_link(&c, m, 1, &link, fast, 64, &nf));
+    link.per_host = 3;
+    T_OK(clpar_planner_plan_link(&c, m, 1, &link, slow, 64, &ns));
+    cr_assert_eq(nf, 1);
+    cr_assert_eq(ns, 1);
+    cr_expect_float_eq(slow[0].compute_s, 3 * fast[0].compute_s, 1e-9,
+                       "three processes on one host's cores: %g against %g s", slow[0].compute_s,
+                       fast[0].compute_s);
+    link.per_host = 4;
+    cr_expect_eq(clpar_planner_plan_link(&c, m, 1, &link, slow, 64, &ns), CLPAR_EINVAL,
+                 "more processes on a host than in all");
 }
 
 /* Faster ranks get more work, and the weights stay those of one device. */

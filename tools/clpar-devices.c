@@ -80,9 +80,10 @@ static int plan(clpar_runtime *rt, const int *idx, int n, const char *model, lon
     if (link.procs > 1) {
         if (!json)
             printf("link between processes 0 (%s) and 1 (%s): %.2f GB/s, %.1f us latency "
-                   "(ping-pong); planning for %d processes with these devices each\n",
+                   "(ping-pong); planning for %d processes with these devices each, %d on a "
+                   "host at most (sharing its cores)\n",
                    clpar_world_host(world, 0), clpar_world_host(world, 1), link.gbs,
-                   link.latency_s * 1e6, link.procs);
+                   link.latency_s * 1e6, link.procs, link.per_host);
     }
     for (int i = 0; i < n; i++) {
         if (!json) {

@@ -46,6 +46,8 @@ typedef struct {
     int procs;        /* processes, each with devices like the measured ones */
     double gbs;       /* bandwidth between two processes, GB/s */
     double latency_s; /* one-way time of a small message */
+    int per_host;     /* the most processes on one host, whose CPU devices share its cores
+                         (0 reads as 1) */
 } clpar_link;
 
 /* Every feasible mesh over the first dp pp tp of the n measured devices (rank i on
@@ -56,13 +58,15 @@ CLPAR_API clpar_status clpar_planner_plan(const clpar_mesh_config *base,
                                           int cap, int *count);
 /* Measures the link between processes 0 and 1 of w into *out (procs: the world's size):
  * the latency of an 8-byte message and the bandwidth of 4 MiB ones, by ping-pong
- * (clpar_world_ping_pong). A collective; a world of one gives procs 1 and nothing else. */
+ * (clpar_world_ping_pong), and counts the processes on each host (their host names). A
+ * collective; a world of one gives procs 1, per_host 1 and nothing else. */
 CLPAR_API clpar_status clpar_planner_measure_link(clpar_world *w, clpar_link *out);
 /* The same for link->procs processes that each have the n measured devices: every mesh whose
  * replicas divide among the processes (dp a multiple of procs; each process runs dp / procs
  * replicas on its devices), with the reduction across processes on the link: 2 (P - 1) / P
- * of each process's gradient bytes, plus two latencies per gradient bucket. link NULL or one
- * process: clpar_planner_plan. */
+ * of each process's gradient bytes, plus two latencies per gradient bucket, and every rank's
+ * gradients read from its device and written back. CPU devices of processes on one host
+ * share its cores (link->per_host). link NULL or one process: clpar_planner_plan. */
 CLPAR_API clpar_status clpar_planner_plan_link(const clpar_mesh_config *base,
                                                const clpar_device_measure *m, int n,
                                                const clpar_link *link, clpar_plan *plans, int cap,

@@ -163,8 +163,9 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mo
 
 /* How many times slower ranks compute together than each measured alone: ranks that share
  * a device take turns on it, and CPU devices share the host's cores (PoCL's `basic` devices
- * use one each; its `pthread` devices of one process share one pool, each counting it). */
-static double contention(const clpar_device_measure *m, int n) {
+ * use one each; its `pthread` devices of one process share one pool, each counting it) with
+ * the devices of the other per_host - 1 processes on the host, which are like these. */
+static double contention(const clpar_device_measure *m, int n, int per_host) {
     double worst = 1.0, cpu_cores = 0;
     for (int r = 0; r < n; r++) {
         int first = 1, same = 0;
@@ -177,12 +178,14 @@ static double contention(const clpar_device_measure *m, int n) {
         if (first) cpu_cores += m[r].host_cores;
     }
     long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online > 0) worst = fmax(worst, cpu_cores / (double)online);
+    if (online > 0) worst = fmax(worst, cpu_cores * per_host / (double)online);
     return worst;
 }
 
-/* Predicts one mesh; returns 0 when it cannot run (memory, splits). */
-static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, clpar_plan *p) {
+/* Predicts one process's mesh, one of procs alike with per_host of them on each host;
+ * returns 0 when it cannot run (memory, splits). */
+static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, int procs,
+                   int per_host, clpar_plan *p) {
     if (clpar_mesh_validate(c) != CLPAR_OK) return 0;
     memset(p, 0, sizeof *p);
     p->cfg = *c;
@@ -208,12 +211,13 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, cl
         if (t > stage_time[ri.stage]) stage_time[ri.stage] = t;
         double bw = fmin(m[r].h2d_gbs, m[r].d2h_gbs) * 1e9;
         if (bw < slowest_bw) slowest_bw = bw;
-        if (c->dp > 1) p->bytes_per_step += 2 * ri.param_count * sizeof(float);
+        /* gradients summed on the host: read from the device, the sum written back */
+        if (c->dp > 1 || procs > 1) p->bytes_per_step += 2 * ri.param_count * sizeof(float);
     }
     double worst = 0;
     for (int s = 0; s < c->pp; s++)
         worst = fmax(worst, stage_time[s]);
-    p->compute_s = (c->micro + c->pp - 1) * worst * contention(m, n);
+    p->compute_s = (c->micro + c->pp - 1) * worst * contention(m, n, per_host);
     uint64_t tp_bytes;
     if (clpar_mesh_predicted_tp_bytes(c, c->max_batch, &tp_bytes) != CLPAR_OK) return 0;
     uint64_t pp_bytes = 0;
@@ -260,8 +264,14 @@ static void add_link(clpar_plan *p, const clpar_link *link) {
 }
 
 clpar_status clpar_planner_measure_link(clpar_world *w, clpar_link *out) {
-    *out = (clpar_link){clpar_world_size(w), 0, 0};
+    *out = (clpar_link){clpar_world_size(w), 0, 0, 1};
     if (out->procs == 1) return CLPAR_OK;
+    for (int i = 0; i < out->procs; i++) {
+        int same = 0;
+        for (int j = 0; j < out->procs; j++)
+            same += !strcmp(clpar_world_host(w, i), clpar_world_host(w, j));
+        if (same > out->per_host) out->per_host = same;
+    }
     const size_t big = 4u << 20;
     double small, large;
     TRY(clpar_world_ping_pong(w, 8, 50, &small));
@@ -280,8 +290,10 @@ clpar_status clpar_planner_plan_link(const clpar_mesh_config *base, const clpar_
                                      int n, const clpar_link *link, clpar_plan *plans, int cap,
                                      int *count) {
     int P = link && link->procs > 1 ? link->procs : 1;
+    int per_host = P > 1 && link->per_host > 1 ? link->per_host : 1;
     if (P > 1 && !(link->gbs > 0))
         return clpar_error(CLPAR_EINVAL, "the link between processes needs a bandwidth");
+    if (per_host > P) return clpar_error(CLPAR_EINVAL, "%d processes per host of %d", per_host, P);
     clpar_mesh_config whole = *base;
     /* each process plans its share of the batch on its own devices */
     whole.max_batch = base->max_batch / (size_t)P;
@@ -304,7 +316,7 @@ clpar_status clpar_planner_plan_link(const clpar_mesh_config *base, const clpar_
                 memset(c.stage_layers, 0, sizeof c.stage_layers);
                 if (clpar_stages_balance_model(&model, pp, NULL, c.stage_layers) != CLPAR_OK)
                     continue;
-                if (!predict(&c, m, &all[total])) continue;
+                if (!predict(&c, m, P, per_host, &all[total])) continue;
                 if (P > 1) add_link(&all[total], link);
                 total++;
             }
