@@ -50,7 +50,7 @@ case "$cmd" in
     CLPAR_BUILD_DIR="$PWD/build-mpich" CLPAR_SOURCE_DIR="$PWD" bash tests/cli_mpi.sh
     CLPAR_BUILD_DIR="$PWD/build-mpich" CLPAR_SOURCE_DIR="$PWD" bash tests/cli_srun.sh
     CC=clang cmake -S . -B build-fuzz -DCLPAR_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
-    cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_idx fuzz_text fuzz_specs fuzz_cli >/dev/null
+    cmake --build build-fuzz -j"$(nproc)" --target fuzz_all >/dev/null
     exec fuzz/run.sh build-fuzz "${CLPAR_FUZZ_RUNS:-20000}" ;;
   *)
     echo "usage: ./run.sh train [clpar-train options] | ./run.sh test [ctest options]" >&2

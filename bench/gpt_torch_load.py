@@ -3,9 +3,7 @@ the tied lm_head.weight added as nanoGPT's own checkpoints hold it) and prints i
 cross-entropy over the held-out part of the text file clpar trained on (the last 10% of the
 bytes, samples of ctx tokens), which clpar-train reported as its test loss.
   /usr/bin/python3 bench/gpt_torch_load.py MODEL.safetensors TEXT_FILE"""
-import json
 import os
-import struct
 import sys
 
 import torch
@@ -13,16 +11,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
 from nanogpt import GPT  # noqa: E402
+import safetensors_file  # noqa: E402
 
-raw = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-header = json.loads(raw[8:8 + n])
-state = {}
-for name, t in header.items():
-    if name == "__metadata__":
-        continue
-    s, e = t["data_offsets"]
-    state[name] = torch.frombuffer(bytearray(raw[8 + n + s:8 + n + e]), dtype=torch.float32).view(t["shape"])
+header, payload = safetensors_file.read(sys.argv[1])
+state = {name: torch.frombuffer(bytearray(safetensors_file.tensor_bytes(header, payload, name)),
+                                dtype=torch.float32).view(header[name]["shape"])
+         for name in safetensors_file.names(header)}
 hp = dict(kv.split("=") for kv in header["__metadata__"]["clpar.model"].split(":")[1].split(","))
 L, H, C, T, V = (int(hp[k]) for k in ("layers", "heads", "embd", "ctx", "vocab"))
 net = GPT(L, H, C, T, V)

@@ -4,13 +4,15 @@
 # the seeds stay as committed), and fails on the first crash, leak, hang or sanitizer report.
 # A crash input is left as crash-* in the current folder: add it to tests/data/fuzz/ (the
 # regression inputs test_fuzz_regressions replays) once fixed.
-#   fuzz/run.sh BUILD [RUNS] [TARGETS...]
+#   fuzz/run.sh BUILD [RUNS] [TARGETS...]   (TARGETS: fuzz/targets.cmake's by default)
 set -uo pipefail
 build="${1:?usage: fuzz/run.sh BUILD [RUNS] [TARGETS...]}"
 runs="${2:-1000000}"
 shift $(($# < 2 ? $# : 2))
-targets="${*:-safetensors idx text specs cli}"
 here="$(cd "$(dirname "$0")" && pwd)"
+# by default every harness fuzz/targets.cmake names
+targets="${*:-$(sed -n 's/^set(CLPAR_FUZZ_TARGETS \(.*\))$/\1/p' "$here/targets.cmake")}"
+[ -n "$targets" ] || { echo "fuzz/run.sh: no targets in $here/targets.cmake" >&2; exit 2; }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export LSAN_OPTIONS="suppressions=$here/../tests/lsan.supp:print_suppressions=0"

@@ -55,21 +55,11 @@ cmp -s "$T/gfull.safetensors" "$T/geval.safetensors" && ok || bad "--eval-every 
 # bad resume files: each refused with one line, the checkpoint unchanged
 before=$(sha256sum <"$T/ck.safetensors")
 python3 - "$T/ck.safetensors" "$T/noopt.safetensors" <<'PY'
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-keep, blobs, pos = {"__metadata__": h["__metadata__"]}, [], 0
-for k, v in h.items():
-    if k == "__metadata__" or k.startswith("optim."):
-        continue
-    s, e = v["data_offsets"]
-    blobs.append(b[8 + n + s:8 + n + e])
-    keep[k] = dict(v, data_offsets=[pos, pos + e - s])
-    pos += e - s
-t = json.dumps(keep).encode()
-t += b" " * (-len(t) % 8)
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + b"".join(blobs))
+import sys
+import safetensors_file as st
+h, p = st.read(sys.argv[1])
+st.write(sys.argv[2], {k: (h[k]["dtype"], h[k]["shape"], st.tensor_bytes(h, p, k))
+                       for k in st.names(h, optimizer=False)}, h["__metadata__"])
 PY
 expect() { # expect WORD command...
   local want="$1"

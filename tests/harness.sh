@@ -16,33 +16,24 @@ check() {
   shift
   if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
 }
+# the Python checks below read safetensors through tests/data/safetensors_file.py
+export PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/data${PYTHONPATH:+:$PYTHONPATH}"
 # whole FILE: a safetensors file whose header parses and whose tensors fill it exactly
 whole() {
   python3 - "$1" <<'PY'
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-end = max([v["data_offsets"][1] for k, v in h.items() if k != "__metadata__"] + [0])
-assert 8 + n + end == len(b), "torn"
+import sys
+import safetensors_file as st
+h, p = st.read(sys.argv[1])
+end = max([h[k]["data_offsets"][1] for k in st.names(h)] + [0])
+assert end == len(p), "torn"
 PY
 }
-# relative L2 distance between the models in two safetensors files
+# relative L2 distance between the models (not the optimizers) in two safetensors files
 rel_l2() {
   python3 - "$1" "$2" <<'PY'
-import json, math, struct, sys
-def load(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__" or k.startswith("optim."):
-            continue
-        s, e = v["data_offsets"]
-        out[k] = struct.unpack("<%df" % ((e - s) // 4), b[8 + n + s:8 + n + e])
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
+import math, sys
+import safetensors_file as st
+a, b = st.floats(sys.argv[1], optimizer=False), st.floats(sys.argv[2], optimizer=False)
 assert a.keys() == b.keys()
 num = sum((x - y) ** 2 for k in a for x, y in zip(a[k], b[k]))
 den = sum(y * y for k in b for y in b[k])

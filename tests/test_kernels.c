@@ -26,6 +26,21 @@ Test(kernels, bias_add) {
     clpar_device_release(d, mb);
 }
 
+/* clpar_device_zero clears its range and nothing else (a fill, not a kernel). */
+Test(kernels, device_zero_clears_a_range) {
+    clpar_device *d = t_device(0);
+    float x[ROWS * COLS];
+    t_fill(x, ROWS * COLS, 7, 1, 2); /* never 0 */
+    cl_mem mx = t_upload(d, x, ROWS * COLS);
+    T_OK(clpar_device_zero(d, mx, 5 * sizeof(float), 100 * sizeof(float)));
+    T_OK(clpar_device_zero(d, mx, 0, 0));
+    float *got = t_download(d, mx, ROWS * COLS);
+    for (int i = 0; i < ROWS * COLS; i++)
+        cr_assert_eq(got[i], i >= 5 && i < 105 ? 0.0f : x[i], "element %d", i);
+    free(got);
+    clpar_device_release(d, mx);
+}
+
 Test(kernels, relu_forward_backward) {
     clpar_device *d = t_device(0);
     const size_t n = 1001;

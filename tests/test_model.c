@@ -342,6 +342,44 @@ Test(model, size_list_parsing) {
 
 /* The products --tune measures are those the layers run (linear.c: x W^T, dy W except for an
  * MLP's first layer, dy^T x; gpt_head.c: x wte^T, dy wte, dy^T x), each shape once. */
+/* The linear maps a step runs, named for a GPT (with their calls per step), by layer for an
+ * MLP; their three products as the layers call clpar_op_gemm. */
+Test(model, linears_name_a_steps_linear_maps) {
+    clpar_model_spec m;
+    clpar_model_linear l[8];
+    T_OK(clpar_model_parse("784,256,10", &m));
+    cr_assert_eq(clpar_model_linears(&m, 128, l, 8), 2);
+    cr_expect(l[0].name == NULL && l[0].layer == 0 && l[0].rows == 128 && l[0].in == 784 &&
+              l[0].out == 256 && l[0].per_step == 1 && !l[0].with_dx);
+    cr_expect(l[1].layer == 1 && l[1].in == 256 && l[1].out == 10 && l[1].with_dx);
+    clpar_gemm_shape f = clpar_model_linear_product(&l[1], 0),
+                     x = clpar_model_linear_product(&l[1], 1),
+                     w = clpar_model_linear_product(&l[1], 2);
+    cr_expect(f.trans_a == CLPAR_NO_TRANS && f.trans_b == CLPAR_TRANS && f.m == 128 && f.n == 10 &&
+                  f.k == 256,
+              "forward: x (128, 256) W^T");
+    cr_expect(x.trans_a == CLPAR_NO_TRANS && x.trans_b == CLPAR_NO_TRANS && x.m == 128 &&
+                  x.n == 256 && x.k == 10,
+              "input gradient: dy (128, 10) W");
+    cr_expect(w.trans_a == CLPAR_TRANS && w.trans_b == CLPAR_NO_TRANS && w.m == 10 && w.n == 256 &&
+                  w.k == 128,
+              "weight gradient: dy^T x");
+    T_OK(clpar_model_parse("gpt:layers=3,heads=2,embd=8,ctx=4,vocab=50", &m));
+    const char *names[5] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj",
+                            "head (x wte^T)"};
+    const size_t io[5][2] = {{8, 24}, {8, 8}, {8, 32}, {32, 8}, {8, 50}};
+    cr_assert_eq(clpar_model_linears(&m, 2, l, 8), 5);
+    for (int i = 0; i < 5; i++) {
+        cr_expect_str_eq(l[i].name, names[i]);
+        cr_expect(l[i].layer == -1 && l[i].rows == 8 && l[i].in == io[i][0] &&
+                      l[i].out == io[i][1] && l[i].with_dx,
+                  "%s", names[i]);
+        cr_expect_eq(l[i].per_step, i < 4 ? 3 : 1, "%s: once per block, the head once", names[i]);
+    }
+    cr_expect_eq(clpar_model_linears(&m, 2, l, 1), 5, "the count, past cap");
+    cr_expect_str_eq(l[1].name, "attn.c_proj", "nothing written past cap");
+}
+
 Test(model, gemm_shapes_are_the_layers_products) {
     clpar_model_spec m;
     T_OK(clpar_model_parse("784,256,10", &m));

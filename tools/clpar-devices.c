@@ -405,8 +405,8 @@ static int session(int argc, char **argv) {
             st = bench_gpt(rt, idx[i], &mspec, (size_t)batch, prods + (size_t)i * MAXP, MAXP,
                            &nprods[i]);
         else if (st == CLPAR_OK && model)
-            st = bench_products(rt, idx[i], &mspec.mlp, (size_t)batch, prods + (size_t)i * MAXP,
-                                MAXP, &nprods[i]);
+            st = bench_products(rt, idx[i], &mspec, (size_t)batch, prods + (size_t)i * MAXP, MAXP,
+                                &nprods[i]);
     }
     if (st != CLPAR_OK) {
         free(res);

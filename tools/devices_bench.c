@@ -130,44 +130,51 @@ static clpar_status time_op(clpar_device *d, const op_call *o, cl_mem *s, cl_mem
     return CLPAR_OK;
 }
 
-clpar_status bench_products(clpar_runtime *rt, int index, const clpar_mlp_shape *shape,
-                            size_t batch, bench_product *out, int cap, int *count) {
+/* Appends a row, and the call it times, for each product of the model's linear maps at the
+ * batch (clpar_model_linears; an MLP's first layer has no input gradient), up to cap. */
+static void add_linear_rows(const clpar_model_spec *m, size_t batch, bench_product *out,
+                            op_call *calls, int cap, int *count) {
+    static const char *what[3] = {"forward", "input grad", "weight grad"};
+    clpar_model_linear lin[CLPAR_MAX_LAYERS + 5];
+    int nl = clpar_model_linears(m, batch, lin, CLPAR_MAX_LAYERS + 5);
+    for (int l = 0; l < nl; l++)
+        for (int j = 0; j < 3 && *count < cap; j++) {
+            if (j == 1 && !lin[l].with_dx) continue;
+            clpar_gemm_shape g = clpar_model_linear_product(&lin[l], j);
+            /* the weight gradient accumulates, as the layers run it */
+            calls[*count] =
+                (op_call){OP_GEMM, g.trans_a, g.trans_b, g.m, g.n, g.k, j == 2 ? 1.0f : 0.0f};
+            out[(*count)++] = (bench_product){lin[l].layer, lin[l].name,     what[j], g.m, g.n,
+                                              g.k,          lin[l].per_step, 0,       0};
+        }
+}
+
+clpar_status bench_products(clpar_runtime *rt, int index, const clpar_model_spec *m, size_t batch,
+                            bench_product *out, int cap, int *count) {
     *count = 0;
-    size_t widest = 0;
-    for (int l = 0; l <= shape->nlayers; l++)
-        if (shape->sizes[l] > widest) widest = shape->sizes[l];
+    op_call calls[3 * CLPAR_MAX_LAYERS];
+    if (cap > 3 * CLPAR_MAX_LAYERS) cap = 3 * CLPAR_MAX_LAYERS;
+    add_linear_rows(m, batch, out, calls, cap, count);
+    size_t big = 0; /* any operand fits */
+    for (int i = 0; i < *count; i++) {
+        size_t m_ = out[i].m, n_ = out[i].n, k_ = out[i].k;
+        size_t most = m_ * k_ > k_ * n_ ? m_ * k_ : k_ * n_;
+        if (m_ * n_ > most) most = m_ * n_;
+        if (most > big) big = most;
+    }
     clpar_device *d;
     TRY_STATUS(clpar_device_init(rt, index, &d));
-    size_t big = (batch > widest ? batch : widest) * widest; /* any operand fits */
-    float *zeros = calloc(big, sizeof(float));
+    float *zeros = calloc(big ? big : 1, sizeof(float));
     cl_mem bufs[3] = {NULL, NULL, NULL};
     clpar_status st = zeros ? CLPAR_OK : CLPAR_ENOMEM;
     for (int i = 0; i < 3 && st == CLPAR_OK; i++) {
         st = clpar_device_alloc(d, big * sizeof(float), &bufs[i]);
         if (st == CLPAR_OK) st = clpar_device_write(d, bufs[i], 0, big * sizeof(float), zeros);
     }
-    for (int l = 0; l < shape->nlayers && st == CLPAR_OK; l++) {
-        size_t in = shape->sizes[l], o = shape->sizes[l + 1];
-        struct {
-            const char *what;
-            clpar_transpose ta, tb;
-            size_t m, n, k;
-            float beta;
-        } g[3] = {{"forward", CLPAR_NO_TRANS, CLPAR_TRANS, batch, o, in, 0.0f},
-                  {"input grad", CLPAR_NO_TRANS, CLPAR_NO_TRANS, batch, in, o, 0.0f},
-                  {"weight grad", CLPAR_TRANS, CLPAR_NO_TRANS, o, in, batch, 1.0f}};
-        for (int j = 0; j < 3 && st == CLPAR_OK && *count < cap; j++) {
-            if (j == 1 && l == 0) continue; /* the first layer computes no input gradient */
-            bench_product *p = &out[(*count)++];
-            p->layer = l;
-            p->name = NULL;
-            p->per_step = 1;
-            p->what = g[j].what;
-            p->m = g[j].m, p->n = g[j].n, p->k = g[j].k;
-            op_call c = {OP_GEMM, g[j].ta, g[j].tb, p->m, p->n, p->k, g[j].beta};
-            st = time_op(d, &c, bufs, NULL, 0, 1, &p->seconds);
-            p->gflops = 2.0 * p->m * p->n * p->k / p->seconds / 1e9;
-        }
+    for (int i = 0; i < *count && st == CLPAR_OK; i++) {
+        bench_product *p = &out[i];
+        st = time_op(d, &calls[i], bufs, NULL, 0, 1, &p->seconds);
+        if (st == CLPAR_OK) p->gflops = 2.0 * p->m * p->n * p->k / p->seconds / 1e9;
     }
     for (int i = 0; i < 3; i++)
         clpar_device_release(d, bufs[i]);
@@ -204,27 +211,7 @@ clpar_status bench_gpt(clpar_runtime *rt, int index, const clpar_model_spec *m, 
         memset(fill, 0, R * sizeof(cl_int));
         st = clpar_device_write(d, labels, 0, R * sizeof(cl_int), fill);
     }
-    const struct {
-        const char *name;
-        size_t in, out;
-        int per_step;
-    } lin[5] = {{"attn.c_attn", C, 3 * C, L},
-                {"attn.c_proj", C, C, L},
-                {"mlp.c_fc", C, 4 * C, L},
-                {"mlp.c_proj", 4 * C, C, L},
-                {"head (x wte^T)", C, V, 1}};
-    const char *what[3] = {"forward", "input grad", "weight grad"};
-    for (int l = 0; l < 5; l++)
-        for (int j = 0; j < 3 && *count < cap; j++) {
-            size_t in = lin[l].in, o = lin[l].out;
-            op_call c = j == 0 ? (op_call){OP_GEMM, CLPAR_NO_TRANS, CLPAR_TRANS, R, o, in, 0.0f}
-                        : j == 1
-                            ? (op_call){OP_GEMM, CLPAR_NO_TRANS, CLPAR_NO_TRANS, R, in, o, 0.0f}
-                            : (op_call){OP_GEMM, CLPAR_TRANS, CLPAR_NO_TRANS, o, in, R, 1.0f};
-            calls[*count] = c;
-            out[(*count)++] =
-                (bench_product){-1, lin[l].name, what[j], c.m, c.n, c.k, lin[l].per_step, 0, 0};
-        }
+    add_linear_rows(m, batch, out, calls, cap, count);
     const struct {
         const char *name, *what;
         int kind, per_step;

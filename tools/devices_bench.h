@@ -27,10 +27,11 @@ typedef struct {
 } bench_product;
 
 /* Times every GEMM of an MLP's training step at batch rows on device `index`, as its Linear
- * layers run them (forward x W^T, input gradient dy W except the first layer's, weight
- * gradient dy^T x accumulated): at most cap into out, *count of them. */
-clpar_status bench_products(clpar_runtime *rt, int index, const clpar_mlp_shape *shape,
-                            size_t batch, bench_product *out, int cap, int *count);
+ * layers run them (clpar_model_linears and their products: forward x W^T, input gradient
+ * dy W except the first layer's, weight gradient dy^T x accumulated): at most cap into out,
+ * *count of them. */
+clpar_status bench_products(clpar_runtime *rt, int index, const clpar_model_spec *m, size_t batch,
+                            bench_product *out, int cap, int *count);
 
 /* The same for a GPT at batch sequences: the products of its linear maps and head, then its
  * other kernels (layer norms, GELU, attention, the loss), each with its calls per step. */

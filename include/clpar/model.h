@@ -147,6 +147,23 @@ CLPAR_API clpar_status clpar_model_loss(const clpar_model_spec *m, clpar_loss_ki
 CLPAR_API double clpar_model_module_flops(const clpar_model_spec *m, int i);
 /* Floats per row entering top-level module i: what a pipeline hands over at a cut there. */
 CLPAR_API size_t clpar_model_boundary_width(const clpar_model_spec *m, int i);
+/* A linear map of one device's training step: (rows, in) -> (rows, out), per_step times per
+ * step, whose three products are clpar_model_linear_product's. */
+typedef struct {
+    const char *name; /* a GPT's ("attn.c_attn", ..., "head (x wte^T)"); NULL for an MLP's */
+    int layer;        /* an MLP's layer, else -1 */
+    size_t rows, in, out;
+    int per_step; /* a GPT's block maps: once per layer */
+    int with_dx;  /* it computes an input gradient (not an MLP's first layer) */
+} clpar_model_linear;
+/* The model's linear maps at batch rows (sequences for a GPT, vocab 256 when not given), in
+ * the order the forward pass meets them (a GPT's blocks' four once each, then the head):
+ * up to cap written; returns how many there are. */
+CLPAR_API int clpar_model_linears(const clpar_model_spec *m, size_t batch, clpar_model_linear *out,
+                                  int cap);
+/* Product j of a linear map, as the layers call clpar_op_gemm: 0 the forward x W^T (NT),
+ * 1 the input gradient dy W (NN), 2 the weight gradient dy^T x (TN, accumulated). */
+CLPAR_API clpar_gemm_shape clpar_model_linear_product(const clpar_model_linear *l, int j);
 /* The distinct GEMM products of one device's training step at batch rows (sequences for a
  * GPT, vocab 256 when not given), as the layers call clpar_op_gemm: each linear layer's
  * forward x W^T (NT), input gradient dy W (NN; not an MLP's first layer) and weight gradient

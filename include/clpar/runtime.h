@@ -107,6 +107,8 @@ CLPAR_API clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t of
                                           const void *src);
 CLPAR_API clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t offset,
                                          size_t bytes);
+/* Zeroes bytes of buf from offset (multiples of 4) on the compute queue, without waiting. */
+CLPAR_API clpar_status clpar_device_zero(clpar_device *d, cl_mem buf, size_t offset, size_t bytes);
 /* Waits until both queues are empty. */
 CLPAR_API clpar_status clpar_device_finish(clpar_device *d);
 /* Makes later work on the compute queue wait for `events` (which must belong to this

@@ -86,15 +86,8 @@ clpar_status clpar_gpt_init(clpar_device *d, const clpar_gpt_config *c, size_t m
 #undef ALLOC
     for (int i = 0; i < g->n && st == CLPAR_OK; i++)
         st = clpar_module_reserve(g->mods[i], d, 1, max_seqs);
-    if (st == CLPAR_OK) {
-        float zero = 0.0f;
-        cl_int err =
-            clEnqueueFillBuffer(d->compute, g->params, &zero, f, 0, g->nparams * f, 0, NULL, NULL);
-        if (err == CL_SUCCESS)
-            err = clEnqueueFillBuffer(d->compute, g->grads, &zero, f, 0, g->nparams * f, 0, NULL,
-                                      NULL);
-        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
-    }
+    if (st == CLPAR_OK) st = clpar_device_zero(d, g->params, 0, g->nparams * f);
+    if (st == CLPAR_OK) st = clpar_device_zero(d, g->grads, 0, g->nparams * f);
     if (st != CLPAR_OK) {
         clpar_gpt_free(g);
         return st;

@@ -52,15 +52,8 @@ clpar_status clpar_mlp_init(clpar_device *d, const clpar_mlp_shape *shape, size_
 #undef ALLOC
     if (st == CLPAR_OK && !(m->loss_host = malloc(max_rows * f)))
         st = clpar_error(CLPAR_ENOMEM, "out of host memory");
-    float zero = 0.0f;
-    if (st == CLPAR_OK) {
-        cl_int err =
-            clEnqueueFillBuffer(d->compute, m->params, &zero, f, 0, m->nparams * f, 0, NULL, NULL);
-        if (err == CL_SUCCESS)
-            err = clEnqueueFillBuffer(d->compute, m->grads, &zero, f, 0, m->nparams * f, 0, NULL,
-                                      NULL);
-        if (err != CL_SUCCESS) st = clpar_cl_error(err, "clEnqueueFillBuffer");
-    }
+    if (st == CLPAR_OK) st = clpar_device_zero(d, m->params, 0, m->nparams * f);
+    if (st == CLPAR_OK) st = clpar_device_zero(d, m->grads, 0, m->nparams * f);
     if (st != CLPAR_OK) {
         clpar_mlp_free(m);
         return st;

@@ -92,36 +92,48 @@ size_t clpar_model_boundary_width(const clpar_model_spec *m, int i) {
     return i == 0 ? m->gpt.ctx : m->gpt.ctx * m->gpt.embd; /* token ids, or the residual stream */
 }
 
-/* Adds the three products of a linear map (rows, in) -> (rows, out) unless already there. */
-static void add_linear(clpar_gemm_shape *out, int cap, int *n, size_t rows, size_t in, size_t out_w,
-                       int with_dx) {
-    const clpar_gemm_shape three[3] = {{CLPAR_NO_TRANS, CLPAR_TRANS, rows, out_w, in},
-                                       {CLPAR_NO_TRANS, CLPAR_NO_TRANS, rows, in, out_w},
-                                       {CLPAR_TRANS, CLPAR_NO_TRANS, out_w, in, rows}};
-    for (int t = 0; t < 3; t++) {
-        if (t == 1 && !with_dx) continue;
-        int known = 0;
-        for (int i = 0; i < *n && i < cap && !known; i++)
-            known = !memcmp(&out[i], &three[t], sizeof three[t]);
-        if (known) continue;
-        if (*n < cap) out[*n] = three[t];
-        (*n)++;
+int clpar_model_linears(const clpar_model_spec *m, size_t batch, clpar_model_linear *out, int cap) {
+    int n = 0;
+    if (!clpar_model_is_gpt(m)) {
+        for (int l = 0; l < m->mlp.nlayers; l++, n++)
+            if (n < cap)
+                out[n] = (clpar_model_linear){
+                    NULL, l, batch, m->mlp.sizes[l], m->mlp.sizes[l + 1], 1, l > 0};
+        return n;
     }
+    size_t rows = batch * m->gpt.ctx, c = m->gpt.embd, v = m->gpt.vocab ? m->gpt.vocab : 256;
+    int L = m->gpt.layers;
+    const clpar_model_linear gpt[5] = {{"attn.c_attn", -1, rows, c, 3 * c, L, 1},
+                                       {"attn.c_proj", -1, rows, c, c, L, 1},
+                                       {"mlp.c_fc", -1, rows, c, 4 * c, L, 1},
+                                       {"mlp.c_proj", -1, rows, 4 * c, c, L, 1},
+                                       {"head (x wte^T)", -1, rows, c, v, 1, 1}};
+    for (; n < 5; n++)
+        if (n < cap) out[n] = gpt[n];
+    return n;
+}
+
+clpar_gemm_shape clpar_model_linear_product(const clpar_model_linear *l, int j) {
+    if (j == 0) return (clpar_gemm_shape){CLPAR_NO_TRANS, CLPAR_TRANS, l->rows, l->out, l->in};
+    if (j == 1) return (clpar_gemm_shape){CLPAR_NO_TRANS, CLPAR_NO_TRANS, l->rows, l->in, l->out};
+    return (clpar_gemm_shape){CLPAR_TRANS, CLPAR_NO_TRANS, l->out, l->in, l->rows};
 }
 
 int clpar_model_gemm_shapes(const clpar_model_spec *m, size_t batch, clpar_gemm_shape *out, int n,
                             int cap) {
-    if (!clpar_model_is_gpt(m)) {
-        for (int l = 0; l < m->mlp.nlayers; l++)
-            add_linear(out, cap, &n, batch, m->mlp.sizes[l], m->mlp.sizes[l + 1], l > 0);
-        return n;
-    }
-    size_t rows = batch * m->gpt.ctx, c = m->gpt.embd, v = m->gpt.vocab ? m->gpt.vocab : 256;
-    add_linear(out, cap, &n, rows, c, 3 * c, 1); /* attn.c_attn */
-    add_linear(out, cap, &n, rows, c, c, 1);     /* attn.c_proj */
-    add_linear(out, cap, &n, rows, c, 4 * c, 1); /* mlp.c_fc */
-    add_linear(out, cap, &n, rows, 4 * c, c, 1); /* mlp.c_proj */
-    add_linear(out, cap, &n, rows, c, v, 1);     /* the head, x wte^T */
+    clpar_model_linear lin[CLPAR_MAX_LAYERS + 5];
+    int nl = clpar_model_linears(m, batch, lin, CLPAR_MAX_LAYERS + 5);
+    for (int l = 0; l < nl; l++)
+        for (int j = 0; j < 3; j++) {
+            if (j == 1 && !lin[l].with_dx) continue;
+            clpar_gemm_shape g = clpar_model_linear_product(&lin[l], j);
+            int known = 0;
+            for (int i = 0; i < n && i < cap && !known; i++)
+                known = !memcmp(&out[i], &g, sizeof g);
+            if (known) continue;
+            if (n < cap) out[n] = g;
+            n++;
+        }
     return n;
 }
 

@@ -37,18 +37,11 @@ clpar_status clpar_optim_init(clpar_device *d, const clpar_optim_config *cfg, si
     o->n = n;
     clpar_status st = CLPAR_OK;
     int need = cfg->kind == CLPAR_OPTIM_SGD ? (cfg->momentum != 0.0f) : 2;
-    float zero = 0.0f;
     size_t bytes = (n ? n : 1) * sizeof(float); /* n = 0: a ZeRO slice that came out empty */
-    if (need >= 1 && (st = clpar_device_alloc(d, bytes, &o->s0)) == CLPAR_OK) {
-        cl_int e =
-            clEnqueueFillBuffer(d->compute, o->s0, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
-        if (e != CL_SUCCESS) st = clpar_cl_error(e, "clEnqueueFillBuffer");
-    }
-    if (st == CLPAR_OK && need >= 2 && (st = clpar_device_alloc(d, bytes, &o->s1)) == CLPAR_OK) {
-        cl_int e =
-            clEnqueueFillBuffer(d->compute, o->s1, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
-        if (e != CL_SUCCESS) st = clpar_cl_error(e, "clEnqueueFillBuffer");
-    }
+    if (need >= 1 && (st = clpar_device_alloc(d, bytes, &o->s0)) == CLPAR_OK)
+        st = clpar_device_zero(d, o->s0, 0, bytes);
+    if (st == CLPAR_OK && need >= 2 && (st = clpar_device_alloc(d, bytes, &o->s1)) == CLPAR_OK)
+        st = clpar_device_zero(d, o->s1, 0, bytes);
     if (st != CLPAR_OK) {
         clpar_optim_free(o);
         return st;

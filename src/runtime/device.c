@@ -178,6 +178,14 @@ clpar_status clpar_device_read(clpar_device *d, void *dst, cl_mem src, size_t of
     return CLPAR_OK;
 }
 
+clpar_status clpar_device_zero(clpar_device *d, cl_mem buf, size_t offset, size_t bytes) {
+    if (!bytes) return CLPAR_OK;
+    const float zero = 0.0f;
+    CL_CHECK(clEnqueueFillBuffer(d->compute, buf, &zero, sizeof zero, offset, bytes, 0, NULL, NULL),
+             "clEnqueueFillBuffer");
+    return CLPAR_OK;
+}
+
 clpar_status clpar_device_finish(clpar_device *d) {
     clpar_count_wait(d);
     CL_CHECK(clFinish(d->compute), "clFinish(compute)");

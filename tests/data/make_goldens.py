@@ -2,27 +2,19 @@
 /usr/bin/python3 tests/data/make_goldens.py). Writes model.safetensors (an nn.Sequential
 state dict, as a PyTorch user would save it) and reference.safetensors (inputs, gradients
 of both losses, and weights after three steps of each optimizer)."""
-import json
 import os
-import struct
+import sys
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_file  # noqa: E402
+
 
 def save_file(tensors, path, metadata=None):
-    """The safetensors format, written by hand so no extra package is needed."""
-    header, blobs, pos = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, t in tensors.items():
-        data = t.to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [pos, pos + len(data)]}
-        blobs.append(data)
-        pos += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    """torch tensors as F32, through the hand-written writer (no extra package needed)."""
+    safetensors_file.write(path, {name: ("F32", t.shape, t.to(torch.float32).contiguous().numpy().tobytes())
+                                  for name, t in tensors.items()}, metadata)
 
 
 def main():
