@@ -4,8 +4,6 @@
 #include "clpar/data.h"
 #include "fuzz_common.h"
 
-#include <sys/stat.h>
-
 static void put(const char *dir, const char *name, const uint8_t *p, size_t n) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -14,11 +12,7 @@ static void put(const char *dir, const char *name, const uint8_t *p, size_t n) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
-    static char dir[64];
-    if (!*dir) {
-        snprintf(dir, sizeof dir, "/dev/shm/clpar-fuzz-idx-%d", (int)getpid());
-        mkdir(dir, 0700);
-    }
+    const char *dir = fuzz_dir("idx");
     if (n < 2) return 0;
     size_t cut = ((size_t)data[0] << 8 | data[1]) % (n - 1);
     const uint8_t *img = data + 2, *lab = data + 2 + cut;

@@ -8,7 +8,6 @@
 #include "clpar/planner.h"
 #include "fuzz_common.h"
 
-#include <sys/stat.h>
 #include "runtime/internal.h"
 #include "trainer/trainer_internal.h"
 
@@ -47,16 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         break;
     }
     default: { /* a cache file */
-        static char dir[64];
-        if (!*dir) snprintf(dir, sizeof dir, "/dev/shm/clpar-fuzz-cache-%d", (int)getpid());
-        mkdir(dir, 0700);
+        const char *cache_dir = fuzz_dir("cache");
         char path[128];
-        snprintf(path, sizeof path, "%s/cache.tsv", dir);
+        snprintf(path, sizeof path, "%s/cache.tsv", cache_dir);
         FILE *f = fopen(path, "wb");
         if (!f || fwrite(data + 1, 1, n - 1, f) != n - 1 || fclose(f)) abort();
         clpar_runtime rt;
         memset(&rt, 0, sizeof rt);
-        snprintf(rt.cfg.cache_dir, sizeof rt.cfg.cache_dir, "%s", dir);
+        snprintf(rt.cfg.cache_dir, sizeof rt.cfg.cache_dir, "%s", cache_dir);
         char value[256];
         clpar_device_measure m;
         if (data[0] % 4 == 2)

@@ -35,7 +35,8 @@ mpi() {
       shift
     done
   fi
-  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" timeout 120 "$mpi_launcher" "${args[@]}"
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" timeout 120 ${SMALL_SHM:+unshare -m \
+    sh -c 'mount -t tmpfs -o size=24m tmpfs /dev/shm && exec "$@"' sh} "$mpi_launcher" "${args[@]}"
 }
 
 check "--help says how to run over processes" bash -c "'$B/clpar-train' --help | grep -q 'mpirun -np P clpar-train'"
@@ -53,6 +54,22 @@ CLPAR_SHARED_MEMORY=off mpi -np 2 -x CLPAR_SHARED_MEMORY "$B/clpar-train" "${mlp
   --devices 0 --save "$T/dp2_msg.safetensors" >"$T/msg.out" 2>&1 || { bad "dp 2 by messages"; cat "$T/msg.out"; }
 check "and by messages with CLPAR_SHARED_MEMORY=off" bash -c "grep -q 'bytes sent per step' '$T/msg.out' && ! grep -q 'shared memory' '$T/msg.out'"
 check "the same weights either way" same "$T/dp2_msg.safetensors" "$T/dp2_np2.safetensors"
+# a /dev/shm too small for a model's shared window (a container's, say; SMALL_SHM: 24 MiB of
+# its own) takes the messages, where Open MPI would wait forever in the window it cannot make
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+  wide=(--data synthetic --model 10,1536,1536,5 --steps 2 --batch 16 --quiet) # a 29 MB window
+  "$B/clpar-train" "${wide[@]}" --dp 2 --devices 0,1 --save "$T/wide.safetensors" >/dev/null ||
+    bad "a wide dp 2 in one process"
+  SMALL_SHM=1 mpi -np 2 "$B/clpar-train" "${wide[@]}" --dp 2 --devices 0 \
+    --save "$T/wide_np2.safetensors" >"$T/wide.out" 2>&1 || { bad "a wide dp 2 in a small /dev/shm"; cat "$T/wide.out"; }
+  check "a window /dev/shm has no room for: messages" bash -c "grep -q 'bytes sent per step' '$T/wide.out' && ! grep -q 'shared memory' '$T/wide.out'"
+  check "and one process's weights" near "$T/wide_np2.safetensors" "$T/wide.safetensors"
+  SMALL_SHM=1 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 2 --devices 0 >"$T/narrow.out" 2>&1 ||
+    bad "dp 2 in a small /dev/shm"
+  check "one it has room for: shared memory" grep -q "all through shared memory" "$T/narrow.out"
+else
+  echo "cli_mpi: the small /dev/shm skipped (needs root and unshare -m)"
+fi
 
 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1,0,1,0,1,0,1 \
   --save "$T/dp4pp2.safetensors" >/dev/null || bad "dp 4 x pp 2 in one process"

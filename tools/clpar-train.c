@@ -401,13 +401,14 @@ static clpar_status print_ranks(clpar_runtime *rt, clpar_mesh *mesh, const int *
     return st;
 }
 
-/* What the parallel parts did: hidden reduction, bytes moved, bubbles, memory. */
 /* How the bytes between processes went, when some went through shared memory. */
 static const char *shared_note(const run_totals *t) {
     if (t->bytes_shared == 0) return "";
     return t->bytes_shared == t->bytes_sent ? ", all through shared memory (one host)"
                                             : ", some through shared memory (one host)";
 }
+
+/* What the parallel parts did: hidden reduction, bytes moved, bubbles, memory. */
 
 static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long steps) {
     clpar_mesh *mesh = clpar_trainer_mesh(tr);

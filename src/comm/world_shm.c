@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #ifdef CLPAR_HAVE_MPI
 struct world_shm {
@@ -37,6 +38,17 @@ static clpar_status all_agree(world_group *g, int yes, int *all) {
     return CLPAR_OK;
 }
 
+/* Whether /dev/shm, where Open MPI and MPICH back shared windows on Linux, has room for a
+ * window of `bytes` beside the processes' own message segments: with too little (a
+ * container's 64 MiB, say) Open MPI's MPI_Win_allocate_shared fails in one process while
+ * the others wait in it forever, so the group must not try. No /dev/shm: MPI decides. */
+static int shm_room(size_t bytes, int procs) {
+    struct statvfs v;
+    if (statvfs("/dev/shm", &v) != 0) return 1;
+    double room = (double)v.f_bavail * (double)v.f_frsize;
+    return room >= 1.25 * (double)bytes + (double)procs * (4u << 20); /* Open MPI: 4 MiB each */
+}
+
 static clpar_status share(world_group *g, size_t count) {
     MPI_Comm node;
     MPI_TRY(MPI_Comm_split_type(g->comm, MPI_COMM_TYPE_SHARED, g->rank, MPI_INFO_NULL, &node),
@@ -47,7 +59,8 @@ static clpar_status share(world_group *g, size_t count) {
      * process started without it cannot leave the others waiting) */
     const char *env = getenv("CLPAR_SHARED_MEMORY");
     int wanted = !env || strcmp(env, "off") != 0;
-    clpar_status st = all_agree(g, wanted && nsize == g->size, &all);
+    size_t window = ((size_t)g->size + 1) * count * sizeof(float);
+    clpar_status st = all_agree(g, wanted && nsize == g->size && shm_room(window, g->size), &all);
     if (st != CLPAR_OK || !all) {
         MPI_Comm_free(&node);
         return st; /* some process has another host: messages */
