@@ -2,13 +2,15 @@
 # Scaling on two single-core PoCL devices (the `basic` driver: each device runs in the host
 # thread that drives it; `pthread` devices of one process share one worker pool in PoCL 3.1,
 # so they are measured too, for the record). For each strategy: throughput of two ranks over
-# one device on the same model and batch, medians of three alternating runs.
+# one device on the same model and batch, medians of three alternating runs, with the CPU time
+# the hypervisor stole during each (bench/steal.sh).
 #   bench/scaling.sh [BUILD_DIR] [dp|tp|pp|gpt|all]
 # gpt: the GPT of bench/gpt.sh (4 layers, 4 heads, 256 features, context 128) on Debian's
 # fortunes, --tp 2 and --pp 2 --micro-batches 8 against one device.
 set -euo pipefail
 B="${1:-build}"
 WHAT="${2:-all}"
+source "$(dirname "$0")/steal.sh"
 
 rate() { sed -n 's/.*(\([0-9.]*\) samples\/s).*/\1/p' <<<"$1"; }
 # a run that fails (PoCL 3.1 aborted some before the work-around in ops/gemm.c; see README) is
@@ -39,16 +41,22 @@ compare() {
   while [ "$1" != "--" ]; do a+=("$1"); shift; done
   shift
   b=("$@")
+  local t s1 s2 steals=()
   for i in 1 2 3; do
+    t=$(cpu_ticks)
     o=$(train env "${envs[@]}" "$B/clpar-train" "${a[@]}" --quiet)
+    s1=$(steal_since "$t") t=$(cpu_ticks)
     out=$(train env "${envs[@]}" "$B/clpar-train" "${b[@]}" --quiet)
+    s2=$(steal_since "$t")
     one+=("$(rate "$o")")
     two+=("$(rate "$out")")
+    steals+=("$s1/$s2%")
   done
   local m1 m2
   m1=$(median "${one[@]}")
   m2=$(median "${two[@]}")
-  printf '%s\n  one device %.0f samples/s, two ranks %.0f samples/s: %sx\n' "$label" "$m1" "$m2" "$(ratio "$m2" "$m1")"
+  printf '%s\n  one device %.0f samples/s, two ranks %.0f samples/s: %sx (CPU stolen, one/two: %s)\n' \
+    "$label" "$m1" "$m2" "$(ratio "$m2" "$m1")" "${steals[*]}"
   grep -E "hidden|tensor parallel|pipeline|stage" <<<"$out" | sed 's/^/  /' || true
   [ "$retries" -eq 0 ] || echo "  ($retries runs so far aborted by PoCL and were retried)"
 }

@@ -184,8 +184,8 @@ mpi -np 1 "$B/clpar-train" "${mlp[@]}" --dp 2 --steps 40 --devices 0 : -np 1 env
   "$B/clpar-train" "${mlp[@]}" --dp 2 --steps 40 --devices 0 >"$T/step.out" 2>&1
 rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "a step failing in one process: exit $rc"
-check "the failing process names itself and the call" \
-  grep -q "clpar-train: error: process 1 (.*): .*CL_OUT_OF_RESOURCES" "$T/step.out"
+named() { grep -q "clpar-train: error: process 1 (.*): .*CL_OUT_OF_RESOURCES" "$1" || { cat "$1"; false; }; }
+check "the failing process names itself and the call" named "$T/step.out"
 mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 3 --devices 0 >"$T/dp3.out" 2>&1
 check "--dp 3 over 2 processes is refused" grep -q "error: the mesh's 3 ranks (--dp 3 x --pp 1 x --tp 1) do not divide among 2 processes" "$T/dp3.out"
 # tensor-parallel groups across processes: their all-reduces and all-gathers by MPI

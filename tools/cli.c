@@ -98,8 +98,13 @@ void cli_end_processes(int code) {
 #ifdef CLPAR_HAVE_MPI
     int on = 0, done = 0, size = 1;
     if (MPI_Initialized(&on) == MPI_SUCCESS && on && MPI_Finalized(&done) == MPI_SUCCESS && !done &&
-        MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS && size > 1)
+        MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS && size > 1) {
+        /* the launcher forwards this process's last words from a pipe; MPICH's Hydra may tear
+         * down on the abort before it has read them: a moment for the reading first */
+        fflush(NULL);
+        usleep(200 * 1000);
         MPI_Abort(MPI_COMM_WORLD, code);
+    }
 #else
     (void)code;
 #endif
