@@ -14,9 +14,6 @@ S="${3:-200}"
 R="${4:-3}"
 A="${5:-clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 TB=0}"
 C="${6:-clpar MT=4 NT=4 MX=6 NX=2 VW=8 WG=8 RD=0 PH=0 TB=64}"
-export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pocl}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/workload.sh"
 # the cache's key for device 0: platform|name|version (tabs and newlines as spaces)
 key=$("$B/clpar-devices" --json --devices 0 | python3 -c '

@@ -10,11 +10,8 @@ B="${1:-build}"
 WHAT="${2:-gpt}"
 N="${3:-12}"
 S="${4:-12}"
-export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pocl}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/default" "$tmp/tuned"
 . "$(dirname "$0")/workload.sh"
+mkdir -p "$tmp/default" "$tmp/tuned"
 XDG_CACHE_HOME="$tmp/tuned" "$B/clpar-devices" --tune --devices 0 --model "$model" \
   --batch "$batch" --candidates "$N" | grep -v '^  *[0-9.]* ms  '
 alternate 2 default tuned

@@ -1,10 +1,16 @@
 # Shared by bench/tune.sh and bench/gemm_ab.sh (sourced): the training run they compare,
-# from WHAT (mlp or gpt) into model, batch and run (clpar-train's options), a corpus made
-# in the scratch folder tmp when a GPT needs one; exits naming the script on bad input.
+# from WHAT (mlp or gpt) into model, batch and run (clpar-train's options), the scratch
+# folder tmp (removed at exit) with a corpus in it when a GPT needs one; exits naming the
+# script on bad input.
 #   mlp: the default model 784,256,128,10 at batch 128 on Fashion-MNIST (the default data)
 #   gpt: the GPT of bench/gpt.sh (4 layers, 4 heads, 256 features, context 128, batch 8) on
 #        Debian's fortunes, all files concatenated
 name=$(basename "$0")
+# the runs' clpar caches go to folders of their own under tmp; PoCL's compiled kernels stay
+# shared (the user's)
+export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pocl}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 if [ "$WHAT" = gpt ]; then
   find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' 2>/dev/null |
     sort | xargs cat >"$tmp/corpus" || true
