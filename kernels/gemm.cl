@@ -1,9 +1,11 @@
 /* clpar's GEMMs, row-major C (m, n) = alpha op(A) op(B) + beta C, for the three products a
  * layer needs: NT (the forward x W^T) and NN / TN (the input gradient dy W, the weight
- * gradient dy^T x). Each work-item keeps a block of C in registers and reads A and B straight
- * from global memory: on CPU devices the caches do what local memory does on GPUs, and
- * barriers would split PoCL's work-item loops. Built once per device and configuration
- * (ops/gemm_kernels.c) with the parameters as macros:
+ * gradient dy^T x). Each work-item keeps a block of C in registers. gemm_nt reads A and B in
+ * place; gemm_xn reads copies of them in panels (gemm_pack_a, gemm_pack_b), each block's
+ * operands one contiguous run, so that they stream from the cache in whole lines. No local
+ * memory: on CPU devices the caches do its work, and barriers would split PoCL's work-item
+ * loops. Built once per device and configuration (ops/gemm_kernels.c) with the parameters as
+ * macros:
  *   MT, NT  rows and columns of C per work-item in gemm_nt (dot products along k)
  *   MX, NX  rows, and vectors of VW columns, per work-item in gemm_xn (outer products)
  *   VW      vector width: 4, 8 or 16
@@ -11,12 +13,13 @@
  *   PH      0, or a 1-D grid that walks C in panels of PH blocks' rows: down a panel's
  *           column of blocks, then the next column, then the next panel. The panel's rows
  *           of A stay in the cache while every column of B passes, once per panel (RD unused)
- *   TB      (on the host, ops/gemm_kernels.c) 0, or an NT product of at least TB rows and
- *           NX VW columns copies B^T into scratch (gemm_transpose) and runs gemm_xn, whose
- *           outer products load a vector of B per MX FMAs where gemm_nt's dot products load
- *           one per NT: worth the copy of B once A has rows enough
- * Blocks at the edges of C read clamped rows and columns, so the inner loops never test
- * bounds; only the stores do. */
+ *   TB      (on the host, ops/gemm_kernels.c) 0, or an NT product of at least TB rows runs
+ *           gemm_xn on panels of A and of B^T, whose outer products load a vector of B per MX
+ *           FMAs where gemm_nt's dot products load one per NT and end in NT MT sums across
+ *           a vector's lanes: worth the copies once A has rows enough
+ * Blocks at the edges of C read clamped rows of A in gemm_nt and gemm_pack_a, and columns
+ * of B (gemm_nt) or zeros (gemm_pack_b) past C's, so the inner loops never test bounds; only
+ * the stores do. */
 #pragma OPENCL FP_CONTRACT OFF
 
 /* The block of C (row block *it, column block *jt) of this work-item, of col_blocks per row */
@@ -121,102 +124,102 @@ __kernel void gemm_nt(const uint m, const uint n, const uint k, const float alph
             }
 }
 
-/* B stored (k, n), A(i, kk) at a[a_off + i ars + kk aks] (NN: ars = lda, aks = 1; TN: the
- * reverse): C[i, j..j + NX VW) += A[i, kk] B[kk, j..j + NX VW) for every kk; then, when
- * has_bias, the bias as gemm_nt adds it */
+/* The panels gemm_xn reads, each a contiguous run in the order its inner loop walks, so
+ * that a work-item's operands stream from the cache in whole lines rather than in MX rows of
+ * A and NX VW columns of B ldb apart (on PoCL's CPU devices 1.2-4x faster than reading them
+ * in place, the copies included). Both copy tiles of 16 k's, a work-item per tile: tiles
+ * [base, base + the launch), k_tiles of them per panel. */
+
+/* A's panels of MX rows: out[out_off + (it k + kk) MX + r] = A(min(it MX + r, m - 1), kk),
+ * A(i, kk) at a[a_off + i ars + kk aks] (NN: ars = lda, aks = 1; TN: the reverse) */
+__kernel void gemm_pack_a(__global float *out, const uint out_off, __global const float *a,
+                          const uint a_off, const uint ars, const uint aks, const uint m,
+                          const uint k, const uint k_tiles, const uint base) {
+    const uint g = base + get_global_id(0), it = g / k_tiles, k0 = g % k_tiles * 16;
+    if (it * MX >= m) return;
+    const uint k1 = min(k0 + 16, k);
+#pragma unroll
+    for (int r = 0; r < MX; r++) {
+        __global const float *src = a + a_off + min(it * MX + r, m - 1) * ars;
+        __global float *dst = out + out_off + it * k * MX + r;
+        for (uint kk = k0; kk < k1; kk++)
+            dst[kk * MX] = src[kk * aks];
+    }
+}
+
+/* B's panels of NX VW columns, zeros past n: out[out_off + (jt k + kk) NX VW + s] =
+ * B(kk, jt NX VW + s), B(kk, j) at b[b_off + kk bks + j bjs] (NN and TN: bks = ldb, bjs = 1;
+ * NT, B^T of a layer's W: the reverse) */
+__kernel void gemm_pack_b(__global float *out, const uint out_off, __global const float *b,
+                          const uint b_off, const uint bks, const uint bjs, const uint n,
+                          const uint k, const uint k_tiles, const uint base) {
+    const uint g = base + get_global_id(0), jt = g / k_tiles, k0 = g % k_tiles * 16;
+    const uint j0 = jt * (NX * VW);
+    if (j0 >= n) return;
+    const uint k1 = min(k0 + 16, k), width = min((uint)(NX * VW), n - j0);
+    __global float *dst = out + out_off + jt * k * (NX * VW);
+    for (uint kk = k0; kk < k1; kk++) {
+        __global const float *src = b + b_off + kk * bks + j0 * bjs;
+        for (uint s = 0; s < width; s++)
+            dst[kk * (NX * VW) + s] = src[s * bjs];
+        for (uint s = width; s < NX * VW; s++)
+            dst[kk * (NX * VW) + s] = 0.0f;
+    }
+}
+
+/* C (m, n) = alpha A B + beta C from A's and B's panels in p (gemm_pack_a at pa_off,
+ * gemm_pack_b at pb_off): C[i, j..j + NX VW) += A[i, kk] B[kk, j..j + NX VW) for every kk,
+ * then, when has_bias, the bias as gemm_nt adds it. Panels padded to whole blocks, so only
+ * the stores test bounds. */
 __kernel void gemm_xn(const uint m, const uint n, const uint k, const float alpha,
-                      __global const float *a, const uint a_off, const uint ars, const uint aks,
-                      __global const float *b, const uint b_off, const uint ldb, const float beta,
-                      __global float *c, const uint c_off, const uint ldc,
+                      __global const float *p, const uint pa_off, const uint pb_off,
+                      const float beta, __global float *c, const uint c_off, const uint ldc,
                       __global const float *bias, const uint bias_off, const uint has_bias) {
     uint it, jt;
     block_of((n + NX * VW - 1) / (NX * VW), &it, &jt);
     const uint i0 = it * MX, j0 = jt * (NX * VW);
     if (i0 >= m || j0 >= n) return;
-    uint ao[MX];
+    __global const float *ap = p + pa_off + (ulong)it * k * MX;
+    __global const float *bp = p + pb_off + (ulong)jt * k * (NX * VW);
+    floatV acc[MX][NX];
 #pragma unroll
     for (int r = 0; r < MX; r++)
-        ao[r] = a_off + min(i0 + r, m - 1) * ars;
-    if (j0 + NX * VW <= n) {
-        floatV acc[MX][NX];
 #pragma unroll
-        for (int r = 0; r < MX; r++)
+        for (int s = 0; s < NX; s++)
+            acc[r][s] = 0.0f;
+    for (uint kk = 0; kk < k; kk++, ap += MX, bp += NX * VW) {
+        floatV bv[NX];
+#pragma unroll
+        for (int s = 0; s < NX; s++)
+            bv[s] = vloadV(s, bp);
+#pragma unroll
+        for (int r = 0; r < MX; r++) {
+            const floatV av = (floatV)(ap[r]);
 #pragma unroll
             for (int s = 0; s < NX; s++)
-                acc[r][s] = 0.0f;
-        for (uint kk = 0; kk < k; kk++) {
-            __global const float *bp = b + b_off + kk * ldb + j0;
-            floatV bv[NX];
-#pragma unroll
-            for (int s = 0; s < NX; s++)
-                bv[s] = vloadV(s, bp);
-#pragma unroll
-            for (int r = 0; r < MX; r++) {
-                const floatV av = (floatV)(a[ao[r] + kk * aks]);
-#pragma unroll
-                for (int s = 0; s < NX; s++)
-                    acc[r][s] = fma(av, bv[s], acc[r][s]);
-            }
+                acc[r][s] = fma(av, bv[s], acc[r][s]);
         }
+    }
+    const int whole = j0 + NX * VW <= n;
 #pragma unroll
-        for (int r = 0; r < MX; r++)
-            if (i0 + r < m) {
-                __global float *p = c + c_off + (i0 + r) * ldc + j0;
+    for (int r = 0; r < MX; r++)
+        if (i0 + r < m) {
+            __global float *q = c + c_off + (i0 + r) * ldc + j0;
 #pragma unroll
-                for (int s = 0; s < NX; s++) {
+            for (int s = 0; s < NX; s++) {
+                if (whole) {
                     floatV v =
-                        beta == 0.0f ? alpha * acc[r][s] : alpha * acc[r][s] + beta * vloadV(s, p);
-                    vstoreV(has_bias ? v + vloadV(s, bias + bias_off + j0) : v, s, p);
+                        beta == 0.0f ? alpha * acc[r][s] : alpha * acc[r][s] + beta * vloadV(s, q);
+                    vstoreV(has_bias ? v + vloadV(s, bias + bias_off + j0) : v, s, q);
+                } else { /* the last block of columns, narrower than NX VW */
+                    float t[VW];
+                    vstoreV(acc[r][s], 0, t);
+                    for (uint w = 0; w < VW && j0 + s * VW + w < n; w++) {
+                        const uint j = j0 + s * VW + w;
+                        float v = beta == 0.0f ? alpha * t[w] : alpha * t[w] + beta * q[s * VW + w];
+                        q[s * VW + w] = has_bias ? v + bias[bias_off + j] : v;
+                    }
                 }
             }
-        return;
-    }
-    /* the last block of columns, narrower than NX VW: one column at a time */
-    for (uint j = j0; j < n; j++) {
-        float sum[MX];
-#pragma unroll
-        for (int r = 0; r < MX; r++)
-            sum[r] = 0.0f;
-        for (uint kk = 0; kk < k; kk++) {
-            const float bv = b[b_off + kk * ldb + j];
-#pragma unroll
-            for (int r = 0; r < MX; r++)
-                sum[r] = fma(a[ao[r] + kk * aks], bv, sum[r]);
         }
-#pragma unroll
-        for (int r = 0; r < MX; r++)
-            if (i0 + r < m) {
-                __global float *p = c + c_off + (i0 + r) * ldc + j;
-                float v = beta == 0.0f ? alpha * sum[r] : alpha * sum[r] + beta * *p;
-                *p = has_bias ? v + bias[bias_off + j] : v;
-            }
-    }
-}
-
-/* out (k, n) = B^T of B (n, k), stored from b_off with rows ldb apart: a work-item per tile
- * of 16 x 16 (tiles [base, base + the launch) of k_tiles per row of tiles), read as 16 runs
- * of B's rows and written as 16 runs of out's, so neither side strides through memory */
-__kernel void gemm_transpose(__global float *out, __global const float *b, const uint b_off,
-                             const uint ldb, const uint n, const uint k, const uint k_tiles,
-                             const uint base) {
-    const uint g = base + get_global_id(0), j0 = g / k_tiles * 16, k0 = g % k_tiles * 16;
-    if (j0 >= n) return;
-    if (j0 + 16 <= n && k0 + 16 <= k) {
-        float t[16][16];
-#pragma unroll
-        for (int s = 0; s < 16; s++)
-            vstore16(vload16(0, b + b_off + (j0 + s) * ldb + k0), 0, t[s]);
-#pragma unroll
-        for (int c = 0; c < 16; c++) {
-            float col[16];
-#pragma unroll
-            for (int s = 0; s < 16; s++)
-                col[s] = t[s][c];
-            vstore16(vload16(0, col), 0, out + (k0 + c) * n + j0);
-        }
-        return;
-    }
-    for (uint j = j0; j < min(j0 + 16, n); j++) /* an edge tile */
-        for (uint kk = k0; kk < min(k0 + 16, k); kk++)
-            out[kk * n + j] = b[b_off + j * ldb + kk];
 }

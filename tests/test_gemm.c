@@ -8,7 +8,8 @@
 #include <string.h>
 
 /* Configurations that together take every branch of the kernels' macros; the last two
- * run NT products of 1 and of 30 rows or more as B^T (a copy) times the NN kernel (TB). */
+ * run NT products of 1 and of 30 rows or more as the outer-product kernel on panels of A and
+ * of B^T (TB). */
 static const clpar_gemm_config configs[] = {{CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}},
                                             {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 1, 1, 0}},
                                             {CLPAR_GEMM_CLPAR, {3, 2, 4, 3, 16, 64, 0, 3}},
@@ -125,8 +126,9 @@ Test(gemm, clpar_kernels_match_the_host_and_clblast) {
  * pieces, each with its own offsets. */
 Test(gemm, products_wider_than_one_launch) {
     clpar_device *d = t_device(0);
-    /* one block per work-item, on a 2-D grid and in panels of 5 rows of blocks; then NT as
-     * B^T times NN, B's copy more tiles than one launch takes (the last shape's 40,000) */
+    /* one block per work-item, on a 2-D grid and in panels of 5 rows of blocks; NN and TN
+     * copy A's 40,000 rows into more tiles than one launch takes, then NT under TB copies
+     * B^T's 20,000 columns into 80,000 tiles */
     const clpar_gemm_config small[3] = {{CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 0}},
                                         {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 5}},
                                         {CLPAR_GEMM_CLPAR, {1, 1, 1, 1, 4, 8, 0, 0, 1}}};
@@ -153,8 +155,9 @@ Test(gemm, products_wider_than_one_launch) {
 }
 
 /* A layer's x W^T + b in one launch (clpar's kernels: the bias is the NT kernel's epilogue),
- * in two when W^T is copied first (TB: the NN kernel's epilogue, if the layer is at least one
- * block of vectors wide) or as a GEMM and bias_add (CLBlast): the host's result every way. */
+ * in three when x and W^T are copied into panels first (TB: the outer-product kernel's
+ * epilogue, also for layers narrower than one block of vectors) or as a GEMM and bias_add
+ * (CLBlast): the host's result every way. */
 Test(gemm, linear_forward_with_its_bias) {
     clpar_device *own = t_device(0), *blas;
     T_OK(clpar_device_init(t_runtime(), clpar_runtime_device_count(t_runtime()) > 1, &blas));
@@ -191,9 +194,8 @@ Test(gemm, linear_forward_with_its_bias) {
                 T_OK(clpar_op_linear(devs[dv], rows, out, in, mx, mp, WO, bias_on ? mp : NULL, boff,
                                      my, NULL));
                 clpar_device_get_counts(devs[dv], &l1, &w);
-                if (dv == 0 && si != 3) /* configs[5]: NX VW = 16 columns; size 3: pieces */
-                    cr_expect_eq(l1 - l0, tb && out >= 16 ? 2u : 1u, "launches, size %zu tb %d", si,
-                                 tb);
+                if (dv == 0 && si != 3) /* size 3: pieces */
+                    cr_expect_eq(l1 - l0, tb ? 3u : 1u, "launches, size %zu tb %d", si, tb);
                 got[dv] = t_download(devs[dv], my, rows * out);
                 clpar_device_release(devs[dv], mx);
                 clpar_device_release(devs[dv], mp);
@@ -297,6 +299,46 @@ Test(gemm, routes_run_their_kernels) {
     char limit[64];
     snprintf(limit, sizeof limit, "more than %d parameter sets", CLPAR_GEMM_MAX_KERNELS);
     cr_expect(strstr(clpar_last_error(), limit), "%s", clpar_last_error());
+}
+
+/* The outer-product kernel's copies of A and B (panels of MX rows and of NX VW columns,
+ * padded) live in the device's workspace: 64 Ki floats at first, then at least twice the
+ * buffer in use whenever a product needs more, the outgrown ones kept; the device's
+ * allocation does not change. */
+Test(gemm, workspace_holds_the_panels) {
+    clpar_device *d;
+    T_OK(clpar_device_init(t_runtime(), 0, &d));
+    const clpar_gemm_config c = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0, 30}}; /* 16 wide */
+    T_OK(clpar_gemm_apply(d, &c, false));
+    /* NN (panels of 42 + 32 rows of 23), NN (300 + 304 of 300: 181,200 floats), NT under TB
+     * (102 + 64 of 40), NT as dot products (29 rows), NN (330 + 304 of 300: 190,200) */
+    const shape shapes[] = {{0, 0, 37, 29, 23},
+                            {0, 0, 300, 300, 300},
+                            {0, 1, 100, 50, 40},
+                            {0, 1, 29, 300, 300},
+                            {0, 0, 330, 300, 300}};
+    const size_t k64 = 65536, workspace[] = {k64, k64 + 181200, k64 + 181200, k64 + 181200,
+                                             k64 + 181200 + 2 * 181200};
+    cr_expect_eq(clpar_device_workspace_bytes(d), 0u, "workspace before any product");
+    for (int i = 0; i < 5; i++) {
+        const shape *s = &shapes[i];
+        size_t na = s->m * s->k, nb = s->k * s->n;
+        float *x = calloc(na + nb, sizeof *x);
+        cl_mem a = t_upload(d, x, na), b = t_upload(d, x, nb), out;
+        T_OK(clpar_device_alloc(d, s->m * s->n * 4, &out));
+        size_t before = clpar_device_allocated_bytes(d);
+        T_OK(clpar_op_gemm(d, s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, 0, s->k, b, 0,
+                           s->tb ? s->k : s->n, 0.0f, out, 0, s->n, NULL));
+        T_OK(clpar_device_finish(d));
+        cr_expect_eq(clpar_device_workspace_bytes(d), workspace[i] * 4,
+                     "workspace after product %d", i);
+        cr_expect_eq(clpar_device_allocated_bytes(d), before, "allocation after product %d", i);
+        clpar_device_release(d, a);
+        clpar_device_release(d, b);
+        clpar_device_release(d, out);
+        free(x);
+    }
+    clpar_device_free(d);
 }
 
 /* The round-trip counters: a fused layer forward is one launch on clpar's kernels and two

@@ -155,9 +155,9 @@ CLPAR_API clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a,
                                      size_t ldc, cl_event *event);
 
 /* A linear layer's forward, y (rows, out) = x (rows, in) W^T + b: W (out, in) from w_off,
- * b from bias_off (bias NULL: none), x and y contiguous. One launch where the device runs
- * clpar's GEMM kernels (the bias is their epilogue, added after the product as bias_add
- * would), else a GEMM and bias_add. */
+ * b from bias_off (bias NULL: none), x and y contiguous. Where the device runs clpar's GEMM
+ * kernels the bias is their epilogue, added after the product as bias_add would (one launch,
+ * or three when x and W^T are first copied into panels: TB); else a GEMM and bias_add. */
 CLPAR_API clpar_status clpar_op_linear(clpar_device *d, size_t rows, size_t out, size_t in,
                                        cl_mem x, cl_mem w, size_t w_off, cl_mem bias,
                                        size_t bias_off, cl_mem y, cl_event *event);
@@ -181,7 +181,8 @@ typedef struct {
                    * (MT NT), rows and VW-wide vectors of the NN/TN kernel (MX NX), vector
                    * width VW (4, 8, 16), work-group width WG (a power of 2 up to 256), the
                    * grid dimension along C's rows RD (0 or 1), panels PH, and TB (NT products
-                   * of TB rows or more transpose B first; 0 never); kernels/gemm.cl says more */
+                   * of TB rows or more run the NN/TN kernel on copies of A and B^T; 0 never);
+                   * kernels/gemm.cl says more */
 } clpar_gemm_config;
 typedef struct {
     clpar_transpose trans_a, trans_b;

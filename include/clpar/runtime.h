@@ -31,6 +31,7 @@ typedef struct {
     cl_device_type type;
     unsigned compute_units;
     unsigned clock_mhz;
+    unsigned float_vector_width; /* preferred float vector width; 0 where the device won't say */
     uint64_t global_mem;
     uint64_t max_alloc;
     cl_platform_id platform_id;
@@ -99,8 +100,13 @@ CLPAR_API clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem 
 /* Releases a buffer from clpar_device_alloc and takes its bytes off the account; NULL is a
  * no-op. */
 CLPAR_API void clpar_device_release(clpar_device *d, cl_mem m);
-/* Bytes currently allocated through this handle. */
+/* Bytes currently allocated through this handle, and apart from them the GEMM workspace:
+ * the copies of a product's operands that clpar's GEMM kernels run on (a buffer at least
+ * as large as the largest product's A and B so far, padded to whole blocks, grown by
+ * doubling, and the ones it outgrew: at most about twice that; kept until the handle is
+ * freed). Allocations fail once both together would pass the device's memory. */
 CLPAR_API size_t clpar_device_allocated_bytes(const clpar_device *d);
+CLPAR_API size_t clpar_device_workspace_bytes(const clpar_device *d);
 
 /* Blocking copies on the compute queue, ordered after all work queued there before. */
 CLPAR_API clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size_t bytes,

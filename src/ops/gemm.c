@@ -105,25 +105,36 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * transpose, then a tiled kernel) for large ones, with parameters tuned per device; PoCL's
  * CPU devices are not in its database, and on them both run at a few percent of the device's
  * peak (clpar-devices --bench). There clpar uses its own kernels (kernels/gemm.cl) with
- * parameters measured on PoCL: the NT kernel 4x4 blocks of C per work-item, the NN/TN one
- * 6 rows by 2 vectors of 8, work-groups of 8 along C's rows, no panels (panels of 8 block
- * rows gained 10-20% on a GPT's 1024-row products but lost half on the default MLP's
- * 128-row ones; clpar-devices --tune tries them), NT products as dot products (TB 0: W^T
- * copied first for the NN kernel ran the 1024-row products of bench/gpt.sh's GPT 1.3-3x
- * faster alone but trained it no faster, and the default MLP 11% slower, bench/gemm_ab.sh;
- * --tune tries it too); several times CLBlast's speed
- * on every product of a layer (bench/gemm.sh). CLBlast, for what clpar's kernels do not
- * cover (both operands transposed), runs its direct kernel at every size with 32x32 tiles,
- * 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its defaults on PoCL. A
- * configuration tuned for the device (`clpar-devices --tune`, ops/gemm_tune.c), with the
- * shapes it routes to other kernels (clpar_gemm_set_of), takes precedence; CLPAR_GEMM_PATH=clpar
- * (default parameters), direct, indirect or auto (CLBlast's own choice and parameters) over both.
- * Must run before CLBlast first compiles for the device. */
-static const clpar_gemm_config clpar_kernels_default = {CLPAR_GEMM_CLPAR, {4, 4, 6, 2, 8, 8, 0, 0}};
+ * parameters measured on PoCL: for the outer-product kernel, which every product runs (TB 1:
+ * NT products too, on copies of A and B^T), blocks of 4 rows by 4 vectors of 16 on devices
+ * that prefer 16-wide floats (PoCL on AVX-512) and of 6 rows by 2 vectors of 8 elsewhere (12
+ * of AVX2's 16 registers); work-groups of 8 along C's rows; no panels (panels of 8 block rows
+ * gained 10-20% on a GPT's 1024-row products but lost half on the default MLP's 128-row
+ * ones; clpar-devices --tune tries them). On this project's AVX-512 machine a step's GEMMs
+ * of bench/gpt.sh's GPT ran 3.5x and the default MLP's 1.2-1.7x faster so than with the
+ * kernels before the copies (NT products as dot products), clpar-devices --bench; several
+ * times CLBlast's speed on every product of a layer (bench/gemm.sh). CLBlast, for what
+ * clpar's kernels do not cover (both operands transposed), runs its direct kernel at every
+ * size with 32x32 tiles, 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its
+ * defaults on PoCL. A configuration tuned for the device (`clpar-devices --tune`,
+ * ops/gemm_tune.c), with the shapes it routes to other kernels (clpar_gemm_set_of), takes
+ * precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct, indirect or auto
+ * (CLBlast's own choice and parameters) over both. Must run before CLBlast first compiles
+ * for the device. */
+static const clpar_gemm_config clpar_kernels_wide = {CLPAR_GEMM_CLPAR,
+                                                     {4, 4, 4, 4, 16, 8, 0, 0, 1}},
+                               clpar_kernels_narrow = {CLPAR_GEMM_CLPAR,
+                                                       {4, 4, 6, 2, 8, 8, 0, 0, 1}};
+
+/* clpar's default parameters for d: by its preferred float vector width (narrow where the
+ * device does not say) */
+static clpar_gemm_config clpar_kernels_default(const clpar_device *d) {
+    return d->info->float_vector_width >= 16 ? clpar_kernels_wide : clpar_kernels_narrow;
+}
 
 void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
     if (d->info->type & CL_DEVICE_TYPE_CPU)
-        *c = clpar_kernels_default;
+        *c = clpar_kernels_default(d);
     else
         *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
 }
@@ -138,7 +149,7 @@ static clpar_status choose_gemm_path(clpar_device *d) {
         if (clpar_gemm_cache_lookup(d->rt, d->info, &t)) return clpar_gemm_apply_tuning(d, &t, 0);
         clpar_gemm_default(d, &c);
     } else if (!strcmp(env, "clpar")) {
-        c = clpar_kernels_default;
+        c = clpar_kernels_default(d);
     } else if (!strcmp(env, "direct") || !strcmp(env, "indirect")) {
         /* CLBlast's path with its own parameters: only the threshold moves */
         const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};

@@ -1,5 +1,6 @@
-/* clpar's own GEMM kernels (kernels/gemm.cl): building them for a configuration, and
- * launching them in pieces no wider than the warm-up's launch (ops/gemm.c says why). */
+/* clpar's own GEMM kernels (kernels/gemm.cl): building them for a configuration, copying
+ * the operands of the outer-product kernel into its panels, and launching them in pieces no
+ * wider than the warm-up's launch (ops/gemm.c says why). */
 #include "launch.h"
 
 #include <stdio.h>
@@ -16,21 +17,18 @@ static clpar_status build(clpar_device *d, const clpar_gemm_config *c,
              c->v[0], c->v[1], c->v[2], c->v[3], c->v[4], c->v[6], c->v[7]);
     cl_program prog;
     TRY(clpar_runtime_build(d->rt, d->info->index, d->context, "gemm", defs, &prog));
-    cl_int e1, e2, e3;
-    cl_kernel nt = clCreateKernel(prog, "gemm_nt", &e1);
-    cl_kernel xn = clCreateKernel(prog, "gemm_xn", &e2);
-    cl_kernel tr = clCreateKernel(prog, "gemm_transpose", &e3);
-    if (e1 != CL_SUCCESS || e2 != CL_SUCCESS || e3 != CL_SUCCESS) {
-        if (nt) clReleaseKernel(nt);
-        if (xn) clReleaseKernel(xn);
-        if (tr) clReleaseKernel(tr);
+    const char *names[4] = {"gemm_nt", "gemm_xn", "gemm_pack_a", "gemm_pack_b"};
+    cl_kernel ks[4] = {NULL};
+    cl_int err = CL_SUCCESS;
+    for (int i = 0; i < 4 && err == CL_SUCCESS; i++)
+        ks[i] = clCreateKernel(prog, names[i], &err);
+    if (err != CL_SUCCESS) {
+        for (int i = 0; i < 4; i++)
+            if (ks[i]) clReleaseKernel(ks[i]);
         clReleaseProgram(prog);
-        return clpar_cl_error(e1 != CL_SUCCESS   ? e1
-                              : e2 != CL_SUCCESS ? e2
-                                                 : e3,
-                              "clCreateKernel(gemm)");
+        return clpar_cl_error(err, "clCreateKernel(gemm)");
     }
-    *out = (struct clpar_gemm_kernels){*c, prog, nt, xn, tr};
+    *out = (struct clpar_gemm_kernels){*c, prog, ks[0], ks[1], ks[2], ks[3]};
     return CLPAR_OK;
 }
 
@@ -54,39 +52,52 @@ void clpar_gemm_kernels_reset(clpar_device *d) {
     for (int i = 0; i < d->gemm_nkernels; i++) {
         clReleaseKernel(d->gemm_kernels[i].nt);
         clReleaseKernel(d->gemm_kernels[i].xn);
-        clReleaseKernel(d->gemm_kernels[i].transpose);
+        clReleaseKernel(d->gemm_kernels[i].pack_a);
+        clReleaseKernel(d->gemm_kernels[i].pack_b);
         clReleaseProgram(d->gemm_kernels[i].program);
     }
     d->gemm_nkernels = 0;
     d->gemm_nroutes = 0;
 }
 
-/* The arguments of gemm_nt (nt = 1, which has no aks) or gemm_xn, in order. */
-static clpar_status set_args(cl_kernel kern, int nt, cl_uint m, cl_uint n, cl_uint k, float alpha,
-                             cl_mem a, cl_uint a_off, cl_uint ars, cl_uint aks, cl_mem b,
-                             cl_uint b_off, cl_uint ldb, float beta, cl_mem c, cl_uint c_off,
-                             cl_uint ldc, cl_mem bias, cl_uint bias_off) {
-    cl_uint x = nt ? 0 : 1; /* the arguments after ars move by one in gemm_xn */
-    cl_int e = ARG(kern, 0, m) | ARG(kern, 1, n) | ARG(kern, 2, k) | ARG(kern, 3, alpha) |
-               ARG(kern, 4, a) | ARG(kern, 5, a_off) | ARG(kern, 6, ars) | ARG(kern, 7 + x, b) |
-               ARG(kern, 8 + x, b_off) | ARG(kern, 9 + x, ldb) | ARG(kern, 10 + x, beta) |
-               ARG(kern, 11 + x, c) | ARG(kern, 12 + x, c_off) | ARG(kern, 13 + x, ldc);
-    if (!nt) e |= ARG(kern, 7, aks);
+/* The arguments of gemm_nt. */
+static clpar_status set_nt_args(cl_kernel kern, cl_uint m, cl_uint n, cl_uint k, float alpha,
+                                cl_mem a, cl_uint a_off, cl_uint lda, cl_mem b, cl_uint b_off,
+                                cl_uint ldb, float beta, cl_mem c, cl_uint c_off, cl_uint ldc,
+                                cl_mem bias, cl_uint bias_off) {
     cl_uint has_bias = bias != NULL;
     /* without a bias, any buffer: the kernel does not read it */
-    e |= ARG(kern, 14 + x, *(bias ? &bias : &c)) | ARG(kern, 15 + x, bias_off) |
-         ARG(kern, 16 + x, has_bias);
-    if (e != CL_SUCCESS) return clpar_cl_error(e, nt ? "gemm_nt arguments" : "gemm_xn arguments");
+    cl_int e = ARG(kern, 0, m) | ARG(kern, 1, n) | ARG(kern, 2, k) | ARG(kern, 3, alpha) |
+               ARG(kern, 4, a) | ARG(kern, 5, a_off) | ARG(kern, 6, lda) | ARG(kern, 7, b) |
+               ARG(kern, 8, b_off) | ARG(kern, 9, ldb) | ARG(kern, 10, beta) | ARG(kern, 11, c) |
+               ARG(kern, 12, c_off) | ARG(kern, 13, ldc) | ARG(kern, 14, *(bias ? &bias : &c)) |
+               ARG(kern, 15, bias_off) | ARG(kern, 16, has_bias);
+    if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_nt arguments");
+    return CLPAR_OK;
+}
+
+/* The arguments of gemm_xn: the panels in p at pa_off and pb_off. */
+static clpar_status set_xn_args(cl_kernel kern, cl_uint m, cl_uint n, cl_uint k, float alpha,
+                                cl_mem p, cl_uint pa_off, cl_uint pb_off, float beta, cl_mem c,
+                                cl_uint c_off, cl_uint ldc, cl_mem bias, cl_uint bias_off) {
+    cl_uint has_bias = bias != NULL;
+    cl_int e = ARG(kern, 0, m) | ARG(kern, 1, n) | ARG(kern, 2, k) | ARG(kern, 3, alpha) |
+               ARG(kern, 4, p) | ARG(kern, 5, pa_off) | ARG(kern, 6, pb_off) | ARG(kern, 7, beta) |
+               ARG(kern, 8, c) | ARG(kern, 9, c_off) | ARG(kern, 10, ldc) |
+               ARG(kern, 11, *(bias ? &bias : &c)) | ARG(kern, 12, bias_off) |
+               ARG(kern, 13, has_bias);
+    if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_xn arguments");
     return CLPAR_OK;
 }
 
 /* One launch over a (m, n) block of C whose blocks fit GEMM_GRID in both dimensions (with
- * panels, PH rows of blocks by all columns of blocks do). */
+ * panels, PH rows of blocks by all columns of blocks do): gemm_nt from A and B in place
+ * (nt), else gemm_xn from the panels of this block's rows and columns at a_off and b_off. */
 static clpar_status launch_block(clpar_device *d, const struct clpar_gemm_kernels *ks, int nt,
                                  size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
-                                 size_t ars, size_t aks, cl_mem b, size_t b_off, size_t ldb,
-                                 float beta, cl_mem c, size_t c_off, size_t ldc, cl_mem bias,
-                                 size_t bias_off, cl_event *event) {
+                                 size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
+                                 cl_mem c, size_t c_off, size_t ldc, cl_mem bias, size_t bias_off,
+                                 cl_event *event) {
     const size_t *v = ks->config.v;
     cl_kernel kern = nt ? ks->nt : ks->xn;
     size_t rows = nt ? v[0] : v[2], cols = nt ? v[1] : v[3] * v[4], wg = v[5], rd = v[6];
@@ -97,48 +108,74 @@ static clpar_status launch_block(clpar_device *d, const struct clpar_gemm_kernel
         global[1] = 1;
     }
     global[0] = (global[0] + wg - 1) / wg * wg;
-    cl_uint um = (cl_uint)m, un = (cl_uint)n, uk = (cl_uint)k, ao = (cl_uint)a_off,
-            ar = (cl_uint)ars, ak = (cl_uint)aks, bo = (cl_uint)b_off, lb = (cl_uint)ldb,
-            co = (cl_uint)c_off, lc = (cl_uint)ldc;
-    TRY(set_args(kern, nt, um, un, uk, alpha, a, ao, ar, ak, b, bo, lb, beta, c, co, lc, bias,
-                 (cl_uint)bias_off));
+    if (nt)
+        TRY(set_nt_args(kern, (cl_uint)m, (cl_uint)n, (cl_uint)k, alpha, a, (cl_uint)a_off,
+                        (cl_uint)lda, b, (cl_uint)b_off, (cl_uint)ldb, beta, c, (cl_uint)c_off,
+                        (cl_uint)ldc, bias, (cl_uint)bias_off));
+    else
+        TRY(set_xn_args(kern, (cl_uint)m, (cl_uint)n, (cl_uint)k, alpha, a, (cl_uint)a_off,
+                        (cl_uint)b_off, beta, c, (cl_uint)c_off, (cl_uint)ldc, bias,
+                        (cl_uint)bias_off));
     clpar_count_launch(d);
     CL_CHECK(clEnqueueNDRangeKernel(d->compute, kern, 2, NULL, global, local, 0, NULL, event),
              nt ? "clEnqueueNDRangeKernel(gemm_nt)" : "clEnqueueNDRangeKernel(gemm_xn)");
     return CLPAR_OK;
 }
 
-/* TB: scratch (k, n) = B^T of B (n, k) stored from b_off with rows ldb apart, in launches
- * of at most GEMM_GRID tiles of 16 x 16 (the warm-up's width). */
-static clpar_status transpose_b(clpar_device *d, const struct clpar_gemm_kernels *ks, size_t n,
-                                size_t k, cl_mem b, size_t b_off, size_t ldb) {
-    TRY(check_u32(n * k, "GEMM scratch"));
-    if (d->gemm_scratch_floats < n * k) {
-        /* the new one before the old one goes: a released buffer's memory handed out again
-         * at once confuses Oclgrind's uninitialized-value checker (it marks the old range
-         * undefined when the release takes effect, over the new buffer's stores) */
-        cl_mem grown;
-        TRY(clpar_device_alloc(d, n * k * sizeof(float), &grown));
-        clpar_device_release(d, d->gemm_scratch); /* freed once the kernels using it are done */
-        d->gemm_scratch = grown;
-        d->gemm_scratch_floats = n * k;
+/* The scratch buffer of d holding at least floats: grown to at least twice its size (from
+ * 64 Ki floats), the buffers it outgrew kept until the device is freed. All of them are
+ * the device's workspace (clpar_device_workspace_bytes), not its allocation; by the doubling
+ * the outgrown ones together are smaller than the one in use. Not released at once because
+ * Oclgrind's uninitialized-value checker marks a released buffer's range undefined when the
+ * release takes effect, later than the call, over the stores of whatever was allocated
+ * there meanwhile (the next scratch buffer, as kernels read it). */
+static clpar_status scratch_of(clpar_device *d, size_t floats) {
+    TRY(check_u32(floats, "GEMM scratch"));
+    if (d->gemm_scratch_floats >= floats) return CLPAR_OK;
+    size_t grow = d->gemm_scratch_floats ? 2 * d->gemm_scratch_floats : (size_t)1 << 16;
+    if (floats < grow && grow <= UINT32_MAX) floats = grow;
+    cl_mem grown;
+    size_t bytes = floats * sizeof(float);
+    TRY(clpar_device_alloc(d, bytes, &grown));
+    d->allocated -= bytes;
+    d->workspace += bytes;
+    if (d->gemm_scratch) {
+        if (d->gemm_nretired == CLPAR_GEMM_MAX_RETIRED) { /* not with the doubling */
+            clReleaseMemObject(d->gemm_retired[0]);
+            memmove(d->gemm_retired, d->gemm_retired + 1,
+                    (CLPAR_GEMM_MAX_RETIRED - 1) * sizeof *d->gemm_retired);
+            d->gemm_nretired--;
+        }
+        d->gemm_retired[d->gemm_nretired++] = d->gemm_scratch;
     }
-    size_t k_tiles = (k + 15) / 16, tiles = (n + 15) / 16 * k_tiles, wg = ks->config.v[5];
-    cl_uint bo = (cl_uint)b_off, lb = (cl_uint)ldb, un = (cl_uint)n, uk = (cl_uint)k,
-            kt = (cl_uint)k_tiles;
+    d->gemm_scratch = grown;
+    d->gemm_scratch_floats = floats;
+    return CLPAR_OK;
+}
+
+/* gemm_pack_a (a = 1) or gemm_pack_b over panels of blocks (rows or columns) of the
+ * operand x into the scratch at out_off, x(i, kk) at x_off + i s1 + kk s2 for pack_a and
+ * x(kk, j) at x_off + kk s1 + j s2 for pack_b; in launches of at most GEMM_GRID tiles of
+ * 16 k's (the warm-up's width). */
+static clpar_status pack(clpar_device *d, const struct clpar_gemm_kernels *ks, int a, size_t panels,
+                         size_t k, size_t extent, cl_mem x, size_t x_off, size_t s1, size_t s2,
+                         size_t out_off) {
+    cl_kernel kern = a ? ks->pack_a : ks->pack_b;
+    size_t k_tiles = (k + 15) / 16, tiles = panels * k_tiles, wg = ks->config.v[5];
+    cl_uint oo = (cl_uint)out_off, xo = (cl_uint)x_off, u1 = (cl_uint)s1, u2 = (cl_uint)s2,
+            ue = (cl_uint)extent, uk = (cl_uint)k, kt = (cl_uint)k_tiles;
     for (size_t t = 0; t < tiles; t += GEMM_GRID) {
         cl_uint base = (cl_uint)t;
         size_t part = tiles - t < GEMM_GRID ? tiles - t : GEMM_GRID;
         size_t global = (part + wg - 1) / wg * wg;
-        cl_int e = ARG(ks->transpose, 0, d->gemm_scratch) | ARG(ks->transpose, 1, b) |
-                   ARG(ks->transpose, 2, bo) | ARG(ks->transpose, 3, lb) |
-                   ARG(ks->transpose, 4, un) | ARG(ks->transpose, 5, uk) |
-                   ARG(ks->transpose, 6, kt) | ARG(ks->transpose, 7, base);
-        if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_transpose arguments");
+        cl_int e = ARG(kern, 0, d->gemm_scratch) | ARG(kern, 1, oo) | ARG(kern, 2, x) |
+                   ARG(kern, 3, xo) | ARG(kern, 4, u1) | ARG(kern, 5, u2) | ARG(kern, 6, ue) |
+                   ARG(kern, 7, uk) | ARG(kern, 8, kt) | ARG(kern, 9, base);
+        if (e != CL_SUCCESS)
+            return clpar_cl_error(e, a ? "gemm_pack_a arguments" : "gemm_pack_b arguments");
         clpar_count_launch(d);
-        CL_CHECK(
-            clEnqueueNDRangeKernel(d->compute, ks->transpose, 1, NULL, &global, &wg, 0, NULL, NULL),
-            "clEnqueueNDRangeKernel(gemm_transpose)");
+        CL_CHECK(clEnqueueNDRangeKernel(d->compute, kern, 1, NULL, &global, &wg, 0, NULL, NULL),
+                 a ? "clEnqueueNDRangeKernel(gemm_pack_a)" : "clEnqueueNDRangeKernel(gemm_pack_b)");
     }
     return CLPAR_OK;
 }
@@ -156,11 +193,20 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose tr
     if (bias) TRY(check_u32(bias_off + n, "GEMM bias"));
     const struct clpar_gemm_kernels *ks = &d->gemm_kernels[set];
     const size_t *v = ks->config.v;
-    if (nt && v[8] && m >= v[8] && n >= v[3] * v[4]) { /* TB: B^T, then gemm_xn (gemm.cl) */
-        TRY(transpose_b(d, ks, n, k, b, b_off, ldb));
-        b = d->gemm_scratch, b_off = 0, ldb = n, nt = 0;
+    size_t block_rows = v[2], block_cols = v[3] * v[4], ph = v[7];
+    size_t pa_off = 0, pb_off = 0;    /* the panels' places in the scratch: B's, then A's */
+    if (nt && !(v[8] && m >= v[8])) { /* dot products on A and B in place */
+        block_rows = v[0], block_cols = v[1];
+    } else { /* TB, or NN / TN: A's and B's panels, then gemm_xn (gemm.cl) */
+        size_t row_panels = (m + block_rows - 1) / block_rows;
+        size_t col_panels = (n + block_cols - 1) / block_cols;
+        pa_off = col_panels * block_cols * k;
+        TRY(check_u32(pa_off, "GEMM scratch"));
+        TRY(scratch_of(d, pa_off + row_panels * block_rows * k));
+        TRY(pack(d, ks, 0, col_panels, k, n, b, b_off, nt ? 1 : ldb, nt ? ldb : 1, pb_off));
+        TRY(pack(d, ks, 1, row_panels, k, m, a, a_off, ars, aks, pa_off));
+        nt = 0;
     }
-    size_t block_rows = nt ? v[0] : v[2], block_cols = nt ? v[1] : v[3] * v[4], ph = v[7];
     size_t rows = GEMM_GRID * block_rows, cols = GEMM_GRID * block_cols;
     if (ph) { /* a launch of panels: at most GEMM_GRID blocks in all */
         size_t col_blocks = (n + block_cols - 1) / block_cols;
@@ -172,34 +218,42 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose tr
         for (size_t j = 0; j < n; j += cols) {
             size_t mi = m - i < rows ? m - i : rows, nj = n - j < cols ? n - j : cols;
             int last = i + mi == m && j + nj == n;
-            TRY(launch_block(d, ks, nt, mi, nj, k, alpha, a, a_off + i * ars, ars, aks, b,
-                             b_off + j * (nt ? ldb : 1), ldb, beta, c, c_off + i * ldc + j, ldc,
-                             bias, bias_off + j, last ? event : NULL));
+            if (nt)
+                TRY(launch_block(d, ks, 1, mi, nj, k, alpha, a, a_off + i * lda, lda, b,
+                                 b_off + j * ldb, ldb, beta, c, c_off + i * ldc + j, ldc, bias,
+                                 bias_off + j, last ? event : NULL));
+            else /* a piece's panels: its rows and columns are whole blocks from the start */
+                TRY(launch_block(d, ks, 0, mi, nj, k, alpha, d->gemm_scratch, pa_off + i * k, 0,
+                                 NULL, pb_off + j * k, 0, beta, c, c_off + i * ldc + j, ldc, bias,
+                                 bias_off + j, last ? event : NULL));
         }
     return CLPAR_OK;
 }
 
 clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf) {
-    /* one launch of each kernel GEMM_GRID wide, every work-item past C's single element */
+    /* one launch of each kernel GEMM_GRID wide, every work-item but the first past the
+     * product's single element: gemm_nt's operands at 0, 1, 2; gemm_xn's panels at 0 (at most
+     * 16 + 128 floats read) and C at 200; the copies' one panel each onto 300 and 400 */
+    enum { C_AT = 200, A_AT = 300, B_AT = 400 };
+    cl_uint one = 1, zero = 0, a_at = A_AT, b_at = B_AT;
     for (int i = 0; i < d->gemm_nkernels; i++) {
-        size_t global[2] = {GEMM_GRID, 1}, local[2] = {d->gemm_kernels[i].config.v[5], 1};
-        cl_kernel ks[2] = {d->gemm_kernels[i].nt, d->gemm_kernels[i].xn};
-        for (int n = 0; n < 2; n++) {
-            TRY(set_args(ks[n], n == 0, 1, 1, 1, 1.0f, buf, 0, 1, 1, buf, 1, 1, 0.0f, buf, 2, 1,
-                         NULL, 0));
-            CL_CHECK(
-                clEnqueueNDRangeKernel(d->compute, ks[n], 2, NULL, global, local, 0, NULL, NULL),
-                "clEnqueueNDRangeKernel(gemm warm-up)");
+        const struct clpar_gemm_kernels *ks = &d->gemm_kernels[i];
+        size_t global[2] = {GEMM_GRID, 1}, local[2] = {ks->config.v[5], 1};
+        TRY(set_nt_args(ks->nt, 1, 1, 1, 1.0f, buf, 0, 1, buf, 1, 1, 0.0f, buf, 2, 1, NULL, 0));
+        TRY(set_xn_args(ks->xn, 1, 1, 1, 1.0f, buf, 0, 0, 0.0f, buf, C_AT, 1, NULL, 0));
+        cl_int e = ARG(ks->pack_a, 0, buf) | ARG(ks->pack_a, 1, a_at) | ARG(ks->pack_b, 0, buf) |
+                   ARG(ks->pack_b, 1, b_at);
+        for (int p = 0; p < 2; p++) {
+            cl_kernel kern = p ? ks->pack_b : ks->pack_a;
+            e |= ARG(kern, 2, buf) | ARG(kern, 3, zero) | ARG(kern, 4, one) | ARG(kern, 5, one) |
+                 ARG(kern, 6, one) | ARG(kern, 7, one) | ARG(kern, 8, one) | ARG(kern, 9, zero);
         }
-        /* the transpose of one element of buf onto another */
-        cl_kernel tr = d->gemm_kernels[i].transpose;
-        cl_uint one = 1, zero = 0;
-        cl_mem out = buf;
-        cl_int e = ARG(tr, 0, out) | ARG(tr, 1, buf) | ARG(tr, 2, one) | ARG(tr, 3, one) |
-                   ARG(tr, 4, one) | ARG(tr, 5, one) | ARG(tr, 6, one) | ARG(tr, 7, zero);
-        if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_transpose arguments");
-        CL_CHECK(clEnqueueNDRangeKernel(d->compute, tr, 1, NULL, global, local, 0, NULL, NULL),
-                 "clEnqueueNDRangeKernel(gemm warm-up)");
+        if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_pack arguments");
+        cl_kernel all[4] = {ks->nt, ks->xn, ks->pack_a, ks->pack_b};
+        for (int n = 0; n < 4; n++)
+            CL_CHECK(clEnqueueNDRangeKernel(d->compute, all[n], n < 2 ? 2 : 1, NULL, global, local,
+                                            0, NULL, NULL),
+                     "clEnqueueNDRangeKernel(gemm warm-up)");
     }
     return CLPAR_OK;
 }

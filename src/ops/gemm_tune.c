@@ -63,7 +63,7 @@ static int grid(const clpar_device *d, clpar_gemm_config *out, int cap) {
     if (!device_limits(d, &max_wg, &local)) return 0;
     int n = 0;
     const size_t ntb[4][2] = {{2, 4}, {3, 4}, {4, 4}, {6, 4}},
-                 xnb[4][2] = {{4, 2}, {6, 2}, {8, 1}, {4, 3}};
+                 xnb[4][2] = {{4, 2}, {6, 2}, {4, 4}, {6, 4}};
     const size_t cvw[2] = {8, 16}, cwg[3] = {1, 8, 64};
     for (size_t tb = 0; tb <= 64; tb += 64) /* outermost: a spread sample takes both */
         for (int a = 0; a < 4; a++)

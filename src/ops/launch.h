@@ -23,7 +23,7 @@ clpar_status launch_range(clpar_device *d, clpar_kernel_id id, cl_int argerr, si
  * existing one, else built anew; CLPAR_EINVAL past CLPAR_GEMM_MAX_KERNELS); every set and
  * route of d released; one product with a set, op(B) = B^T when nt (trans_a must then be 0;
  * bias, when not NULL, added to every row from bias_off), else B (bias must be NULL); every
- * set warmed up with the widest launch the process will make (buf: 3 floats at least). */
+ * set warmed up with the widest launch the process will make (buf: 600 floats at least). */
 clpar_status clpar_gemm_kernels_build(clpar_device *d, const clpar_gemm_config *c, int *set);
 void clpar_gemm_kernels_reset(clpar_device *d);
 clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose trans_a, size_t m,

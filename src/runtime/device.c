@@ -95,10 +95,13 @@ void clpar_device_free(clpar_device *d) {
     for (int i = 0; i < d->gemm_nkernels; i++) {
         if (d->gemm_kernels[i].nt) clReleaseKernel(d->gemm_kernels[i].nt);
         if (d->gemm_kernels[i].xn) clReleaseKernel(d->gemm_kernels[i].xn);
-        if (d->gemm_kernels[i].transpose) clReleaseKernel(d->gemm_kernels[i].transpose);
+        if (d->gemm_kernels[i].pack_a) clReleaseKernel(d->gemm_kernels[i].pack_a);
+        if (d->gemm_kernels[i].pack_b) clReleaseKernel(d->gemm_kernels[i].pack_b);
         if (d->gemm_kernels[i].program) clReleaseProgram(d->gemm_kernels[i].program);
     }
-    clpar_device_release(d, d->gemm_scratch);
+    if (d->gemm_scratch) clReleaseMemObject(d->gemm_scratch);
+    for (int i = 0; i < d->gemm_nretired; i++)
+        clReleaseMemObject(d->gemm_retired[i]);
     if (d->compute) clReleaseCommandQueue(d->compute);
     if (d->transfer) clReleaseCommandQueue(d->transfer);
     free(d);
@@ -128,13 +131,14 @@ cl_command_queue clpar_device_transfer_queue(const clpar_device *d) {
 clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem *out) {
     *out = NULL;
     if (bytes == 0) bytes = 4; /* OpenCL forbids empty buffers; keep one float */
-    if (bytes > d->info->max_alloc || bytes > d->info->global_mem - d->allocated ||
-        d->allocated > d->info->global_mem)
+    size_t used = d->allocated + d->workspace;
+    if (bytes > d->info->max_alloc || used > d->info->global_mem ||
+        bytes > d->info->global_mem - used)
         return clpar_error(CLPAR_EDEVMEM,
                            "device %d (%s): cannot allocate %zu bytes (max allocation %llu, "
                            "%zu of %llu bytes already in use)",
                            d->info->index, d->info->name, bytes,
-                           (unsigned long long)d->info->max_alloc, d->allocated,
+                           (unsigned long long)d->info->max_alloc, used,
                            (unsigned long long)d->info->global_mem);
     cl_int err;
     cl_mem m = clCreateBuffer(d->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
@@ -158,6 +162,10 @@ void clpar_device_release(clpar_device *d, cl_mem m) {
 
 size_t clpar_device_allocated_bytes(const clpar_device *d) {
     return d->allocated;
+}
+
+size_t clpar_device_workspace_bytes(const clpar_device *d) {
+    return d->workspace;
 }
 
 clpar_status clpar_device_write(clpar_device *d, cl_mem dst, size_t offset, size_t bytes,

@@ -68,6 +68,7 @@ struct clpar_device {
     cl_kernel kernels[CLPAR_K_COUNT];
     cl_uint base_arg[CLPAR_K_COUNT]; /* index of each kernel's last argument, `base` */
     size_t allocated;
+    size_t workspace;  /* bytes of gemm_scratch and gemm_retired, apart from allocated */
     size_t wg;         /* work-group size used for 1-D kernels */
     size_t max_grid;   /* widest global size of a 1-D launch (a multiple of wg) */
     size_t warm_grid;  /* while warming up: the least global size of 1-D launches (ops/gemm.c) */
@@ -79,10 +80,13 @@ struct clpar_device {
     struct clpar_gemm_kernels {
         clpar_gemm_config config;
         cl_program program;
-        cl_kernel nt, xn, transpose;
+        cl_kernel nt, xn, pack_a, pack_b;
     } gemm_kernels[CLPAR_GEMM_MAX_KERNELS];
-    cl_mem gemm_scratch; /* B^T of NT products under TB (ops/gemm_kernels.c), grown as needed */
+    cl_mem gemm_scratch; /* gemm_xn's panels of A and B (ops/gemm_kernels.c), grown as needed */
     size_t gemm_scratch_floats;
+#define CLPAR_GEMM_MAX_RETIRED 32
+    cl_mem gemm_retired[CLPAR_GEMM_MAX_RETIRED]; /* scratch buffers it outgrew, kept */
+    int gemm_nretired;
     int gemm_nkernels;
     clpar_gemm_route gemm_routes[CLPAR_GEMM_MAX_ROUTES];
     int gemm_route_kernels[CLPAR_GEMM_MAX_ROUTES];

@@ -92,6 +92,10 @@ clpar_status clpar_runtime_init_config(const clpar_runtime_config *cfg, clpar_ru
             u = 0;
             if (clGetDeviceInfo(ids[i], CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof u, &u, NULL) == 0)
                 di->clock_mhz = u;
+            u = 0;
+            if (clGetDeviceInfo(ids[i], CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof u, &u,
+                                NULL) == 0)
+                di->float_vector_width = u;
             if (clGetDeviceInfo(ids[i], CL_DEVICE_GLOBAL_MEM_SIZE, sizeof ul, &ul, NULL) == 0)
                 di->global_mem = ul;
             ul = 0;

@@ -552,8 +552,9 @@ clpar_status clpar_mesh_step(clpar_mesh *M, const void *x, const int *labels, co
                     cl_ulong *end = &ends[M->ranks[RANK_OF(c, d, p, t)].dp_slot];
                     *end = 0;
                     if (e)
-                        clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof *end, end,
-                                                NULL);
+                        CL_CHECK(clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof *end,
+                                                         end, NULL),
+                                 "clGetEventProfilingInfo(backward's end)");
                 }
                 double win, exp;
                 TRY(clpar_allreduce_collect(M->dp_ars[p * c->tp + t], ends, &win, &exp));

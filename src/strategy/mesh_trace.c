@@ -59,9 +59,14 @@ void rank_drop_events(mrank *k) {
     k->nev = 0;
 }
 
-static double event_ns(cl_event e, cl_profiling_info what) {
+/* The event's time stamp (0 without an event); the first failure goes to *st, and the
+ * caller goes on releasing events. */
+static double event_ns(cl_event e, cl_profiling_info what, clpar_status *st) {
     cl_ulong v = 0;
-    if (!e || clGetEventProfilingInfo(e, what, sizeof v, &v, NULL) != CL_SUCCESS) return 0;
+    if (!e) return 0;
+    cl_int err = clGetEventProfilingInfo(e, what, sizeof v, &v, NULL);
+    if (err != CL_SUCCESS && *st == CLPAR_OK)
+        *st = clpar_cl_error(err, "clGetEventProfilingInfo");
     return (double)v;
 }
 
@@ -85,11 +90,11 @@ clpar_status mesh_collect_events(clpar_mesh *M) {
             rank_event *e = &k->ev[i];
             double s, t;
             if (e->b) {
-                s = event_ns(e->a, CL_PROFILING_COMMAND_END);
-                t = event_ns(e->b, CL_PROFILING_COMMAND_END);
+                s = event_ns(e->a, CL_PROFILING_COMMAND_END, &st);
+                t = event_ns(e->b, CL_PROFILING_COMMAND_END, &st);
             } else {
-                s = event_ns(e->a, CL_PROFILING_COMMAND_START);
-                t = event_ns(e->a, CL_PROFILING_COMMAND_END);
+                s = event_ns(e->a, CL_PROFILING_COMMAND_START, &st);
+                t = event_ns(e->a, CL_PROFILING_COMMAND_END, &st);
             }
             s += k->clock_offset_ns;
             t += k->clock_offset_ns;
