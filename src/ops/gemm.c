@@ -111,7 +111,7 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * of AVX2's 16 registers); work-groups of 8 along C's rows; no panels (panels of 8 block rows
  * gained 10-20% on a GPT's 1024-row products but lost half on the default MLP's 128-row
  * ones; clpar-devices --tune tries them). On this project's AVX-512 machine a step's GEMMs
- * of bench/gpt.sh's GPT ran 3.5x and the default MLP's 1.2-1.7x faster so than with the
+ * of bench/gpt.sh's GPT ran 3.5x and the default MLP's 1.2-1.7x faster than with the
  * kernels before the copies (NT products as dot products), clpar-devices --bench; several
  * times CLBlast's speed on every product of a layer (bench/gemm.sh). CLBlast, for what
  * clpar's kernels do not cover (both operands transposed), runs its direct kernel at every

@@ -90,14 +90,11 @@ static clpar_status set_xn_args(cl_kernel kern, cl_uint m, cl_uint n, cl_uint k,
     return CLPAR_OK;
 }
 
-/* One launch over a (m, n) block of C whose blocks fit GEMM_GRID in both dimensions (with
- * panels, PH rows of blocks by all columns of blocks do): gemm_nt from A and B in place
- * (nt), else gemm_xn from the panels of this block's rows and columns at a_off and b_off. */
-static clpar_status launch_block(clpar_device *d, const struct clpar_gemm_kernels *ks, int nt,
-                                 size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
-                                 size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
-                                 cl_mem c, size_t c_off, size_t ldc, cl_mem bias, size_t bias_off,
-                                 cl_event *event) {
+/* One launch of gemm_nt (nt) or gemm_xn, its arguments set, over a (m, n) block of C whose
+ * blocks fit GEMM_GRID in both dimensions (with panels, PH rows of blocks by all columns of
+ * blocks do). */
+static clpar_status launch_grid(clpar_device *d, const struct clpar_gemm_kernels *ks, int nt,
+                                size_t m, size_t n, cl_event *event) {
     const size_t *v = ks->config.v;
     cl_kernel kern = nt ? ks->nt : ks->xn;
     size_t rows = nt ? v[0] : v[2], cols = nt ? v[1] : v[3] * v[4], wg = v[5], rd = v[6];
@@ -108,14 +105,6 @@ static clpar_status launch_block(clpar_device *d, const struct clpar_gemm_kernel
         global[1] = 1;
     }
     global[0] = (global[0] + wg - 1) / wg * wg;
-    if (nt)
-        TRY(set_nt_args(kern, (cl_uint)m, (cl_uint)n, (cl_uint)k, alpha, a, (cl_uint)a_off,
-                        (cl_uint)lda, b, (cl_uint)b_off, (cl_uint)ldb, beta, c, (cl_uint)c_off,
-                        (cl_uint)ldc, bias, (cl_uint)bias_off));
-    else
-        TRY(set_xn_args(kern, (cl_uint)m, (cl_uint)n, (cl_uint)k, alpha, a, (cl_uint)a_off,
-                        (cl_uint)b_off, beta, c, (cl_uint)c_off, (cl_uint)ldc, bias,
-                        (cl_uint)bias_off));
     clpar_count_launch(d);
     CL_CHECK(clEnqueueNDRangeKernel(d->compute, kern, 2, NULL, global, local, 0, NULL, event),
              nt ? "clEnqueueNDRangeKernel(gemm_nt)" : "clEnqueueNDRangeKernel(gemm_xn)");
@@ -139,18 +128,24 @@ static clpar_status scratch_of(clpar_device *d, size_t floats) {
     TRY(clpar_device_alloc(d, bytes, &grown));
     d->allocated -= bytes;
     d->workspace += bytes;
-    if (d->gemm_scratch) {
-        if (d->gemm_nretired == CLPAR_GEMM_MAX_RETIRED) { /* not with the doubling */
-            clReleaseMemObject(d->gemm_retired[0]);
-            memmove(d->gemm_retired, d->gemm_retired + 1,
-                    (CLPAR_GEMM_MAX_RETIRED - 1) * sizeof *d->gemm_retired);
-            d->gemm_nretired--;
-        }
-        d->gemm_retired[d->gemm_nretired++] = d->gemm_scratch;
+    if (d->gemm_scratch && d->gemm_nretired < CLPAR_GEMM_MAX_RETIRED) {
+        d->gemm_retired[d->gemm_nretired++] = d->gemm_scratch; /* by doubling: 17 at most */
+    } else if (d->gemm_scratch) { /* past 2^31 floats, where growing no longer doubles */
+        clReleaseMemObject(d->gemm_scratch);
+        d->workspace -= d->gemm_scratch_floats * sizeof(float);
     }
     d->gemm_scratch = grown;
     d->gemm_scratch_floats = floats;
     return CLPAR_OK;
+}
+
+/* The arguments of gemm_pack_a or gemm_pack_b, in their order. */
+static cl_int set_pack_args(cl_kernel kern, cl_mem out, cl_uint out_off, cl_mem x, cl_uint x_off,
+                            cl_uint s1, cl_uint s2, cl_uint extent, cl_uint k, cl_uint k_tiles,
+                            cl_uint base) {
+    return ARG(kern, 0, out) | ARG(kern, 1, out_off) | ARG(kern, 2, x) | ARG(kern, 3, x_off) |
+           ARG(kern, 4, s1) | ARG(kern, 5, s2) | ARG(kern, 6, extent) | ARG(kern, 7, k) |
+           ARG(kern, 8, k_tiles) | ARG(kern, 9, base);
 }
 
 /* gemm_pack_a (a = 1) or gemm_pack_b over panels of blocks (rows or columns) of the
@@ -162,15 +157,12 @@ static clpar_status pack(clpar_device *d, const struct clpar_gemm_kernels *ks, i
                          size_t out_off) {
     cl_kernel kern = a ? ks->pack_a : ks->pack_b;
     size_t k_tiles = (k + 15) / 16, tiles = panels * k_tiles, wg = ks->config.v[5];
-    cl_uint oo = (cl_uint)out_off, xo = (cl_uint)x_off, u1 = (cl_uint)s1, u2 = (cl_uint)s2,
-            ue = (cl_uint)extent, uk = (cl_uint)k, kt = (cl_uint)k_tiles;
     for (size_t t = 0; t < tiles; t += GEMM_GRID) {
-        cl_uint base = (cl_uint)t;
         size_t part = tiles - t < GEMM_GRID ? tiles - t : GEMM_GRID;
         size_t global = (part + wg - 1) / wg * wg;
-        cl_int e = ARG(kern, 0, d->gemm_scratch) | ARG(kern, 1, oo) | ARG(kern, 2, x) |
-                   ARG(kern, 3, xo) | ARG(kern, 4, u1) | ARG(kern, 5, u2) | ARG(kern, 6, ue) |
-                   ARG(kern, 7, uk) | ARG(kern, 8, kt) | ARG(kern, 9, base);
+        cl_int e =
+            set_pack_args(kern, d->gemm_scratch, (cl_uint)out_off, x, (cl_uint)x_off, (cl_uint)s1,
+                          (cl_uint)s2, (cl_uint)extent, (cl_uint)k, (cl_uint)k_tiles, (cl_uint)t);
         if (e != CL_SUCCESS)
             return clpar_cl_error(e, a ? "gemm_pack_a arguments" : "gemm_pack_b arguments");
         clpar_count_launch(d);
@@ -218,14 +210,17 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose tr
         for (size_t j = 0; j < n; j += cols) {
             size_t mi = m - i < rows ? m - i : rows, nj = n - j < cols ? n - j : cols;
             int last = i + mi == m && j + nj == n;
+            cl_uint um = (cl_uint)mi, un = (cl_uint)nj, co = (cl_uint)(c_off + i * ldc + j),
+                    bo = (cl_uint)(bias_off + j);
             if (nt)
-                TRY(launch_block(d, ks, 1, mi, nj, k, alpha, a, a_off + i * lda, lda, b,
-                                 b_off + j * ldb, ldb, beta, c, c_off + i * ldc + j, ldc, bias,
-                                 bias_off + j, last ? event : NULL));
+                TRY(set_nt_args(ks->nt, um, un, (cl_uint)k, alpha, a, (cl_uint)(a_off + i * lda),
+                                (cl_uint)lda, b, (cl_uint)(b_off + j * ldb), (cl_uint)ldb, beta, c,
+                                co, (cl_uint)ldc, bias, bo));
             else /* a piece's panels: its rows and columns are whole blocks from the start */
-                TRY(launch_block(d, ks, 0, mi, nj, k, alpha, d->gemm_scratch, pa_off + i * k, 0,
-                                 NULL, pb_off + j * k, 0, beta, c, c_off + i * ldc + j, ldc, bias,
-                                 bias_off + j, last ? event : NULL));
+                TRY(set_xn_args(ks->xn, um, un, (cl_uint)k, alpha, d->gemm_scratch,
+                                (cl_uint)(pa_off + i * k), (cl_uint)(pb_off + j * k), beta, c, co,
+                                (cl_uint)ldc, bias, bo));
+            TRY(launch_grid(d, ks, nt, mi, nj, last ? event : NULL));
         }
     return CLPAR_OK;
 }
@@ -235,19 +230,13 @@ clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf) {
      * product's single element: gemm_nt's operands at 0, 1, 2; gemm_xn's panels at 0 (at most
      * 16 + 128 floats read) and C at 200; the copies' one panel each onto 300 and 400 */
     enum { C_AT = 200, A_AT = 300, B_AT = 400 };
-    cl_uint one = 1, zero = 0, a_at = A_AT, b_at = B_AT;
     for (int i = 0; i < d->gemm_nkernels; i++) {
         const struct clpar_gemm_kernels *ks = &d->gemm_kernels[i];
         size_t global[2] = {GEMM_GRID, 1}, local[2] = {ks->config.v[5], 1};
         TRY(set_nt_args(ks->nt, 1, 1, 1, 1.0f, buf, 0, 1, buf, 1, 1, 0.0f, buf, 2, 1, NULL, 0));
         TRY(set_xn_args(ks->xn, 1, 1, 1, 1.0f, buf, 0, 0, 0.0f, buf, C_AT, 1, NULL, 0));
-        cl_int e = ARG(ks->pack_a, 0, buf) | ARG(ks->pack_a, 1, a_at) | ARG(ks->pack_b, 0, buf) |
-                   ARG(ks->pack_b, 1, b_at);
-        for (int p = 0; p < 2; p++) {
-            cl_kernel kern = p ? ks->pack_b : ks->pack_a;
-            e |= ARG(kern, 2, buf) | ARG(kern, 3, zero) | ARG(kern, 4, one) | ARG(kern, 5, one) |
-                 ARG(kern, 6, one) | ARG(kern, 7, one) | ARG(kern, 8, one) | ARG(kern, 9, zero);
-        }
+        cl_int e = set_pack_args(ks->pack_a, buf, A_AT, buf, 0, 1, 1, 1, 1, 1, 0) |
+                   set_pack_args(ks->pack_b, buf, B_AT, buf, 0, 1, 1, 1, 1, 1, 0);
         if (e != CL_SUCCESS) return clpar_cl_error(e, "gemm_pack arguments");
         cl_kernel all[4] = {ks->nt, ks->xn, ks->pack_a, ks->pack_b};
         for (int n = 0; n < 4; n++)
