@@ -102,4 +102,9 @@ for f in "tmp.otherhost.$live" "tmp.$host.$live" "tmp.$host.${live}x"; do
 done
 kill $live 2>/dev/null
 
+# the resumed run checkpointed its end: resuming that trains nothing and says so, no rate
+out=$("$B/clpar-train" --resume "$T/ck.safetensors" --quiet 2>&1)
+grep -q "^done: 40 steps in [0-9.]* s, test loss [0-9.]*$" <<<"$out" && ok \
+  || bad "a run resumed at its end reports: $out"
+
 finish

@@ -611,9 +611,12 @@ static int run(clpar_runtime *rt, clpar_trainer *tr, const train_options *o,
         st = clpar_trainer_evaluate(tr, test_set, &tl, &ta);
     if (st == CLPAR_OK && o->save) st = clpar_trainer_save(tr, o->save);
     if (st != CLPAR_OK) return cli_fail(prog, st);
-    double sps = (double)t.samples / t.t_train;
-    printf("done: %ld steps in %.1f s (%.*f samples/s), test loss %.4f", total,
-           cli_now() - t.t_start, sps < 100 ? 2 : 0, sps, tl);
+    printf("done: %ld steps in %.1f s", total, cli_now() - t.t_start);
+    if (t.samples && t.t_train > 0) { /* a resumed run that was already at its end trained none */
+        double sps = (double)t.samples / t.t_train;
+        printf(" (%.*f samples/s)", sps < 100 ? 2 : 0, sps);
+    }
+    printf(", test loss %.4f", tl);
     if (cfg->loss == CLPAR_LOSS_XENT && !cfg->gpt.layers) printf(", test accuracy %.4f", ta);
     printf("\n");
     print_parallel_report(tr, &t, total);
