@@ -4,6 +4,12 @@
 # mesh within 1e-5; a bad resume file is refused and the checkpoint left as it was; a writer
 # killed in the middle of a checkpoint leaves a temporary file the next run's write removes.
 . "$(dirname "$0")/harness.sh"
+# In the sanitized suite: GCC 12's leak checker, tracking the dynamic TLS of dlopen'ed libraries
+# (the OpenCL drivers) through __tls_get_addr, records a bogus block in the resumed GPT runs
+# below on Debian 12's glibc and crashes reading it at exit ("Tracer caught signal 11" after
+# "DTLS 8 at 0x...79e"; seen on a fresh machine, every time). Not tracking it here only: where
+# PoCL compiles kernels (cli_tune), its compiler's allocations then read as leaks.
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:intercept_tls_get_addr=0"
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 

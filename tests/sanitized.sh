@@ -10,12 +10,8 @@ src="$(cd "$(dirname "$0")/.." && pwd)"
 logs="$build/sanitizer-logs"
 rm -rf "$logs"
 mkdir -p "$logs"
-# verify_asan_link_order=0: the kill test preloads a library, and oclgrind preloads its own.
-# intercept_tls_get_addr=0: GCC 12's leak checker, tracking the dynamic TLS of dlopen'ed
-# libraries (the OpenCL drivers) through __tls_get_addr, records a bogus block on Debian 12's
-# glibc in some processes and then crashes reading it at exit ("Tracer caught signal 11",
-# after "DTLS 8 at 0x...79e"): seen on a fresh machine in a resumed GPT run, every time.
-export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:verify_asan_link_order=0:abort_on_error=0:intercept_tls_get_addr=0"
+# verify_asan_link_order=0: the kill test preloads a library, and oclgrind preloads its own
+export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:verify_asan_link_order=0:abort_on_error=0"
 export LSAN_OPTIONS="suppressions=$src/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 # the tests labelled plain_only (Oclgrind's) run in the plain build alone (tests/CMakeLists.txt)
