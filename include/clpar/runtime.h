@@ -97,6 +97,11 @@ CLPAR_API cl_command_queue clpar_device_transfer_queue(const clpar_device *d);
  * size and the device, when the request exceeds the device's maximum allocation or its
  * remaining global memory. The caller owns *out and returns it with clpar_device_release. */
 CLPAR_API clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem *out);
+/* The same over the caller's host memory (CL_MEM_USE_HOST_PTR), which must stay valid until
+ * the buffer is released: devices that compute in host memory (CPUs) then use it in place,
+ * so that mapping the buffer copies nothing; others copy it in and out at map and unmap. */
+CLPAR_API clpar_status clpar_device_alloc_at(clpar_device *d, void *host, size_t bytes,
+                                             cl_mem *out);
 /* Releases a buffer from clpar_device_alloc and takes its bytes off the account; NULL is a
  * no-op. */
 CLPAR_API void clpar_device_release(clpar_device *d, cl_mem m);

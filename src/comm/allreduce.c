@@ -11,8 +11,9 @@ typedef struct {
 } copy_pair;
 
 typedef struct {
-    cl_event read; /* queued by begin, not yet reduced */
+    cl_event read; /* queued by begin, not yet reduced: a read, or the in-place buffer's map */
     size_t off, len;
+    void *mapped; /* the mapped range of the in-place buffer, else NULL */
 } pending_read;
 
 typedef struct {
@@ -37,6 +38,7 @@ struct clpar_allreduce {
                          * each) */
     float *shared;      /* this process's contribution when the group's processes share memory: the
                          * only rank's reads land in it, or the ranks' sum does; else NULL */
+    cl_mem in_place;    /* the only rank's buffer when it lives in `shared` (not owned), or NULL */
 };
 
 clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
@@ -97,6 +99,17 @@ static int first_member(const clpar_allreduce *ar, int j) {
  * contribution when the group shares memory. */
 static float *reads_into(const clpar_allreduce *ar, const rank_state *rs) {
     return ar->n == 1 && ar->shared ? ar->shared : rs->stage.host;
+}
+
+float *allreduce_in_place_memory(const clpar_allreduce *ar) {
+    return ar->n == 1 && ar->shared && !ar->bounds ? ar->shared : NULL;
+}
+
+clpar_status allreduce_set_in_place(clpar_allreduce *ar, cl_mem buf) {
+    if (!allreduce_in_place_memory(ar))
+        return clpar_error(CLPAR_EINVAL, "allreduce: this group cannot sum in place");
+    ar->in_place = buf;
+    return CLPAR_OK;
 }
 
 /* Local rank `rank`'s share of the sum of this process's ranks' copies of [off, off + len),
@@ -172,9 +185,8 @@ static clpar_status sum_processes(clpar_allreduce *ar, int rank, float *range, s
         st = world_group_sum(ar->procs, range, len);
     else if (rank == 0)
         st = world_group_sum_parts(ar->procs, range, starts, 0);
-    if (st != CLPAR_OK) return st; /* the others then stop at the abort this rank causes */
-    if (ar->shared) *result = world_group_shared_sum(ar->procs) + off;
-    return clpar_barrier_wait(&ar->meet);
+    if (st != CLPAR_OK) return st;        /* the others then stop at the abort this rank causes */
+    return clpar_barrier_wait(&ar->meet); /* shared: the sum is in place, in `range` */
 }
 
 static void release_pairs(rank_state *rs) {
@@ -191,6 +203,11 @@ void clpar_allreduce_reset(clpar_allreduce *ar) {
         for (int i = 0; i < rs->npending; i++) {
             clWaitForEvents(1, &rs->pending[i].read);
             clReleaseEvent(rs->pending[i].read);
+            if (rs->pending[i].mapped) {
+                clEnqueueUnmapMemObject(rs->dev->transfer, ar->in_place, rs->pending[i].mapped, 0,
+                                        NULL, NULL);
+                clFinish(rs->dev->transfer);
+            }
         }
         rs->npending = 0;
     }
@@ -232,9 +249,25 @@ clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, si
         rs->pcap = cap;
     }
     pending_read *pr = &rs->pending[rs->npending];
-    TRY(clpar_host_read(rs->dev, reads_into(ar, rs) + off, buf, off, len, after, &pr->read));
     pr->off = off;
     pr->len = len;
+    pr->mapped = NULL;
+    if (buf && buf == ar->in_place) {
+        /* nothing to copy: the range is mapped where the other processes read it (on the
+         * transfer queue, so that the compute queue goes on with the rest of backward) */
+        cl_int err;
+        pr->mapped = clEnqueueMapBuffer(
+            rs->dev->transfer, buf, CL_FALSE, CL_MAP_READ | CL_MAP_WRITE, off * sizeof(float),
+            len * sizeof(float), after ? 1 : 0, after ? &after : NULL, &pr->read, &err);
+        CL_CHECK(err, "clEnqueueMapBuffer(allreduce in place)");
+        rs->npending++; /* from here on, reset unmaps it */
+        if (pr->mapped != (void *)(ar->shared + off))
+            return clpar_error(CLPAR_EINVAL,
+                               "allreduce: the buffer was mapped away from its memory");
+        CL_CHECK(clFlush(rs->dev->transfer), "clFlush(transfer)");
+        return CLPAR_OK;
+    }
+    TRY(clpar_host_read(rs->dev, reads_into(ar, rs) + off, buf, off, len, after, &pr->read));
     rs->npending++;
     return CLPAR_OK;
 }
@@ -251,6 +284,39 @@ static clpar_status push_pair(rank_state *rs, cl_event read, cl_event write) {
     return CLPAR_OK;
 }
 
+/* Reduces a begun range of the in-place buffer: the processes sum it where it lies, then it
+ * is unmapped, and the compute queue waits for that. */
+static clpar_status reduce_in_place(clpar_allreduce *ar, rank_state *rs, int slot,
+                                    cl_event *write_out, int record) {
+    pending_read *pr = &rs->pending[slot];
+    const float *sum; /* in place: the mapped range itself */
+    clpar_status st = sum_processes(ar, 0, pr->mapped, pr->off, pr->len, &sum);
+    cl_event write = NULL;
+    cl_int err =
+        clEnqueueUnmapMemObject(rs->dev->transfer, ar->in_place, pr->mapped, 0, NULL, &write);
+    cl_event read = pr->read;
+    rs->pending[slot] = rs->pending[--rs->npending]; /* unmapped, or past mending */
+    if (err == CL_SUCCESS) err = clFlush(rs->dev->transfer);
+    if (st == CLPAR_OK && err != CL_SUCCESS)
+        st = clpar_cl_error(err, "clEnqueueUnmapMemObject(allreduce in place)");
+    if (st == CLPAR_OK) st = clpar_device_wait_events(rs->dev, 1, &write);
+    if (st == CLPAR_OK && record) st = push_pair(rs, read, write);
+    if (st != CLPAR_OK || !record) { /* no pair kept */
+        clReleaseEvent(read);
+        if (st == CLPAR_OK && write_out) {
+            *write_out = write; /* the caller's reference */
+            return CLPAR_OK;
+        }
+        if (write) clReleaseEvent(write);
+        return st;
+    }
+    if (write_out) {
+        clRetainEvent(write);
+        *write_out = write;
+    }
+    return CLPAR_OK;
+}
+
 /* Reduces a begun range; *write receives the write's event (retained for the caller). */
 static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off, size_t len,
                            cl_event *write_out, int record) {
@@ -264,6 +330,7 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
     /* waiting on the rank's own thread also lets drivers that execute commands in the
      * waiting thread run this device's work */
     CL_CHECK(clpar_wait_event(rs->dev, rs->pending[slot].read), "clWaitForEvents(allreduce read)");
+    if (rs->pending[slot].mapped) return reduce_in_place(ar, rs, slot, write_out, record);
     /* this process's contribution: its only rank's copy as read, or the sum of its ranks' */
     float *mine = ar->n > 1 ? (ar->shared ? ar->shared : ar->sum) : reads_into(ar, rs);
     if (ar->n > 1) {

@@ -45,21 +45,19 @@ clpar_status world_group_sum(world_group *g, float *data, size_t len);
  * (a reduce-scatter). */
 clpar_status world_group_sum_parts(world_group *g, float *data, const size_t *starts, int gather);
 /* Joins the group's processes in shared memory when they all run on one host (collective
- * over the group's processes): each gets a buffer of count floats the others read in place,
- * and one sum buffer of count floats they all read. Otherwise, or when the memory cannot be
- * had, the group keeps to messages; either way CLPAR_OK unless MPI fails. */
+ * over the group's processes): each gets a buffer of count floats, page-aligned, that the
+ * others read and write in place. Otherwise, or when the memory cannot be had, the group
+ * keeps to messages; either way CLPAR_OK unless MPI fails. */
 clpar_status world_group_share(world_group *g, size_t count);
 /* This process's shared buffer (count floats, its contribution to world_group_sum_shared), or
  * NULL when the group does not share memory. */
 float *world_group_shared(const world_group *g);
-/* Sums [off, off + starts[P]) of every process's shared buffer over the processes, in order,
- * into the shared sum (world_group_shared_sum): process j sums part [off + starts[j],
- * off + starts[j + 1]). Collective; on return every part is summed and no process reads the
- * buffers any more. gather says whether every process will read every part (an all-reduce)
- * or only its own (a reduce-scatter), for the count of bytes sent. */
+/* Sums [off, off + starts[P]) of every process's shared buffer over the processes, in order
+ * (the order of the messages: the results are bit-identical either way), in place: process j
+ * sums part [off + starts[j], off + starts[j + 1]) and writes it into every buffer (gather, an
+ * all-reduce), or into its own only (a reduce-scatter). Collective; on return every buffer
+ * holds the sums it was to receive. */
 clpar_status world_group_sum_shared(world_group *g, size_t off, const size_t *starts, int gather);
-/* The shared sum, count floats indexed as the buffers, or NULL without shared memory. */
-const float *world_group_shared_sum(const world_group *g);
 /* Every process's part data[starts[j], starts[j + 1]) to every process (an all-gather). */
 clpar_status world_group_gather_parts(world_group *g, float *data, const size_t *starts);
 /* This process's number in the group and the group's size (0 and 1 for NULL). */
@@ -93,6 +91,16 @@ uint64_t allreduce_bytes_shared(const clpar_allreduce *ar);
 /* The members each of the group's processes holds, when they differ: process j holds members
  * first[j] .. first[j + 1] - 1 (first: the group's size + 1 entries). Before set_slices. */
 clpar_status allreduce_set_owners(clpar_allreduce *ar, const int *first);
+/* Where the group's only local rank may keep the buffer it reduces so that the processes sum
+ * it in place, without copies (world_group_sum_shared): this process's shared memory, of the
+ * group's count floats, page-aligned; NULL where the group has no shared memory, more than
+ * one local rank, or slices (ZeRO). Each process decides for itself: the others' copies and
+ * this one's mapping meet in the same memory. */
+float *allreduce_in_place_memory(const clpar_allreduce *ar);
+/* Tells the group that buf (a buffer over allreduce_in_place_memory, not owned; it must
+ * outlive the group's reductions) is reduced in place: begin maps its range instead of
+ * reading it, the reduction sums it there and unmaps it. Other buffers go as before. */
+clpar_status allreduce_set_in_place(clpar_allreduce *ar, cl_mem buf);
 
 /* Whether c is one end of a channel between processes. */
 int clpar_channel_remote(const clpar_channel *c);

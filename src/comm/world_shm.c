@@ -1,6 +1,7 @@
 /* Processes of a group that share a host sum through shared memory (an MPI-3 shared window)
- * instead of messages: each process's contribution is read in place by the others, and the
- * sum lands in one buffer they all read. Same order of additions as the messages, so the
+ * instead of messages: each process's contribution is read in place by the others, and each
+ * part's sum is written back into the buffers, where a CPU device may be computing in them
+ * (a replica's gradients then never move). Same order of additions as the messages, so the
  * results are bit-identical whichever way a group goes. */
 #include "world_internal.h"
 
@@ -12,8 +13,7 @@
 struct world_shm {
     MPI_Win win;
     size_t count;
-    float **bufs; /* each process's contribution, count floats, in group order */
-    float *total; /* the sum, count floats, after process 0's contribution */
+    float **bufs; /* each process's contribution, count floats, in group order, page-aligned */
 };
 
 void world_shm_free(world_shm *s) {
@@ -59,7 +59,7 @@ static clpar_status share(world_group *g, size_t count) {
      * process started without it cannot leave the others waiting) */
     const char *env = getenv("CLPAR_SHARED_MEMORY");
     int wanted = !env || strcmp(env, "off") != 0;
-    size_t window = ((size_t)g->size + 1) * count * sizeof(float);
+    size_t window = (size_t)g->size * (count * sizeof(float) + 4096);
     clpar_status st = all_agree(g, wanted && nsize == g->size && shm_room(window, g->size), &all);
     if (st != CLPAR_OK || !all) {
         MPI_Comm_free(&node);
@@ -68,7 +68,10 @@ static clpar_status share(world_group *g, size_t count) {
     MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
     world_shm *s = calloc(1, sizeof *s);
     if (s) s->bufs = calloc((size_t)g->size, sizeof *s->bufs);
-    MPI_Aint bytes = (MPI_Aint)((g->rank == 0 ? 2 : 1) * count * sizeof(float));
+    /* whole pages each, so that every buffer starts on a page (where MPI lays them out one
+     * after another), as devices want memory they compute in */
+    size_t page = 4096;
+    MPI_Aint bytes = (MPI_Aint)((count * sizeof(float) + page - 1) / page * page);
     float *base = NULL;
     int rc = MPI_ERR_NO_MEM;
     if (s && s->bufs) {
@@ -88,7 +91,6 @@ static clpar_status share(world_group *g, size_t count) {
             st = mpi_check(MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win), "MPI_Win_lock_all");
         if (st == CLPAR_OK) {
             s->count = count;
-            s->total = s->bufs[0] + count;
             g->shm = s;
             return CLPAR_OK;
         }
@@ -120,15 +122,6 @@ float *world_group_shared(const world_group *g) {
 #endif
 }
 
-const float *world_group_shared_sum(const world_group *g) {
-#ifdef CLPAR_HAVE_MPI
-    return g && g->shm ? g->shm->total : NULL;
-#else
-    (void)g;
-    return NULL;
-#endif
-}
-
 clpar_status world_group_sum_shared(world_group *g, size_t off, const size_t *starts, int gather) {
 #ifdef CLPAR_HAVE_MPI
     world_shm *s = g->shm;
@@ -137,19 +130,21 @@ clpar_status world_group_sum_shared(world_group *g, size_t off, const size_t *st
                            off + starts[g->size], s->count);
     TRY(shm_sync(g)); /* every contribution is in */
     size_t a = off + starts[g->rank], b = off + starts[g->rank + 1];
-    if (b > a) memcpy(s->total + a, s->bufs[0] + a, (b - a) * sizeof(float));
+    float *first = s->bufs[0]; /* the part's sum gathers in process 0's buffer, in process order */
     for (int j = 1; j < g->size; j++) {
         const float *src = s->bufs[j];
         for (size_t i = a; i < b; i++)
-            s->total[i] += src[i];
+            first[i] += src[i];
     }
+    for (int j = 1; j < g->size && b > a; j++) /* to every buffer, or to this process's own */
+        if (gather || j == g->rank) memcpy(s->bufs[j] + a, first + a, (b - a) * sizeof(float));
     /* counted as the messages would be: the same bytes cross between the processes */
     size_t len = starts[g->size], mine = b - a;
     uint64_t sent = (uint64_t)(len - mine) * sizeof(float);
     if (gather) sent += (uint64_t)(g->size - 1) * mine * sizeof(float);
     g->sent += sent;
     g->shared += sent;
-    return shm_sync(g); /* every part is summed, and nobody reads the contributions any more */
+    return shm_sync(g); /* every part is summed and where it belongs */
 #else
     (void)g, (void)off, (void)starts, (void)gather;
     return clpar_error(CLPAR_EINVAL, "no shared memory without MPI");

@@ -129,6 +129,10 @@ cl_command_queue clpar_device_transfer_queue(const clpar_device *d) {
 }
 
 clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem *out) {
+    return clpar_device_alloc_at(d, NULL, bytes, out);
+}
+
+clpar_status clpar_device_alloc_at(clpar_device *d, void *host, size_t bytes, cl_mem *out) {
     *out = NULL;
     if (bytes == 0) bytes = 4; /* OpenCL forbids empty buffers; keep one float */
     size_t used = d->allocated + d->workspace;
@@ -141,7 +145,8 @@ clpar_status clpar_device_alloc(clpar_device *d, size_t bytes, cl_mem *out) {
                            (unsigned long long)d->info->max_alloc, used,
                            (unsigned long long)d->info->global_mem);
     cl_int err;
-    cl_mem m = clCreateBuffer(d->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    cl_mem m = clCreateBuffer(d->context, CL_MEM_READ_WRITE | (host ? CL_MEM_USE_HOST_PTR : 0),
+                              bytes, host, &err);
     if (err != CL_SUCCESS)
         return clpar_error(err == CL_INVALID_BUFFER_SIZE ? CLPAR_EDEVMEM : err,
                            "device %d (%s): allocating %zu bytes failed: %s", d->info->index,

@@ -274,6 +274,27 @@ static clpar_status join_processes(clpar_mesh *M) {
     return CLPAR_OK;
 }
 
+/* A replica alone in its process, on a CPU device, among processes that share a host: its
+ * gradients move into the memory the processes sum in (the buffer over it replaces the one
+ * it had), so that reducing them copies nothing (allreduce_set_in_place). Devices with memory
+ * of their own would compute in host memory: they keep theirs and the copies. */
+static clpar_status grads_in_place(mrank *k, clpar_allreduce *ar) {
+    float *mem = allreduce_in_place_memory(ar);
+    if (!mem || !(k->dev->info->type & CL_DEVICE_TYPE_CPU)) return CLPAR_OK;
+    size_t bytes = (k->lay.nparams ? k->lay.nparams : 1) * sizeof(float);
+    cl_mem grads;
+    TRY(clpar_device_alloc_at(k->dev, mem, bytes, &grads));
+    clpar_status st = clpar_device_zero(k->dev, grads, 0, bytes);
+    if (st == CLPAR_OK) st = clpar_device_finish(k->dev); /* nothing uses the old one any more */
+    if (st != CLPAR_OK) {
+        clpar_device_release(k->dev, grads);
+        return st;
+    }
+    clpar_device_release(k->dev, k->grads);
+    k->grads = k->env.grads = grads;
+    return allreduce_set_in_place(ar, grads);
+}
+
 static clpar_status build_links(clpar_mesh *M) {
     const clpar_mesh_config *c = &M->cfg;
     clpar_device *group[CLPAR_MAX_RANKS];
@@ -323,12 +344,14 @@ static clpar_status build_links(clpar_mesh *M) {
             /* this process's members of the group (every process takes part in making it) */
             int members = 0;
             size_t nparams = 0;
+            mrank *only = NULL;
             for (int d = M->d0; d < M->d1; d++) {
                 mrank *k = &M->ranks[RANK_OF(c, d, p, t)];
                 if (!mesh_local(M, k->rank)) continue;
                 k->dp_slot = members;
                 group[members++] = k->dev;
                 nparams = k->lay.nparams;
+                only = k;
             }
             int g = p * c->tp + t;
             if (members) {
@@ -336,6 +359,7 @@ static clpar_status build_links(clpar_mesh *M) {
                 if (M->dp_procs) M->dp_procs[g] = NULL;
                 TRY(allreduce_init_group(group, members, nparams, M->sync, procs, &M->dp_ars[g]));
             }
+            if (members == 1 && !c->zero) TRY(grads_in_place(only, M->dp_ars[g]));
             for (int d = M->d0; d < M->d1; d++)
                 if (mesh_local(M, RANK_OF(c, d, p, t)))
                     M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
