@@ -138,6 +138,16 @@ __kernel void gemm_pack_a(__global float *out, const uint out_off, __global cons
     const uint g = base + get_global_id(0), it = g / k_tiles, k0 = g % k_tiles * 16;
     if (it * MX >= m) return;
     const uint k1 = min(k0 + 16, k);
+    if (ars == 1 && it * MX + MX <= m) { /* TN: A's rows are dy's columns, MX side by side */
+        for (uint kk = k0; kk < k1; kk++) {
+            __global const float *src = a + a_off + kk * aks + it * MX;
+            __global float *dst = out + out_off + it * k * MX + kk * MX;
+#pragma unroll
+            for (int r = 0; r < MX; r++)
+                dst[r] = src[r];
+        }
+        return;
+    }
 #pragma unroll
     for (int r = 0; r < MX; r++) {
         __global const float *src = a + a_off + min(it * MX + r, m - 1) * ars;
@@ -158,6 +168,28 @@ __kernel void gemm_pack_b(__global float *out, const uint out_off, __global cons
     if (j0 >= n) return;
     const uint k1 = min(k0 + 16, k), width = min((uint)(NX * VW), n - j0);
     __global float *dst = out + out_off + jt * k * (NX * VW);
+    if (width == NX * VW && bjs == 1) { /* NN, TN: a whole panel's rows, in vectors */
+        for (uint kk = k0; kk < k1; kk++) {
+            __global const float *src = b + b_off + kk * bks + j0;
+#pragma unroll
+            for (int v = 0; v < NX; v++)
+                vstoreV(vloadV(v, src), v, dst + kk * (NX * VW));
+        }
+        return;
+    }
+    if (width == NX * VW && bks == 1 && k1 - k0 == 16) { /* NT: 16 k's of each row of W */
+        for (uint s = 0; s < NX * VW; s++) {
+            const float16 r = vload16(0, b + b_off + (j0 + s) * bjs + k0);
+            __global float *d = dst + k0 * (NX * VW) + s;
+            d[0 * NX * VW] = r.s0, d[1 * NX * VW] = r.s1, d[2 * NX * VW] = r.s2;
+            d[3 * NX * VW] = r.s3, d[4 * NX * VW] = r.s4, d[5 * NX * VW] = r.s5;
+            d[6 * NX * VW] = r.s6, d[7 * NX * VW] = r.s7, d[8 * NX * VW] = r.s8;
+            d[9 * NX * VW] = r.s9, d[10 * NX * VW] = r.sa, d[11 * NX * VW] = r.sb;
+            d[12 * NX * VW] = r.sc, d[13 * NX * VW] = r.sd, d[14 * NX * VW] = r.se;
+            d[15 * NX * VW] = r.sf;
+        }
+        return;
+    }
     for (uint kk = k0; kk < k1; kk++) {
         __global const float *src = b + b_off + kk * bks + j0 * bjs;
         for (uint s = 0; s < width; s++)

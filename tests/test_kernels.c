@@ -93,9 +93,10 @@ Test(kernels, colsum_overwrite_and_accumulate) {
     clpar_device_release(d, mo);
 }
 
+/* 37 columns: two groups of 16 summed as vectors, then 5 one by one */
 Test(kernels, colsum_of_a_strided_block) {
     clpar_device *d = t_device(0);
-    enum { LD = 17, C0 = 3, W = 9 };
+    enum { LD = 45, C0 = 3, W = 37 };
     float x[ROWS * LD], out[W];
     t_fill(x, ROWS * LD, 15, -1, 1);
     cl_mem mx = t_upload(d, x, ROWS * LD), mo;
@@ -106,6 +107,12 @@ Test(kernels, colsum_of_a_strided_block) {
     for (int c = 0; c < W; c++)
         for (int r = 0; r < ROWS; r++)
             ref[c] += x[r * LD + C0 + c];
+    cr_assert_lt(t_rel_l2_d(got, ref, W), 1e-6);
+    free(got);
+    T_OK(clpar_op_colsum(d, mo, 0, mx, C0, LD, ROWS, W, 1.0f, NULL)); /* accumulates: twice */
+    got = t_download(d, mo, W);
+    for (int c = 0; c < W; c++)
+        ref[c] *= 2.0;
     cr_assert_lt(t_rel_l2_d(got, ref, W), 1e-6);
     free(got);
     clpar_device_release(d, mx);

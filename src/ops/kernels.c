@@ -37,7 +37,7 @@ clpar_status clpar_op_colsum(clpar_device *d, cl_mem out, size_t ooff, cl_mem x,
             c = (cl_uint)cols;
     cl_int e = ARG(k, 0, out) | ARG(k, 1, oo) | ARG(k, 2, x) | ARG(k, 3, xo) | ARG(k, 4, ld) |
                ARG(k, 5, r) | ARG(k, 6, c) | ARG(k, 7, beta);
-    return launch(d, CLPAR_K_colsum, e, cols, "colsum", event);
+    return launch(d, CLPAR_K_colsum, e, (cols + 15) / 16, "colsum", event);
 }
 
 clpar_status clpar_op_scale(clpar_device *d, cl_mem x, size_t off, float a, size_t n,
