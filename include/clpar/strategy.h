@@ -133,6 +133,11 @@ CLPAR_API clpar_status clpar_mesh_check_processes(const clpar_mesh_config *cfg, 
 CLPAR_API void clpar_mesh_free(clpar_mesh *m);
 CLPAR_API const clpar_mesh_config *clpar_mesh_get_config(const clpar_mesh *m);
 
+/* The rows of a step's batch of `rows` that this process reads (those of its replicas):
+ * [*first, *first + *count); all of them in one process. clpar_mesh_step reads no others,
+ * so a process of several need not fill them. */
+CLPAR_API void clpar_mesh_local_rows(const clpar_mesh *m, size_t rows, size_t *first,
+                                     size_t *count);
 /* One optimizer step on a global batch of rows samples: x (rows, in) as floats, or for a GPT
  * as int token ids (rows, ctx); labels (rows, or rows x ctx next tokens for a GPT) or
  * targets (rows, out). Returns once every rank has updated, with the batch's mean loss (a

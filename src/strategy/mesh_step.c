@@ -527,6 +527,14 @@ static clpar_status mean_loss(const clpar_mesh *M, size_t rows, int eval, double
     return CLPAR_OK;
 }
 
+void clpar_mesh_local_rows(const clpar_mesh *M, size_t rows, size_t *first, size_t *count) {
+    size_t a, n, b, m; /* the process's replicas are consecutive, and so are their rows */
+    clpar_mesh_replica_rows(&M->cfg, rows, M->d0, &a, &n);
+    clpar_mesh_replica_rows(&M->cfg, rows, M->d1 - 1, &b, &m);
+    *first = a;
+    *count = b + m - a;
+}
+
 clpar_status clpar_mesh_step(clpar_mesh *M, const void *x, const int *labels, const float *targets,
                              size_t rows, double *loss) {
     const clpar_mesh_config *c = &M->cfg;

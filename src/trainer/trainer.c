@@ -211,7 +211,11 @@ long clpar_trainer_steps_per_epoch(const clpar_trainer *tr) {
 clpar_status clpar_trainer_step(clpar_trainer *tr, clpar_step_info *info) {
     const clpar_dataset *ds = tr->train;
     size_t rows = ds->n - tr->pos < tr->cfg.batch ? ds->n - tr->pos : tr->cfg.batch;
-    clpar_dataset_gather(ds, tr->order, tr->pos, rows, tr->bx, tr->blabels, tr->btargets);
+    size_t a, n, lw = ds->label_width ? ds->label_width : 1;
+    clpar_mesh_local_rows(tr->mesh, rows, &a, &n); /* a process gathers only the rows it reads */
+    clpar_dataset_gather(ds, tr->order, tr->pos + a, n, (float *)tr->bx + a * ds->in,
+                         tr->blabels ? tr->blabels + a * lw : NULL,
+                         tr->btargets ? tr->btargets + a * ds->out : NULL);
     double loss;
     if (tr->cfg.warmup_steps || tr->cfg.lr_decay)
         clpar_mesh_set_lr(tr->mesh, (float)clpar_trainer_lr(&tr->cfg, tr->step));
