@@ -3,7 +3,8 @@
 # single-core PoCL `basic` device each, against one process with one such device, on
 # 784,512,512,10 with batch 256 (Fashion-MNIST); the GPT of bench/gpt.sh too with `gpt`.
 # Medians of ROUNDS (3) alternating runs, of whole runs' rates and of each run's median step
-# (from --log); bytes sent between processes per step, measured beside predicted. Processes
+# (from --log), and of each round's own ratio; bytes sent between processes per step,
+# measured beside predicted. Processes
 # on one host sum through shared memory; CLPAR_SHARED_MEMORY=off measures the messages that
 # hosts would exchange. mlp-zero: the MLP with the two processes' replicas under --zero 1
 # (each updates half of the parameters).
@@ -30,7 +31,7 @@ trap 'rm -f "$LOG"' EXIT
 # that no steal disturbed (bench/steal.sh)
 TWO=()
 bench() {
-  local label="$1" one=() two=() sone=() stwo=() qone=() qtwo=() out="" t s1 s2 r1 r2 q1 q2
+  local label="$1" one=() two=() sone=() stwo=() qone=() qtwo=() pairs=() out="" t s1 s2 r1 r2 q1 q2
   shift
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
   echo "$label:"
@@ -41,8 +42,8 @@ bench() {
     t=$(cpu_ticks)
     out=$(mpi -np 2 "$B/clpar-train" "$@" --dp 2 "${TWO[@]}" --devices 0 --quiet --log "$LOG")
     s2=$(steal_since "$t") r2=$(rate "$out") q2=$(step_rate "$LOG")
-    echo "  round $i: 1 process $r1 samples/s (median step $q1; steal $s1%), 2 processes $r2 (median step $q2; steal $s2%)"
-    one+=("$r1") two+=("$r2") sone+=("$q1") stwo+=("$q2")
+    echo "  round $i: 1 process $r1 samples/s (median step $q1; steal $s1%), 2 processes $r2 (median step $q2; steal $s2%): $(ratio "$q1" "$q2")x"
+    one+=("$r1") two+=("$r2") sone+=("$q1") stwo+=("$q2") pairs+=("$(ratio "$q1" "$q2")")
     if quiet "$s1" && quiet "$s2"; then qone+=("$q1") qtwo+=("$q2"); fi
   done
   local a b sa sb
@@ -52,6 +53,8 @@ bench() {
   sb=$(median "${stwo[@]}")
   echo "  whole runs: 1 process ${a} samples/s, 2 processes ${b} samples/s: $(ratio "$a" "$b")x"
   echo "  median step: 1 process ${sa} samples/s, 2 processes ${sb} samples/s: $(ratio "$sa" "$sb")x"
+  # each round's two runs are minutes apart at most: their ratio is what drift moves least
+  echo "  the rounds' own ratios (median steps): $(printf '%sx ' "${pairs[@]}")- median $(median "${pairs[@]}")x"
   if [ "${#qone[@]}" -gt 0 ]; then
     sa=$(median "${qone[@]}")
     sb=$(median "${qtwo[@]}")

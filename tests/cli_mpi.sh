@@ -50,6 +50,8 @@ check "dp 2 over 2 processes ends at one process's weights" near "$T/dp2_np2.saf
 # processes on one host sum through shared memory; CLPAR_SHARED_MEMORY=off takes the messages
 # that processes on different hosts exchange: the same sums, bit for bit
 check "processes on one host sum through shared memory" grep -q "all through shared memory" "$T/np2.out"
+# a replica alone in its process on a CPU device: its gradients are summed where it keeps them
+check "in place, with no copies" grep -q "shared memory (one host), summed in place (no copies)" "$T/np2.out"
 CLPAR_SHARED_MEMORY=off mpi -np 2 -x CLPAR_SHARED_MEMORY "$B/clpar-train" "${mlp[@]}" --dp 2 \
   --devices 0 --save "$T/dp2_msg.safetensors" >"$T/msg.out" 2>&1 || { bad "dp 2 by messages"; cat "$T/msg.out"; }
 check "and by messages with CLPAR_SHARED_MEMORY=off" bash -c "grep -q 'bytes sent per step' '$T/msg.out' && ! grep -q 'shared memory' '$T/msg.out'"

@@ -264,6 +264,7 @@ typedef struct {
     uint64_t launches, waits; /* over the steps this process ran */
     uint64_t bytes_sent;      /* to other processes */
     uint64_t bytes_shared;    /* of which through shared memory (processes on one host) */
+    uint64_t floats_in_place; /* gradients summed where the devices keep them */
     long steps_run;
     size_t predicted_rows; /* the batch size tp_step was predicted for (0: none yet) */
     uint64_t tp_step;      /* the prediction for a step of that size */
@@ -299,6 +300,7 @@ static clpar_status train(clpar_trainer *tr, const train_options *o, const clpar
         rt->waits += after.waits - before.waits;
         rt->bytes_sent += after.bytes_sent - before.bytes_sent;
         rt->bytes_shared += after.bytes_shared - before.bytes_shared;
+        rt->floats_in_place += after.floats_in_place - before.floats_in_place;
         rt->steps_run++;
         if (st == CLPAR_OK && info.rows != rt->predicted_rows) { /* it builds the layout */
             st =
@@ -404,6 +406,10 @@ static clpar_status print_ranks(clpar_runtime *rt, clpar_mesh *mesh, const int *
 /* How the bytes between processes went, when some went through shared memory. */
 static const char *shared_note(const run_totals *t) {
     if (t->bytes_shared == 0) return "";
+    if (t->floats_in_place) /* process 0's CPU device computes in the shared memory */
+        return t->bytes_shared == t->bytes_sent
+                   ? ", all through shared memory (one host), summed in place (no copies)"
+                   : ", some through shared memory (one host), summed in place (no copies)";
     return t->bytes_shared == t->bytes_sent ? ", all through shared memory (one host)"
                                             : ", some through shared memory (one host)";
 }

@@ -209,6 +209,8 @@ typedef struct {
     uint64_t bytes_tp, bytes_pp, bytes_dp; /* moved between host and devices, per kind */
     uint64_t bytes_sent;      /* sent by this process to the others (the reduction across them) */
     uint64_t bytes_shared;    /* of which through memory shared with processes on its host */
+    uint64_t floats_in_place; /* gradients its ranks summed in that memory where their devices
+                               * compute in it (CPU devices): neither read nor written back */
     double bubble_measured;   /* mean over stages of idle / span of the last step's pipeline */
     double bubble_ideal;      /* (pp - 1) / (micro + pp - 1) */
     double grad_norm;         /* the last step's global gradient norm (with clipping on) */

@@ -39,6 +39,7 @@ struct clpar_allreduce {
     float *shared;      /* this process's contribution when the group's processes share memory: the
                          * only rank's reads land in it, or the ranks' sum does; else NULL */
     cl_mem in_place;    /* the only rank's buffer when it lives in `shared` (not owned), or NULL */
+    uint64_t floats_in_place; /* summed in place so far */
 };
 
 clpar_status clpar_allreduce_init(clpar_device *const *devs, int n, size_t count, clpar_sync *sync,
@@ -291,6 +292,7 @@ static clpar_status reduce_in_place(clpar_allreduce *ar, rank_state *rs, int slo
     pending_read *pr = &rs->pending[slot];
     const float *sum; /* in place: the mapped range itself */
     clpar_status st = sum_processes(ar, 0, pr->mapped, pr->off, pr->len, &sum);
+    ar->floats_in_place += pr->len;
     cl_event write = NULL;
     cl_int err =
         clEnqueueUnmapMemObject(rs->dev->transfer, ar->in_place, pr->mapped, 0, NULL, &write);
@@ -449,6 +451,10 @@ clpar_status clpar_allreduce_gather_slices(clpar_allreduce *ar, int rank, cl_mem
 
 uint64_t clpar_allreduce_bytes_sent(const clpar_allreduce *ar) {
     return world_group_bytes_sent(ar->procs);
+}
+
+uint64_t allreduce_floats_in_place(const clpar_allreduce *ar) {
+    return ar->floats_in_place;
 }
 
 uint64_t allreduce_bytes_shared(const clpar_allreduce *ar) {

@@ -101,6 +101,8 @@ float *allreduce_in_place_memory(const clpar_allreduce *ar);
  * outlive the group's reductions) is reduced in place: begin maps its range instead of
  * reading it, the reduction sums it there and unmaps it. Other buffers go as before. */
 clpar_status allreduce_set_in_place(clpar_allreduce *ar, cl_mem buf);
+/* Floats of that buffer summed in place so far. */
+uint64_t allreduce_floats_in_place(const clpar_allreduce *ar);
 
 /* Whether c is one end of a channel between processes. */
 int clpar_channel_remote(const clpar_channel *c);

@@ -65,8 +65,7 @@ static double event_ns(cl_event e, cl_profiling_info what, clpar_status *st) {
     cl_ulong v = 0;
     if (!e) return 0;
     cl_int err = clGetEventProfilingInfo(e, what, sizeof v, &v, NULL);
-    if (err != CL_SUCCESS && *st == CLPAR_OK)
-        *st = clpar_cl_error(err, "clGetEventProfilingInfo");
+    if (err != CL_SUCCESS && *st == CLPAR_OK) *st = clpar_cl_error(err, "clGetEventProfilingInfo");
     return (double)v;
 }
 
@@ -144,11 +143,12 @@ void clpar_mesh_get_stats(const clpar_mesh *M, clpar_mesh_stats *stats) {
         stats->bytes_pp += M->ranks[r].bytes_pp;
         stats->bytes_dp += M->ranks[r].bytes_dp;
     }
-    stats->bytes_sent = stats->bytes_shared = 0;
+    stats->bytes_sent = stats->bytes_shared = stats->floats_in_place = 0;
     for (int i = 0; M->dp_ars && i < M->cfg.pp * M->cfg.tp; i++)
         if (M->dp_ars[i]) {
             stats->bytes_sent += clpar_allreduce_bytes_sent(M->dp_ars[i]);
             stats->bytes_shared += allreduce_bytes_shared(M->dp_ars[i]);
+            stats->floats_in_place += allreduce_floats_in_place(M->dp_ars[i]);
         }
     for (int i = 0; i < M->ntie; i++)
         if (M->tie_ars[i]) stats->bytes_sent += clpar_allreduce_bytes_sent(M->tie_ars[i]);
