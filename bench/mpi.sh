@@ -7,7 +7,8 @@
 # measured beside predicted. Processes
 # on one host sum through shared memory; CLPAR_SHARED_MEMORY=off measures the messages that
 # hosts would exchange. mlp-zero: the MLP with the two processes' replicas under --zero 1
-# (each updates half of the parameters).
+# (each updates half of the parameters). With mlp, also the ceiling two processes could reach
+# here: two independent runs of half the batch on the two cores at once.
 #   bench/mpi.sh [BUILD_DIR] [mlp|mlp-zero|gpt|all] [STEPS] [ROUNDS]
 set -euo pipefail
 B="${1:-build}"
@@ -65,8 +66,31 @@ bench() {
   grep "between processes" <<<"$out" | sed 's/^/  /'
 }
 
+# The ceiling of two processes on this machine: two independent runs of half the batch each,
+# one on each core at once, summed, against one run of the whole batch alone (each a median
+# step). No reduction, so what data parallelism cannot win back: the fixed costs of a step
+# that half a batch does not halve, and what the two cores share (caches, memory).
+ceiling() {
+  local half=() ra rb r1 i
+  for i in $(seq "$ROUNDS"); do
+    taskset -c 0 "$B/clpar-train" "$@" --batch 128 --devices 0 --quiet --log "$LOG.a" >/dev/null &
+    taskset -c 1 "$B/clpar-train" "$@" --batch 128 --devices 0 --quiet --log "$LOG.b" >/dev/null
+    wait
+    ra=$(step_rate "$LOG.a") rb=$(step_rate "$LOG.b")
+    "$B/clpar-train" "$@" --batch 256 --devices 0 --quiet --log "$LOG" >/dev/null
+    r1=$(step_rate "$LOG")
+    half+=("$(awk -v a="$ra" -v b="$rb" -v c="$r1" 'BEGIN { printf "%.2f", (a + b) / c }')")
+    echo "  ceiling round $i: two half batches at once $ra + $rb samples/s, the whole batch alone $r1: ${half[-1]}x"
+  done
+  echo "  the ceiling of two processes here: median $(median "${half[@]}")x"
+  rm -f "$LOG.a" "$LOG.b"
+}
+
 if [ "$WHAT" = mlp ] || [ "$WHAT" = all ]; then
   bench "MLP 784,512,512,10 batch 256" --model 784,512,512,10 --batch 256 --steps "$STEPS"
+  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    ceiling --model 784,512,512,10 --steps "$STEPS"
+  fi
 fi
 if [ "$WHAT" = mlp-zero ] || [ "$WHAT" = all ]; then
   TWO=(--zero 1)

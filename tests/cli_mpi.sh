@@ -85,6 +85,18 @@ check "ZeRO-1 over 2 processes: within 1e-5 of unsharded in one" near "$T/zero_n
 CLPAR_SHARED_MEMORY=off mpi -np 2 -x CLPAR_SHARED_MEMORY "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 \
   --devices 0,1,0,1 --zero 1 --save "$T/zero_msg.safetensors" >/dev/null 2>&1 || bad "ZeRO-1 by messages"
 check "ZeRO-1 by messages: the same weights as through shared memory" same "$T/zero_msg.safetensors" "$T/zero_np2.safetensors"
+# ZeRO-1 with a replica per process: gradients summed and updated slices gathered where the
+# CPU devices keep them (shared memory), or by messages; the same bits as in one process
+"$B/clpar-train" "${mlp[@]}" --dp 2 --zero 1 --devices 0,1 --save "$T/z2.safetensors" >/dev/null ||
+  bad "ZeRO-1, dp 2 in one process"
+mpi -np 2 "$B/clpar-train" "${mlp[@]}" --dp 2 --zero 1 --devices 0 --save "$T/z2_np2.safetensors" \
+  >"$T/z2.out" 2>&1 || bad "ZeRO-1, dp 2 over 2 processes"
+check "ZeRO-1, a replica per process: bit-identical" same "$T/z2_np2.safetensors" "$T/z2.safetensors"
+check "its slices gathered through shared memory too, summed in place" \
+  grep -q "all through shared memory (one host), summed in place" "$T/z2.out"
+CLPAR_SHARED_MEMORY=off mpi -np 2 -x CLPAR_SHARED_MEMORY "$B/clpar-train" "${mlp[@]}" --dp 2 --zero 1 \
+  --devices 0 --save "$T/z2_msg.safetensors" >/dev/null 2>&1 || bad "ZeRO-1, dp 2 by messages"
+check "and by messages: the same bits" same "$T/z2_msg.safetensors" "$T/z2.safetensors"
 # one replica per process: the processes' sum is the ranks' sum in order, bit for bit
 mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1 --save "$T/dp4pp2_np4.safetensors" \
   >"$T/np4.out" 2>&1 || bad "dp 4 x pp 2 over 4 processes"

@@ -39,6 +39,8 @@ struct clpar_allreduce {
     float *shared;      /* this process's contribution when the group's processes share memory: the
                          * only rank's reads land in it, or the ranks' sum does; else NULL */
     cl_mem in_place;    /* the only rank's buffer when it lives in `shared` (not owned), or NULL */
+    cl_mem params_in_place;   /* ZeRO: the buffer of gathered slices when it lives in the
+                               * group's second shared region (not owned), or NULL */
     uint64_t floats_in_place; /* summed in place so far */
 };
 
@@ -103,7 +105,31 @@ static float *reads_into(const clpar_allreduce *ar, const rank_state *rs) {
 }
 
 float *allreduce_in_place_memory(const clpar_allreduce *ar) {
-    return ar->n == 1 && ar->shared && !ar->bounds ? ar->shared : NULL;
+    return ar->n == 1 && ar->shared ? ar->shared : NULL;
+}
+
+/* Whether every process of the group holds one member: then (with a second shared region)
+ * ZeRO's slices are gathered through shared memory. The same answer in every process. */
+static int one_each(const clpar_allreduce *ar) {
+    for (int j = 0; j < world_group_size(ar->procs); j++)
+        if (first_member(ar, j + 1) - first_member(ar, j) != 1) return 0;
+    return 1;
+}
+
+static int gathers_shared(const clpar_allreduce *ar) {
+    return ar->bounds && ar->procs && world_group_shared_extra(ar->procs, 0) && one_each(ar);
+}
+
+float *allreduce_params_memory(const clpar_allreduce *ar) {
+    return gathers_shared(ar) ? world_group_shared_extra(ar->procs, world_group_rank(ar->procs))
+                              : NULL;
+}
+
+clpar_status allreduce_set_params_in_place(clpar_allreduce *ar, cl_mem buf) {
+    if (!allreduce_params_memory(ar))
+        return clpar_error(CLPAR_EINVAL, "allreduce: this group gathers no slices in place");
+    ar->params_in_place = buf;
+    return CLPAR_OK;
 }
 
 clpar_status allreduce_set_in_place(clpar_allreduce *ar, cl_mem buf) {
@@ -413,9 +439,67 @@ clpar_status clpar_allreduce_run_at(clpar_allreduce *ar, int rank, cl_mem buf, s
     return clpar_barrier_wait(&ar->meet);
 }
 
+/* ZeRO's all-gather through the group's second shared regions (one member per process):
+ * this process's slice goes into its region (a read, or nothing where buf lives there), and
+ * the others' slices come from theirs (writes, or copies into buf mapped). */
+static clpar_status gather_shared(clpar_allreduce *ar, cl_mem buf, cl_event after) {
+    rank_state *rs = &ar->ranks[0];
+    world_group *g = ar->procs;
+    int P = world_group_size(g), me = world_group_rank(g);
+    size_t starts[CLPAR_MAX_PROCS + 1];
+    for (int j = 0; j <= P; j++)
+        starts[j] = ar->bounds[first_member(ar, j)];
+    float *mine = world_group_shared_extra(g, me);
+    void *mapped = NULL;
+    cl_int err = CL_SUCCESS;
+    if (buf == ar->params_in_place) { /* its slice already lies where the others read it */
+        mapped = clEnqueueMapBuffer(rs->dev->transfer, buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0,
+                                    starts[P] * sizeof(float), after ? 1 : 0, after ? &after : NULL,
+                                    NULL, &err);
+        CL_CHECK(err, "clEnqueueMapBuffer(slices in place)");
+        if (mapped != (void *)mine) {
+            clEnqueueUnmapMemObject(rs->dev->transfer, buf, mapped, 0, NULL, NULL);
+            clFinish(rs->dev->transfer);
+            return clpar_error(CLPAR_EINVAL, "allreduce: the slices were mapped away from memory");
+        }
+    } else if (starts[me + 1] > starts[me]) {
+        TRY(clpar_host_read(rs->dev, mine + starts[me], buf, starts[me],
+                            starts[me + 1] - starts[me], after, NULL));
+    }
+    clpar_status st = world_group_gather_shared(g, starts);
+    cl_event writes[CLPAR_MAX_PROCS];
+    int nw = 0;
+    for (int j = 0; j < P && st == CLPAR_OK; j++) {
+        size_t a = starts[j], n = starts[j + 1] - a;
+        const float *from = world_group_shared_extra(g, j) + a;
+        if (j == me || n == 0) continue;
+        if (mapped)
+            memcpy((float *)mapped + a, from, n * sizeof(float));
+        else if ((st = clpar_staging_write(rs->dev, buf, a, from, n, 0, NULL, &writes[nw])) ==
+                 CLPAR_OK)
+            nw++;
+    }
+    if (mapped) {
+        err = clEnqueueUnmapMemObject(rs->dev->transfer, buf, mapped, 0, NULL, &writes[nw]);
+        if (err == CL_SUCCESS) nw++;
+        if (err == CL_SUCCESS) err = clFlush(rs->dev->transfer);
+        if (st == CLPAR_OK && err != CL_SUCCESS)
+            st = clpar_cl_error(err, "clEnqueueUnmapMemObject(slices in place)");
+    }
+    if (st == CLPAR_OK && nw) st = clpar_device_wait_events(rs->dev, (cl_uint)nw, writes);
+    for (int i = 0; i < nw; i++) { /* the others' regions are theirs again once read */
+        err = clpar_wait_event(rs->dev, writes[i]);
+        if (st == CLPAR_OK && err != CL_SUCCESS)
+            st = clpar_cl_error(err, "clWaitForEvents(slices write)");
+        clReleaseEvent(writes[i]);
+    }
+    return st;
+}
+
 clpar_status clpar_allreduce_gather_slices(clpar_allreduce *ar, int rank, cl_mem buf,
                                            cl_event after) {
     if (!ar->bounds) return clpar_error(CLPAR_EINVAL, "allreduce: no slices to gather");
+    if (gathers_shared(ar)) return gather_shared(ar, buf, after);
     rank_state *rs = &ar->ranks[rank];
     size_t lo, hi;
     slice_of(ar, rank, 0, ar->count, &lo, &hi);

@@ -46,9 +46,16 @@ clpar_status world_group_sum(world_group *g, float *data, size_t len);
 clpar_status world_group_sum_parts(world_group *g, float *data, const size_t *starts, int gather);
 /* Joins the group's processes in shared memory when they all run on one host (collective
  * over the group's processes): each gets a buffer of count floats, page-aligned, that the
- * others read and write in place. Otherwise, or when the memory cannot be had, the group
- * keeps to messages; either way CLPAR_OK unless MPI fails. */
-clpar_status world_group_share(world_group *g, size_t count);
+ * others read and write in place, and with regions 2 a second one (world_group_shared_extra).
+ * Otherwise, or when the memory cannot be had, the group keeps to messages; either way
+ * CLPAR_OK unless MPI fails. */
+clpar_status world_group_share(world_group *g, size_t count, int regions);
+/* Process j's second shared buffer (count floats, page-aligned), or NULL without one. */
+float *world_group_shared_extra(const world_group *g, int j);
+/* An all-gather through the second buffers: once every process has put its part
+ * [starts[j], starts[j + 1]) into its own (at those offsets), this returns in all of them
+ * (collective), and each copies the others' parts from theirs. Counted as the messages. */
+clpar_status world_group_gather_shared(world_group *g, const size_t *starts);
 /* This process's shared buffer (count floats, its contribution to world_group_sum_shared), or
  * NULL when the group does not share memory. */
 float *world_group_shared(const world_group *g);
@@ -101,6 +108,13 @@ float *allreduce_in_place_memory(const clpar_allreduce *ar);
  * outlive the group's reductions) is reduced in place: begin maps its range instead of
  * reading it, the reduction sums it there and unmaps it. Other buffers go as before. */
 clpar_status allreduce_set_in_place(clpar_allreduce *ar, cl_mem buf);
+/* ZeRO, where every process of the group holds one member and the group has a second shared
+ * region: this process's part of it, where its rank may keep the buffer whose slices
+ * clpar_allreduce_gather_slices gathers (count floats, page-aligned), else NULL. */
+float *allreduce_params_memory(const clpar_allreduce *ar);
+/* Tells the group that buf lives there: its slice is then gathered without being read, and
+ * the others' slices are copied into it mapped. */
+clpar_status allreduce_set_params_in_place(clpar_allreduce *ar, cl_mem buf);
 /* Floats of that buffer summed in place so far. */
 uint64_t allreduce_floats_in_place(const clpar_allreduce *ar);
 

@@ -13,7 +13,8 @@
 struct world_shm {
     MPI_Win win;
     size_t count;
-    float **bufs; /* each process's contribution, count floats, in group order, page-aligned */
+    float **bufs;  /* each process's contribution, count floats, in group order, page-aligned */
+    float **extra; /* with a second region: each process's, the same size after it, or NULL */
 };
 
 void world_shm_free(world_shm *s) {
@@ -21,6 +22,7 @@ void world_shm_free(world_shm *s) {
     MPI_Win_unlock_all(s->win);
     MPI_Win_free(&s->win);
     free(s->bufs);
+    free(s->extra);
     free(s);
 }
 
@@ -49,7 +51,7 @@ static int shm_room(size_t bytes, int procs) {
     return room >= 1.25 * (double)bytes + (double)procs * (4u << 20); /* Open MPI: 4 MiB each */
 }
 
-static clpar_status share(world_group *g, size_t count) {
+static clpar_status share(world_group *g, size_t count, int regions) {
     MPI_Comm node;
     MPI_TRY(MPI_Comm_split_type(g->comm, MPI_COMM_TYPE_SHARED, g->rank, MPI_INFO_NULL, &node),
             "MPI_Comm_split_type");
@@ -59,7 +61,7 @@ static clpar_status share(world_group *g, size_t count) {
      * process started without it cannot leave the others waiting) */
     const char *env = getenv("CLPAR_SHARED_MEMORY");
     int wanted = !env || strcmp(env, "off") != 0;
-    size_t window = (size_t)g->size * (count * sizeof(float) + 4096);
+    size_t window = (size_t)g->size * (size_t)regions * (count * sizeof(float) + 4096);
     clpar_status st = all_agree(g, wanted && nsize == g->size && shm_room(window, g->size), &all);
     if (st != CLPAR_OK || !all) {
         MPI_Comm_free(&node);
@@ -68,13 +70,14 @@ static clpar_status share(world_group *g, size_t count) {
     MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
     world_shm *s = calloc(1, sizeof *s);
     if (s) s->bufs = calloc((size_t)g->size, sizeof *s->bufs);
+    if (s && regions > 1) s->extra = calloc((size_t)g->size, sizeof *s->extra);
     /* whole pages each, so that every buffer starts on a page (where MPI lays them out one
      * after another), as devices want memory they compute in */
-    size_t page = 4096;
-    MPI_Aint bytes = (MPI_Aint)((count * sizeof(float) + page - 1) / page * page);
+    size_t page = 4096, padded = (count * sizeof(float) + page - 1) / page * page;
+    MPI_Aint bytes = (MPI_Aint)(padded * (size_t)regions);
     float *base = NULL;
     int rc = MPI_ERR_NO_MEM;
-    if (s && s->bufs) {
+    if (s && s->bufs && (regions == 1 || s->extra)) {
         s->win = MPI_WIN_NULL;
         rc = MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, node, &base, &s->win);
     }
@@ -86,6 +89,7 @@ static clpar_status share(world_group *g, size_t count) {
             int unit;
             st = mpi_check(MPI_Win_shared_query(s->win, j, &size, &unit, &s->bufs[j]),
                            "MPI_Win_shared_query");
+            if (st == CLPAR_OK && s->extra) s->extra[j] = s->bufs[j] + padded / sizeof(float);
         }
         if (st == CLPAR_OK)
             st = mpi_check(MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win), "MPI_Win_lock_all");
@@ -98,18 +102,43 @@ static clpar_status share(world_group *g, size_t count) {
     /* no shared memory to be had (or a query failed): the group keeps to messages */
     if (rc == MPI_SUCCESS) MPI_Win_free(&s->win);
     if (s) free(s->bufs);
+    if (s) free(s->extra);
     free(s);
     return st;
 }
 #endif
 
-clpar_status world_group_share(world_group *g, size_t count) {
+clpar_status world_group_share(world_group *g, size_t count, int regions) {
 #ifdef CLPAR_HAVE_MPI
     if (!g || g->shm || count == 0) return CLPAR_OK;
-    return share(g, count);
+    return share(g, count, regions > 1 ? 2 : 1);
 #else
-    (void)g, (void)count;
+    (void)g, (void)count, (void)regions;
     return CLPAR_OK;
+#endif
+}
+
+float *world_group_shared_extra(const world_group *g, int j) {
+#ifdef CLPAR_HAVE_MPI
+    return g && g->shm && g->shm->extra && j >= 0 && j < g->size ? g->shm->extra[j] : NULL;
+#else
+    (void)g, (void)j;
+    return NULL;
+#endif
+}
+
+clpar_status world_group_gather_shared(world_group *g, const size_t *starts) {
+#ifdef CLPAR_HAVE_MPI
+    if (!g->shm || !g->shm->extra || starts[g->size] > g->shm->count)
+        return clpar_error(CLPAR_EINVAL, "no shared region to gather %zu floats in",
+                           starts[g->size]);
+    uint64_t sent = (uint64_t)(g->size - 1) * (starts[g->rank + 1] - starts[g->rank]) * 4;
+    g->sent += sent; /* counted as the all-gather's messages would be */
+    g->shared += sent;
+    return shm_sync(g);
+#else
+    (void)g, (void)starts;
+    return clpar_error(CLPAR_EINVAL, "no shared memory without MPI");
 #endif
 }
 

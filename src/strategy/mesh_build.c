@@ -133,6 +133,23 @@ static clpar_status set_no_decay(mrank *k) {
     return st;
 }
 
+/* (Re)makes the sub-buffers of a ZeRO slice over the rank's parameters and gradients. */
+static clpar_status slice_views(mrank *k) {
+    if (k->zparams) clReleaseMemObject(k->zparams);
+    if (k->zgrads) clReleaseMemObject(k->zgrads);
+    k->zparams = k->zgrads = NULL;
+    if (k->zhi == k->zlo) return CLPAR_OK; /* a model too small to give every replica a slice */
+    cl_buffer_region region = {k->zlo * sizeof(float), (k->zhi - k->zlo) * sizeof(float)};
+    cl_int err;
+    k->zparams = clCreateSubBuffer(k->params, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
+                                   &region, &err);
+    CL_CHECK(err, "clCreateSubBuffer(parameters)");
+    k->zgrads =
+        clCreateSubBuffer(k->grads, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+    CL_CHECK(err, "clCreateSubBuffer(gradients)");
+    return CLPAR_OK;
+}
+
 /* The parameters the rank updates: with ZeRO its replica's slice, as sub-buffers of its
  * parameters and gradients, else all of them. */
 static clpar_status zero_slice(clpar_mesh *M, mrank *k) {
@@ -144,16 +161,7 @@ static clpar_status zero_slice(clpar_mesh *M, mrank *k) {
     plan_zero_bounds(k->lay.nparams, c->dp, bounds);
     k->zlo = bounds[k->lay.d];
     k->zhi = bounds[k->lay.d + 1];
-    if (k->zhi == k->zlo) return CLPAR_OK; /* a model too small to give every replica a slice */
-    cl_buffer_region region = {k->zlo * sizeof(float), (k->zhi - k->zlo) * sizeof(float)};
-    cl_int err;
-    k->zparams = clCreateSubBuffer(k->params, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
-                                   &region, &err);
-    CL_CHECK(err, "clCreateSubBuffer(parameters)");
-    k->zgrads =
-        clCreateSubBuffer(k->grads, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
-    CL_CHECK(err, "clCreateSubBuffer(gradients)");
-    return CLPAR_OK;
+    return slice_views(k);
 }
 
 static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
@@ -261,7 +269,8 @@ static clpar_status join_processes(clpar_mesh *M) {
             for (int d = M->d0; d < M->d1; d++)
                 if (mesh_local(M, RANK_OF(c, d, p, t)))
                     nparams = M->ranks[RANK_OF(c, d, p, t)].lay.nparams;
-            TRY(world_group_share(M->dp_procs[p * c->tp + t], nparams));
+            /* ZeRO's updated slices travel through a second region */
+            TRY(world_group_share(M->dp_procs[p * c->tp + t], nparams, c->zero ? 2 : 1));
         }
     for (int d = 0; d < c->dp && c->pp > 1 && c->gpt.layers > 0; d++)
         for (int t = 0; t < c->tp; t++) {
@@ -274,25 +283,42 @@ static clpar_status join_processes(clpar_mesh *M) {
     return CLPAR_OK;
 }
 
-/* A replica alone in its process, on a CPU device, among processes that share a host: its
- * gradients move into the memory the processes sum in (the buffer over it replaces the one
- * it had), so that reducing them copies nothing (allreduce_set_in_place). Devices with memory
- * of their own would compute in host memory: they keep theirs and the copies. */
-static clpar_status grads_in_place(mrank *k, clpar_allreduce *ar) {
-    float *mem = allreduce_in_place_memory(ar);
-    if (!mem || !(k->dev->info->type & CL_DEVICE_TYPE_CPU)) return CLPAR_OK;
+/* *buf's contents moved into a buffer over mem (which then replaces it). */
+static clpar_status move_into(mrank *k, float *mem, cl_mem *buf) {
     size_t bytes = (k->lay.nparams ? k->lay.nparams : 1) * sizeof(float);
-    cl_mem grads;
-    TRY(clpar_device_alloc_at(k->dev, mem, bytes, &grads));
-    clpar_status st = clpar_device_zero(k->dev, grads, 0, bytes);
-    if (st == CLPAR_OK) st = clpar_device_finish(k->dev); /* nothing uses the old one any more */
+    cl_mem moved;
+    TRY(clpar_device_alloc_at(k->dev, mem, bytes, &moved));
+    cl_int err = clEnqueueCopyBuffer(k->dev->compute, *buf, moved, 0, 0, bytes, 0, NULL, NULL);
+    clpar_status st = err == CL_SUCCESS ? clpar_device_finish(k->dev)
+                                        : clpar_cl_error(err, "clEnqueueCopyBuffer(in place)");
     if (st != CLPAR_OK) {
-        clpar_device_release(k->dev, grads);
+        clpar_device_release(k->dev, moved);
         return st;
     }
-    clpar_device_release(k->dev, k->grads);
-    k->grads = k->env.grads = grads;
-    return allreduce_set_in_place(ar, grads);
+    clpar_device_release(k->dev, *buf); /* nothing uses it any more */
+    *buf = moved;
+    return CLPAR_OK;
+}
+
+/* A replica alone in its process, on a CPU device, among processes that share a host: its
+ * gradients move into the memory the processes sum in, so that reducing them copies nothing
+ * (allreduce_set_in_place), and with ZeRO its parameters into the memory the updated slices
+ * are gathered through (allreduce_set_params_in_place). Devices with memory of their own
+ * would compute in host memory: they keep theirs and the copies. */
+static clpar_status buffers_in_place(mrank *k, clpar_allreduce *ar) {
+    if (!(k->dev->info->type & CL_DEVICE_TYPE_CPU)) return CLPAR_OK;
+    float *mem = allreduce_in_place_memory(ar), *pmem = allreduce_params_memory(ar);
+    if (mem) {
+        TRY(move_into(k, mem, &k->grads));
+        k->env.grads = k->grads;
+        TRY(allreduce_set_in_place(ar, k->grads));
+    }
+    if (pmem) {
+        TRY(move_into(k, pmem, &k->params));
+        k->env.params = k->params;
+        TRY(allreduce_set_params_in_place(ar, k->params));
+    }
+    return (mem || pmem) && k->zparams ? slice_views(k) : CLPAR_OK; /* ZeRO's, over them */
 }
 
 static clpar_status build_links(clpar_mesh *M) {
@@ -359,7 +385,6 @@ static clpar_status build_links(clpar_mesh *M) {
                 if (M->dp_procs) M->dp_procs[g] = NULL;
                 TRY(allreduce_init_group(group, members, nparams, M->sync, procs, &M->dp_ars[g]));
             }
-            if (members == 1 && !c->zero) TRY(grads_in_place(only, M->dp_ars[g]));
             for (int d = M->d0; d < M->d1; d++)
                 if (mesh_local(M, RANK_OF(c, d, p, t)))
                     M->ranks[RANK_OF(c, d, p, t)].dp_ar = M->dp_ars[g];
@@ -377,6 +402,7 @@ static clpar_status build_links(clpar_mesh *M) {
                 if (procs > 1) TRY(allreduce_set_owners(M->dp_ars[g], first));
                 TRY(clpar_allreduce_set_slices(M->dp_ars[g], bounds));
             }
+            if (members == 1) TRY(buffers_in_place(only, M->dp_ars[g]));
         }
     /* a tensor held by two stages (a GPT's token table: the embeddings' and the head's copy)
      * has its gradients summed between them */
