@@ -202,6 +202,12 @@ Test(mesh, planner_weighs_the_link_between_processes) {
     cr_expect_float_eq(slow[0].compute_s, 3 * fast[0].compute_s, 1e-9,
                        "three processes on one host's cores: %g against %g s", slow[0].compute_s,
                        fast[0].compute_s);
+    /* and there a replica per process on a CPU device is summed in the memory the processes
+     * share, where it lies: its gradients are neither read nor written back */
+    cr_expect_eq(fast[0].bytes_per_step, (uint64_t)(2 * grad), "%llu bytes on three hosts",
+                 (unsigned long long)fast[0].bytes_per_step);
+    cr_expect_eq(slow[0].bytes_per_step, 0, "%llu bytes on one host",
+                 (unsigned long long)slow[0].bytes_per_step);
     link.per_host = 4;
     cr_expect_eq(clpar_planner_plan_link(&c, m, 1, &link, slow, 64, &ns), CLPAR_EINVAL,
                  "more processes on a host than in all");

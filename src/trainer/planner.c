@@ -211,8 +211,12 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, in
         if (t > stage_time[ri.stage]) stage_time[ri.stage] = t;
         double bw = fmin(m[r].h2d_gbs, m[r].d2h_gbs) * 1e9;
         if (bw < slowest_bw) slowest_bw = bw;
-        /* gradients summed on the host: read from the device, the sum written back */
-        if (c->dp > 1 || procs > 1) p->bytes_per_step += 2 * ri.param_count * sizeof(float);
+        /* gradients summed on the host: read from the device, the sum written back; but a
+         * replica alone in its process on a CPU device, its processes on one host, keeps
+         * them in the memory the processes sum in, and nothing is copied */
+        int in_place = procs > 1 && per_host >= procs && c->dp == 1 && m[r].host_cores > 0;
+        if ((c->dp > 1 || procs > 1) && !in_place)
+            p->bytes_per_step += 2 * ri.param_count * sizeof(float);
     }
     double worst = 0;
     for (int s = 0; s < c->pp; s++)
