@@ -97,6 +97,12 @@ check "its slices gathered through shared memory too, summed in place" \
 CLPAR_SHARED_MEMORY=off mpi -np 2 -x CLPAR_SHARED_MEMORY "$B/clpar-train" "${mlp[@]}" --dp 2 --zero 1 \
   --devices 0 --save "$T/z2_msg.safetensors" >/dev/null 2>&1 || bad "ZeRO-1, dp 2 by messages"
 check "and by messages: the same bits" same "$T/z2_msg.safetensors" "$T/z2.safetensors"
+# the copies a GPU makes instead (CLPAR_IN_PLACE=off): read into the shared memory, written
+# back from it, slices gathered through it
+CLPAR_IN_PLACE=off mpi -np 2 -x CLPAR_IN_PLACE "$B/clpar-train" "${mlp[@]}" --dp 2 --zero 1 \
+  --devices 0 --save "$T/z2_copy.safetensors" >"$T/z2_copy.out" 2>&1 || bad "ZeRO-1, dp 2 copying"
+check "copying through shared memory: the same bits" same "$T/z2_copy.safetensors" "$T/z2.safetensors"
+check "and nothing summed in place" bash -c "grep -q 'all through shared memory' '$T/z2_copy.out' && ! grep -q 'in place' '$T/z2_copy.out'"
 # one replica per process: the processes' sum is the ranks' sum in order, bit for bit
 mpi -np 4 "$B/clpar-train" "${mlp[@]}" --dp 4 --pp 2 --devices 0,1 --save "$T/dp4pp2_np4.safetensors" \
   >"$T/np4.out" 2>&1 || bad "dp 4 x pp 2 over 4 processes"

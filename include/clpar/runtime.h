@@ -45,11 +45,16 @@ typedef struct {
  *   CLPAR_GEMM_PATH       gemm_path: "clpar" (clpar's kernels, default parameters),
  *                         "direct", "indirect" or "auto" (CLBlast's) on every device,
  *                         over any tuned configuration
- * A program may set the fields itself and call clpar_runtime_init_config. */
+ *   CLPAR_IN_PLACE=off    copy_in_place: CPU devices copy gradients and ZeRO's slices through
+ *                         the memory processes share, as GPUs do, instead of computing in it
+ * (CLPAR_SHARED_MEMORY=off, which keeps processes on one host to messages, is read where the
+ * processes join, each voting.) A program may set the fields itself and call
+ * clpar_runtime_init_config. */
 typedef struct {
     char cache_dir[1024];  /* device measurements and tuned GEMMs; empty: no cache */
     char kernel_dir[1024]; /* empty: the kernels embedded in the library */
     char gemm_path[16];    /* empty: the tuned configuration, else each device's default */
+    int copy_in_place;     /* 1: no buffers in memory shared between processes (as above) */
 } clpar_runtime_config;
 CLPAR_API void clpar_runtime_config_from_env(clpar_runtime_config *cfg);
 

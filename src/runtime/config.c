@@ -17,6 +17,8 @@ void clpar_runtime_config_from_env(clpar_runtime_config *cfg) {
     if (kernels) snprintf(cfg->kernel_dir, sizeof cfg->kernel_dir, "%s", kernels);
     const char *gemm = getenv("CLPAR_GEMM_PATH");
     if (gemm) snprintf(cfg->gemm_path, sizeof cfg->gemm_path, "%s", gemm);
+    const char *in_place = getenv("CLPAR_IN_PLACE");
+    cfg->copy_in_place = in_place && strcmp(in_place, "off") == 0;
 }
 
 const clpar_runtime_config *clpar_runtime_get_config(const clpar_runtime *rt) {

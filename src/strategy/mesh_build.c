@@ -306,7 +306,10 @@ static clpar_status move_into(mrank *k, float *mem, cl_mem *buf) {
  * are gathered through (allreduce_set_params_in_place). Devices with memory of their own
  * would compute in host memory: they keep theirs and the copies. */
 static clpar_status buffers_in_place(mrank *k, clpar_allreduce *ar) {
-    if (!(k->dev->info->type & CL_DEVICE_TYPE_CPU)) return CLPAR_OK;
+    /* CLPAR_IN_PLACE=off keeps the copies, as devices with memory of their own make them */
+    if (!(k->dev->info->type & CL_DEVICE_TYPE_CPU) ||
+        clpar_runtime_get_config(clpar_device_runtime(k->dev))->copy_in_place)
+        return CLPAR_OK;
     float *mem = allreduce_in_place_memory(ar), *pmem = allreduce_params_memory(ar);
     if (mem) {
         TRY(move_into(k, mem, &k->grads));
