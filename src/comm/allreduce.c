@@ -281,7 +281,10 @@ clpar_status clpar_allreduce_begin(clpar_allreduce *ar, int rank, cl_mem buf, si
     pr->mapped = NULL;
     if (buf && buf == ar->in_place) {
         /* nothing to copy: the range is mapped where the other processes read it (on the
-         * transfer queue, so that the compute queue goes on with the rest of backward) */
+         * transfer queue, so that the compute queue goes on with the rest of backward).
+         * OpenCL leaves a buffer's use by kernels while a range of it is mapped for writing
+         * undefined; the mesh keeps buffers in place only on CPU devices, which compute in
+         * that host memory itself, and the kernels that run meanwhile touch other ranges. */
         cl_int err;
         pr->mapped = clEnqueueMapBuffer(
             rs->dev->transfer, buf, CL_FALSE, CL_MAP_READ | CL_MAP_WRITE, off * sizeof(float),
