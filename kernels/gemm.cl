@@ -179,14 +179,12 @@ __kernel void gemm_pack_b(__global float *out, const uint out_off, __global cons
     }
     if (width == NX * VW && bks == 1 && k1 - k0 == 16) { /* NT: 16 k's of each row of W */
         for (uint s = 0; s < NX * VW; s++) {
-            const float16 r = vload16(0, b + b_off + (j0 + s) * bjs + k0);
+            float r[16]; /* one vector load, through private memory as hsum does */
+            vstore16(vload16(0, b + b_off + (j0 + s) * bjs + k0), 0, r);
             __global float *d = dst + k0 * (NX * VW) + s;
-            d[0 * NX * VW] = r.s0, d[1 * NX * VW] = r.s1, d[2 * NX * VW] = r.s2;
-            d[3 * NX * VW] = r.s3, d[4 * NX * VW] = r.s4, d[5 * NX * VW] = r.s5;
-            d[6 * NX * VW] = r.s6, d[7 * NX * VW] = r.s7, d[8 * NX * VW] = r.s8;
-            d[9 * NX * VW] = r.s9, d[10 * NX * VW] = r.sa, d[11 * NX * VW] = r.sb;
-            d[12 * NX * VW] = r.sc, d[13 * NX * VW] = r.sd, d[14 * NX * VW] = r.se;
-            d[15 * NX * VW] = r.sf;
+#pragma unroll
+            for (int q = 0; q < 16; q++)
+                d[q * NX * VW] = r[q];
         }
         return;
     }

@@ -403,15 +403,14 @@ static clpar_status print_ranks(clpar_runtime *rt, clpar_mesh *mesh, const int *
     return st;
 }
 
-/* How the bytes between processes went, when some went through shared memory. */
-static const char *shared_note(const run_totals *t) {
+/* How the bytes between processes went, when some went through shared memory (into buf). */
+static const char *shared_note(const run_totals *t, char *buf, size_t n) {
     if (t->bytes_shared == 0) return "";
-    if (t->floats_in_place) /* process 0's CPU device computes in the shared memory */
-        return t->bytes_shared == t->bytes_sent
-                   ? ", all through shared memory (one host), summed in place (no copies)"
-                   : ", some through shared memory (one host), summed in place (no copies)";
-    return t->bytes_shared == t->bytes_sent ? ", all through shared memory (one host)"
-                                            : ", some through shared memory (one host)";
+    snprintf(buf, n, ", %s through shared memory (one host)%s",
+             t->bytes_shared == t->bytes_sent ? "all" : "some",
+             /* process 0's CPU device computes in the shared memory */
+             t->floats_in_place ? ", summed in place (no copies)" : "");
+    return buf;
 }
 
 /* What the parallel parts did: hidden reduction, bytes moved, bubbles, memory. */
@@ -422,6 +421,7 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
     clpar_mesh_stats ds;
     clpar_trainer_get_stats(tr, &ds);
     int first, nranks = local_ranks(mesh, &first), P = procs(); /* statistics: this process's */
+    char note[96];
     if (t->steps_run > 0)
         printf("round trips: %.1f kernel launches and %.1f host waits per step, %s (a CLBlast "
                "GEMM counts as one launch)\n",
@@ -435,11 +435,11 @@ static void print_parallel_report(clpar_trainer *tr, const run_totals *t, long s
         printf("between processes: %.0f bytes sent per step by process 0 (predicted 2 (P-1)/P of "
                "the %.0f gradient bytes = %.0f)%s\n",
                (double)t->bytes_sent / (double)t->steps_run, grad, 2.0 * (P - 1) / P * grad,
-               shared_note(t));
+               shared_note(t, note, sizeof note));
     } else if (P > 1 && t->steps_run > 0) {
         printf("between processes: %.0f bytes sent per step by process 0 (its share of the "
                "stage hand-offs and reductions)%s\n",
-               (double)t->bytes_sent / (double)t->steps_run, shared_note(t));
+               (double)t->bytes_sent / (double)t->steps_run, shared_note(t, note, sizeof note));
     }
     if (c->dp > 1 && ds.reduce_window_ns > 0)
         printf("gradient reduction: %.1f ms per step per rank, %.0f%% hidden behind backward\n",

@@ -132,7 +132,8 @@ clpar_status world_group_gather_shared(world_group *g, const size_t *starts) {
     if (!g->shm || !g->shm->extra || starts[g->size] > g->shm->count)
         return clpar_error(CLPAR_EINVAL, "no shared region to gather %zu floats in",
                            starts[g->size]);
-    uint64_t sent = (uint64_t)(g->size - 1) * (starts[g->rank + 1] - starts[g->rank]) * 4;
+    uint64_t sent =
+        (uint64_t)(g->size - 1) * (starts[g->rank + 1] - starts[g->rank]) * sizeof(float);
     g->sent += sent; /* counted as the all-gather's messages would be */
     g->shared += sent;
     return shm_sync(g);
