@@ -1,6 +1,7 @@
 /* Host-staged sum-all-reduce across devices of any context, in a fixed order, run as a
  * collective by one host thread per rank. */
 #include "staging.h"
+#include "sum.h"
 #include "world.h"
 
 #include <stdlib.h>
@@ -145,11 +146,8 @@ static void sum_ranks(const clpar_allreduce *ar, int rank, float *mine, size_t o
     size_t a = off + len * (size_t)rank / (size_t)ar->n;
     size_t b = off + len * (size_t)(rank + 1) / (size_t)ar->n;
     memcpy(mine + a, ar->ranks[0].stage.host + a, (b - a) * sizeof(float));
-    for (int r = 1; r < ar->n; r++) {
-        const float *src = ar->ranks[r].stage.host;
-        for (size_t i = a; i < b; i++)
-            mine[i] += src[i];
-    }
+    for (int r = 1; r < ar->n; r++)
+        clpar_sum_into(mine + a, ar->ranks[r].stage.host + a, b - a);
 }
 
 clpar_status allreduce_set_owners(clpar_allreduce *ar, const int *first) {

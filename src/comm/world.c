@@ -1,6 +1,7 @@
 /* The run's processes: MPI when built with it and started by a launcher, else one process.
  * Everything that crosses a process boundary goes through here. */
 #include "world.h"
+#include "sum.h"
 #include "world_internal.h"
 
 #include "clpar/status.h"
@@ -355,8 +356,7 @@ clpar_status world_group_sum(world_group *g, float *data, size_t len) {
                              other, 0, g->comm, MPI_STATUS_IGNORE),
                 "MPI_Sendrecv(reduction)");
         /* a + b == b + a in IEEE arithmetic: both processes hold the same sum */
-        for (size_t i = 0; i < len; i++)
-            data[i] += g->part[i];
+        clpar_sum_into(data, g->part, len);
         g->sent += (uint64_t)len * sizeof(float);
         return CLPAR_OK;
     }
@@ -393,9 +393,7 @@ clpar_status world_group_sum_parts(world_group *g, float *data, const size_t *st
     float *sum = data + a;
     if (mine) memcpy(sum, g->part, mine * sizeof *sum); /* (an empty part: no buffer yet) */
     for (int j = 1; j < P; j++) {
-        const float *src = g->part + (size_t)j * mine;
-        for (size_t i = 0; i < mine; i++)
-            sum[i] += src[i];
+        clpar_sum_into(sum, g->part + (size_t)j * mine, mine);
     }
     g->sent += (uint64_t)(starts[P] - mine) * sizeof(float);
     /* ... and, for an all-reduce, every process receives every summed part */

@@ -3,6 +3,7 @@
  * part's sum is written back into the buffers, where a CPU device may be computing in them
  * (a replica's gradients then never move). Same order of additions as the messages, so the
  * results are bit-identical whichever way a group goes. */
+#include "sum.h"
 #include "world_internal.h"
 
 #include <stdlib.h>
@@ -161,12 +162,14 @@ clpar_status world_group_sum_shared(world_group *g, size_t off, const size_t *st
     TRY(shm_sync(g)); /* every contribution is in */
     size_t a = off + starts[g->rank], b = off + starts[g->rank + 1];
     float *first = s->bufs[0]; /* the part's sum gathers in process 0's buffer, in process order */
-    for (int j = 1; j < g->size; j++) {
-        const float *src = s->bufs[j];
-        for (size_t i = a; i < b; i++)
-            first[i] += src[i];
-    }
-    for (int j = 1; j < g->size && b > a; j++) /* to every buffer, or to this process's own */
+    int P = g->size, last = gather || P - 1 == g->rank; /* the last buffer receives the sum */
+    for (int j = 1; j < P - 1; j++)
+        clpar_sum_into(first + a, s->bufs[j] + a, b - a);
+    if (P > 1 && last) /* its addition writes the sum there too, in the same pass */
+        clpar_sum_both(first + a, s->bufs[P - 1] + a, b - a);
+    else if (P > 1)
+        clpar_sum_into(first + a, s->bufs[P - 1] + a, b - a);
+    for (int j = 1; j < P - 1 && b > a; j++) /* to every buffer, or to this process's own */
         if (gather || j == g->rank) memcpy(s->bufs[j] + a, first + a, (b - a) * sizeof(float));
     /* counted as the messages would be: the same bytes cross between the processes */
     size_t len = starts[g->size], mine = b - a;
