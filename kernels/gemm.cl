@@ -13,10 +13,11 @@
  *   PH      0, or a 1-D grid that walks C in panels of PH blocks' rows: down a panel's
  *           column of blocks, then the next column, then the next panel. The panel's rows
  *           of A stay in the cache while every column of B passes, once per panel (RD unused)
- *   TB      (on the host, ops/gemm_kernels.c) 0, or an NT product of at least TB rows runs
- *           gemm_xn on panels of A and of B^T, whose outer products load a vector of B per MX
- *           FMAs where gemm_nt's dot products load one per NT and end in NT MT sums across
- *           a vector's lanes: worth the copies once A has rows enough
+ *   TB      (on the host, ops/gemm_kernels.c) 0, or an NT product of at least TB rows (and
+ *           of at least NX VW / 2 columns) runs gemm_xn on panels of A and of B^T, whose
+ *           outer products load a vector of B per MX FMAs where gemm_nt's dot products load
+ *           one per NT and end in NT MT sums across a vector's lanes: worth the copies once A
+ *           has rows enough
  * Blocks at the edges of C read clamped rows of A in gemm_nt and gemm_pack_a, and columns
  * of B (gemm_nt) or zeros (gemm_pack_b) past C's, so the inner loops never test bounds; only
  * the stores do. */

@@ -181,8 +181,8 @@ typedef struct {
                    * (MT NT), rows and VW-wide vectors of the NN/TN kernel (MX NX), vector
                    * width VW (4, 8, 16), work-group width WG (a power of 2 up to 256), the
                    * grid dimension along C's rows RD (0 or 1), panels PH, and TB (NT products
-                   * of TB rows or more run the NN/TN kernel on copies of A and B^T; 0 never);
-                   * kernels/gemm.cl says more */
+                   * of TB rows or more, and of at least half NX VW columns, run the NN/TN
+                   * kernel on copies of A and B^T; 0 never); kernels/gemm.cl says more */
 } clpar_gemm_config;
 typedef struct {
     clpar_transpose trans_a, trans_b;

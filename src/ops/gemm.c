@@ -106,21 +106,20 @@ clpar_status clpar_op_gemm(clpar_device *d, clpar_transpose trans_a, clpar_trans
  * CPU devices are not in its database, and on them both run at a few percent of the device's
  * peak (clpar-devices --bench). There clpar uses its own kernels (kernels/gemm.cl) with
  * parameters measured on PoCL: for the outer-product kernel, which every product runs (TB 1:
- * NT products too, on copies of A and B^T), blocks of 4 rows by 4 vectors of 16 on devices
- * that prefer 16-wide floats (PoCL on AVX-512) and of 6 rows by 2 vectors of 8 elsewhere (12
- * of AVX2's 16 registers); work-groups of 8 along C's rows; no panels (panels of 8 block rows
- * gained 10-20% on a GPT's 1024-row products but lost half on the default MLP's 128-row
- * ones; clpar-devices --tune tries them). On this project's AVX-512 machine a step's GEMMs
- * of bench/gpt.sh's GPT ran 3.5x and the default MLP's 1.2-1.7x faster than with the
- * kernels before the copies (NT products as dot products), clpar-devices --bench; several
- * times CLBlast's speed on every product of a layer (bench/gemm.sh). CLBlast, for what
- * clpar's kernels do not cover (both operands transposed), runs its direct kernel at every
- * size with 32x32 tiles, 4x4 threads and 8-wide vectors, measured 2-2.5x faster than its
- * defaults on PoCL. A configuration tuned for the device (`clpar-devices --tune`,
- * ops/gemm_tune.c), with the shapes it routes to other kernels (clpar_gemm_set_of), takes
- * precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct, indirect or auto
- * (CLBlast's own choice and parameters) over both. Must run before CLBlast first compiles
- * for the device. */
+ * NT products too, on copies of A and B^T, but for C narrower than half a panel), blocks of 4 rows
+ * by 4 vectors of 16 on devices that prefer 16-wide floats (PoCL on AVX-512) and of 6 rows by 2
+ * vectors of 8 elsewhere (12 of AVX2's 16 registers); work-groups of 8 along C's rows; no panels
+ * (panels of 8 block rows gained 10-20% on a GPT's 1024-row products but lost half on the default
+ * MLP's 128-row ones; clpar-devices --tune tries them). On this project's AVX-512 machine a step's
+ * GEMMs of bench/gpt.sh's GPT ran 3.5x and the default MLP's 1.2-1.7x faster than with the kernels
+ * before the copies (NT products as dot products), clpar-devices --bench; several times CLBlast's
+ * speed on every product of a layer (bench/gemm.sh). CLBlast, for what clpar's kernels do not cover
+ * (both operands transposed), runs its direct kernel at every size with 32x32 tiles, 4x4 threads
+ * and 8-wide vectors, measured 2-2.5x faster than its defaults on PoCL. A configuration tuned for
+ * the device (`clpar-devices --tune`, ops/gemm_tune.c), with the shapes it routes to other kernels
+ * (clpar_gemm_set_of), takes precedence; CLPAR_GEMM_PATH=clpar (default parameters), direct,
+ * indirect or auto (CLBlast's own choice and parameters) over both. Must run before CLBlast first
+ * compiles for the device. */
 static const clpar_gemm_config clpar_kernels_wide = {CLPAR_GEMM_CLPAR,
                                                      {4, 4, 4, 4, 16, 8, 0, 0, 1}},
                                clpar_kernels_narrow = {CLPAR_GEMM_CLPAR,

@@ -186,8 +186,11 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose tr
     const struct clpar_gemm_kernels *ks = &d->gemm_kernels[set];
     const size_t *v = ks->config.v;
     size_t block_rows = v[2], block_cols = v[3] * v[4], ph = v[7];
-    size_t pa_off = 0, pb_off = 0;    /* the panels' places in the scratch: B's, then A's */
-    if (nt && !(v[8] && m >= v[8])) { /* dot products on A and B in place */
+    size_t pa_off = 0, pb_off = 0; /* the panels' places in the scratch: B's, then A's */
+    /* NT: dot products on A and B in place, unless TB says panels pay; never for C narrower
+     * than half a block of gemm_xn's columns (a classifier's 10 outputs: 84% of each of its
+     * outer products on the panel's padding, 5x slower on PoCL than the dot products) */
+    if (nt && !(v[8] && m >= v[8] && 2 * n > block_cols)) {
         block_rows = v[0], block_cols = v[1];
     } else { /* TB, or NN / TN: A's and B's panels, then gemm_xn (gemm.cl) */
         size_t row_panels = (m + block_rows - 1) / block_rows;
