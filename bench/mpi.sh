@@ -69,9 +69,18 @@ bench() {
 # The ceiling of two processes on this machine: two independent runs of half the batch each,
 # one on each core at once, summed, against one run of the whole batch alone (each a median
 # step). No reduction, so what data parallelism cannot win back: the fixed costs of a step
-# that half a batch does not halve, and what the two cores share (caches, memory).
+# that half a batch does not halve, and what the two cores share (caches, memory). And the
+# same two runs as if in step, each step taking the slower of their two: what waiting for
+# each other every step costs on a machine whose cores slow down in turns (no reduction yet).
+#   lockstep A.csv B.csv ROWS: samples/s of the median of the two runs' steps, each the slower
+#   of the pair (as step_rate, a median step)
+lockstep() {
+  paste -d, "$1" "$2" | awk -F, -v rows="$3" 'NR > 1 {
+    a = rows / $4; b = rows / $8; print 2 * rows / (a > b ? a : b) }' | sort -g |
+    awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] }'
+}
 ceiling() {
-  local half=() ra rb r1 i
+  local half=() lock=() ra rb r1 rl i
   for i in $(seq "$ROUNDS"); do
     taskset -c 0 "$B/clpar-train" "$@" --batch 128 --devices 0 --quiet --log "$LOG.a" >/dev/null &
     taskset -c 1 "$B/clpar-train" "$@" --batch 128 --devices 0 --quiet --log "$LOG.b" >/dev/null
@@ -80,9 +89,11 @@ ceiling() {
     "$B/clpar-train" "$@" --batch 256 --devices 0 --quiet --log "$LOG" >/dev/null
     r1=$(step_rate "$LOG")
     half+=("$(awk -v a="$ra" -v b="$rb" -v c="$r1" 'BEGIN { printf "%.2f", (a + b) / c }')")
-    echo "  ceiling round $i: two half batches at once $ra + $rb samples/s, the whole batch alone $r1: ${half[-1]}x"
+    rl=$(lockstep "$LOG.a" "$LOG.b" 128)
+    lock+=("$(awk -v a="$rl" -v c="$r1" 'BEGIN { printf "%.2f", a / c }')")
+    echo "  ceiling round $i: two half batches at once $ra + $rb samples/s, the whole batch alone $r1: ${half[-1]}x; in step $rl samples/s: ${lock[-1]}x"
   done
-  echo "  the ceiling of two processes here: median $(median "${half[@]}")x"
+  echo "  the ceiling of two processes here: median $(median "${half[@]}")x; in step (each step the slower of the two, no reduction) $(median "${lock[@]}")x"
   rm -f "$LOG.a" "$LOG.b"
 }
 
