@@ -201,6 +201,58 @@ Test(kernels, counts_beyond_one_launch) {
     clpar_device_release(d, mb);
 }
 
+/* Adam and AdamW over ranges with every kind of edge (a work-item updates 16 elements: whole
+ * vectors, then the last ones singly; ranges that start anywhere, as ZeRO's slices do; more
+ * elements than one launch), against the same formula in floats on the host, bit for bit,
+ * and nothing outside the range written. */
+Test(kernels, adam_ranges_match_the_host_formula) {
+    clpar_device *d = t_device(0);
+    const size_t ranges[][2] = {{0, 1}, {0, 16}, {3, 15}, {5, 33}, {17, 100}, {2, 1100007}};
+    for (int w = 0; w < 2; w++)
+        for (size_t t = 0; t < sizeof ranges / sizeof *ranges; t++) {
+            size_t start = ranges[t][0], count = ranges[t][1], n = start + count + 9;
+            clpar_adam_params hp = {1e-2f, 0.9f, 0.999f, 1e-8f, w ? 0.05f : 0.01f, w == 1};
+            const long step = 3;
+            float *h[4], *want[4];
+            for (int a = 0; a < 4; a++) {
+                h[a] = malloc(n * sizeof(float));
+                want[a] = malloc(n * sizeof(float));
+                t_fill(h[a], n, 60 + 4 * t + a, a == 3 ? 0 : -1, 1); /* v >= 0 */
+                memcpy(want[a], h[a], n * sizeof(float));
+            }
+            const float step_size = (float)(hp.lr / (1.0 - pow(hp.beta1, (double)step)));
+            const float bc2_sqrt = (float)sqrt(1.0 - pow(hp.beta2, (double)step));
+            float *p = want[0], *g = want[1], *m = want[2], *v = want[3];
+            for (size_t i = start; i < start + count; i++) {
+                float grad = g[i], param = p[i];
+                if (hp.decoupled)
+                    param = param * (1.0f - hp.lr * hp.weight_decay);
+                else
+                    grad = grad + hp.weight_decay * param;
+                float mi = m[i] + (1.0f - hp.beta1) * (grad - m[i]);
+                float vi = hp.beta2 * v[i] + (1.0f - hp.beta2) * grad * grad;
+                m[i] = mi;
+                v[i] = vi;
+                p[i] = param - step_size * (mi / (sqrtf(vi) / bc2_sqrt + hp.eps));
+            }
+            cl_mem buf[4];
+            for (int a = 0; a < 4; a++)
+                buf[a] = t_upload(d, h[a], n);
+            T_OK(clpar_op_adam_step_range(d, buf[0], buf[1], buf[2], buf[3], start, count, &hp,
+                                          step, NULL));
+            for (int a = 0; a < 4; a++) {
+                float *got = t_download(d, buf[a], n);
+                cr_assert(!memcmp(got, want[a], n * sizeof(float)),
+                          "%s, range [%zu, %zu): array %d differs", w ? "AdamW" : "Adam", start,
+                          start + count, a);
+                free(got);
+                clpar_device_release(d, buf[a]);
+                free(h[a]);
+                free(want[a]);
+            }
+        }
+}
+
 Test(kernels, softmax_cross_entropy) {
     clpar_device *d = t_device(0);
     enum { R = 29, C = 11 };

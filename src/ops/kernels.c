@@ -135,11 +135,14 @@ clpar_status clpar_op_adam_step_range(clpar_device *d, cl_mem p, cl_mem g, cl_me
     double bc2 = 1.0 - pow((double)hp->beta2, (double)step);
     float step_size = (float)(hp->lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
+    cl_uint first = (cl_uint)start;
     cl_int e = ARG(k, 0, p) | ARG(k, 1, g) | ARG(k, 2, m) | ARG(k, 3, v) | ARG(k, 4, nn) |
                ARG(k, 5, hp->lr) | ARG(k, 6, hp->beta1) | ARG(k, 7, hp->beta2) |
                ARG(k, 8, hp->eps) | ARG(k, 9, hp->weight_decay) | ARG(k, 10, dec) |
-               ARG(k, 11, step_size) | ARG(k, 12, bc2_sqrt);
-    return launch_range(d, CLPAR_K_adam_step, e, start, n, "adam_step", event);
+               ARG(k, 11, step_size) | ARG(k, 12, bc2_sqrt) | ARG(k, 13, first);
+    /* a work-item per 16 elements (kernels/optim.cl), counted from start */
+    return launch_range(d, CLPAR_K_adam_step, e, start, start + (count + 15) / 16, "adam_step",
+                        event);
 }
 
 clpar_status clpar_op_fma_peak(clpar_device *d, cl_mem out, float a, float b, unsigned iters,
