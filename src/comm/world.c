@@ -392,9 +392,8 @@ clpar_status world_group_sum_parts(world_group *g, float *data, const size_t *st
     /* ... which sums it over the processes in order ... */
     float *sum = data + a;
     if (mine) memcpy(sum, g->part, mine * sizeof *sum); /* (an empty part: no buffer yet) */
-    for (int j = 1; j < P; j++) {
+    for (int j = 1; j < P; j++)
         clpar_sum_into(sum, g->part + (size_t)j * mine, mine);
-    }
     g->sent += (uint64_t)(starts[P] - mine) * sizeof(float);
     /* ... and, for an all-reduce, every process receives every summed part */
     return gather ? world_group_gather_parts(g, data, starts) : CLPAR_OK;
