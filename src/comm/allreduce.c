@@ -312,6 +312,29 @@ static clpar_status push_pair(rank_state *rs, cl_event read, cl_event write) {
     return CLPAR_OK;
 }
 
+/* The end of a range's reduction, its pending entry already removed: the pair of its read
+ * (or map) and its write (or unmap; NULL for none) kept for the overlap statistics (record)
+ * or released, and *write_out (may be NULL) given a reference to the write. Takes over the
+ * caller's references to both; with st failed (or failing to keep them) releases them. */
+static clpar_status settle(rank_state *rs, clpar_status st, cl_event read, cl_event write,
+                           cl_event *write_out, int record) {
+    if (st == CLPAR_OK && record) st = push_pair(rs, read, write);
+    if (st != CLPAR_OK || !record) { /* no pair kept: the caller gets the write's reference */
+        if (read) clReleaseEvent(read);
+        if (st == CLPAR_OK && write_out) {
+            *write_out = write;
+            return CLPAR_OK;
+        }
+        if (write) clReleaseEvent(write);
+        return st;
+    }
+    if (write_out) {
+        if (write) clRetainEvent(write);
+        *write_out = write;
+    }
+    return CLPAR_OK;
+}
+
 /* Reduces a begun range of the in-place buffer: the processes sum it where it lies, then it
  * is unmapped, and the compute queue waits for that. */
 static clpar_status reduce_in_place(clpar_allreduce *ar, rank_state *rs, int slot,
@@ -329,21 +352,7 @@ static clpar_status reduce_in_place(clpar_allreduce *ar, rank_state *rs, int slo
     if (st == CLPAR_OK && err != CL_SUCCESS)
         st = clpar_cl_error(err, "clEnqueueUnmapMemObject(allreduce in place)");
     if (st == CLPAR_OK) st = clpar_device_wait_events(rs->dev, 1, &write);
-    if (st == CLPAR_OK && record) st = push_pair(rs, read, write);
-    if (st != CLPAR_OK || !record) { /* no pair kept */
-        clReleaseEvent(read);
-        if (st == CLPAR_OK && write_out) {
-            *write_out = write; /* the caller's reference */
-            return CLPAR_OK;
-        }
-        if (write) clReleaseEvent(write);
-        return st;
-    }
-    if (write_out) {
-        clRetainEvent(write);
-        *write_out = write;
-    }
-    return CLPAR_OK;
+    return settle(rs, st, read, write, write_out, record);
 }
 
 /* Reduces a begun range; *write receives the write's event (retained for the caller). */
@@ -371,31 +380,12 @@ static clpar_status reduce(clpar_allreduce *ar, int rank, cl_mem buf, size_t off
     TRY(sum_processes(ar, rank, mine + off, off, len, &total));
     size_t lo, hi; /* what this rank keeps of the sum: all of it, or its ZeRO slice */
     slice_of(ar, rank, off, len, &lo, &hi);
-    if (hi == lo) { /* nothing of this range is this rank's */
-        if (record) TRY(push_pair(rs, rs->pending[slot].read, NULL));
-        if (!record) clReleaseEvent(rs->pending[slot].read);
-        if (write_out) *write_out = NULL;
-        rs->pending[slot] = rs->pending[--rs->npending];
-        return CLPAR_OK;
-    }
-    cl_event write;
-    TRY(clpar_staging_write(rs->dev, buf, lo, total + (lo - off), hi - lo, 0, NULL, &write));
-    clpar_status st = clpar_device_wait_events(rs->dev, 1, &write);
-    if (st == CLPAR_OK && record) st = push_pair(rs, rs->pending[slot].read, write);
-    if (st != CLPAR_OK) {
-        clReleaseEvent(write);
-        return st;
-    }
-    if (write_out) {
-        clRetainEvent(write);
-        *write_out = write;
-    }
-    if (!record) {
-        clReleaseEvent(rs->pending[slot].read);
-        clReleaseEvent(write);
-    }
+    cl_event read = rs->pending[slot].read, write = NULL;
+    if (hi > lo) /* else nothing of this range is this rank's */
+        TRY(clpar_staging_write(rs->dev, buf, lo, total + (lo - off), hi - lo, 0, NULL, &write));
     rs->pending[slot] = rs->pending[--rs->npending];
-    return CLPAR_OK;
+    clpar_status st = write ? clpar_device_wait_events(rs->dev, 1, &write) : CLPAR_OK;
+    return settle(rs, st, read, write, write_out, record);
 }
 
 clpar_status clpar_allreduce_bucket(clpar_allreduce *ar, int rank, cl_mem buf, size_t off,
