@@ -79,6 +79,13 @@ check "equal speeds cut a GPT where no speeds do" \
 "$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 2 --tp 2 --devices 0,1,2,3 --dry-run >"$T/dry.txt" 2>&1
 check "--dry-run prints the rank map" grep -q "rank 3 -> device 3" "$T/dry.txt"
 check "--dry-run does not train" bash -c "! grep -q '^done:' '$T/dry.txt'"
+# 600 x 400 panels of clpar's kernels beside 64 rows: (448 + 64) 600 floats and the warm-up's
+# 64 Ki (test_mesh checks the devices hold what is predicted); CLBlast's path takes none
+"$B/clpar-train" --data synthetic --model 10,600,400,5 --batch 64 --devices 0 --dry-run >"$T/dryw.txt" 2>&1
+check "--dry-run predicts the GEMM workspace" grep -q "activations, 1.42 GEMM workspace" "$T/dryw.txt"
+CLPAR_GEMM_PATH=auto "$B/clpar-train" --data synthetic --model 10,600,400,5 --batch 64 --devices 0 \
+  --dry-run >"$T/dryw.txt" 2>&1
+check "--dry-run predicts no workspace on CLBlast's path" grep -q "0.00 GEMM workspace" "$T/dryw.txt"
 "$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 3 --tp 2 --devices 0,1,2,3 --dry-run >/dev/null 2>"$T/err"
 check "--dry-run refuses a mesh larger than the spec" grep -q "6 ranks" "$T/err"
 

@@ -81,6 +81,141 @@ Test(mesh, planned_memory_matches_the_built_mesh) {
     free(params);
 }
 
+/* Mesh c on fresh devices: two steps of the whole batch, one of fewer rows and an
+ * evaluation, then each rank's GEMM workspace as clpar_gemm_workspace_predict says,
+ * unchanged since the mesh was built. */
+static void check_workspace(clpar_runtime *rt, const clpar_mesh_config *c) {
+    int n = c->dp * c->pp * c->tp, gpt = c->gpt.layers > 0;
+    clpar_model_spec model = {c->shape, c->gpt};
+    size_t np = clpar_model_param_count(&model), rows = c->max_batch;
+    size_t in = gpt ? c->gpt.ctx : c->shape.sizes[0], per = gpt ? c->gpt.ctx : 1;
+    size_t classes = gpt ? c->gpt.vocab : c->shape.sizes[c->shape.nlayers];
+    float *params = calloc(np, sizeof(float)), *x = calloc(rows * in, sizeof(float));
+    int *labels = calloc(rows * per, sizeof(int)), *tokens = calloc(rows * in, sizeof(int));
+    t_fill(params, np, 5, -0.1, 0.1);
+    t_fill(x, rows * in, 6, -1, 1);
+    for (size_t i = 0; i < rows * per; i++)
+        labels[i] = (int)(i * 7 % classes);
+    for (size_t i = 0; i < rows * in; i++)
+        tokens[i] = (int)(i * 13 % classes);
+    clpar_device *devs[8];
+    for (int r = 0; r < n; r++)
+        T_OK(clpar_device_init(rt, r % 4, &devs[r]));
+    clpar_mesh *m;
+    T_OK(clpar_mesh_init(devs, c, params, &m));
+    size_t built[8];
+    for (int r = 0; r < n; r++)
+        built[r] = clpar_device_workspace_bytes(devs[r]);
+    const void *data = gpt ? (const void *)tokens : (const void *)x;
+    double loss, acc;
+    for (int s = 0; s < 2; s++)
+        T_OK(clpar_mesh_step(m, data, labels, NULL, rows, &loss));
+    T_OK(clpar_mesh_step(m, data, labels, NULL, rows - 3, &loss));
+    T_OK(clpar_mesh_evaluate(m, data, labels, NULL, rows, &loss, &acc));
+    for (int r = 0; r < n; r++) {
+        int count;
+        T_OK(clpar_mesh_plan_rank_gemms(c, r, NULL, 0, &count));
+        clpar_gemm_shape *shapes = malloc((size_t)count * sizeof *shapes);
+        T_OK(clpar_mesh_plan_rank_gemms(c, r, shapes, count, &count));
+        size_t predicted;
+        T_OK(clpar_gemm_workspace_predict(rt, r % 4, shapes, count, &predicted));
+        size_t now = clpar_device_workspace_bytes(devs[r]);
+        cr_expect_eq(now, predicted, "%s dp %d pp %d tp %d rank %d: workspace %zu, predicted %zu",
+                     gpt ? "GPT" : "MLP", c->dp, c->pp, c->tp, r, now, predicted);
+        cr_expect_eq(now, built[r], "rank %d: the workspace grew from %zu to %zu in training", r,
+                     built[r], now);
+        cr_expect_gt(now, 0u);
+        free(shapes);
+    }
+    clpar_mesh_free(m);
+    for (int r = 0; r < n; r++)
+        clpar_device_free(devs[r]);
+    free(params);
+    free(x);
+    free(labels);
+    free(tokens);
+}
+
+/* The GEMM workspace --dry-run predicts is what the devices hold once the mesh trains: an
+ * MLP whose first product outgrows the warm-up's workspace (and its last batch, smaller), on
+ * data, tensor and pipeline meshes with W groups, and a GPT split by heads and stages. */
+Test(mesh, predicted_gemm_workspace_is_what_the_devices_hold) {
+    clpar_mesh_config c;
+    memset(&c, 0, sizeof c);
+    c.loss = CLPAR_LOSS_XENT;
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
+    /* dp, pp, tp, micro-batches, batch; the narrow MLP's largest products are W's of groups
+     * of 4 micro-batches */
+    const int meshes[][5] = {
+        {1, 1, 1, 1, 64}, {2, 1, 2, 1, 64}, {2, 2, 1, 3, 64}, {1, 2, 2, 4, 512}};
+    for (int i = 0; i < 4; i++) {
+        clpar_mlp_shape_parse(&c.shape, i < 3 ? "600,400,200,10" : "96,96,96,10");
+        c.dp = meshes[i][0], c.pp = meshes[i][1], c.tp = meshes[i][2], c.micro = meshes[i][3];
+        c.max_batch = (size_t)meshes[i][4];
+        c.schedule = i == 2 ? CLPAR_SCHEDULE_1F1B : CLPAR_SCHEDULE_GPIPE;
+        T_OK(clpar_stages_balance(&c.shape, c.pp, c.stage_layers));
+        check_workspace(t_runtime(), &c);
+    }
+    /* a tuning whose route for the first layer's forward takes wider panels than the base */
+    clpar_runtime_config rc;
+    clpar_runtime_config_from_env(&rc);
+    snprintf(rc.cache_dir, sizeof rc.cache_dir, "%s", t_tmp("cache"));
+    rc.gemm_path[0] = 0;
+    clpar_runtime *rt;
+    T_OK(clpar_runtime_init_config(&rc, &rt));
+    clpar_gemm_tuning t;
+    memset(&t, 0, sizeof t);
+    t.base = (clpar_gemm_config){CLPAR_GEMM_CLPAR, {4, 4, 4, 4, 16, 8, 0, 0, 1}};
+    t.nroutes = 1;
+    t.routes[0] = (clpar_gemm_route){{CLPAR_NO_TRANS, CLPAR_TRANS, 64, 400, 600},
+                                     {CLPAR_GEMM_CLPAR, {4, 4, 4, 8, 16, 8, 0, 0, 1}}};
+    T_OK(clpar_gemm_cache_store(rt, clpar_runtime_device_info(rt, 0), &t));
+    clpar_mlp_shape_parse(&c.shape, "600,400,200,10");
+    c.dp = c.pp = c.tp = c.micro = 1;
+    c.max_batch = 64;
+    c.stage_layers[0] = 3;
+    check_workspace(rt, &c);
+    clpar_runtime_free(rt);
+    memset(&c, 0, sizeof c);
+    c.gpt = (clpar_gpt_config){.layers = 2, .heads = 4, .embd = 64, .ctx = 32, .vocab = 96};
+    c.loss = CLPAR_LOSS_XENT;
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAMW);
+    c.max_batch = 32;
+    c.dp = 1, c.pp = 2, c.tp = 2, c.micro = 2;
+    clpar_model_spec model = {c.shape, c.gpt};
+    T_OK(clpar_stages_balance_model(&model, c.pp, NULL, c.stage_layers));
+    check_workspace(t_runtime(), &c);
+}
+
+/* The planner counts the same workspace in the memory of the fullest device. */
+Test(mesh, planner_counts_the_gemm_workspace) {
+    clpar_mesh_config c;
+    memset(&c, 0, sizeof c);
+    clpar_mlp_shape_parse(&c.shape, "600,400,200,10");
+    c.loss = CLPAR_LOSS_XENT;
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
+    c.max_batch = 64;
+    clpar_device_measure m = {.device = 0,
+                              .gflops = 10.0,
+                              .h2d_gbs = 5.0,
+                              .d2h_gbs = 5.0,
+                              .memory = 1u << 30,
+                              .host_cores = 1};
+    T_OK(clpar_gemm_tuning_of(t_runtime(), 0, &m.gemm));
+    clpar_plan plan;
+    int count;
+    T_OK(clpar_planner_plan(&c, &m, 1, &plan, 1, &count));
+    cr_assert_eq(count, 1);
+    clpar_rank_info ri;
+    T_OK(clpar_mesh_plan_rank(&plan.cfg, 0, &ri));
+    clpar_gemm_shape shapes[16];
+    T_OK(clpar_mesh_plan_rank_gemms(&plan.cfg, 0, shapes, 16, &count));
+    size_t workspace;
+    T_OK(clpar_gemm_workspace_predict(t_runtime(), 0, shapes, count, &workspace));
+    cr_expect_gt(workspace, 1u << 20, "the first layer's panels: %zu bytes", workspace);
+    cr_expect_eq(plan.max_device_bytes, ri.param_bytes + ri.activation_bytes + workspace);
+}
+
 /* The plan for mesh c among those the planner makes of devices m[0 .. n). */
 static const clpar_plan *find_plan(const clpar_mesh_config *c, const clpar_device_measure *m,
                                    int n) {
@@ -102,7 +237,8 @@ Test(mesh, planner_ranks_feasible_meshes) {
     c.max_batch = 64;
     clpar_device_measure m[4];
     for (int i = 0; i < 4; i++)
-        m[i] = (clpar_device_measure){i, 10.0, 5.0, 5.0, 1u << 30, 0, 0};
+        m[i] = (clpar_device_measure){
+            .device = i, .gflops = 10.0, .h2d_gbs = 5.0, .d2h_gbs = 5.0, .memory = 1u << 30};
     clpar_plan plans[64];
     int count;
     T_OK(clpar_planner_plan(&c, m, 4, plans, 64, &count));
@@ -146,7 +282,8 @@ Test(mesh, planner_weighs_the_link_between_processes) {
     c.max_batch = 64;
     clpar_device_measure m[2];
     for (int i = 0; i < 2; i++)
-        m[i] = (clpar_device_measure){i, 10.0, 5.0, 5.0, 1u << 30, 0, 0};
+        m[i] = (clpar_device_measure){
+            .device = i, .gflops = 10.0, .h2d_gbs = 5.0, .d2h_gbs = 5.0, .memory = 1u << 30};
     clpar_plan fast[64], slow[64], local[64];
     int nf, ns, nl;
     clpar_link link = {3, 10.0, 1e-6, 1};

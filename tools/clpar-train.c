@@ -223,18 +223,24 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
             (st = clpar_mesh_plan_rank(&unsharded, r, &whole)) != CLPAR_OK)
             return cli_fail(prog, st);
         const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r % local]);
+        clpar_gemm_tuning gemm;
+        size_t workspace;
+        if ((st = clpar_gemm_tuning_of(rt, di->index, &gemm)) != CLPAR_OK ||
+            (st = clpar_mesh_plan_rank_workspace(&mc, r, &gemm, di->type & CL_DEVICE_TYPE_CPU,
+                                                 &workspace)) != CLPAR_OK)
+            return cli_fail(prog, st);
         char zero[64] = "";
         if (mc.zero)
             snprintf(zero, sizeof zero, "; %.2f without ZeRO", whole.param_bytes / 1048576.0);
-        size_t bytes = ri.param_bytes + ri.activation_bytes;
+        size_t bytes = ri.param_bytes + ri.activation_bytes + workspace;
         if (bytes > worst) worst = bytes;
         printf("  rank %d -> device %d (%s): replica %d, stage %d (layers %d-%d), shard %d: %zu "
                "parameters, %.2f MiB predicted (%.2f parameters and state%s, %.2f activations, "
-               "%d micro-batch slots)\n",
+               "%.2f GEMM workspace, %d micro-batch slots)\n",
                r, di->index, di->name, ri.replica, ri.stage, ri.first_layer,
                ri.first_layer + ri.layers - 1, ri.shard, ri.param_count, bytes / 1048576.0,
                ri.param_bytes / 1048576.0, zero, ri.activation_bytes / 1048576.0,
-               ri.activation_slots);
+               workspace / 1048576.0, ri.activation_slots);
     }
     uint64_t tp_bytes;
     if ((st = clpar_mesh_predicted_tp_bytes(&mc, mc.max_batch, &tp_bytes)) != CLPAR_OK)

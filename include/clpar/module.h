@@ -26,6 +26,7 @@
 #ifndef CLPAR_MODULE_H
 #define CLPAR_MODULE_H
 
+#include "clpar/ops.h"
 #include "clpar/rng.h"
 #include "clpar/runtime.h"
 
@@ -132,6 +133,11 @@ typedef struct {
      * children included (NULL: the children's). with_dx: whether B computes the input
      * gradient. */
     uint64_t (*tp_bytes)(const clpar_module *m, size_t rows, bool with_dx);
+    /* The GEMM products a forward and a B over `rows` rows and a W over w_rows run, children
+     * included (NULL: the children's, with the same rows): the first cap into out, and how
+     * many in all. with_dx as for tp_bytes. */
+    int (*gemm_shapes)(const clpar_module *m, size_t rows, size_t w_rows, bool with_dx,
+                       clpar_gemm_shape *out, int cap);
     void (*free)(clpar_module *m); /* the class's own part (NULL: nothing) */
 } clpar_module_class;
 
@@ -229,6 +235,9 @@ CLPAR_API bool clpar_module_has_state(const clpar_module *m);
 /* Initializes m's and its children's parameters in the full layout, in order. */
 CLPAR_API void clpar_module_init_params(const clpar_module *m, float *full, clpar_rng *rng);
 CLPAR_API uint64_t clpar_module_tp_bytes(const clpar_module *m, size_t rows, bool with_dx);
+/* The GEMM products of m and its children (the class's gemm_shapes): for workspace. */
+CLPAR_API int clpar_module_gemm_shapes(const clpar_module *m, size_t rows, size_t w_rows,
+                                       bool with_dx, clpar_gemm_shape *out, int cap);
 
 /* Every parameter of m and its children, in flat-layout order: calls fn for each. */
 typedef void (*clpar_param_fn)(const clpar_param *p, void *user);

@@ -269,6 +269,37 @@ CLPAR_API clpar_status clpar_gemm_cache_store(const clpar_runtime *rt,
                                               const clpar_device_info *info,
                                               const clpar_gemm_tuning *t);
 
+/* ---- GEMM workspace: the panels clpar's kernels copy operands into ---- */
+
+/* Floats of panels a product of shape s takes under c (0: clpar's kernels read it in place,
+ * or c is CLBlast's, which keeps its own buffers). */
+CLPAR_API size_t clpar_gemm_panel_floats(const clpar_gemm_config *c, const clpar_gemm_shape *s);
+/* Floats of workspace products of these shapes take under t, and products with fewer rows,
+ * columns or k (which no route names: t's base runs them). */
+CLPAR_API size_t clpar_gemm_workspace_floats(const clpar_gemm_tuning *t,
+                                             const clpar_gemm_shape *shapes, int n);
+/* Warms d up (clpar_op_warmup), then grows its workspace once to what products of these
+ * shapes, or smaller, take (clpar_gemm_workspace_floats), so that running them never grows
+ * it: a mesh reserves its rank's products when it builds the rank. */
+CLPAR_API clpar_status clpar_gemm_reserve(clpar_device *d, const clpar_gemm_shape *shapes, int n);
+/* The tuning device `index` of rt takes when it first runs a product: CLPAR_GEMM_PATH's
+ * (clpar: the default parameters; direct, indirect, auto: CLBlast's), else the tuning
+ * cache's, else the default (clpar_gemm_default). Opens nothing. */
+CLPAR_API clpar_status clpar_gemm_tuning_of(const clpar_runtime *rt, int index,
+                                            clpar_gemm_tuning *t);
+/* The bytes of workspace a device whose GEMMs follow t holds once warmed up
+ * (clpar_op_warmup; cpu: a CPU device, whose warm-up runs the widest products) and reserved
+ * for these shapes (clpar_gemm_reserve). */
+CLPAR_API size_t clpar_gemm_workspace_bytes(const clpar_gemm_tuning *t, bool cpu,
+                                            const clpar_gemm_shape *shapes, int n);
+/* The bytes clpar_device_workspace_bytes will give for device `index` of rt opened afresh,
+ * warmed up and reserved for these shapes: worked out without opening it, from the tuning
+ * it would take (CLPAR_GEMM_PATH, else the tuning cache, else the default). For --dry-run
+ * and plans. */
+CLPAR_API clpar_status clpar_gemm_workspace_predict(const clpar_runtime *rt, int index,
+                                                    const clpar_gemm_shape *shapes, int n,
+                                                    size_t *bytes);
+
 /* Compiles and runs every kernel (clpar's and CLBlast's GEMMs) once on d, one device at a
  * time across the process (later calls return at once). CLBlast is not safe when two
  * threads compile at once, nor is PoCL when two threads first run the same kernel, so call

@@ -19,6 +19,8 @@ typedef struct {
     unsigned host_cores;     /* CPU devices: the host cores it computes on (compute units);
                               * 0 for devices with processors of their own */
     int cached;              /* taken from the cache file rather than measured now */
+    clpar_gemm_tuning gemm;  /* the GEMMs it will run (clpar_gemm_tuning_of), for the
+                              * workspace; zeros: CLBlast's, none */
 } clpar_device_measure;
 
 /* Measures device `device` on the model (an MLP or a GPT) at batch rows (sequences), or reads the
@@ -35,7 +37,8 @@ typedef struct {
     double compute_s, comm_s; /* its parts */
     double bubble;            /* (pp - 1) / (micro + pp - 1) */
     uint64_t bytes_per_step;  /* between host and devices, all ranks */
-    size_t max_device_bytes;  /* the largest rank's parameters, state and activations */
+    size_t max_device_bytes;  /* the largest rank's parameters, state, activations and GEMM
+                               * workspace */
     uint64_t link_bytes;      /* sent by each process to the others per step (several) */
     double link_s;            /* their time on the link, part of comm_s */
 } clpar_plan;

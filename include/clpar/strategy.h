@@ -188,6 +188,16 @@ CLPAR_API void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_in
  * --dry-run. param_bytes assumes the optimizer of cfg. */
 CLPAR_API clpar_status clpar_mesh_plan_rank(const clpar_mesh_config *cfg, int rank,
                                             clpar_rank_info *info);
+/* The GEMM products of the rank's modules at its largest micro-batch and W group (what the
+ * mesh reserves workspace for, clpar_gemm_reserve; clpar_gemm_workspace_predict gives the
+ * bytes): *count of them, the first cap into out. */
+CLPAR_API clpar_status clpar_mesh_plan_rank_gemms(const clpar_mesh_config *cfg, int rank,
+                                                  clpar_gemm_shape *out, int cap, int *count);
+/* The GEMM workspace those products take on a device whose GEMMs follow t (cpu: a CPU
+ * device; clpar_gemm_workspace_bytes), in *bytes: --dry-run's and the planner's. */
+CLPAR_API clpar_status clpar_mesh_plan_rank_workspace(const clpar_mesh_config *cfg, int rank,
+                                                      const clpar_gemm_tuning *t, bool cpu,
+                                                      size_t *bytes);
 
 /* One timed piece of work on a device queue, for traces. */
 typedef struct {

@@ -181,6 +181,18 @@ static uint64_t tp_bytes(const clpar_module *m, size_t rows, bool with_dx) {
     return bytes;
 }
 
+/* the children's products, over token rows; every one of them computes its input gradient */
+static int gemm_shapes(const clpar_module *m, size_t rows, size_t w_rows, bool with_dx,
+                       clpar_gemm_shape *out, int cap) {
+    const block *b = (const block *)m;
+    (void)with_dx;
+    int n = 0;
+    for (int k = 0; k < NKIDS; k++)
+        n += clpar_module_gemm_shapes(m->children[k], rows * b->T, w_rows * b->T, true,
+                                      n < cap ? out + n : NULL, n < cap ? cap - n : 0);
+    return n;
+}
+
 static void release(clpar_module *m) {
     block *b = (block *)m;
     for (int i = 0; b->state && i < b->slots * NS; i++)
@@ -197,6 +209,7 @@ static const clpar_module_class block_class = {.kind = "gpt_block",
                                                .reserve = reserve,
                                                .state_bytes = state_bytes,
                                                .tp_bytes = tp_bytes,
+                                               .gemm_shapes = gemm_shapes,
                                                .free = release};
 
 clpar_status clpar_gpt_block_init(const char *prefix, size_t T, size_t C, size_t H, int layers,

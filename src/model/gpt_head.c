@@ -73,6 +73,21 @@ static size_t state_bytes(const clpar_module *m, size_t rows) {
            clpar_module_state_bytes(m->children[0], seqs * h->T);
 }
 
+/* logits = lnf wte^T, dlnf = dlogits wte (needed by ln_f whether or not dx is), dwte =
+ * dlogits^T lnf; ln_f has none */
+static int gemm_shapes(const clpar_module *m, size_t rows, size_t w_rows, bool with_dx,
+                       clpar_gemm_shape *out, int cap) {
+    const head *h = (const head *)m;
+    (void)with_dx;
+    const size_t n = rows * h->T;
+    const clpar_gemm_shape all[3] = {{CLPAR_NO_TRANS, CLPAR_TRANS, n, h->V, h->C},
+                                     {CLPAR_NO_TRANS, CLPAR_NO_TRANS, n, h->C, h->V},
+                                     {CLPAR_TRANS, CLPAR_NO_TRANS, h->V, h->C, w_rows * h->T}};
+    for (int i = 0; i < 3 && i < cap; i++)
+        out[i] = all[i];
+    return 3;
+}
+
 static void release(clpar_module *m) {
     head *h = (head *)m;
     for (int s = 0; s < h->slots; s++) {
@@ -89,6 +104,7 @@ static const clpar_module_class head_class = {.kind = "gpt_head",
                                               .backward_weights = backward_weights,
                                               .reserve = reserve,
                                               .state_bytes = state_bytes,
+                                              .gemm_shapes = gemm_shapes,
                                               .free = release};
 
 clpar_status clpar_gpt_head_init(const char *ln_name, size_t T, size_t C, size_t V,

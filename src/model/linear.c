@@ -82,6 +82,19 @@ static uint64_t tp_bytes(const clpar_module *m, size_t rows, bool with_dx) {
     return floats * sizeof(float);
 }
 
+/* forward x W^T, B dy W, W dy^T x, on the shard's block of W */
+static int gemm_shapes(const clpar_module *m, size_t rows, size_t w_rows, bool with_dx,
+                       clpar_gemm_shape *out, int cap) {
+    const linear *l = (const linear *)m;
+    const clpar_gemm_shape all[3] = {{CLPAR_NO_TRANS, CLPAR_TRANS, rows, l->w_rows, l->w_cols},
+                                     {CLPAR_TRANS, CLPAR_NO_TRANS, l->w_rows, l->w_cols, w_rows},
+                                     {CLPAR_NO_TRANS, CLPAR_NO_TRANS, rows, l->w_cols, l->w_rows}};
+    int n = with_dx ? 3 : 2;
+    for (int i = 0; i < n && i < cap; i++)
+        out[i] = all[i];
+    return n;
+}
+
 /* nn.Linear's default: kaiming_uniform(a = sqrt(5)) for W and its rule for b both give
  * uniform in +-1/sqrt(in); W then b, row after row */
 static void init(const clpar_module *m, float *full, clpar_rng *rng) {
@@ -105,7 +118,8 @@ static const clpar_module_class linear_class = {.kind = "linear",
                                                 .backward_weights = backward_weights,
                                                 .scratch_floats = scratch_floats,
                                                 .init = init,
-                                                .tp_bytes = tp_bytes};
+                                                .tp_bytes = tp_bytes,
+                                                .gemm_shapes = gemm_shapes};
 
 void linear_set_init_std(clpar_module *m, double std) {
     ((linear *)m)->init_std = std;

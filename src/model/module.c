@@ -101,6 +101,16 @@ uint64_t clpar_module_tp_bytes(const clpar_module *m, size_t rows, bool with_dx)
     return bytes;
 }
 
+int clpar_module_gemm_shapes(const clpar_module *m, size_t rows, size_t w_rows, bool with_dx,
+                             clpar_gemm_shape *out, int cap) {
+    if (m->cls->gemm_shapes) return m->cls->gemm_shapes(m, rows, w_rows, with_dx, out, cap);
+    int n = 0;
+    for (int i = 0; i < m->nchildren; i++)
+        n += clpar_module_gemm_shapes(m->children[i], rows, w_rows, with_dx,
+                                      n < cap ? out + n : NULL, n < cap ? cap - n : 0);
+    return n;
+}
+
 void clpar_module_each_param(const clpar_module *m, clpar_param_fn fn, void *user) {
     for (int i = 0; i < m->nparams; i++)
         fn(&m->params[i], user);

@@ -127,41 +127,52 @@ static const clpar_gemm_config clpar_kernels_wide = {CLPAR_GEMM_CLPAR,
 
 /* clpar's default parameters for d: by its preferred float vector width (narrow where the
  * device does not say) */
-static clpar_gemm_config clpar_kernels_default(const clpar_device *d) {
-    return d->info->float_vector_width >= 16 ? clpar_kernels_wide : clpar_kernels_narrow;
+static clpar_gemm_config clpar_kernels_default(const clpar_device_info *info) {
+    return info->float_vector_width >= 16 ? clpar_kernels_wide : clpar_kernels_narrow;
+}
+
+static clpar_gemm_config default_of(const clpar_device_info *info) {
+    if (info->type & CL_DEVICE_TYPE_CPU) return clpar_kernels_default(info);
+    return (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
 }
 
 void clpar_gemm_default(const clpar_device *d, clpar_gemm_config *c) {
-    if (d->info->type & CL_DEVICE_TYPE_CPU)
-        *c = clpar_kernels_default(d);
-    else
-        *c = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}};
+    *c = default_of(d->info);
+}
+
+clpar_status gemm_plan_tuning(const clpar_runtime *rt, const clpar_device_info *info,
+                              clpar_gemm_tuning *t) {
+    const char *env = rt->cfg.gemm_path;
+    memset(t, 0, sizeof *t);
+    if (!env || !*env) {
+        if (!clpar_gemm_cache_lookup(rt, info, t)) t->base = default_of(info);
+    } else if (!strcmp(env, "clpar")) {
+        t->base = clpar_kernels_default(info);
+    } else if (!strcmp(env, "direct") || !strcmp(env, "indirect") || !strcmp(env, "auto")) {
+        t->base = (clpar_gemm_config){CLPAR_GEMM_AUTO, {0}}; /* CLBlast's, with its thresholds */
+    } else {
+        return clpar_error(CLPAR_EINVAL,
+                           "CLPAR_GEMM_PATH=%s: expected clpar, direct, indirect or auto", env);
+    }
+    return CLPAR_OK;
 }
 
 /* The runtime's gemm_path (CLPAR_GEMM_PATH), else the tuned configuration in the cache,
  * else the default. */
 static clpar_status choose_gemm_path(clpar_device *d) {
     const char *env = d->rt->cfg.gemm_path;
-    clpar_gemm_config c = {CLPAR_GEMM_AUTO, {0}};
-    if (!env || !*env) {
-        clpar_gemm_tuning t;
-        if (clpar_gemm_cache_lookup(d->rt, d->info, &t)) return clpar_gemm_apply_tuning(d, &t, 0);
-        clpar_gemm_default(d, &c);
-    } else if (!strcmp(env, "clpar")) {
-        c = clpar_kernels_default(d);
-    } else if (!strcmp(env, "direct") || !strcmp(env, "indirect")) {
+    clpar_gemm_tuning t;
+    TRY(gemm_plan_tuning(d->rt, d->info, &t));
+    if (env && (!strcmp(env, "direct") || !strcmp(env, "indirect"))) {
         /* CLBlast's path with its own parameters: only the threshold moves */
         const char *threshold_name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
         size_t threshold = env[0] == 'i' ? 1 : 65536; /* indirect from m n k >= threshold^3 */
         TRY(clpar_gemm_override(d, "GemmRoutine", 1, threshold_name, &threshold));
-        d->gemm = c;
+        d->gemm = t.base;
         d->gemm_ready = true;
         return CLPAR_OK;
-    } else if (strcmp(env, "auto")) {
-        return clpar_error(CLPAR_EINVAL,
-                           "CLPAR_GEMM_PATH=%s: expected clpar, direct, indirect or auto", env);
     }
-    return clpar_gemm_apply(d, &c, 0);
+    return clpar_gemm_apply_tuning(d, &t, 0);
 }
 
 /* Runs every kernel once, with the lock held: besides CLBlast's compiles, PoCL 3.1 creates a
@@ -179,6 +190,18 @@ static clpar_status choose_gemm_path(clpar_device *d) {
  * products up to 2^15 rows and columns and stays below PoCL's 65535-wide small-grid
  * limit). */
 #define WARM_ROWS ((size_t)1 << 15)
+int gemm_warm_shapes(int cpu, clpar_gemm_shape *out) {
+    int n = 0;
+    for (int t = 0; t < 4 && cpu; t++) /* the widest launches */
+        out[n++] = (clpar_gemm_shape){t & 1, t >> 1, WARM_ROWS, 1, 1};
+    /* every transpose pair the layers use, at sizes that need padding and that do not */
+    const size_t sizes[3] = {4, 33, 64};
+    for (int i = 0; i < 3; i++)
+        for (int t = 0; t < 4; t++)
+            out[n++] = (clpar_gemm_shape){t & 1, t >> 1, sizes[i], sizes[i], sizes[i]};
+    return n;
+}
+
 static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints, cl_mem wide) {
     clpar_sgd_params sgd = {0.1f, 0.9f, 0.0f, 0.0f, 0};
     clpar_adam_params adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
@@ -191,20 +214,19 @@ static clpar_status run_every_kernel(clpar_device *d, cl_mem buf, cl_mem ints, c
                              size_t, float, cl_mem, size_t, size_t, cl_mem, size_t, size_t, float,
                              cl_mem, size_t, size_t, cl_event *) =
             pass ? clblast_gemm : clpar_op_gemm;
-        if (wide) {
-            d->warm_grid = d->max_grid;
-            for (int t = 0; t < 4; t++) /* (WARM_ROWS, 1) = (WARM_ROWS, 1) (1, 1) */
-                TRY(gemm(d, t & 1, t >> 1, WARM_ROWS, 1, 1, 1.0f, wide, 0, t & 1 ? WARM_ROWS : 1,
-                         wide, WARM_ROWS, 1, 0.0f, wide, WARM_ROWS + 1, 1, NULL));
+        if (wide) d->warm_grid = d->max_grid;
+        clpar_gemm_shape s[GEMM_WARM_SHAPES];
+        int ns = gemm_warm_shapes(wide != NULL, s);
+        for (int i = 0; i < ns; i++) {
+            clpar_transpose ta = s[i].trans_a, tb = s[i].trans_b;
+            size_t n = s[i].m;
+            if (n == WARM_ROWS) /* (WARM_ROWS, 1) = (WARM_ROWS, 1) (1, 1) */
+                TRY(gemm(d, ta, tb, WARM_ROWS, 1, 1, 1.0f, wide, 0, ta ? WARM_ROWS : 1, wide,
+                         WARM_ROWS, 1, 0.0f, wide, WARM_ROWS + 1, 1, NULL));
+            else
+                TRY(gemm(d, ta, tb, n, n, n, 1.0f, buf, 0, n, buf, n * n, n, 0.0f, buf, 2 * n * n,
+                         n, NULL));
         }
-        /* every transpose pair the layers use, at sizes that need padding and that do not */
-        const size_t sizes[3] = {4, 33, 64};
-        for (int s = 0; s < 3; s++)
-            for (int t = 0; t < 4; t++) {
-                size_t n = sizes[s];
-                TRY(gemm(d, t & 1, t >> 1, n, n, n, 1.0f, buf, 0, n, buf, n * n, n, 0.0f, buf,
-                         2 * n * n, n, NULL));
-            }
     }
     TRY(clpar_op_bias_add(d, buf, buf, 0, 2, 4, NULL));
     TRY(clpar_op_relu_forward(d, buf, buf, 8, NULL));

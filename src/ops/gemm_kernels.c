@@ -112,17 +112,16 @@ static clpar_status launch_grid(clpar_device *d, const struct clpar_gemm_kernels
 }
 
 /* The scratch buffer of d holding at least floats: grown to at least twice its size (from
- * 64 Ki floats), the buffers it outgrew kept until the device is freed. All of them are
- * the device's workspace (clpar_device_workspace_bytes), not its allocation; by the doubling
- * the outgrown ones together are smaller than the one in use. Not released at once because
- * Oclgrind's uninitialized-value checker marks a released buffer's range undefined when the
- * release takes effect, later than the call, over the stores of whatever was allocated
- * there meanwhile (the next scratch buffer, as kernels read it). */
-static clpar_status scratch_of(clpar_device *d, size_t floats) {
+ * 64 Ki floats; gemm_workspace.c's rule, which predicts it), the buffers it outgrew kept until the
+ * device is freed. All of them are the device's workspace (clpar_device_workspace_bytes), not its
+ * allocation; by the doubling the outgrown ones together are smaller than the one in use. Not
+ * released at once because Oclgrind's uninitialized-value checker marks a released buffer's range
+ * undefined when the release takes effect, later than the call, over the stores of whatever was
+ * allocated there meanwhile (the next scratch buffer, as kernels read it). */
+clpar_status gemm_scratch_reserve(clpar_device *d, size_t floats) {
     TRY(check_u32(floats, "GEMM scratch"));
     if (d->gemm_scratch_floats >= floats) return CLPAR_OK;
-    size_t grow = d->gemm_scratch_floats ? 2 * d->gemm_scratch_floats : (size_t)1 << 16;
-    if (floats < grow && grow <= UINT32_MAX) floats = grow;
+    floats = gemm_scratch_grown(d->gemm_scratch_floats, floats);
     cl_mem grown;
     size_t bytes = floats * sizeof(float);
     TRY(clpar_device_alloc(d, bytes, &grown));
@@ -189,15 +188,18 @@ clpar_status clpar_gemm_kernels_run(clpar_device *d, int set, clpar_transpose tr
     size_t pa_off = 0, pb_off = 0; /* the panels' places in the scratch: B's, then A's */
     /* NT: dot products on A and B in place, unless TB says panels pay; never for C narrower
      * than half a block of gemm_xn's columns (a classifier's 10 outputs: 84% of each of its
-     * outer products on the panel's padding, 5x slower on PoCL than the dot products) */
-    if (nt && !(v[8] && m >= v[8] && 2 * n > block_cols)) {
+     * outer products on the panel's padding, 5x slower on PoCL than the dot products).
+     * clpar_gemm_panel_floats holds the rule: no panels, or how many floats they take. */
+    clpar_gemm_shape s = {trans_a, nt ? CLPAR_TRANS : CLPAR_NO_TRANS, m, n, k};
+    size_t panels = clpar_gemm_panel_floats(&ks->config, &s);
+    if (!panels) {
         block_rows = v[0], block_cols = v[1];
     } else { /* TB, or NN / TN: A's and B's panels, then gemm_xn (gemm.cl) */
         size_t row_panels = (m + block_rows - 1) / block_rows;
         size_t col_panels = (n + block_cols - 1) / block_cols;
         pa_off = col_panels * block_cols * k;
         TRY(check_u32(pa_off, "GEMM scratch"));
-        TRY(scratch_of(d, pa_off + row_panels * block_rows * k));
+        TRY(gemm_scratch_reserve(d, panels));
         TRY(pack(d, ks, 0, col_panels, k, n, b, b_off, nt ? 1 : ldb, nt ? ldb : 1, pb_off));
         TRY(pack(d, ks, 1, row_panels, k, m, a, a_off, ars, aks, pa_off));
         nt = 0;

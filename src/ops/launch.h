@@ -38,4 +38,17 @@ clpar_status clpar_gemm_kernels_warm(clpar_device *d, cl_mem buf);
 int clpar_gemm_set_of(const clpar_device *d, clpar_transpose ta, clpar_transpose tb, size_t m,
                       size_t n, size_t k);
 
+/* The GEMM workspace (gemm_workspace.c): the scratch's size after growing from have floats
+ * for need (gemm_kernels.c's rule: doubling, from 64 Ki floats); d's scratch grown to hold
+ * floats; the tuning a device of rt with this info takes when it first runs a product
+ * (CLPAR_GEMM_PATH, else the cache's, else the default; CLPAR_EINVAL for a path it does not
+ * know); and the products of the warm-up in order (clpar_op_warmup; cpu: with the widest,
+ * as on CPU devices), at most GEMM_WARM_SHAPES, returning how many. */
+size_t gemm_scratch_grown(size_t have, size_t need);
+clpar_status gemm_scratch_reserve(clpar_device *d, size_t floats);
+clpar_status gemm_plan_tuning(const clpar_runtime *rt, const clpar_device_info *info,
+                              clpar_gemm_tuning *t);
+#define GEMM_WARM_SHAPES 16
+int gemm_warm_shapes(int cpu, clpar_gemm_shape *out);
+
 #endif

@@ -164,6 +164,18 @@ static clpar_status zero_slice(clpar_mesh *M, mrank *k) {
     return slice_views(k);
 }
 
+/* The device's GEMM workspace for the rank's products, at once: training then never grows
+ * it, and it is what --dry-run predicts. */
+static clpar_status reserve_gemms(mrank *k) {
+    int n = layout_gemms(&k->lay, NULL, 0);
+    clpar_gemm_shape *s = malloc((n ? (size_t)n : 1) * sizeof *s);
+    if (!s) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    layout_gemms(&k->lay, s, n);
+    clpar_status st = clpar_gemm_reserve(k->dev, s, n);
+    free(s);
+    return st;
+}
+
 static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
     const clpar_mesh_config *c = &M->cfg;
     TRY(clpar_op_warmup(k->dev));
@@ -209,6 +221,7 @@ static clpar_status build_rank(clpar_mesh *M, mrank *k, const float *params) {
         TRY(alloc_counted(k, (size_t)l->group * cap * l->wdy_w, &k->wdy, &k->act_bytes));
     }
     TRY(alloc_counted(k, l->scratch, &k->scratch, &k->act_bytes));
+    TRY(reserve_gemms(k));
     TRY(alloc_counted(k, cap * (l->loss_w ? l->loss_w : 1), &k->lossbuf, &k->act_bytes));
     if (c->optim.decay_matrices_only) TRY(set_no_decay(k));
     if (c->clip > 0 && !(k->host_grads = malloc((l->nparams ? l->nparams : 1) * f)))

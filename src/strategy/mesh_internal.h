@@ -41,6 +41,9 @@ clpar_status layout_rank(const clpar_mesh_config *c, int rank, rank_layout *out)
 void layout_free(rank_layout *l);
 /* Bytes of every activation and working buffer of the layout, each as allocated. */
 size_t layout_activation_bytes(const rank_layout *l);
+/* The GEMM products of the layout's modules (clpar_mesh_plan_rank_gemms): the first cap into
+ * out, and how many in all. */
+int layout_gemms(const rank_layout *l, clpar_gemm_shape *out, int cap);
 
 /* ZeRO-1's slices of a rank's n parameters among dp replicas: replica d's is
  * [bounds[d], bounds[d + 1]), cut on ZERO_ALIGN floats (512 bytes: a sub-buffer's origin must

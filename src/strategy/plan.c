@@ -156,6 +156,18 @@ size_t layout_activation_bytes(const rank_layout *l) {
     return total + floats(l->scratch) + floats(cap * (l->loss_w ? l->loss_w : 1));
 }
 
+int layout_gemms(const rank_layout *l, clpar_gemm_shape *out, int cap) {
+    int n = 0;
+    for (int j = 0; j < l->nl; j++) {
+        const clpar_module *m = l->mods[j];
+        /* W of a module without state runs over a group's rows at once (mesh_step.c) */
+        size_t group = clpar_module_has_state(m) || l->group < 1 ? 1 : (size_t)l->group;
+        n += clpar_module_gemm_shapes(m, l->cap, group * l->cap, j > 0 || l->p > 0,
+                                      n < cap ? out + n : NULL, n < cap ? cap - n : 0);
+    }
+    return n;
+}
+
 clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     clpar_model_spec model = mesh_model(c);
     int L = clpar_model_modules(&model);
@@ -274,6 +286,30 @@ clpar_status clpar_mesh_plan_rank(const clpar_mesh_config *c, int rank, clpar_ra
     info->activation_bytes = layout_activation_bytes(&l);
     layout_free(&l);
     return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_plan_rank_gemms(const clpar_mesh_config *c, int rank, clpar_gemm_shape *out,
+                                        int cap, int *count) {
+    rank_layout l;
+    TRY(layout_rank(c, rank, &l));
+    *count = layout_gemms(&l, out, cap);
+    layout_free(&l);
+    return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_plan_rank_workspace(const clpar_mesh_config *c, int rank,
+                                            const clpar_gemm_tuning *t, bool cpu, size_t *bytes) {
+    rank_layout l;
+    TRY(layout_rank(c, rank, &l));
+    int n = layout_gemms(&l, NULL, 0);
+    clpar_gemm_shape *s = malloc((n ? (size_t)n : 1) * sizeof *s);
+    if (s) {
+        layout_gemms(&l, s, n);
+        *bytes = clpar_gemm_workspace_bytes(t, cpu, s, n);
+    }
+    free(s);
+    layout_free(&l);
+    return s ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
 }
 
 clpar_status clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory,

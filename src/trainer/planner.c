@@ -146,6 +146,7 @@ clpar_status clpar_planner_measure(clpar_runtime *rt, int device, const clpar_mo
     out->device = device;
     out->memory = di->global_mem;
     out->host_cores = di->type & CL_DEVICE_TYPE_CPU ? di->compute_units : 0;
+    TRY(clpar_gemm_tuning_of(rt, device, &out->gemm));
     char key[2048];
     cache_key(rt, di, model, batch, key, sizeof key);
     if (!remeasure && cache_lookup(rt, key, out)) {
@@ -202,8 +203,12 @@ static int predict(const clpar_mesh_config *c, const clpar_device_measure *m, in
     double micro_rows = (double)rows / c->micro;
     for (int r = 0; r < n; r++) {
         clpar_rank_info ri;
-        if (clpar_mesh_plan_rank(c, r, &ri) != CLPAR_OK) return 0;
-        size_t bytes = ri.param_bytes + ri.activation_bytes;
+        size_t workspace;
+        if (clpar_mesh_plan_rank(c, r, &ri) != CLPAR_OK ||
+            clpar_mesh_plan_rank_workspace(c, r, &m[r].gemm, m[r].host_cores > 0, &workspace) !=
+                CLPAR_OK)
+            return 0;
+        size_t bytes = ri.param_bytes + ri.activation_bytes + workspace;
         if (bytes > m[r].memory) return 0;
         if (bytes > p->max_device_bytes) p->max_device_bytes = bytes;
         double flops = modules_flops(&model, ri.first_layer, ri.layers) * micro_rows / c->tp;
