@@ -9,15 +9,18 @@ cmake --install "$B" --prefix "$T/prefix" >/dev/null
 test -x "$T/prefix/bin/clpar-devices" && test -x "$T/prefix/bin/clpar-train"
 # the installed tools start without LD_LIBRARY_PATH (their RUNPATH is $ORIGIN/../lib)
 env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-devices" --json >/dev/null
-env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-train" --help | grep -q "usage: clpar-train"
-env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-generate" --help | grep -q "usage: clpar-generate"
+grep -q "usage: clpar-train" <<<"$(env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-train" --help)"
+grep -q "usage: clpar-generate" <<<"$(env -u LD_LIBRARY_PATH "$T/prefix/bin/clpar-generate" --help)"
 # the library exports its API and nothing else
 so=$(find "$T/prefix" -name 'libclpar.so.0' | head -1)
-others=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^clpar_' || true)
+# read once: grep -q on a pipe would leave nm writing into a closed pipe (SIGPIPE, and with
+# pipefail a failure) once the symbol table outgrows the pipe's buffer
+syms=$(nm -D --defined-only "$so" | awk '{print $3}')
+others=$(grep -v '^clpar_' <<<"$syms" || true)
 if [ -n "$others" ]; then echo "libclpar exports non-API symbols: $others" >&2; exit 1; fi
-nm -D --defined-only "$so" | grep -q ' clpar_version$'
+grep -qx 'clpar_version' <<<"$syms"
 for internal in clpar_error clpar_cl_error split_size; do
-  if nm -D --defined-only "$so" | grep -q " $internal\$"; then echo "exports $internal" >&2; exit 1; fi
+  if grep -qx "$internal" <<<"$syms"; then echo "exports $internal" >&2; exit 1; fi
 done
 mkdir "$T/src"
 cat >"$T/src/main.c" <<'C'
