@@ -37,6 +37,9 @@ expect_error "--dp" "$train" "${syn[@]}" --dp -3
 expect_error "--dp 5 is larger than --batch 4" "$train" "${syn[@]}" --dp 5 --batch 4 --devices 0,0,0,0,0
 expect_error "device spec names 2" "$train" "${syn[@]}" --dp 3 --devices 0,1
 expect_error "--accum 0" "$train" "${syn[@]}" --accum 0
+CLPAR_GEMM_PATH=fastest expect_error "CLPAR_GEMM_PATH=fastest" "$train" "${syn[@]}"
+CLPAR_GEMM_PATH=fastest expect_error "CLPAR_GEMM_PATH=fastest" "$train" "${syn[@]}" --dry-run
+check "--dry-run prints no plan before a bad CLPAR_GEMM_PATH" test ! -s "$T/out"
 expect_error "--batch 0" "$train" "${syn[@]}" --batch 0
 expect_error "--lr" "$train" "${syn[@]}" --lr -1
 expect_error "--lr expects a number" "$train" "${syn[@]}" --lr fast

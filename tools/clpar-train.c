@@ -197,6 +197,11 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
     uint64_t memory[CLPAR_MAX_RANKS];
     for (int r = 0; r < n; r++)
         memory[r] = clpar_runtime_device_info(rt, cfg->devices[r % local])->global_mem;
+    for (int r = 0; r < local; r++) { /* a bad CLPAR_GEMM_PATH before any line of the plan */
+        clpar_gemm_tuning gemm;
+        if ((st = clpar_gemm_tuning_of(rt, cfg->devices[r], &gemm)) != CLPAR_OK)
+            return cli_fail(prog, st);
+    }
     int chosen = mc.schedule == CLPAR_SCHEDULE_AUTO;
     if ((st = clpar_mesh_choose_schedule(&mc, memory, &mc.schedule)) != CLPAR_OK)
         return cli_fail(prog, st);
