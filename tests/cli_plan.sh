@@ -86,6 +86,20 @@ check "--dry-run predicts the GEMM workspace" grep -q "activations, 1.42 GEMM wo
 CLPAR_GEMM_PATH=auto "$B/clpar-train" --data synthetic --model 10,600,400,5 --batch 64 --devices 0 \
   --dry-run >"$T/dryw.txt" 2>&1
 check "--dry-run predicts no workspace on CLBlast's path" grep -q "0.00 GEMM workspace" "$T/dryw.txt"
+# what --dry-run predicts for each rank is what the run then holds (its rank map's memory)
+mem() { sed -n 's/^  rank \([0-9]*\) .*[:,] \([0-9.]*\) MiB\( predicted\)\? (.*/\1 \2/p' "$1"; }
+for mesh in "--dp 2 --tp 2" "--pp 2 --tp 2 --micro-batches 4"; do
+  # shellcheck disable=SC2086
+  "$B/clpar-train" --data synthetic --model 10,600,400,5 --batch 64 $mesh --devices 0,1,2,3 \
+    --dry-run >"$T/pred.txt" 2>&1
+  # shellcheck disable=SC2086
+  "$B/clpar-train" --data synthetic --model 10,600,400,5 --batch 64 $mesh --devices 0,1,2,3 \
+    --steps 2 >"$T/held.txt" 2>&1
+  mem "$T/pred.txt" >"$T/pred.mem"
+  mem "$T/held.txt" >"$T/held.mem"
+  check "$mesh: four ranks' memory predicted" test "$(wc -l <"$T/pred.mem")" -eq 4
+  check "$mesh: each rank holds the memory --dry-run predicted" diff "$T/pred.mem" "$T/held.mem"
+done
 "$B/clpar-train" --data synthetic --model 10,16,16,5 --dp 3 --tp 2 --devices 0,1,2,3 --dry-run >/dev/null 2>"$T/err"
 check "--dry-run refuses a mesh larger than the spec" grep -q "6 ranks" "$T/err"
 

@@ -125,6 +125,10 @@ static void check_workspace(clpar_runtime *rt, const clpar_mesh_config *c) {
         cr_expect_eq(now, built[r], "rank %d: the workspace grew from %zu to %zu in training", r,
                      built[r], now);
         cr_expect_gt(now, 0u);
+        clpar_rank_info ri;
+        clpar_mesh_rank_info(m, r, &ri);
+        cr_expect_eq(ri.workspace_bytes, now, "rank %d: the rank's info says %zu", r,
+                     ri.workspace_bytes);
         free(shapes);
     }
     clpar_mesh_free(m);

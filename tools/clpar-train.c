@@ -401,10 +401,14 @@ static clpar_status print_ranks(clpar_runtime *rt, clpar_mesh *mesh, const int *
         if (P > 1)
             snprintf(where, sizeof where, "process %d on %s, ", clpar_world_rank(world),
                      clpar_world_host(world, clpar_world_rank(world)));
+        size_t bytes = ri.param_bytes + ri.activation_bytes + ri.workspace_bytes;
         snprintf(mine + (size_t)i * LINE, LINE,
-                 "  rank %d (replica %d, stage %d layers %d-%d, shard %d): %sdevice %d, %s (%s)",
+                 "  rank %d (replica %d, stage %d layers %d-%d, shard %d): %sdevice %d, %s (%s), "
+                 "%.2f MiB (%.2f parameters and state, %.2f activations, %.2f GEMM workspace)",
                  first + i, ri.replica, ri.stage, ri.first_layer, ri.first_layer + ri.layers - 1,
-                 ri.shard, where, di->index, di->name, di->platform_name);
+                 ri.shard, where, di->index, di->name, di->platform_name, bytes / 1048576.0,
+                 ri.param_bytes / 1048576.0, ri.activation_bytes / 1048576.0,
+                 ri.workspace_bytes / 1048576.0);
     }
     clpar_status st = clpar_world_allgather(world, mine, (size_t)n * LINE, all);
     for (int i = 0; i < n * P && st == CLPAR_OK; i++)

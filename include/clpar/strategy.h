@@ -182,6 +182,9 @@ typedef struct {
     size_t activation_bytes; /* layer inputs and output gradients of every slot, W's
                               * gathering buffers, hand-off and loss buffers */
     int activation_slots;    /* micro-batches whose activations it can hold at once */
+    size_t workspace_bytes;  /* its device's GEMM workspace (clpar_mesh_rank_info, once the
+                              * mesh has reserved it; clpar_mesh_plan_rank, which knows no
+                              * device, leaves 0: clpar_mesh_plan_rank_workspace) */
 } clpar_rank_info;
 CLPAR_API void clpar_mesh_rank_info(const clpar_mesh *m, int rank, clpar_rank_info *info);
 /* The same, worked out from a configuration alone (nothing is allocated): for plans and

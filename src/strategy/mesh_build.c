@@ -604,4 +604,5 @@ void clpar_mesh_rank_info(const clpar_mesh *M, int rank, clpar_rank_info *info) 
     info->param_bytes = k->param_bytes;
     info->activation_bytes = k->act_bytes;
     info->activation_slots = k->lay.nslots;
+    info->workspace_bytes = k->dev ? clpar_device_workspace_bytes(k->dev) : 0;
 }
