@@ -172,6 +172,38 @@ static void shape_text(const clpar_gemm_shape *s, char *buf, size_t n) {
              s->k);
 }
 
+/* Times again, after all the others, the untuned configuration (cand[0]) and those within
+ * 25% of the fastest, keeping each product's faster time of the two: single timings on a
+ * shared machine mislead (one process timed the untuned at 1.1 ms, the next at 1.9, the
+ * first candidate running right after start-up), and these decide the choice and the
+ * reported gain. */
+static void retime_finalists(clpar_device *d, const clpar_gemm_config *cand, int nc,
+                             const clpar_gemm_shape *s, int ns, double *times) {
+    double fastest = INFINITY, *again = malloc((size_t)ns * sizeof *again);
+    if (!again) return; /* the first timings stand */
+    for (int c = 0; c < nc; c++) {
+        double t = 0;
+        for (int j = 0; j < ns; j++)
+            t += times[(size_t)c * ns + j];
+        if (t < fastest) fastest = t;
+    }
+    for (int c = 0; c < nc && isfinite(fastest); c++) {
+        double t = 0, t2;
+        for (int j = 0; j < ns; j++)
+            t += times[(size_t)c * ns + j];
+        if (!isfinite(t) || (c > 0 && t > 1.25 * fastest)) continue;
+        if (clpar_gemm_apply(d, &cand[c], 1) != CLPAR_OK ||
+            clpar_gemm_time(d, s, ns, &t2, again) != CLPAR_OK)
+            continue; /* it ran once: keep that */
+        for (int j = 0; j < ns; j++)
+            times[(size_t)c * ns + j] = fmin(times[(size_t)c * ns + j], again[j]);
+        char text[512];
+        clpar_gemm_config_format(&cand[c], text, sizeof text);
+        printf("  again %.3f ms: %s\n", t2 * 1e3, text);
+    }
+    free(again);
+}
+
 /* --tune: per device, the GEMM configuration that runs the model's products fastest, and the
  * shapes that another runs faster still, checked against the host and kept in the cache that
  * every later run applies. */
@@ -215,6 +247,7 @@ static int tune(clpar_runtime *rt, const int *idx, int n, const char *model, con
                 for (int j = 0; j < ns; j++)
                     times[(size_t)c * ns + j] = INFINITY;
         }
+        retime_finalists(d, cand, nc, s, ns, times);
         clpar_gemm_tuning best, old;
         clpar_gemm_fallback(d, &fallback);
         int picks[MAXS];
