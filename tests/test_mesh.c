@@ -48,6 +48,36 @@ Test(mesh, three_d_meshes_equal_single_device) {
     clpar_dataset_free(&ds);
 }
 
+/* A mesh of no replicas, stages or shards is refused by name, by the trainer (where pp and
+ * tp 0 mean 1: off) and by the mesh. */
+Test(mesh, sizes_below_one_are_refused) {
+    clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
+    const char *names[3] = {"dp", "pp", "tp"};
+    for (int i = 0; i < 3; i++)
+        for (int v = -1; v <= 0; v++) {
+            char want[48];
+            snprintf(want, sizeof want, "%s must be at least 1 (got %d)", names[i], v);
+            clpar_trainer_config c = single_device(CLPAR_OPTIM_SGD);
+            *(i == 0 ? &c.dp : i == 1 ? &c.pp : &c.tp) = v;
+            clpar_trainer *tr = NULL;
+            clpar_status st = clpar_trainer_init(t_runtime(), &c, &ds, &tr);
+            if (i == 0 || v < 0) {
+                cr_expect_eq(st, CLPAR_EINVAL, "%s %d", names[i], v);
+                cr_expect(strstr(clpar_last_error(), want), "%s", clpar_last_error());
+            } else {
+                cr_expect_eq(st, CLPAR_OK, "%s 0 is off", names[i]);
+            }
+            clpar_trainer_free(tr);
+            clpar_mesh_config m = {.dp = 1, .pp = 1, .tp = 1, .micro = 1, .max_batch = 4};
+            clpar_mlp_shape_parse(&m.shape, "4,3");
+            m.stage_layers[0] = 1;
+            *(i == 0 ? &m.dp : i == 1 ? &m.pp : &m.tp) = v;
+            cr_expect_eq(clpar_mesh_validate(&m), CLPAR_EINVAL, "mesh %s %d", names[i], v);
+            cr_expect(strstr(clpar_last_error(), want), "%s", clpar_last_error());
+        }
+    clpar_dataset_free(&ds);
+}
+
 /* The plan worked out without devices matches what a built mesh holds, rank by rank. */
 Test(mesh, planned_memory_matches_the_built_mesh) {
     clpar_mesh_config c;

@@ -114,7 +114,9 @@ CLPAR_API void clpar_device_release(clpar_device *d, cl_mem m);
  * the copies of a product's operands that clpar's GEMM kernels run on (a buffer at least
  * as large as the largest product's A and B so far, padded to whole blocks, grown by
  * doubling, and the ones it outgrew: at most about twice that; kept until the handle is
- * freed). Allocations fail once both together would pass the device's memory. */
+ * freed; a mesh grows it once, for its rank's products, when it builds the rank:
+ * clpar_gemm_reserve). Allocations fail once both together would pass the device's
+ * memory. */
 CLPAR_API size_t clpar_device_allocated_bytes(const clpar_device *d);
 CLPAR_API size_t clpar_device_workspace_bytes(const clpar_device *d);
 

@@ -127,6 +127,9 @@ CLPAR_API void clpar_mesh_local_ranks(const clpar_mesh *m, int *first, int *coun
 /* The replica this process evaluates with and reports (parameters, optimizer state): its
  * first when it holds whole replicas, else replica 0, assembled across processes. */
 CLPAR_API int clpar_mesh_home_replica(const clpar_mesh *m);
+/* Whether cfg's dp, pp and tp are each at least 1 (the first of clpar_mesh_validate's
+ * checks, which the trainer makes of its own fields too). */
+CLPAR_API clpar_status clpar_mesh_check_sizes(const clpar_mesh_config *cfg);
 /* Whether cfg's ranks can be dealt out to `procs` processes: as many on each (a multiple of
  * procs), tensor-parallel groups whole in one process, and with ZeRO whole replicas. */
 CLPAR_API clpar_status clpar_mesh_check_processes(const clpar_mesh_config *cfg, int procs);

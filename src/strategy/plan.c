@@ -172,12 +172,7 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     clpar_model_spec model = mesh_model(c);
     int L = clpar_model_modules(&model);
     if (clpar_model_is_gpt(&model)) TRY(clpar_gpt_config_check(&c->gpt));
-    if (c->dp < 1)
-        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("dp") " must be at least 1 (got %d)", c->dp);
-    if (c->pp < 1)
-        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("pp") " must be at least 1 (got %d)", c->pp);
-    if (c->tp < 1)
-        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("tp") " must be at least 1 (got %d)", c->tp);
+    TRY(clpar_mesh_check_sizes(c));
     if (c->micro < 1)
         return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("micro") " must be at least 1 (got %d)",
                            c->micro);
@@ -218,6 +213,16 @@ clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
         TRY(layout_rank(c, RANK_OF(c, 0, p, 0), &l));
         layout_free(&l);
     }
+    return CLPAR_OK;
+}
+
+clpar_status clpar_mesh_check_sizes(const clpar_mesh_config *c) {
+    if (c->dp < 1)
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("dp") " must be at least 1 (got %d)", c->dp);
+    if (c->pp < 1)
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("pp") " must be at least 1 (got %d)", c->pp);
+    if (c->tp < 1)
+        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("tp") " must be at least 1 (got %d)", c->tp);
     return CLPAR_OK;
 }
 

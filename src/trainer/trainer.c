@@ -12,12 +12,8 @@
 static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset *ds) {
     clpar_model_spec m = trainer_model(c);
     if (c->batch < 1) return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("batch") " must be at least 1");
-    if (c->dp < 1)
-        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("dp") " must be at least 1 (got %d)", c->dp);
-    if (c->pp < 1)
-        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("pp") " must be at least 1 (got %d)", c->pp);
-    if (c->tp < 1)
-        return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("tp") " must be at least 1 (got %d)", c->tp);
+    clpar_mesh_config spread = {.dp = c->dp, .pp = c->pp, .tp = c->tp, .zero = c->zero};
+    TRY(clpar_mesh_check_sizes(&spread));
     if (c->accum < 1)
         return clpar_error(CLPAR_EINVAL, CLPAR_FIELD("accum") " must be at least 1 (got %d)",
                            c->accum);
@@ -39,7 +35,6 @@ static clpar_status validate(const clpar_trainer_config *c, const clpar_dataset 
                                                 : CLPAR_FIELD("accum"),
                            c->accum * c->micro_batches, c->batch);
     int P = clpar_world_size(c->world);
-    clpar_mesh_config spread = {.dp = c->dp, .pp = c->pp, .tp = c->tp, .zero = c->zero};
     TRY(clpar_mesh_check_processes(&spread, P));
     if (c->ndevices < ranks / P)
         return clpar_error(CLPAR_EINVAL,
