@@ -25,6 +25,18 @@ static clpar_trainer_config single_device(clpar_optim_kind kind) {
     return c;
 }
 
+/* An MLP of these sizes with cross-entropy and Adam, for a mesh sized for batch rows (one of
+ * everything else: the caller sets the mesh). */
+static clpar_mesh_config adam_mlp(const char *sizes, size_t batch) {
+    clpar_mesh_config c;
+    memset(&c, 0, sizeof c);
+    clpar_mlp_shape_parse(&c.shape, sizes);
+    c.loss = CLPAR_LOSS_XENT;
+    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
+    c.max_batch = batch;
+    return c;
+}
+
 Test(mesh, three_d_meshes_equal_single_device) {
     clpar_dataset ds = t_dataset(77, 11, 6, 0, 31);
     clpar_trainer_config c = single_device(CLPAR_OPTIM_ADAM);
@@ -80,14 +92,9 @@ Test(mesh, sizes_below_one_are_refused) {
 
 /* The plan worked out without devices matches what a built mesh holds, rank by rank. */
 Test(mesh, planned_memory_matches_the_built_mesh) {
-    clpar_mesh_config c;
-    memset(&c, 0, sizeof c);
-    clpar_mlp_shape_parse(&c.shape, "11,10,9,8,7,6");
-    c.loss = CLPAR_LOSS_XENT;
-    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
+    clpar_mesh_config c = adam_mlp("11,10,9,8,7,6", 29);
     c.dp = 2, c.pp = 2, c.tp = 2, c.micro = 3;
     c.schedule = CLPAR_SCHEDULE_1F1B;
-    c.max_batch = 29;
     T_OK(clpar_stages_balance(&c.shape, 2, c.stage_layers));
     size_t n = clpar_mlp_shape_param_count(&c.shape);
     float *params = calloc(n, sizeof(float));
@@ -175,17 +182,13 @@ static void check_workspace(clpar_runtime *rt, const clpar_mesh_config *c) {
  * data, tensor and pipeline meshes with W groups, and a GPT split by heads and stages. */
 Test(mesh, predicted_gemm_workspace_is_what_the_devices_hold) {
     clpar_mesh_config c;
-    memset(&c, 0, sizeof c);
-    c.loss = CLPAR_LOSS_XENT;
-    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
     /* dp, pp, tp, micro-batches, batch; the narrow MLP's largest products are W's of groups
      * of 4 micro-batches */
     const int meshes[][5] = {
         {1, 1, 1, 1, 64}, {2, 1, 2, 1, 64}, {2, 2, 1, 3, 64}, {1, 2, 2, 4, 512}};
     for (int i = 0; i < 4; i++) {
-        clpar_mlp_shape_parse(&c.shape, i < 3 ? "600,400,200,10" : "96,96,96,10");
+        c = adam_mlp(i < 3 ? "600,400,200,10" : "96,96,96,10", (size_t)meshes[i][4]);
         c.dp = meshes[i][0], c.pp = meshes[i][1], c.tp = meshes[i][2], c.micro = meshes[i][3];
-        c.max_batch = (size_t)meshes[i][4];
         c.schedule = i == 2 ? CLPAR_SCHEDULE_1F1B : CLPAR_SCHEDULE_GPIPE;
         T_OK(clpar_stages_balance(&c.shape, c.pp, c.stage_layers));
         check_workspace(t_runtime(), &c);
@@ -204,9 +207,8 @@ Test(mesh, predicted_gemm_workspace_is_what_the_devices_hold) {
     t.routes[0] = (clpar_gemm_route){{CLPAR_NO_TRANS, CLPAR_TRANS, 64, 400, 600},
                                      {CLPAR_GEMM_CLPAR, {4, 4, 4, 8, 16, 8, 0, 0, 1}}};
     T_OK(clpar_gemm_cache_store(rt, clpar_runtime_device_info(rt, 0), &t));
-    clpar_mlp_shape_parse(&c.shape, "600,400,200,10");
+    c = adam_mlp("600,400,200,10", 64);
     c.dp = c.pp = c.tp = c.micro = 1;
-    c.max_batch = 64;
     c.stage_layers[0] = 3;
     check_workspace(rt, &c);
     clpar_runtime_free(rt);
@@ -223,12 +225,7 @@ Test(mesh, predicted_gemm_workspace_is_what_the_devices_hold) {
 
 /* The planner counts the same workspace in the memory of the fullest device. */
 Test(mesh, planner_counts_the_gemm_workspace) {
-    clpar_mesh_config c;
-    memset(&c, 0, sizeof c);
-    clpar_mlp_shape_parse(&c.shape, "600,400,200,10");
-    c.loss = CLPAR_LOSS_XENT;
-    c.optim = clpar_optim_defaults(CLPAR_OPTIM_ADAM);
-    c.max_batch = 64;
+    clpar_mesh_config c = adam_mlp("600,400,200,10", 64);
     clpar_device_measure m = {.device = 0,
                               .gflops = 10.0,
                               .h2d_gbs = 5.0,

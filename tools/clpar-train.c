@@ -183,25 +183,13 @@ static clpar_status measure_speeds(clpar_runtime *rt, clpar_trainer_config *cfg,
     return CLPAR_OK;
 }
 
-/* --dry-run: the plan, without training. */
-static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clpar_dataset *ds) {
-    clpar_mesh_config mc;
-    clpar_status st = clpar_trainer_mesh_config(cfg, ds->n, &mc);
-    if (st != CLPAR_OK) return cli_fail(prog, st);
-    int n = mc.dp * mc.pp * mc.tp, local = n / procs(); /* every process's ranks alike */
-    if (local > cfg->ndevices) {
-        fprintf(stderr, "%s: error: %d ranks need %d devices, but the device spec names %d\n", prog,
-                n, local, cfg->ndevices);
-        return 1;
-    }
-    uint64_t memory[CLPAR_MAX_RANKS];
-    for (int r = 0; r < n; r++)
-        memory[r] = clpar_runtime_device_info(rt, cfg->devices[r % local])->global_mem;
-    for (int r = 0; r < local; r++) { /* a bad CLPAR_GEMM_PATH before any line of the plan */
-        clpar_gemm_tuning gemm;
-        if ((st = clpar_gemm_tuning_of(rt, cfg->devices[r], &gemm)) != CLPAR_OK)
-            return cli_fail(prog, st);
-    }
+/* --dry-run's plan of mc (n ranks, local of them in each process) on cfg's devices, whose
+ * GEMM tunings gemm holds (one per local rank) and memory their global memory (per rank). */
+static int dry_run_print(clpar_runtime *rt, const clpar_trainer_config *cfg,
+                         const clpar_mesh_config *mc_in, int n, int local,
+                         const clpar_gemm_tuning *gemm, const uint64_t *memory) {
+    clpar_mesh_config mc = *mc_in;
+    clpar_status st;
     int chosen = mc.schedule == CLPAR_SCHEDULE_AUTO;
     if ((st = clpar_mesh_choose_schedule(&mc, memory, &mc.schedule)) != CLPAR_OK)
         return cli_fail(prog, st);
@@ -228,11 +216,9 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
             (st = clpar_mesh_plan_rank(&unsharded, r, &whole)) != CLPAR_OK)
             return cli_fail(prog, st);
         const clpar_device_info *di = clpar_runtime_device_info(rt, cfg->devices[r % local]);
-        clpar_gemm_tuning gemm;
         size_t workspace;
-        if ((st = clpar_gemm_tuning_of(rt, di->index, &gemm)) != CLPAR_OK ||
-            (st = clpar_mesh_plan_rank_workspace(&mc, r, &gemm, di->type & CL_DEVICE_TYPE_CPU,
-                                                 &workspace)) != CLPAR_OK)
+        if ((st = clpar_mesh_plan_rank_workspace(
+                 &mc, r, &gemm[r % local], di->type & CL_DEVICE_TYPE_CPU, &workspace)) != CLPAR_OK)
             return cli_fail(prog, st);
         char zero[64] = "";
         if (mc.zero)
@@ -255,6 +241,33 @@ static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clp
            (unsigned long long)tp_bytes, 100.0 * (mc.pp - 1) / (mc.micro + mc.pp - 1),
            worst / 1048576.0);
     return 0;
+}
+
+/* --dry-run: the plan, without training. */
+static int dry_run(clpar_runtime *rt, const clpar_trainer_config *cfg, const clpar_dataset *ds) {
+    clpar_mesh_config mc;
+    clpar_status st = clpar_trainer_mesh_config(cfg, ds->n, &mc);
+    if (st != CLPAR_OK) return cli_fail(prog, st);
+    int n = mc.dp * mc.pp * mc.tp, local = n / procs(); /* every process's ranks alike */
+    if (local > cfg->ndevices) {
+        fprintf(stderr, "%s: error: %d ranks need %d devices, but the device spec names %d\n", prog,
+                n, local, cfg->ndevices);
+        return 1;
+    }
+    uint64_t memory[CLPAR_MAX_RANKS];
+    for (int r = 0; r < n; r++)
+        memory[r] = clpar_runtime_device_info(rt, cfg->devices[r % local])->global_mem;
+    /* each device's GEMM tuning, once (and a bad CLPAR_GEMM_PATH before any line of the plan) */
+    clpar_gemm_tuning *gemm = malloc((size_t)local * sizeof *gemm);
+    if (!gemm) return cli_fail(prog, cli_error_status(CLPAR_ENOMEM, "out of host memory"));
+    for (int r = 0; r < local; r++)
+        if ((st = clpar_gemm_tuning_of(rt, cfg->devices[r], &gemm[r])) != CLPAR_OK) {
+            free(gemm);
+            return cli_fail(prog, st);
+        }
+    int rc = dry_run_print(rt, cfg, &mc, n, local, gemm, memory);
+    free(gemm);
+    return rc;
 }
 
 static void format_time(double s, char *buf, size_t n) {

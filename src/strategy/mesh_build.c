@@ -167,10 +167,9 @@ static clpar_status zero_slice(clpar_mesh *M, mrank *k) {
 /* The device's GEMM workspace for the rank's products, at once: training then never grows
  * it, and it is what --dry-run predicts. */
 static clpar_status reserve_gemms(mrank *k) {
-    int n = layout_gemms(&k->lay, NULL, 0);
-    clpar_gemm_shape *s = malloc((n ? (size_t)n : 1) * sizeof *s);
-    if (!s) return clpar_error(CLPAR_ENOMEM, "out of host memory");
-    layout_gemms(&k->lay, s, n);
+    clpar_gemm_shape *s;
+    int n;
+    TRY(layout_gemm_list(&k->lay, &s, &n));
     clpar_status st = clpar_gemm_reserve(k->dev, s, n);
     free(s);
     return st;

@@ -44,6 +44,8 @@ size_t layout_activation_bytes(const rank_layout *l);
 /* The GEMM products of the layout's modules (clpar_mesh_plan_rank_gemms): the first cap into
  * out, and how many in all. */
 int layout_gemms(const rank_layout *l, clpar_gemm_shape *out, int cap);
+/* The same in a new array (*out, the caller frees it; never NULL on success) of *n. */
+clpar_status layout_gemm_list(const rank_layout *l, clpar_gemm_shape **out, int *n);
 
 /* ZeRO-1's slices of a rank's n parameters among dp replicas: replica d's is
  * [bounds[d], bounds[d + 1]), cut on ZERO_ALIGN floats (512 bytes: a sub-buffer's origin must

@@ -168,6 +168,14 @@ int layout_gemms(const rank_layout *l, clpar_gemm_shape *out, int cap) {
     return n;
 }
 
+clpar_status layout_gemm_list(const rank_layout *l, clpar_gemm_shape **out, int *n) {
+    *n = layout_gemms(l, NULL, 0);
+    *out = malloc((*n ? (size_t)*n : 1) * sizeof **out);
+    if (!*out) return clpar_error(CLPAR_ENOMEM, "out of host memory");
+    layout_gemms(l, *out, *n);
+    return CLPAR_OK;
+}
+
 clpar_status clpar_mesh_validate(const clpar_mesh_config *c) {
     clpar_model_spec model = mesh_model(c);
     int L = clpar_model_modules(&model);
@@ -306,15 +314,13 @@ clpar_status clpar_mesh_plan_rank_workspace(const clpar_mesh_config *c, int rank
                                             const clpar_gemm_tuning *t, bool cpu, size_t *bytes) {
     rank_layout l;
     TRY(layout_rank(c, rank, &l));
-    int n = layout_gemms(&l, NULL, 0);
-    clpar_gemm_shape *s = malloc((n ? (size_t)n : 1) * sizeof *s);
-    if (s) {
-        layout_gemms(&l, s, n);
-        *bytes = clpar_gemm_workspace_bytes(t, cpu, s, n);
-    }
-    free(s);
+    clpar_gemm_shape *s;
+    int n;
+    clpar_status st = layout_gemm_list(&l, &s, &n);
+    if (st == CLPAR_OK) *bytes = clpar_gemm_workspace_bytes(t, cpu, s, n);
+    if (st == CLPAR_OK) free(s);
     layout_free(&l);
-    return s ? CLPAR_OK : clpar_error(CLPAR_ENOMEM, "out of host memory");
+    return st;
 }
 
 clpar_status clpar_mesh_choose_schedule(const clpar_mesh_config *cfg, const uint64_t *memory,
